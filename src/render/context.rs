@@ -1,0 +1,159 @@
+//! The values templates see: the spec itself plus what is derived from it.
+//!
+//! Owns: every computed value a template needs (names, subnet CIDRs, policy
+//! names, CLI arguments of the data-plane binaries), so templates hold no
+//! logic beyond loops and conditionals. Must not: emit CloudFormation text.
+
+use serde::Serialize;
+
+use crate::spec::model::*;
+use crate::spec::network::{derive_subnets, msk_az_count};
+
+/// Everything a stack template is rendered with.
+#[derive(Debug, Serialize)]
+pub struct Context<'a> {
+    pub spec: &'a EnvSpec,
+    pub d: Derived,
+}
+
+/// Values computed from the spec.
+#[derive(Debug, Serialize)]
+pub struct Derived {
+    /// Indexes 0..N of the availability zones.
+    pub azs: Vec<usize>,
+    pub public_subnets: Vec<String>,
+    pub private_subnets: Vec<String>,
+    /// How many of the private subnets MSK brokers use.
+    pub msk_azs: usize,
+    /// Fixed addresses of ZooKeeper nodes (self-managed Kafka), one per node.
+    pub zookeeper_ips: Vec<String>,
+    /// `Retain` in protected environments, else `Delete`.
+    pub bucket_policy: &'static str,
+    /// `Snapshot` in protected environments, else `Delete`.
+    pub database_policy: &'static str,
+    pub stream_name: String,
+    pub lease_table: String,
+    pub firehose_compression: &'static str,
+    pub partition_by: &'static str,
+    pub ingest_format: &'static str,
+    /// Arguments of `lake-ingest run` on the fleet (after `--stream` and `--sink`).
+    pub ingest_args: Vec<String>,
+    /// Arguments of `lake-compact` in the compaction step (after `--src`/`--dest`).
+    pub compact_args: Vec<String>,
+    pub emr_market: EmrMarkets,
+    /// Parameter group family of the Aurora engine version.
+    pub aurora_family: &'static str,
+    /// Bucket and key of the bridge's connector plugin (`s3://bucket/key`).
+    pub bridge_plugin: (String, String),
+    /// Protocol clients use for the Kafka bridge: IAM over TLS, or plaintext in the VPC.
+    pub kafka_bridge_auth: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+pub struct EmrMarkets {
+    pub master: &'static str,
+    pub core: &'static str,
+    pub task: &'static str,
+}
+
+impl<'a> Context<'a> {
+    pub fn new(spec: &'a EnvSpec) -> Self {
+        let azs = spec.network.az_count();
+        let (public_subnets, private_subnets) = match &spec.network {
+            Network::New(n) => {
+                // Validation guarantees derivation succeeds for a valid spec.
+                let derived = derive_subnets(&n.cidr, n.subnet_prefix, azs).unwrap_or_default();
+                let (dp, dv) = derived.split_at(derived.len().min(azs));
+                let pick = |given: &Vec<String>, fallback: &[String]| {
+                    if given.is_empty() {
+                        fallback.to_vec()
+                    } else {
+                        given.clone()
+                    }
+                };
+                (pick(&n.public_subnets, dp), pick(&n.private_subnets, dv))
+            }
+            Network::Existing(_) => (Vec::new(), Vec::new()),
+        };
+        let zookeeper_ips = match &spec.kafka {
+            Some(k) if k.mode == KafkaMode::SelfManaged => (0..k.self_managed.zookeeper_nodes as usize)
+                .map(|i| fixed_host(&private_subnets[i % azs.max(1)], 10 + i / azs.max(1)))
+                .collect(),
+            _ => Vec::new(),
+        };
+        let protect = spec.protection.retain_data;
+        let ingest = &spec.ingest;
+        let ingest_args = vec![
+            format!("--format {}", ingest.format.as_str()),
+            format!("--partition-by {}", ingest.effective_partition_by().as_str()),
+            format!("--time-field {}", ingest.time_field),
+            format!("--partition-format '{}'", ingest.partition_format),
+            format!("--roll-mib {}", ingest.roll_mib),
+            format!("--roll-seconds {}", ingest.roll_seconds),
+            format!("--failover-seconds {}", ingest.failover_seconds),
+        ];
+        let c = &spec.compaction;
+        let mut compact_args = vec![format!("--target-size {}", c.target_size_mib)];
+        if c.delete_on_success {
+            compact_args.push("--delete-on-success".into());
+        }
+        compact_args.push("--output-manifest manifest.gz".into());
+        Context {
+            spec,
+            d: Derived {
+                azs: (0..azs).collect(),
+                public_subnets,
+                private_subnets,
+                msk_azs: msk_az_count(azs),
+                zookeeper_ips,
+                bucket_policy: if protect { "Retain" } else { "Delete" },
+                database_policy: if protect { "Snapshot" } else { "Delete" },
+                stream_name: format!("{}-orders", spec.name),
+                lease_table: format!("{}-ingest-leases", spec.name),
+                firehose_compression: spec.archive.compression.cfn_name(),
+                partition_by: ingest.effective_partition_by().as_str(),
+                ingest_format: ingest.format.as_str(),
+                ingest_args,
+                compact_args,
+                emr_market: EmrMarkets {
+                    master: spec.emr.master.market.cfn_name(),
+                    core: spec.emr.core.market.cfn_name(),
+                    task: spec.emr.task.market.cfn_name(),
+                },
+                aurora_family: if spec.metastore.engine_version.starts_with("5.7.") {
+                    "aurora-mysql5.7"
+                } else {
+                    "aurora-mysql8.0"
+                },
+                bridge_plugin: spec
+                    .kafka
+                    .as_ref()
+                    .and_then(|k| k.bridge.as_ref())
+                    .and_then(|b| b.plugin.strip_prefix("s3://")?.split_once('/'))
+                    .map(|(b, k)| (b.to_string(), k.to_string()))
+                    .unwrap_or_default(),
+                kafka_bridge_auth: match &spec.kafka {
+                    Some(k) if k.mode == KafkaMode::Msk => "IAM",
+                    _ => "NONE",
+                },
+            },
+        }
+    }
+}
+
+/// The `host`-th address of a subnet (AWS reserves the first four).
+fn fixed_host(subnet: &str, host: usize) -> String {
+    let net: ipnet::Ipv4Net = subnet.parse().expect("derived subnets are valid CIDRs");
+    let base = u32::from(net.network());
+    std::net::Ipv4Addr::from(base + host as u32).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fixed_hosts_skip_reserved_addresses() {
+        assert_eq!(fixed_host("10.20.32.0/20", 10), "10.20.32.10");
+    }
+}

@@ -1,0 +1,183 @@
+//! Rendering: a valid spec -> one CloudFormation template per stack, plus the
+//! stack graph (`stacks.json`).
+//!
+//! Owns: the minijinja environment, the rendering of every enabled stack,
+//! and writing `DIR/<stack>.yaml` and `DIR/stacks.json`. Wiring of parameters
+//! to upstream outputs and the deploy order live in `wiring` and `graph`.
+//! Must not: call AWS or read spec files (callers hand in a `LoadedSpec`).
+
+pub mod catalog;
+pub mod context;
+pub mod graph;
+pub mod wiring;
+
+use std::path::{Path, PathBuf};
+
+use indexmap::IndexMap;
+use minijinja::{Environment, UndefinedBehavior};
+use serde::Serialize;
+
+use crate::spec::LoadedSpec;
+pub use wiring::ParamSource;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error("template {template}: {message}\n  (this is a bug in lakectl's templates; please report it)")]
+    Template { template: String, message: String },
+    #[error("stack {stack}: the rendered template is not valid YAML: {message}\n  (a bug in templates/{stack}.yaml.j2)")]
+    NotYaml { stack: String, message: String },
+    #[error("stack {stack}: parameter {parameter} has no source: no upstream stack outputs it, it has no Default and it is not an artifact hash")]
+    Unwired { stack: String, parameter: String },
+    #[error("output {output} is produced by both stack {first} and stack {second}; output names must be unique across stacks")]
+    DuplicateOutput { output: String, first: String, second: String },
+    #[error("stacks depend on each other in a cycle: {0}")]
+    Cycle(String),
+    #[error("cannot write {path}: {source}")]
+    Write { path: PathBuf, source: std::io::Error },
+}
+
+/// One rendered stack.
+#[derive(Debug, Clone, Serialize)]
+pub struct RenderedStack {
+    /// Short id (`network`), also the template file's stem.
+    pub id: String,
+    /// CloudFormation stack name (`<name>-<id>`).
+    pub stack_name: String,
+    pub summary: String,
+    #[serde(skip)]
+    pub template: String,
+    pub depends_on: Vec<String>,
+    pub parameters: IndexMap<String, ParamSource>,
+    pub outputs: Vec<String>,
+}
+
+/// Every stack of one environment, in deploy order.
+#[derive(Debug, Clone, Serialize)]
+pub struct RenderedEnv {
+    pub environment: String,
+    pub name: String,
+    pub region: String,
+    pub termination_protection: bool,
+    pub tags: IndexMap<String, String>,
+    pub deploy_order: Vec<String>,
+    /// Groups of stacks that can deploy in parallel, in order.
+    pub waves: Vec<Vec<String>>,
+    pub stacks: Vec<RenderedStack>,
+}
+
+impl RenderedEnv {
+    pub fn stack(&self, id: &str) -> Option<&RenderedStack> {
+        self.stacks.iter().find(|s| s.id == id)
+    }
+
+    /// `stacks.json`: deterministic, pretty, newline-terminated.
+    pub fn stacks_json(&self) -> String {
+        let mut text = serde_json::to_string_pretty(self).expect("plain data serialises");
+        text.push('\n');
+        text
+    }
+
+    /// Write `dir/<stack>.yaml` and `dir/stacks.json`; returns the files written.
+    pub fn write_to(&self, dir: &Path) -> Result<Vec<PathBuf>, RenderError> {
+        let write = |path: PathBuf, text: &str| {
+            std::fs::write(&path, text)
+                .map(|_| path.clone())
+                .map_err(|source| RenderError::Write { path, source })
+        };
+        std::fs::create_dir_all(dir).map_err(|source| RenderError::Write {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let mut written = Vec::new();
+        for s in &self.stacks {
+            written.push(write(dir.join(format!("{}.yaml", s.id)), &s.template)?);
+        }
+        written.push(write(dir.join("stacks.json"), &self.stacks_json())?);
+        Ok(written)
+    }
+}
+
+fn environment() -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_trim_blocks(true);
+    env.set_lstrip_blocks(true);
+    // A misspelt variable in a template is a bug, not an empty string.
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    // JSON quoting is valid YAML and keeps any spec string from breaking the document.
+    env.add_filter("q", |v: minijinja::Value| -> Result<String, minijinja::Error> {
+        serde_json::to_string(&v).map_err(|e| minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, e.to_string()))
+    });
+    for (name, source) in catalog::partials() {
+        env.add_template(name, source).expect("partials parse (checked by tests)");
+    }
+    for kind in catalog::stack_kinds() {
+        env.add_template(kind.template, kind.source).expect("templates parse (checked by tests)");
+    }
+    env
+}
+
+/// Render every enabled stack of a (validated) spec.
+pub fn render(loaded: &LoadedSpec) -> Result<RenderedEnv, RenderError> {
+    let spec = &loaded.spec;
+    let env = environment();
+    let ctx = context::Context::new(spec);
+    let mut stacks = Vec::new();
+    for kind in catalog::stack_kinds().into_iter().filter(|k| (k.enabled)(spec)) {
+        let template = env.get_template(kind.template).map_err(|e| template_error(kind.template, &e))?;
+        let text = template.render(&ctx).map_err(|e| template_error(kind.template, &e))?;
+        stacks.push(RenderedStack {
+            id: kind.id.to_string(),
+            stack_name: format!("{}-{}", spec.name, kind.id),
+            summary: kind.summary.to_string(),
+            template: normalise_blank_lines(&text),
+            depends_on: Vec::new(),
+            parameters: IndexMap::new(),
+            outputs: Vec::new(),
+        });
+    }
+    wiring::wire(&mut stacks)?;
+    let waves = graph::waves(&stacks)?;
+    let deploy_order: Vec<String> = waves.iter().flatten().cloned().collect();
+    stacks.sort_by_key(|s| deploy_order.iter().position(|id| *id == s.id));
+    Ok(RenderedEnv {
+        environment: loaded.env.clone(),
+        name: spec.name.clone(),
+        region: spec.region.clone(),
+        termination_protection: spec.protection.termination_protection,
+        tags: spec.tags.clone(),
+        deploy_order,
+        waves,
+        stacks,
+    })
+}
+
+fn template_error(template: &str, e: &minijinja::Error) -> RenderError {
+    let mut message = e.to_string();
+    if let Some(line) = e.line() {
+        message = format!("line {line}: {message}");
+    }
+    RenderError::Template {
+        template: template.to_string(),
+        message,
+    }
+}
+
+/// Collapse runs of blank lines that conditionals leave behind.
+fn normalise_blank_lines(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut blank = 0;
+    for line in text.lines() {
+        if line.trim().is_empty() {
+            blank += 1;
+            if blank > 1 {
+                continue;
+            }
+            out.push('\n');
+        } else {
+            blank = 0;
+            out.push_str(line.trim_end());
+            out.push('\n');
+        }
+    }
+    out
+}

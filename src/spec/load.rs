@@ -1,0 +1,389 @@
+//! Reading spec files: YAML text -> merged value (`extends:`) -> typed `EnvSpec`.
+//!
+//! Owns: finding environment files, following `extends:` chains, deep-merging
+//! base and overlay, recording where every key was written, and turning serde
+//! errors (syntax, types, unknown keys) into positioned diagnostics.
+//! Must not: apply cross-field rules (that is `validate`) or render anything.
+
+use std::path::{Path, PathBuf};
+
+use serde_yaml::{Mapping, Value};
+use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
+use yaml_rust2::scanner::Marker;
+
+use super::diagnostic::{suggest, Diagnostic, Locator, Position, Severity};
+use super::model::EnvSpec;
+
+/// A spec that parsed and type-checked, with the map back to its source.
+#[derive(Debug, Clone)]
+pub struct LoadedSpec {
+    /// The environment's name as on the command line (the file stem).
+    pub env: String,
+    pub file: PathBuf,
+    pub spec: EnvSpec,
+    pub locator: Locator,
+}
+
+/// Longest `extends:` chain followed before it is called a cycle.
+const MAX_EXTENDS_DEPTH: usize = 8;
+
+/// The environment names in `env_dir`: every `*.yaml` not starting with `_`
+/// (underscore files are shared bases), sorted.
+pub fn list_environments(env_dir: &Path) -> Result<Vec<String>, Diagnostic> {
+    let entries = std::fs::read_dir(env_dir).map_err(|e| io_diagnostic(env_dir, &e))?;
+    let mut names: Vec<String> = entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let stem = name.strip_suffix(".yaml")?;
+            (!stem.starts_with('_')).then(|| stem.to_string())
+        })
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
+/// Load `env_dir/<env>.yaml`, following `extends:`.
+pub fn load_environment(env_dir: &Path, env: &str) -> Result<LoadedSpec, Vec<Diagnostic>> {
+    let file = env_dir.join(format!("{env}.yaml"));
+    if !file.is_file() {
+        let known = list_environments(env_dir).unwrap_or_default();
+        let hint = match suggest(env, known.iter().map(String::as_str)) {
+            Some(s) => format!("; did you mean `{s}`?"),
+            None if known.is_empty() => String::new(),
+            None => format!("; known environments: {}", known.join(", ")),
+        };
+        return Err(vec![Diagnostic {
+            severity: Severity::Error,
+            position: top_of(&file),
+            field: String::new(),
+            message: format!("no environment `{env}` (expected the file {}){hint}", file.display()),
+        }]);
+    }
+    let (value, locator) = load_merged(&file, 0)?;
+    let spec = deserialize(value, &locator)?;
+    Ok(LoadedSpec {
+        env: env.to_string(),
+        file,
+        spec,
+        locator,
+    })
+}
+
+fn top_of(file: &Path) -> Position {
+    Position {
+        file: file.to_path_buf(),
+        line: 1,
+        col: 1,
+    }
+}
+
+fn io_diagnostic(path: &Path, e: &std::io::Error) -> Diagnostic {
+    Diagnostic {
+        severity: Severity::Error,
+        position: top_of(path),
+        field: String::new(),
+        message: format!("cannot read {}: {e}", path.display()),
+    }
+}
+
+/// Parse one file and, recursively, its bases; the overlay wins key by key.
+fn load_merged(file: &Path, depth: usize) -> Result<(Value, Locator), Vec<Diagnostic>> {
+    let text = std::fs::read_to_string(file).map_err(|e| vec![io_diagnostic(file, &e)])?;
+    let value: Value = serde_yaml::from_str(&text).map_err(|e| vec![yaml_syntax(file, &e)])?;
+    let value = match value {
+        Value::Null => Value::Mapping(Mapping::new()),
+        v @ Value::Mapping(_) => v,
+        _ => {
+            return Err(vec![Diagnostic {
+                severity: Severity::Error,
+                position: top_of(file),
+                field: String::new(),
+                message: "a spec must be a YAML mapping of keys to values".into(),
+            }])
+        }
+    };
+    let locator = index_positions(file, &text);
+    let Some(base_ref) = value.get("extends") else {
+        return Ok((value, locator));
+    };
+    let Some(base_name) = base_ref.as_str() else {
+        return Err(vec![locator.error("extends", "`extends` must be a file name such as `_base.yaml`")]);
+    };
+    if depth >= MAX_EXTENDS_DEPTH {
+        return Err(vec![locator.error(
+            "extends",
+            format!("`extends` chain deeper than {MAX_EXTENDS_DEPTH}; is there a cycle?"),
+        )]);
+    }
+    let base_file = file.parent().unwrap_or(Path::new(".")).join(base_name);
+    if !base_file.is_file() {
+        return Err(vec![locator.error(
+            "extends",
+            format!("base spec `{}` does not exist", base_file.display()),
+        )]);
+    }
+    let (mut merged, mut merged_locator) = load_merged(&base_file, depth + 1)?;
+    merge_into(&mut merged, value, "", &mut merged_locator);
+    merged_locator.merge_from(locator);
+    Ok((merged, merged_locator))
+}
+
+/// Deep merge: mappings merge per key, anything else replaces. A mapping
+/// whose `mode:` changes is replaced whole: the other mode's keys do not apply.
+fn merge_into(base: &mut Value, overlay: Value, path: &str, locator: &mut Locator) {
+    let mode_changes = |b: &Mapping, o: &Mapping| matches!((b.get("mode"), o.get("mode")), (Some(x), Some(y)) if x != y);
+    match (base, overlay) {
+        (Value::Mapping(b), Value::Mapping(o)) if !mode_changes(b, &o) => {
+            for (k, v) in o {
+                let child = match k.as_str() {
+                    Some(s) if path.is_empty() => s.to_string(),
+                    Some(s) => format!("{path}.{s}"),
+                    None => path.to_string(),
+                };
+                match b.get_mut(&k) {
+                    Some(existing) => merge_into(existing, v, &child, locator),
+                    None => {
+                        b.insert(k, v);
+                    }
+                }
+            }
+        }
+        (b, o) => {
+            locator.remove_below(path);
+            *b = o;
+        }
+    }
+}
+
+fn yaml_syntax(file: &Path, e: &serde_yaml::Error) -> Diagnostic {
+    let (line, col) = e
+        .location()
+        .map(|l| (l.line(), l.column()))
+        .unwrap_or((1, 1));
+    Diagnostic {
+        severity: Severity::Error,
+        position: Position {
+            file: file.to_path_buf(),
+            line,
+            col,
+        },
+        field: String::new(),
+        message: format!("YAML syntax: {}", strip_location(&e.to_string())),
+    }
+}
+
+/// serde_yaml appends " at line L column C"; we already print the position.
+fn strip_location(msg: &str) -> String {
+    match msg.find(" at line ") {
+        Some(i) => msg[..i].to_string(),
+        None => msg.to_string(),
+    }
+}
+
+fn deserialize(value: Value, locator: &Locator) -> Result<EnvSpec, Vec<Diagnostic>> {
+    serde_path_to_error::deserialize::<_, EnvSpec>(value).map_err(|err| {
+        let mut path = path_string(err.path());
+        let inner = strip_location(&err.inner().to_string());
+        let message = match parse_unknown_field(&inner) {
+            Some((key, expected)) => {
+                // The path usually ends at the unknown key already; make sure it does.
+                if path.rsplit('.').next() != Some(key.as_str()) {
+                    path = if path.is_empty() {
+                        key.clone()
+                    } else {
+                        format!("{path}.{key}")
+                    };
+                }
+                let hint = match suggest(&key, expected.iter().map(String::as_str)) {
+                    Some(s) => format!("; did you mean `{s}`?"),
+                    None => format!("; expected one of: {}", expected.join(", ")),
+                };
+                format!("unknown key `{path}`{hint}")
+            }
+            None if path.is_empty() => inner,
+            None => format!("{path}: {inner}"),
+        };
+        vec![locator.error(&path, message)]
+    })
+}
+
+fn path_string(path: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
+    let parts: Vec<String> = path
+        .iter()
+        .filter_map(|s| match s {
+            Segment::Seq { index } => Some(index.to_string()),
+            Segment::Map { key } => Some(key.clone()),
+            Segment::Enum { .. } | Segment::Unknown => None,
+        })
+        .collect();
+    parts.join(".")
+}
+
+/// `unknown field `x`, expected one of `a`, `b`` -> ("x", ["a", "b"]).
+fn parse_unknown_field(msg: &str) -> Option<(String, Vec<String>)> {
+    let rest = msg.strip_prefix("unknown field `")?;
+    let end = rest.find('`')?;
+    let key = rest[..end].to_string();
+    let expected = rest[end + 1..]
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_string)
+        .collect();
+    Some((key, expected))
+}
+
+/// Record the position of every mapping key and list item of `text`.
+fn index_positions(file: &Path, text: &str) -> Locator {
+    let mut indexer = PositionIndexer {
+        file: file.to_path_buf(),
+        locator: Locator::new(top_of(file)),
+        stack: Vec::new(),
+    };
+    // A syntax error here was already reported by serde_yaml; keep what we have.
+    let _ = Parser::new_from_str(text).load(&mut indexer, false);
+    indexer.locator
+}
+
+enum Frame {
+    /// `key` is Some while the value of that key is being read.
+    Mapping { path: String, key: Option<String> },
+    Sequence { path: String, index: usize },
+}
+
+struct PositionIndexer {
+    file: PathBuf,
+    locator: Locator,
+    stack: Vec<Frame>,
+}
+
+impl PositionIndexer {
+    fn position(&self, mark: Marker) -> Position {
+        Position {
+            file: self.file.clone(),
+            line: mark.line(),
+            col: mark.col() + 1,
+        }
+    }
+
+    /// Path of the value that starts now, recording its position; None when
+    /// the event is a mapping key rather than a value.
+    fn begin_value(&mut self, scalar_key: Option<&str>, mark: Marker) -> Option<String> {
+        let position = self.position(mark);
+        match self.stack.last_mut() {
+            None => Some(String::new()),
+            Some(Frame::Mapping { path, key }) => match key.take() {
+                Some(k) => Some(join(path, &k)),
+                None => {
+                    let k = scalar_key.unwrap_or("?").to_string();
+                    let full = join(path, &k);
+                    *key = Some(k);
+                    self.locator.insert(full, position);
+                    None
+                }
+            },
+            Some(Frame::Sequence { path, index }) => {
+                let full = join(path, &index.to_string());
+                *index += 1;
+                self.locator.insert(full.clone(), position);
+                Some(full)
+            }
+        }
+    }
+}
+
+fn join(path: &str, segment: &str) -> String {
+    if path.is_empty() {
+        segment.to_string()
+    } else {
+        format!("{path}.{segment}")
+    }
+}
+
+impl MarkedEventReceiver for PositionIndexer {
+    fn on_event(&mut self, ev: Event, mark: Marker) {
+        match ev {
+            Event::Scalar(s, ..) => {
+                self.begin_value(Some(&s), mark);
+            }
+            Event::Alias(_) => {
+                self.begin_value(Some("*alias"), mark);
+            }
+            Event::MappingStart(..) => {
+                if let Some(path) = self.begin_value(None, mark) {
+                    self.stack.push(Frame::Mapping { path, key: None });
+                } else {
+                    // A complex (mapping) key: index nothing inside it.
+                    self.stack.push(Frame::Mapping {
+                        path: "?".into(),
+                        key: None,
+                    });
+                }
+            }
+            Event::SequenceStart(..) => {
+                let path = self.begin_value(None, mark).unwrap_or_else(|| "?".into());
+                self.stack.push(Frame::Sequence { path, index: 0 });
+            }
+            Event::MappingEnd | Event::SequenceEnd => {
+                self.stack.pop();
+            }
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions_of_keys_and_items() {
+        let text = "a: 1\nb:\n  c: x\n  d:\n    - 1\n    - e: 2\n";
+        let l = index_positions(Path::new("f.yaml"), text);
+        assert_eq!(l.locate("a").line, 1);
+        assert_eq!(l.locate("b.c").line, 3);
+        assert_eq!(l.locate("b.c").col, 3);
+        assert_eq!(l.locate("b.d.1").line, 6);
+        assert_eq!(l.locate("b.d.1.e").line, 6);
+        assert_eq!(l.locate("b.d.1.e").col, 7);
+    }
+
+    #[test]
+    fn unknown_field_message_is_parsed() {
+        let (k, exp) =
+            parse_unknown_field("unknown field `shard`, expected one of `mode`, `shards`").unwrap();
+        assert_eq!(k, "shard");
+        assert_eq!(exp, vec!["mode", "shards"]);
+    }
+
+    #[test]
+    fn a_changed_mode_replaces_the_block() {
+        let mut base: Value = serde_yaml::from_str("c: {mode: serverless, min_acu: 1, instances: 2}").unwrap();
+        let overlay: Value = serde_yaml::from_str("c: {mode: provisioned, instance_class: db.r6g.large}").unwrap();
+        let mut l = Locator::new(top_of(Path::new("env.yaml")));
+        merge_into(&mut base, overlay.clone(), "", &mut l);
+        assert_eq!(base, overlay);
+    }
+
+    #[test]
+    fn merge_overlays_and_forgets_replaced_positions() {
+        let mut base: Value = serde_yaml::from_str("a: {b: 1, c: [1, 2, 3]}").unwrap();
+        let overlay: Value = serde_yaml::from_str("a: {c: [9]}").unwrap();
+        let mut l = Locator::new(top_of(Path::new("env.yaml")));
+        let stale = Position {
+            file: "base.yaml".into(),
+            line: 5,
+            col: 3,
+        };
+        l.insert("a.c.2".into(), stale.clone());
+        l.insert("a.b".into(), stale.clone());
+        merge_into(&mut base, overlay, "", &mut l);
+        assert_eq!(base, serde_yaml::from_str::<Value>("a: {b: 1, c: [9]}").unwrap());
+        // The replaced list's third item no longer exists: its position is gone.
+        assert_eq!(l.locate("a.c.2").file, PathBuf::from("env.yaml"));
+        // Untouched keys keep the base's position.
+        assert_eq!(l.locate("a.b"), stale);
+    }
+}

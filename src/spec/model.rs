@@ -1,0 +1,846 @@
+//! The typed environment spec: one struct per platform part, with defaults.
+//!
+//! Owns: the shape of `environments/<env>.yaml` after `extends:` merging, the
+//! defaults of every field and their doc comments (which become the JSON
+//! Schema descriptions and the spec reference in `docs/`).
+//! Must not: read files, report positions or check cross-field rules; that is
+//! `spec::load` and `spec::validate`.
+
+use indexmap::IndexMap;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// One environment of the data lake platform.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct EnvSpec {
+    /// Base spec file to inherit from, relative to this file (e.g. `_base.yaml`).
+    /// Mappings merge key by key; lists and scalars of this file replace the base's;
+    /// a mapping whose `mode:` differs from the base's replaces it whole.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extends: Option<String>,
+    /// Environment name: prefix of every stack and resource name (lowercase, digits, `-`).
+    pub name: String,
+    /// AWS region the environment lives in.
+    pub region: String,
+    /// When set, lakectl refuses to touch any other AWS account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_id: Option<String>,
+    /// AWS API endpoint to use instead of the public one (a local emulator such as moto).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint_url: Option<String>,
+    /// Tags put on every stack (CloudFormation propagates them to resources).
+    #[serde(default)]
+    pub tags: IndexMap<String, String>,
+    #[serde(default)]
+    pub protection: Protection,
+    pub network: Network,
+    #[serde(default)]
+    pub storage: Storage,
+    /// Kafka in front of Kinesis; leave out (or `null`) when producers write to Kinesis directly.
+    #[serde(default)]
+    pub kafka: Option<Kafka>,
+    #[serde(default)]
+    pub stream: Stream,
+    #[serde(default)]
+    pub archive: Archive,
+    #[serde(default)]
+    pub metastore: Metastore,
+    #[serde(default)]
+    pub emr: Emr,
+    #[serde(default)]
+    pub ingest: Ingest,
+    #[serde(default)]
+    pub compaction: Compaction,
+}
+
+/// Guards against losing data or stacks by accident (turn all on for production).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Protection {
+    /// CloudFormation termination protection on every stack; `lakectl down` refuses the environment.
+    #[serde(default)]
+    pub termination_protection: bool,
+    /// Deletion protection on data stores that support it (Aurora, DynamoDB lease table).
+    #[serde(default)]
+    pub deletion_protection: bool,
+    /// Retain buckets and snapshot databases when a stack or resource is deleted or replaced.
+    #[serde(default)]
+    pub retain_data: bool,
+}
+
+/// Network mode: a new VPC, or an existing one.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(tag = "mode", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Network {
+    /// A new VPC with one public and one private subnet per availability zone.
+    New(NewNetwork),
+    /// An existing VPC and subnets (ids); lakectl only adds security groups.
+    Existing(ExistingNetwork),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct NewNetwork {
+    /// VPC CIDR block, e.g. `10.20.0.0/16`.
+    pub cidr: String,
+    /// How many availability zones to spread subnets over (the first N of the region).
+    #[serde(default = "default_az_count")]
+    pub availability_zones: u8,
+    /// Public subnet CIDRs, one per AZ; derived from `cidr` when omitted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub public_subnets: Vec<String>,
+    /// Private subnet CIDRs, one per AZ; derived from `cidr` when omitted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub private_subnets: Vec<String>,
+    /// Prefix length of derived subnets.
+    #[serde(default = "default_subnet_prefix")]
+    pub subnet_prefix: u8,
+    /// NAT gateways for private subnets: `single` (cheap) or `per-az` (zone-independent).
+    #[serde(default)]
+    pub nat_gateways: NatGateways,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum NatGateways {
+    #[default]
+    Single,
+    PerAz,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ExistingNetwork {
+    /// Id of the existing VPC (`vpc-…`).
+    pub vpc_id: String,
+    /// CIDR of that VPC, used to scope security-group rules.
+    pub vpc_cidr: String,
+    /// Private subnet ids (`subnet-…`), one per availability zone.
+    pub private_subnet_ids: Vec<String>,
+    /// Public subnet ids; not needed by any component today.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub public_subnet_ids: Vec<String>,
+}
+
+/// Buckets of the lake. Names are derived: `<name>-<role>-<account>-<region>`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Storage {
+    /// Key prefix of the flattened, partitioned lake in the data bucket.
+    #[serde(default = "default_lake_prefix")]
+    pub lake_prefix: String,
+    /// Object versioning on the data bucket.
+    #[serde(default = "yes")]
+    pub versioning: bool,
+    /// Days after which old (noncurrent) object versions expire.
+    #[serde(default = "default_noncurrent_days")]
+    pub noncurrent_version_days: u32,
+    /// Days after which raw-archive objects move to Glacier Instant Retrieval (0 = never).
+    #[serde(default)]
+    pub raw_archive_glacier_days: u32,
+}
+
+impl Default for Storage {
+    fn default() -> Self {
+        Self {
+            lake_prefix: default_lake_prefix(),
+            versioning: true,
+            noncurrent_version_days: default_noncurrent_days(),
+            raw_archive_glacier_days: 0,
+        }
+    }
+}
+
+/// Which Kafka runs in front of Kinesis.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum KafkaMode {
+    /// Amazon MSK (provisioned).
+    Msk,
+    /// ZooKeeper ensemble and Kafka brokers on EC2 (seed 002's layout).
+    SelfManaged,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Kafka {
+    pub mode: KafkaMode,
+    /// Settings used when `mode: msk`.
+    #[serde(default)]
+    pub msk: Msk,
+    /// Settings used when `mode: self-managed`.
+    #[serde(default)]
+    pub self_managed: SelfManagedKafka,
+    /// Topics to create (the bridge reads one of them).
+    #[serde(default)]
+    pub topics: Vec<Topic>,
+    /// Kafka -> Kinesis bridge on MSK Connect (kinesis-kafka-connector).
+    #[serde(default)]
+    pub bridge: Option<Bridge>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Msk {
+    /// Kafka version offered by MSK.
+    #[serde(default = "default_msk_version")]
+    pub version: String,
+    /// Number of brokers; a multiple of the number of availability zones.
+    #[serde(default = "default_msk_brokers")]
+    pub broker_count: u32,
+    /// Broker instance type (`kafka.…`).
+    #[serde(default = "default_msk_instance")]
+    pub instance_type: String,
+    /// EBS storage per broker, GiB.
+    #[serde(default = "default_msk_storage")]
+    pub storage_gib: u32,
+    /// Client authentication over TLS: `iam` or `scram`.
+    #[serde(default)]
+    pub client_auth: MskClientAuth,
+    /// Days broker logs are kept in CloudWatch Logs (0 disables broker logs).
+    #[serde(default = "default_log_days")]
+    pub broker_log_days: u32,
+}
+
+impl Default for Msk {
+    fn default() -> Self {
+        Self {
+            version: default_msk_version(),
+            broker_count: default_msk_brokers(),
+            instance_type: default_msk_instance(),
+            storage_gib: default_msk_storage(),
+            client_auth: MskClientAuth::default(),
+            broker_log_days: default_log_days(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum MskClientAuth {
+    #[default]
+    Iam,
+    Scram,
+}
+
+/// Self-managed Kafka, tuned as seed 002 recommends.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SelfManagedKafka {
+    /// Apache Kafka version downloaded by the instances.
+    #[serde(default = "default_self_kafka_version")]
+    pub kafka_version: String,
+    /// Amazon Linux 2023 AMI, as an SSM parameter path.
+    #[serde(default = "default_ami_parameter")]
+    pub ami_parameter: String,
+    /// ZooKeeper nodes: an odd number (3 or 5).
+    #[serde(default = "three")]
+    pub zookeeper_nodes: u32,
+    #[serde(default = "default_zk_instance")]
+    pub zookeeper_instance_type: String,
+    #[serde(default = "three")]
+    pub broker_count: u32,
+    #[serde(default = "default_broker_instance")]
+    pub broker_instance_type: String,
+    /// Broker JVM heap, GiB (KAFKA_HEAP_OPTS -Xms/-Xmx).
+    #[serde(default = "default_heap")]
+    pub broker_heap_gib: u32,
+    /// Data volume per broker, GiB (gp3, encrypted).
+    #[serde(default = "default_msk_storage")]
+    pub broker_volume_gib: u32,
+    /// `num.partitions`: at least the broker count.
+    #[serde(default = "three")]
+    pub default_partitions: u32,
+    /// `default.replication.factor`.
+    #[serde(default = "three")]
+    pub default_replication: u32,
+    /// `min.insync.replicas`: below the replication factor so one broker can fail.
+    #[serde(default = "two")]
+    pub min_insync_replicas: u32,
+}
+
+impl Default for SelfManagedKafka {
+    fn default() -> Self {
+        Self {
+            kafka_version: default_self_kafka_version(),
+            ami_parameter: default_ami_parameter(),
+            zookeeper_nodes: 3,
+            zookeeper_instance_type: default_zk_instance(),
+            broker_count: 3,
+            broker_instance_type: default_broker_instance(),
+            broker_heap_gib: default_heap(),
+            broker_volume_gib: default_msk_storage(),
+            default_partitions: 3,
+            default_replication: 3,
+            min_insync_replicas: 2,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Topic {
+    pub name: String,
+    pub partitions: u32,
+    pub replication: u32,
+}
+
+/// MSK Connect running the kinesis-kafka-connector, topic -> Kinesis stream.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Bridge {
+    /// Topic to copy into the stream.
+    pub topic: String,
+    /// S3 location of the connector plugin (`s3://bucket/key.zip`).
+    pub plugin: String,
+    /// Connector class in the plugin.
+    #[serde(default = "default_connector_class")]
+    pub connector_class: String,
+    /// Value converter; must pass bytes through so JSON text reaches Kinesis unchanged.
+    #[serde(default = "default_value_converter")]
+    pub value_converter: String,
+    /// Let the connector KPL-aggregate records (lake-ingest de-aggregates either way).
+    #[serde(default = "yes")]
+    pub aggregation: bool,
+    /// MSK Connect capacity: workers (MCU count 1 each).
+    #[serde(default = "one")]
+    pub workers: u32,
+}
+
+/// The Kinesis data stream orders flow through.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Stream {
+    /// `provisioned` (fixed shards) or `on-demand`.
+    #[serde(default)]
+    pub mode: StreamMode,
+    /// Shard count in provisioned mode.
+    #[serde(default = "two")]
+    pub shards: u32,
+    /// Retention, hours (24 to 8760).
+    #[serde(default = "default_retention")]
+    pub retention_hours: u32,
+    /// KMS key for server-side encryption (alias or ARN); the AWS-managed key by default.
+    #[serde(default = "default_kinesis_key")]
+    pub kms_key: String,
+}
+
+impl Default for Stream {
+    fn default() -> Self {
+        Self {
+            mode: StreamMode::default(),
+            shards: 2,
+            retention_hours: default_retention(),
+            kms_key: default_kinesis_key(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum StreamMode {
+    #[default]
+    Provisioned,
+    OnDemand,
+}
+
+/// Firehose from the stream to the raw archive (the original bytes, by arrival time).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Archive {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Key prefix; Firehose adds the arrival time (`yyyy/MM/dd/HH/`).
+    #[serde(default = "default_raw_prefix")]
+    pub prefix: String,
+    /// Key prefix for records Firehose could not deliver or convert.
+    #[serde(default = "default_raw_error_prefix")]
+    pub error_prefix: String,
+    /// Buffer size, MiB (1 to 128; at least 64 with Parquet conversion).
+    #[serde(default = "default_buffer_mib")]
+    pub buffer_mib: u32,
+    /// Buffer interval, seconds (0 to 900).
+    #[serde(default = "default_buffer_seconds")]
+    pub buffer_seconds: u32,
+    #[serde(default)]
+    pub compression: Compression,
+    /// Convert to Parquet through a Glue table (requires `compression: uncompressed`).
+    #[serde(default)]
+    pub parquet: bool,
+}
+
+impl Default for Archive {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            prefix: default_raw_prefix(),
+            error_prefix: default_raw_error_prefix(),
+            buffer_mib: default_buffer_mib(),
+            buffer_seconds: default_buffer_seconds(),
+            compression: Compression::default(),
+            parquet: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Compression {
+    #[default]
+    Gzip,
+    Snappy,
+    HadoopSnappy,
+    Zip,
+    Uncompressed,
+}
+
+impl Compression {
+    /// The value CloudFormation's `CompressionFormat` takes.
+    pub fn cfn_name(self) -> &'static str {
+        match self {
+            Compression::Gzip => "GZIP",
+            Compression::Snappy => "Snappy",
+            Compression::HadoopSnappy => "HADOOP_SNAPPY",
+            Compression::Zip => "ZIP",
+            Compression::Uncompressed => "UNCOMPRESSED",
+        }
+    }
+}
+
+/// Aurora MySQL holding the Hive metastore and the Hue database.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Metastore {
+    /// Aurora MySQL engine version.
+    #[serde(default = "default_aurora_version")]
+    pub engine_version: String,
+    #[serde(default)]
+    pub capacity: Capacity,
+    /// Database of the Hive metastore (created by Hive on first connect).
+    #[serde(default = "default_hive_db")]
+    pub hive_database: String,
+    /// Database of Hue (created with the cluster; no manual step).
+    #[serde(default = "default_hue_db")]
+    pub hue_database: String,
+    /// Days of automated backups (1 to 35).
+    #[serde(default = "seven")]
+    pub backup_retention_days: u32,
+}
+
+impl Default for Metastore {
+    fn default() -> Self {
+        Self {
+            engine_version: default_aurora_version(),
+            capacity: Capacity::default(),
+            hive_database: default_hive_db(),
+            hue_database: default_hue_db(),
+            backup_retention_days: 7,
+        }
+    }
+}
+
+/// Aurora capacity: Serverless v2 range, or provisioned instances.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(tag = "mode", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Capacity {
+    Serverless {
+        /// Minimum Aurora capacity units (0 to 256, steps of 0.5).
+        min_acu: f64,
+        /// Maximum Aurora capacity units (0.5 to 256, steps of 0.5).
+        max_acu: f64,
+        /// Instances in the cluster (1 writer + readers).
+        #[serde(default = "one")]
+        instances: u32,
+    },
+    Provisioned {
+        /// DB instance class (`db.…`).
+        instance_class: String,
+        /// Instances in the cluster (1 writer + readers).
+        #[serde(default = "one")]
+        instances: u32,
+    },
+}
+
+impl Default for Capacity {
+    fn default() -> Self {
+        Capacity::Serverless {
+            min_acu: 0.5,
+            max_acu: 4.0,
+            instances: 1,
+        }
+    }
+}
+
+impl Capacity {
+    pub fn instances(&self) -> u32 {
+        match self {
+            Capacity::Serverless { instances, .. } | Capacity::Provisioned { instances, .. } => {
+                *instances
+            }
+        }
+    }
+}
+
+/// The EMR cluster (Spark, Hive, Hue) over the lake.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Emr {
+    /// EMR release label, `emr-X.Y.Z`.
+    #[serde(default = "default_emr_release")]
+    pub release_label: String,
+    /// Applications: Spark, Hive and Hue, optionally Flink, Hudi, Iceberg, Trino, …
+    #[serde(default = "default_emr_apps")]
+    pub applications: Vec<String>,
+    /// `groups` (instance groups) or `fleets` (instance fleets, several types per role).
+    #[serde(default)]
+    pub collection: InstanceCollection,
+    #[serde(default = "default_master")]
+    pub master: NodeGroup,
+    #[serde(default = "default_core")]
+    pub core: NodeGroup,
+    /// Task nodes: compute only, usually spot.
+    #[serde(default = "default_task")]
+    pub task: NodeGroup,
+    /// Terminate the cluster after this many idle minutes (0 = keep running).
+    #[serde(default = "default_idle")]
+    pub idle_timeout_minutes: u32,
+    /// Key prefix for cluster logs in the logs bucket.
+    #[serde(default = "default_emr_log_prefix")]
+    pub log_prefix: String,
+}
+
+impl Default for Emr {
+    fn default() -> Self {
+        Self {
+            release_label: default_emr_release(),
+            applications: default_emr_apps(),
+            collection: InstanceCollection::default(),
+            master: default_master(),
+            core: default_core(),
+            task: default_task(),
+            idle_timeout_minutes: default_idle(),
+            log_prefix: default_emr_log_prefix(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum InstanceCollection {
+    #[default]
+    Groups,
+    Fleets,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct NodeGroup {
+    /// Instance types; instance groups use the first, fleets all of them.
+    pub instance_types: Vec<String>,
+    /// Instances (or fleet capacity units) of this role.
+    pub count: u32,
+    /// `on-demand` or `spot`.
+    #[serde(default)]
+    pub market: Market,
+    /// Root EBS volume per node, GiB.
+    #[serde(default = "default_ebs")]
+    pub ebs_gib: u32,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Market {
+    #[default]
+    OnDemand,
+    Spot,
+}
+
+impl Market {
+    pub fn cfn_name(self) -> &'static str {
+        match self {
+            Market::OnDemand => "ON_DEMAND",
+            Market::Spot => "SPOT",
+        }
+    }
+}
+
+/// Seed 000's two ingest scenarios.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+pub enum Scenario {
+    /// Large, steady volume; partition by arrival time; no compaction.
+    A,
+    /// Small, bursty (backfills); partition by order time; compaction on demand.
+    #[default]
+    B,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum PartitionBy {
+    ArrivalTime,
+    OrderTime,
+}
+
+impl PartitionBy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PartitionBy::ArrivalTime => "arrival-time",
+            PartitionBy::OrderTime => "order-time",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum FileFormat {
+    #[default]
+    Csv,
+    Ndjson,
+    Parquet,
+}
+
+impl FileFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FileFormat::Csv => "csv",
+            FileFormat::Ndjson => "ndjson",
+            FileFormat::Parquet => "parquet",
+        }
+    }
+}
+
+/// The `lake-ingest run` fleet.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Ingest {
+    #[serde(default)]
+    pub scenario: Scenario,
+    /// Partition by `arrival-time` or `order-time`; scenario A defaults to arrival, B to order time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition_by: Option<PartitionBy>,
+    /// Field holding the order's own time (epoch ms/s or ISO-8601, UTC).
+    #[serde(default = "default_time_field")]
+    pub time_field: String,
+    /// Partition directory, strftime-like, UTC.
+    #[serde(default = "default_partition_format")]
+    pub partition_format: String,
+    #[serde(default)]
+    pub format: FileFormat,
+    /// Roll a file at this size, MiB.
+    #[serde(default = "default_roll_mib")]
+    pub roll_mib: u32,
+    /// Roll a file at this age, seconds.
+    #[serde(default = "default_roll_seconds")]
+    pub roll_seconds: u32,
+    /// Number of ingest instances.
+    #[serde(default = "one")]
+    pub fleet_size: u32,
+    #[serde(default = "default_ingest_instance")]
+    pub instance_type: String,
+    /// Seconds after which a silent worker's shard leases are taken over.
+    #[serde(default = "default_failover")]
+    pub failover_seconds: u32,
+}
+
+impl Default for Ingest {
+    fn default() -> Self {
+        Self {
+            scenario: Scenario::default(),
+            partition_by: None,
+            time_field: default_time_field(),
+            partition_format: default_partition_format(),
+            format: FileFormat::default(),
+            roll_mib: default_roll_mib(),
+            roll_seconds: default_roll_seconds(),
+            fleet_size: 1,
+            instance_type: default_ingest_instance(),
+            failover_seconds: default_failover(),
+        }
+    }
+}
+
+impl Ingest {
+    /// The partitioning in force: explicit, or the scenario's.
+    pub fn effective_partition_by(&self) -> PartitionBy {
+        self.partition_by.unwrap_or(match self.scenario {
+            Scenario::A => PartitionBy::ArrivalTime,
+            Scenario::B => PartitionBy::OrderTime,
+        })
+    }
+}
+
+/// Small-file compaction with `lake-compact`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Compaction {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// `manual`, or an EventBridge schedule expression (`cron(…)` / `rate(…)`).
+    #[serde(default = "default_schedule")]
+    pub schedule: String,
+    /// Target output file size, MiB.
+    #[serde(default = "default_target_size")]
+    pub target_size_mib: u32,
+    /// Delete the source files once their merged output is durable.
+    #[serde(default = "yes")]
+    pub delete_on_success: bool,
+}
+
+impl Default for Compaction {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            schedule: default_schedule(),
+            target_size_mib: default_target_size(),
+            delete_on_success: true,
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+fn one() -> u32 {
+    1
+}
+fn two() -> u32 {
+    2
+}
+fn three() -> u32 {
+    3
+}
+fn seven() -> u32 {
+    7
+}
+fn default_az_count() -> u8 {
+    2
+}
+fn default_subnet_prefix() -> u8 {
+    20
+}
+fn default_lake_prefix() -> String {
+    "lake/orders".into()
+}
+fn default_noncurrent_days() -> u32 {
+    30
+}
+fn default_msk_version() -> String {
+    "3.6.0".into()
+}
+fn default_msk_brokers() -> u32 {
+    2
+}
+fn default_msk_instance() -> String {
+    "kafka.m5.large".into()
+}
+fn default_msk_storage() -> u32 {
+    100
+}
+fn default_log_days() -> u32 {
+    14
+}
+fn default_self_kafka_version() -> String {
+    "3.6.2".into()
+}
+fn default_ami_parameter() -> String {
+    "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64".into()
+}
+fn default_zk_instance() -> String {
+    "t3.medium".into()
+}
+fn default_broker_instance() -> String {
+    "m5.large".into()
+}
+fn default_heap() -> u32 {
+    4
+}
+fn default_connector_class() -> String {
+    "com.amazon.kinesis.kafka.AmazonKinesisSinkConnector".into()
+}
+fn default_value_converter() -> String {
+    "org.apache.kafka.connect.storage.StringConverter".into()
+}
+fn default_retention() -> u32 {
+    24
+}
+fn default_kinesis_key() -> String {
+    "alias/aws/kinesis".into()
+}
+fn default_raw_prefix() -> String {
+    "raw/".into()
+}
+fn default_raw_error_prefix() -> String {
+    "raw-errors/".into()
+}
+fn default_buffer_mib() -> u32 {
+    64
+}
+fn default_buffer_seconds() -> u32 {
+    300
+}
+fn default_aurora_version() -> String {
+    "8.0.mysql_aurora.3.10.3".into()
+}
+fn default_hive_db() -> String {
+    "hive".into()
+}
+fn default_hue_db() -> String {
+    "huedb".into()
+}
+fn default_emr_release() -> String {
+    "emr-7.5.0".into()
+}
+fn default_emr_apps() -> Vec<String> {
+    vec!["Spark".into(), "Hive".into(), "Hue".into()]
+}
+fn node(instance: &str, count: u32, market: Market) -> NodeGroup {
+    NodeGroup {
+        instance_types: vec![instance.into()],
+        count,
+        market,
+        ebs_gib: default_ebs(),
+    }
+}
+fn default_master() -> NodeGroup {
+    node("m5.xlarge", 1, Market::OnDemand)
+}
+fn default_core() -> NodeGroup {
+    node("m5.xlarge", 2, Market::OnDemand)
+}
+fn default_task() -> NodeGroup {
+    node("m5.xlarge", 0, Market::Spot)
+}
+fn default_ebs() -> u32 {
+    64
+}
+fn default_idle() -> u32 {
+    60
+}
+fn default_emr_log_prefix() -> String {
+    "emr/".into()
+}
+fn default_time_field() -> String {
+    "ordertime".into()
+}
+fn default_partition_format() -> String {
+    "ordertime=%Y%m%d%H".into()
+}
+fn default_roll_mib() -> u32 {
+    128
+}
+fn default_roll_seconds() -> u32 {
+    300
+}
+fn default_ingest_instance() -> String {
+    "c6i.large".into()
+}
+fn default_failover() -> u32 {
+    30
+}
+fn default_schedule() -> String {
+    "manual".into()
+}
+fn default_target_size() -> u32 {
+    128
+}

@@ -1,0 +1,75 @@
+//! Address planning for a new VPC: the subnet CIDRs derived from the VPC CIDR.
+//!
+//! Owns: deriving one public and one private subnet per AZ, and how many AZs
+//! MSK uses. Must not: report diagnostics (callers do) or know about templates.
+
+use ipnet::Ipv4Net;
+
+use super::model::Network;
+
+impl Network {
+    /// Number of availability zones the platform spans.
+    pub fn az_count(&self) -> usize {
+        match self {
+            Network::New(n) => n.availability_zones as usize,
+            Network::Existing(e) => e.private_subnet_ids.len(),
+        }
+    }
+}
+
+/// MSK spreads brokers over two or three AZs: the first (up to) three of ours.
+pub fn msk_az_count(az_count: usize) -> usize {
+    az_count.clamp(2, 3)
+}
+
+/// `2 * azs` subnets of `/prefix` carved in order from `vpc_cidr`:
+/// the first `azs` are public, the next `azs` private.
+pub fn derive_subnets(vpc_cidr: &str, prefix: u8, azs: usize) -> Result<Vec<String>, String> {
+    let vpc: Ipv4Net = vpc_cidr
+        .parse()
+        .map_err(|_| format!("`{vpc_cidr}` is not an IPv4 CIDR"))?;
+    if prefix <= vpc.prefix_len() || prefix > 28 {
+        return Err(format!(
+            "subnet_prefix /{prefix} must be longer than the VPC's /{} and at most /28",
+            vpc.prefix_len()
+        ));
+    }
+    let subnets: Vec<String> = vpc
+        .trunc()
+        .subnets(prefix)
+        .map_err(|e| e.to_string())?
+        .take(2 * azs)
+        .map(|n| n.to_string())
+        .collect();
+    if subnets.len() < 2 * azs {
+        return Err(format!(
+            "the VPC {vpc} holds only {} subnets of /{prefix}; {} are needed (one public and one private per AZ): use a shorter subnet_prefix",
+            subnets.len(),
+            2 * azs
+        ));
+    }
+    Ok(subnets)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn derives_public_then_private() {
+        let s = derive_subnets("10.20.0.0/16", 20, 2).unwrap();
+        assert_eq!(s, ["10.20.0.0/20", "10.20.16.0/20", "10.20.32.0/20", "10.20.48.0/20"]);
+    }
+
+    #[test]
+    fn too_small_vpc_is_explained() {
+        let e = derive_subnets("10.20.0.0/24", 26, 3).unwrap_err();
+        assert!(e.contains("only 4 subnets"), "{e}");
+    }
+
+    #[test]
+    fn msk_uses_two_or_three_azs() {
+        assert_eq!(msk_az_count(2), 2);
+        assert_eq!(msk_az_count(6), 3);
+    }
+}

@@ -1,0 +1,711 @@
+//! Semantic checks a platform engineer wants caught before AWS sees the spec.
+//!
+//! Owns: cross-field and value-range rules over a typed `EnvSpec`, reported
+//! through the spec's `Locator` so each finding names `file:line:col`.
+//! Must not: read files or touch AWS (live checks belong to `preflight`).
+
+use ipnet::Ipv4Net;
+
+use super::diagnostic::{Diagnostic, Locator};
+use super::model::*;
+use super::network::{derive_subnets, msk_az_count};
+
+/// All problems of one spec, errors and warnings, in field order.
+pub fn validate(spec: &EnvSpec, loc: &Locator) -> Vec<Diagnostic> {
+    let mut v = Validator {
+        loc,
+        found: Vec::new(),
+    };
+    v.identity(spec);
+    v.network(spec);
+    v.storage(&spec.storage);
+    if let Some(kafka) = &spec.kafka {
+        v.kafka(kafka, spec.network.az_count());
+        v.kafka_fits_platform(kafka, &spec.network);
+    }
+    v.stream(&spec.stream);
+    v.archive(&spec.archive);
+    v.metastore(&spec.metastore);
+    v.emr(&spec.emr);
+    v.ingest(spec);
+    v.compaction(spec);
+    v.found
+}
+
+struct Validator<'a> {
+    loc: &'a Locator,
+    found: Vec<Diagnostic>,
+}
+
+impl Validator<'_> {
+    fn error(&mut self, path: &str, msg: impl Into<String>) {
+        self.found.push(self.loc.error(path, msg));
+    }
+
+    fn warning(&mut self, path: &str, msg: impl Into<String>) {
+        self.found.push(self.loc.warning(path, msg));
+    }
+
+    fn range(&mut self, path: &str, value: u64, min: u64, max: u64) {
+        if value < min || value > max {
+            self.error(path, format!("{path} is {value}; it must be between {min} and {max}"));
+        }
+    }
+
+    fn identity(&mut self, spec: &EnvSpec) {
+        let name_ok = (2..=20).contains(&spec.name.len())
+            && spec.name.starts_with(|c: char| c.is_ascii_lowercase())
+            && spec
+                .name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            && !spec.name.ends_with('-');
+        if !name_ok {
+            self.error(
+                "name",
+                format!(
+                    "name `{}` must be 2-20 characters of a-z, 0-9 and `-`, starting with a letter (it prefixes bucket names)",
+                    spec.name
+                ),
+            );
+        }
+        let parts: Vec<&str> = spec.region.split('-').collect();
+        let region_ok = parts.len() >= 3
+            && parts[..parts.len() - 1]
+                .iter()
+                .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase()))
+            && parts[parts.len() - 1].parse::<u8>().is_ok();
+        if !region_ok {
+            self.error(
+                "region",
+                format!("region `{}` is not an AWS region name such as `us-east-1`", spec.region),
+            );
+        }
+        if let Some(account) = &spec.account_id {
+            if account.len() != 12 || !account.chars().all(|c| c.is_ascii_digit()) {
+                self.error(
+                    "account_id",
+                    format!("account_id `{account}` must be 12 digits (quote it in YAML to keep leading zeros)"),
+                );
+            }
+        }
+        if let Some(url) = &spec.endpoint_url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                self.error("endpoint_url", format!("endpoint_url `{url}` must start with http:// or https://"));
+            }
+        }
+        for (key, value) in &spec.tags {
+            let path = format!("tags.{key}");
+            if key.starts_with("aws:") {
+                self.error(&path, format!("tag key `{key}`: the `aws:` prefix is reserved by AWS"));
+            }
+            if key.is_empty() || key.len() > 128 || value.len() > 256 {
+                self.error(&path, "tag keys are 1-128 characters and values at most 256");
+            }
+        }
+    }
+
+    fn network(&mut self, spec: &EnvSpec) {
+        match &spec.network {
+            Network::New(n) => self.new_network(n),
+            Network::Existing(e) => {
+                if !e.vpc_id.starts_with("vpc-") {
+                    self.error("network.vpc_id", format!("vpc_id `{}` is not a VPC id (vpc-…)", e.vpc_id));
+                }
+                if e.vpc_cidr.parse::<Ipv4Net>().is_err() {
+                    self.error("network.vpc_cidr", format!("vpc_cidr `{}` is not an IPv4 CIDR", e.vpc_cidr));
+                }
+                for (i, id) in e.private_subnet_ids.iter().chain(&e.public_subnet_ids).enumerate() {
+                    if !id.starts_with("subnet-") {
+                        let field = if i < e.private_subnet_ids.len() {
+                            format!("network.private_subnet_ids.{i}")
+                        } else {
+                            format!("network.public_subnet_ids.{}", i - e.private_subnet_ids.len())
+                        };
+                        self.error(&field, format!("`{id}` is not a subnet id (subnet-…)"));
+                    }
+                }
+                if e.private_subnet_ids.len() < 2 {
+                    self.error(
+                        "network.private_subnet_ids",
+                        "at least 2 private subnets in different AZs are needed (Aurora and MSK require two AZs)",
+                    );
+                }
+            }
+        }
+    }
+
+    fn new_network(&mut self, n: &NewNetwork) {
+        let azs = n.availability_zones as usize;
+        if !(2..=6).contains(&azs) {
+            self.error(
+                "network.availability_zones",
+                format!("availability_zones is {azs}; use 2 to 6 (Aurora and MSK need at least two AZs)"),
+            );
+            return;
+        }
+        let vpc: Ipv4Net = match n.cidr.parse() {
+            Ok(v) => v,
+            Err(_) => {
+                self.error("network.cidr", format!("cidr `{}` is not an IPv4 CIDR such as 10.20.0.0/16", n.cidr));
+                return;
+            }
+        };
+        if vpc.network() != vpc.addr() {
+            self.error(
+                "network.cidr",
+                format!("cidr `{}` has host bits set; did you mean `{}`?", n.cidr, vpc.trunc()),
+            );
+        }
+        if !(16..=24).contains(&vpc.prefix_len()) {
+            self.error("network.cidr", format!("a VPC CIDR must be /16 to /24, not /{}", vpc.prefix_len()));
+            return;
+        }
+        let mut subnets: Vec<(String, Ipv4Net)> = Vec::new();
+        for (field, list) in [("public_subnets", &n.public_subnets), ("private_subnets", &n.private_subnets)] {
+            if list.is_empty() {
+                continue;
+            }
+            if list.len() != azs {
+                self.error(
+                    &format!("network.{field}"),
+                    format!("{field} lists {} CIDRs but availability_zones is {azs}; give one per AZ", list.len()),
+                );
+            }
+            for (i, cidr) in list.iter().enumerate() {
+                let path = format!("network.{field}.{i}");
+                match cidr.parse::<Ipv4Net>() {
+                    Ok(net) => subnets.push((path, net)),
+                    Err(_) => self.error(&path, format!("`{cidr}` is not an IPv4 CIDR")),
+                }
+            }
+        }
+        if n.public_subnets.is_empty() || n.private_subnets.is_empty() {
+            match derive_subnets(&n.cidr, n.subnet_prefix, azs) {
+                Ok(derived) => {
+                    let (public, private) = derived.split_at(azs);
+                    if n.public_subnets.is_empty() {
+                        subnets.extend(public.iter().map(|c| ("network.subnet_prefix".to_string(), c.parse().unwrap())));
+                    }
+                    if n.private_subnets.is_empty() {
+                        subnets.extend(private.iter().map(|c| ("network.subnet_prefix".to_string(), c.parse().unwrap())));
+                    }
+                }
+                Err(msg) => self.error("network.subnet_prefix", msg),
+            }
+        }
+        for (path, net) in &subnets {
+            if !vpc.contains(net) {
+                self.error(path, format!("subnet {net} is outside the VPC CIDR {vpc}"));
+            }
+            if net.prefix_len() > 28 {
+                self.error(path, format!("subnet {net} is smaller than /28, the smallest AWS allows"));
+            }
+        }
+        for i in 0..subnets.len() {
+            for j in i + 1..subnets.len() {
+                let (a, b) = (&subnets[i].1, &subnets[j].1);
+                if a.contains(b) || b.contains(a) {
+                    let msg = format!("subnet {b} overlaps {a} (at {})", self.loc.locate(&subnets[i].0));
+                    self.error(&subnets[j].0.clone(), msg);
+                }
+            }
+        }
+    }
+
+    fn storage(&mut self, s: &Storage) {
+        if s.lake_prefix.is_empty() || s.lake_prefix.starts_with('/') || s.lake_prefix.ends_with('/') {
+            self.error(
+                "storage.lake_prefix",
+                format!("lake_prefix `{}` must be a non-empty key prefix without leading or trailing `/`", s.lake_prefix),
+            );
+        }
+        if s.noncurrent_version_days == 0 {
+            self.error("storage.noncurrent_version_days", "noncurrent_version_days must be at least 1");
+        }
+    }
+
+    fn kafka(&mut self, k: &Kafka, az_count: usize) {
+        let brokers = match k.mode {
+            KafkaMode::Msk => {
+                let m = &k.msk;
+                let azs = msk_az_count(az_count);
+                if m.broker_count == 0 || m.broker_count % azs as u32 != 0 {
+                    self.error(
+                        "kafka.msk.broker_count",
+                        format!(
+                            "MSK broker_count {} is not a multiple of the {azs} availability zones its brokers spread over",
+                            m.broker_count
+                        ),
+                    );
+                }
+                if !m.instance_type.starts_with("kafka.") {
+                    self.error(
+                        "kafka.msk.instance_type",
+                        format!("MSK instance types start with `kafka.`; did you mean `kafka.{}`?", m.instance_type),
+                    );
+                }
+                self.range("kafka.msk.storage_gib", m.storage_gib.into(), 1, 16384);
+                if !is_version(&m.version) {
+                    self.error("kafka.msk.version", format!("version `{}` is not a Kafka version such as 3.6.0", m.version));
+                }
+                m.broker_count
+            }
+            KafkaMode::SelfManaged => {
+                let s = &k.self_managed;
+                if s.zookeeper_nodes % 2 == 0 || s.zookeeper_nodes == 0 {
+                    self.error(
+                        "kafka.self_managed.zookeeper_nodes",
+                        format!("a ZooKeeper ensemble needs an odd number of nodes (3 or 5), not {}", s.zookeeper_nodes),
+                    );
+                }
+                if s.broker_count == 0 {
+                    self.error("kafka.self_managed.broker_count", "broker_count must be at least 1");
+                }
+                if s.default_partitions < s.broker_count {
+                    self.error(
+                        "kafka.self_managed.default_partitions",
+                        format!(
+                            "default_partitions {} is below broker_count {}: some brokers would hold no partition (seed 002)",
+                            s.default_partitions, s.broker_count
+                        ),
+                    );
+                }
+                if s.default_replication > s.broker_count {
+                    self.error(
+                        "kafka.self_managed.default_replication",
+                        format!("default_replication {} exceeds broker_count {}", s.default_replication, s.broker_count),
+                    );
+                }
+                let (isr, rf) = (s.min_insync_replicas, s.default_replication);
+                if isr == 0 || isr > rf || (rf > 1 && isr == rf) {
+                    self.error(
+                        "kafka.self_managed.min_insync_replicas",
+                        format!(
+                            "min_insync_replicas {} must be at least 1 and below default_replication {} so one broker can fail",
+                            s.min_insync_replicas, s.default_replication
+                        ),
+                    );
+                }
+                self.range("kafka.self_managed.broker_heap_gib", s.broker_heap_gib.into(), 1, 32);
+                if !is_version(&s.kafka_version) {
+                    self.error(
+                        "kafka.self_managed.kafka_version",
+                        format!("kafka_version `{}` is not a version such as 3.6.2", s.kafka_version),
+                    );
+                }
+                s.broker_count
+            }
+        };
+        let mut seen = std::collections::HashSet::new();
+        for (i, t) in k.topics.iter().enumerate() {
+            let path = format!("kafka.topics.{i}");
+            if !seen.insert(t.name.as_str()) {
+                self.error(&format!("{path}.name"), format!("topic `{}` is listed twice", t.name));
+            }
+            let name_ok = !t.name.is_empty()
+                && t.name.len() <= 249
+                && t.name.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+            if !name_ok {
+                self.error(&format!("{path}.name"), format!("topic name `{}` may only use a-z, A-Z, 0-9, `.`, `_`, `-`", t.name));
+            }
+            if t.partitions == 0 {
+                self.error(&format!("{path}.partitions"), "partitions must be at least 1");
+            }
+            if t.replication == 0 || t.replication > brokers {
+                self.error(
+                    &format!("{path}.replication"),
+                    format!("replication {} of topic `{}` exceeds the {brokers} brokers (or is 0)", t.replication, t.name),
+                );
+            }
+        }
+        if let Some(b) = &k.bridge {
+            if !k.topics.iter().any(|t| t.name == b.topic) {
+                self.error(
+                    "kafka.bridge.topic",
+                    format!("bridge topic `{}` is not in kafka.topics; add it there so it is created", b.topic),
+                );
+            }
+            if !b.plugin.starts_with("s3://") || b.plugin.trim_start_matches("s3://").split_once('/').is_none() {
+                self.error(
+                    "kafka.bridge.plugin",
+                    format!("plugin `{}` must be an S3 location s3://bucket/key.zip", b.plugin),
+                );
+            }
+            let passthrough = ["StringConverter", "ByteArrayConverter"];
+            if !passthrough.iter().any(|c| b.value_converter.ends_with(c)) {
+                self.error(
+                    "kafka.bridge.value_converter",
+                    format!(
+                        "value_converter `{}` would re-encode records; use org.apache.kafka.connect.storage.StringConverter or org.apache.kafka.connect.converters.ByteArrayConverter so JSON text reaches Kinesis",
+                        b.value_converter
+                    ),
+                );
+            }
+            self.range("kafka.bridge.workers", b.workers.into(), 1, 10);
+        }
+    }
+
+    /// Rules that tie Kafka to the rest of the platform.
+    fn kafka_fits_platform(&mut self, k: &Kafka, network: &Network) {
+        if k.mode == KafkaMode::SelfManaged && matches!(network, Network::Existing(_)) {
+            self.error(
+                "kafka.mode",
+                "self-managed Kafka needs `network.mode: new`: ZooKeeper nodes get fixed addresses in subnets lakectl plans",
+            );
+        }
+        if k.mode == KafkaMode::SelfManaged {
+            self.warning(
+                "kafka.mode",
+                "self-managed brokers speak plaintext inside the VPC (security group limited to the VPC CIDR); use `mode: msk` for TLS and IAM",
+            );
+        }
+        if k.bridge.is_some() && k.mode == KafkaMode::Msk && k.msk.client_auth == MskClientAuth::Scram {
+            self.error(
+                "kafka.msk.client_auth",
+                "the bridge runs on MSK Connect, which authenticates to MSK with IAM only; set client_auth: iam or remove kafka.bridge",
+            );
+        }
+    }
+
+    fn stream(&mut self, s: &Stream) {
+        if s.mode == StreamMode::Provisioned {
+            self.range("stream.shards", s.shards.into(), 1, 500);
+        }
+        self.range("stream.retention_hours", s.retention_hours.into(), 24, 8760);
+        if s.kms_key.is_empty() {
+            self.error("stream.kms_key", "kms_key is empty; streams are always encrypted (default alias/aws/kinesis)");
+        }
+    }
+
+    fn archive(&mut self, a: &Archive) {
+        if !a.enabled {
+            return;
+        }
+        self.range("archive.buffer_mib", a.buffer_mib.into(), 1, 128);
+        self.range("archive.buffer_seconds", a.buffer_seconds.into(), 0, 900);
+        if !a.prefix.ends_with('/') || a.prefix.starts_with('/') {
+            self.error("archive.prefix", format!("prefix `{}` must end with `/` and not start with one", a.prefix));
+        }
+        if a.error_prefix.is_empty() || a.error_prefix == a.prefix {
+            self.error("archive.error_prefix", "error_prefix must be set and differ from prefix");
+        }
+        if a.parquet {
+            if a.compression != Compression::Uncompressed {
+                self.error(
+                    "archive.compression",
+                    "with parquet conversion Firehose compresses inside Parquet; set compression: uncompressed",
+                );
+            }
+            if a.buffer_mib < 64 {
+                self.error("archive.buffer_mib", "parquet conversion needs buffer_mib of at least 64");
+            }
+        }
+    }
+
+    fn metastore(&mut self, m: &Metastore) {
+        let v = &m.engine_version;
+        if !(v.starts_with("8.0.mysql_aurora.3.") || v.starts_with("5.7.mysql_aurora.2.")) {
+            self.error(
+                "metastore.engine_version",
+                format!("engine_version `{v}` is not an Aurora MySQL version such as 8.0.mysql_aurora.3.10.3"),
+            );
+        }
+        match &m.capacity {
+            Capacity::Serverless { min_acu, max_acu, instances } => {
+                let half_step = |x: f64| (x * 2.0).fract() == 0.0;
+                if !(0.0..=256.0).contains(min_acu) || !half_step(*min_acu) {
+                    self.error(
+                        "metastore.capacity.min_acu",
+                        format!("min_acu {min_acu} must be 0 to 256 in steps of 0.5"),
+                    );
+                }
+                if !(1.0..=256.0).contains(max_acu) || !half_step(*max_acu) {
+                    self.error(
+                        "metastore.capacity.max_acu",
+                        format!("max_acu {max_acu} must be 1 to 256 in steps of 0.5"),
+                    );
+                }
+                if min_acu > max_acu {
+                    self.error(
+                        "metastore.capacity.min_acu",
+                        format!("min_acu {min_acu} is above max_acu {max_acu}"),
+                    );
+                }
+                if v.starts_with("5.7.") {
+                    self.error(
+                        "metastore.engine_version",
+                        "Aurora Serverless v2 needs Aurora MySQL 3 (8.0.mysql_aurora.3.x)",
+                    );
+                }
+                self.range("metastore.capacity.instances", (*instances).into(), 1, 16);
+            }
+            Capacity::Provisioned { instance_class, instances } => {
+                if !instance_class.starts_with("db.") {
+                    self.error(
+                        "metastore.capacity.instance_class",
+                        format!("instance_class `{instance_class}` must be a DB instance class such as db.r6g.large"),
+                    );
+                }
+                self.range("metastore.capacity.instances", (*instances).into(), 1, 16);
+            }
+        }
+        for (field, db) in [("hive_database", &m.hive_database), ("hue_database", &m.hue_database)] {
+            let ok = db.len() <= 64
+                && db.starts_with(|c: char| c.is_ascii_alphabetic())
+                && db.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !ok {
+                self.error(
+                    &format!("metastore.{field}"),
+                    format!("`{db}` must be a MySQL identifier: a letter, then letters, digits or `_`"),
+                );
+            }
+        }
+        if m.hive_database == m.hue_database {
+            self.error("metastore.hue_database", "hive_database and hue_database must differ");
+        }
+        self.range("metastore.backup_retention_days", m.backup_retention_days.into(), 1, 35);
+    }
+
+    fn emr(&mut self, e: &Emr) {
+        let release = match parse_emr_release(&e.release_label) {
+            Some(r) => r,
+            None => {
+                self.error(
+                    "emr.release_label",
+                    format!("release_label `{}` is not of the form emr-X.Y.Z", e.release_label),
+                );
+                return;
+            }
+        };
+        if release < (5, 0, 0) {
+            self.error("emr.release_label", "EMR releases before 5.0 are not supported");
+        }
+        for (i, app) in e.applications.iter().enumerate() {
+            let path = format!("emr.applications.{i}");
+            match EMR_APPLICATIONS.iter().find(|(name, _)| name.eq_ignore_ascii_case(app)) {
+                None => {
+                    let known = EMR_APPLICATIONS.iter().map(|(n, _)| *n);
+                    let hint = super::diagnostic::suggest(app, known)
+                        .map(|s| format!("; did you mean `{s}`?"))
+                        .unwrap_or_default();
+                    self.error(&path, format!("`{app}` is not an EMR application{hint}"));
+                }
+                Some((name, since)) if release < *since => self.error(
+                    &path,
+                    format!(
+                        "{} does not offer {name} (first in emr-{}.{}.{})",
+                        e.release_label, since.0, since.1, since.2
+                    ),
+                ),
+                Some(_) => {}
+            }
+        }
+        if !e.applications.iter().any(|a| a.eq_ignore_ascii_case("hive")) {
+            self.error("emr.applications", "applications must include Hive: the lake's tables live in the Hive metastore");
+        }
+        for (role, group, min) in [("master", &e.master, 1), ("core", &e.core, 1), ("task", &e.task, 0)] {
+            let path = format!("emr.{role}");
+            if group.instance_types.is_empty() {
+                self.error(&format!("{path}.instance_types"), "give at least one instance type");
+            }
+            if e.collection == InstanceCollection::Groups && group.instance_types.len() > 1 {
+                self.warning(
+                    &format!("{path}.instance_types"),
+                    "instance groups use only the first instance type; use `collection: fleets` for several",
+                );
+            }
+            if group.count < min {
+                self.error(&format!("{path}.count"), format!("{role} needs at least {min} node(s)"));
+            }
+            self.range(&format!("{path}.ebs_gib"), group.ebs_gib.into(), 15, 16384);
+        }
+        if e.master.count != 1 && e.master.count != 3 {
+            self.error("emr.master.count", "master count must be 1, or 3 for high availability");
+        }
+        if e.master.market == Market::Spot {
+            self.warning("emr.master.market", "a spot master loses the whole cluster when reclaimed");
+        }
+        if e.idle_timeout_minutes != 0 {
+            self.range("emr.idle_timeout_minutes", e.idle_timeout_minutes.into(), 1, 10080);
+        }
+        if !e.log_prefix.ends_with('/') {
+            self.error("emr.log_prefix", "log_prefix must end with `/`");
+        }
+    }
+
+    fn ingest(&mut self, spec: &EnvSpec) {
+        let i = &spec.ingest;
+        if let Err(msg) = check_partition_format(&i.partition_format) {
+            self.error("ingest.partition_format", msg);
+        }
+        if i.time_field.is_empty() {
+            self.error("ingest.time_field", "time_field must name the record field holding the order's time");
+        }
+        if i.scenario == Scenario::A && i.partition_by == Some(PartitionBy::OrderTime) {
+            self.warning(
+                "ingest.partition_by",
+                "scenario A (large steady volume) usually partitions by arrival-time; order-time spreads late data over old partitions",
+            );
+        }
+        self.range("ingest.roll_mib", i.roll_mib.into(), 1, 1024);
+        self.range("ingest.roll_seconds", i.roll_seconds.into(), 10, 3600);
+        self.range("ingest.fleet_size", i.fleet_size.into(), 1, 100);
+        self.range("ingest.failover_seconds", i.failover_seconds.into(), 10, 600);
+        if spec.stream.mode == StreamMode::Provisioned && i.fleet_size > spec.stream.shards {
+            self.warning(
+                "ingest.fleet_size",
+                format!(
+                    "fleet_size {} exceeds the {} shards: the extra workers hold no lease",
+                    i.fleet_size, spec.stream.shards
+                ),
+            );
+        }
+    }
+
+    fn compaction(&mut self, spec: &EnvSpec) {
+        let c = &spec.compaction;
+        if !c.enabled {
+            return;
+        }
+        if let Err(msg) = check_schedule(&c.schedule) {
+            self.error("compaction.schedule", msg);
+        }
+        self.range("compaction.target_size_mib", c.target_size_mib.into(), 1, 5120);
+        if spec.ingest.scenario == Scenario::A {
+            self.warning(
+                "compaction.enabled",
+                "scenario A writes large files by arrival time and needs no compaction (seed 000)",
+            );
+        }
+    }
+}
+
+fn is_version(v: &str) -> bool {
+    let parts: Vec<&str> = v.split('.').collect();
+    (2..=4).contains(&parts.len()) && parts.iter().all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
+}
+
+fn parse_emr_release(label: &str) -> Option<(u32, u32, u32)> {
+    let mut it = label.strip_prefix("emr-")?.split('.').map(|p| p.parse::<u32>().ok());
+    let r = (it.next()??, it.next()??, it.next()??);
+    it.next().is_none().then_some(r)
+}
+
+/// EMR applications and the first release that offers each (EMR release guide).
+const EMR_APPLICATIONS: &[(&str, (u32, u32, u32))] = &[
+    ("Spark", (5, 0, 0)),
+    ("Hive", (5, 0, 0)),
+    ("Hue", (5, 0, 0)),
+    ("Hadoop", (5, 0, 0)),
+    ("Pig", (5, 0, 0)),
+    ("Tez", (5, 0, 0)),
+    ("Zeppelin", (5, 0, 0)),
+    ("Presto", (5, 0, 0)),
+    ("Sqoop", (5, 0, 0)),
+    ("Oozie", (5, 0, 0)),
+    ("Ganglia", (5, 0, 0)),
+    ("HBase", (5, 0, 0)),
+    ("ZooKeeper", (5, 0, 0)),
+    ("Flink", (5, 1, 0)),
+    ("Livy", (5, 9, 0)),
+    ("JupyterHub", (5, 14, 0)),
+    ("Hudi", (5, 28, 0)),
+    ("JupyterEnterpriseGateway", (5, 31, 0)),
+    ("Trino", (6, 4, 0)),
+    ("Iceberg", (6, 5, 0)),
+    ("Delta", (6, 9, 0)),
+];
+
+/// The strftime-like tokens the ingest writer understands.
+const PARTITION_TOKENS: &[char] = &['Y', 'm', 'd', 'H', 'j', '%'];
+
+/// Partition formats must be hourly (the lake's unit) and S3-key safe.
+pub fn check_partition_format(fmt: &str) -> Result<(), String> {
+    let mut seen = Vec::new();
+    let mut chars = fmt.chars();
+    while let Some(c) = chars.next() {
+        if c == '%' {
+            match chars.next() {
+                Some(t) if PARTITION_TOKENS.contains(&t) => seen.push(t),
+                Some(t) => return Err(format!("partition_format `{fmt}` has unknown token %{t}; use %Y %m %d %H %j")),
+                None => return Err(format!("partition_format `{fmt}` ends with a lone %")),
+            }
+        } else if !(c.is_ascii_alphanumeric() || "=_-/.".contains(c)) {
+            return Err(format!("partition_format `{fmt}` has `{c}`, which is not safe in S3 keys and Hive paths"));
+        }
+    }
+    if fmt.starts_with('/') || fmt.ends_with('/') {
+        return Err(format!("partition_format `{fmt}` must not start or end with `/`"));
+    }
+    let has = |t| seen.contains(&t);
+    if !has('Y') {
+        return Err(format!("partition_format `{fmt}` has no year token %Y"));
+    }
+    if !(has('j') || has('m') && has('d')) {
+        return Err(format!("partition_format `{fmt}` has no day token (%m and %d, or %j)"));
+    }
+    if !has('H') {
+        return Err(format!(
+            "partition_format `{fmt}` has no hour token %H; lake partitions are hourly (e.g. ordertime=%Y%m%d%H)"
+        ));
+    }
+    Ok(())
+}
+
+/// `manual`, `cron(6 fields)` or `rate(N unit)`.
+pub fn check_schedule(s: &str) -> Result<(), String> {
+    if s == "manual" {
+        return Ok(());
+    }
+    if let Some(body) = s.strip_prefix("cron(").and_then(|r| r.strip_suffix(')')) {
+        let n = body.split_whitespace().count();
+        if n != 6 {
+            return Err(format!(
+                "schedule `{s}` has {n} fields; EventBridge cron takes 6: minutes hours day-of-month month day-of-week year, e.g. cron(0 2 * * ? *)"
+            ));
+        }
+        return Ok(());
+    }
+    if let Some(body) = s.strip_prefix("rate(").and_then(|r| r.strip_suffix(')')) {
+        let mut it = body.split_whitespace();
+        let ok = matches!((it.next().map(str::parse::<u32>), it.next(), it.next()),
+            (Some(Ok(n)), Some(unit), None) if n > 0 && ["minute", "minutes", "hour", "hours", "day", "days"].contains(&unit));
+        if ok {
+            return Ok(());
+        }
+    }
+    Err(format!("schedule `{s}` must be `manual`, `cron(…)` or `rate(N minutes|hours|days)`"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partition_formats() {
+        assert!(check_partition_format("ordertime=%Y%m%d%H").is_ok());
+        assert!(check_partition_format("dt=%Y-%m-%d/hour=%H").is_ok());
+        assert!(check_partition_format("ordertime=%Y%m%d").unwrap_err().contains("hour"));
+        assert!(check_partition_format("ordertime=%Y%H").unwrap_err().contains("day"));
+        assert!(check_partition_format("t=%Y%m%d%H%q").unwrap_err().contains("%q"));
+        assert!(check_partition_format("t=%Y %m%d%H").unwrap_err().contains("not safe"));
+    }
+
+    #[test]
+    fn schedules() {
+        assert!(check_schedule("manual").is_ok());
+        assert!(check_schedule("cron(0 2 * * ? *)").is_ok());
+        assert!(check_schedule("rate(6 hours)").is_ok());
+        assert!(check_schedule("cron(0 2 * * *)").unwrap_err().contains("5 fields"));
+        assert!(check_schedule("rate(0 hours)").is_err());
+        assert!(check_schedule("daily").is_err());
+    }
+
+    #[test]
+    fn emr_release_parsing() {
+        assert_eq!(parse_emr_release("emr-6.15.0"), Some((6, 15, 0)));
+        assert_eq!(parse_emr_release("emr-6.15"), None);
+        assert_eq!(parse_emr_release("6.15.0"), None);
+    }
+}

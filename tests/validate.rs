@@ -1,0 +1,208 @@
+//! `lakectl validate`: bad specs and the exact messages they produce.
+
+use std::path::Path;
+use std::process::Command;
+
+use lake_testkit::{repo_root, tempdir};
+use lakectl::spec::{self, Severity};
+
+/// A temp env dir with the real `_base.yaml` and one `case.yaml` extending it.
+fn env_dir_with(case_body: &str) -> tempfile::TempDir {
+    let dir = tempdir();
+    std::fs::copy(repo_root().join("environments/_base.yaml"), dir.path().join("_base.yaml")).unwrap();
+    let text = format!("extends: _base.yaml\nname: lake-case\n{case_body}");
+    std::fs::write(dir.path().join("case.yaml"), text).unwrap();
+    dir
+}
+
+/// Every diagnostic of `case`, as printed, with the temp dir stripped.
+fn diagnostics(dir: &Path, env: &str) -> Vec<String> {
+    let found = match spec::load_environment(dir, env) {
+        Ok(loaded) => spec::validate::validate(&loaded.spec, &loaded.locator),
+        Err(found) => found,
+    };
+    let prefix = format!("{}/", dir.display());
+    found.iter().map(|d| d.to_string().replace(&prefix, "")).collect()
+}
+
+#[test]
+fn bad_specs_give_pinned_messages() {
+    // (what, case body after `extends` and `name` on lines 1-2, expected diagnostics)
+    let cases: &[(&str, &str, &[&str])] = &[
+        (
+            "misspelt key",
+            "stream:\n  shard: 4\n",
+            &["case.yaml:4:3: unknown key `stream.shard`; did you mean `shards`?"],
+        ),
+        (
+            "misspelt top-level key",
+            "ingset:\n  fleet_size: 2\n",
+            &["case.yaml:3:1: unknown key `ingset`; did you mean `ingest`?"],
+        ),
+        (
+            "wrong type",
+            "stream:\n  shards: many\n",
+            &["case.yaml:4:3: stream.shards: invalid type: string \"many\", expected u32"],
+        ),
+        (
+            "unknown enum value",
+            "ingest:\n  format: orc\n",
+            &["case.yaml:4:3: ingest.format: unknown variant `orc`, expected one of `csv`, `ndjson`, `parquet`"],
+        ),
+        (
+            "YAML syntax",
+            "stream:\n  shards: [1\n",
+            &["case.yaml:5:1: YAML syntax: did not find expected ',' or ']'"],
+        ),
+        (
+            "replication above broker count",
+            "kafka:\n  topics:\n    - {name: orders, partitions: 6, replication: 3}\n",
+            &["case.yaml:5:37: replication 3 of topic `orders` exceeds the 2 brokers (or is 0)"],
+        ),
+        (
+            "MSK brokers not a multiple of the AZs",
+            "network:\n  availability_zones: 3\nkafka:\n  msk:\n    broker_count: 4\n",
+            &["case.yaml:7:5: MSK broker_count 4 is not a multiple of the 3 availability zones its brokers spread over"],
+        ),
+        (
+            "overlapping subnet CIDRs",
+            "network:\n  public_subnets: [10.20.0.0/20, 10.20.16.0/20]\n  private_subnets: [10.20.16.0/24, 10.20.64.0/20]\n",
+            &["case.yaml:5:21: subnet 10.20.16.0/24 overlaps 10.20.16.0/20 (at case.yaml:4:34)"],
+        ),
+        (
+            "subnet outside the VPC",
+            "network:\n  private_subnets: [10.99.0.0/20, 10.20.64.0/20]\n",
+            &["case.yaml:4:21: subnet 10.99.0.0/20 is outside the VPC CIDR 10.20.0.0/16"],
+        ),
+        (
+            "invalid CIDR",
+            "network:\n  cidr: 10.20.0.0/33\n",
+            &["case.yaml:4:3: cidr `10.20.0.0/33` is not an IPv4 CIDR such as 10.20.0.0/16"],
+        ),
+        (
+            "partition format without hour",
+            "ingest:\n  partition_format: ordertime=%Y%m%d\n",
+            &["case.yaml:4:3: partition_format `ordertime=%Y%m%d` has no hour token %H; lake partitions are hourly (e.g. ordertime=%Y%m%d%H)"],
+        ),
+        (
+            "serverless capacity out of range",
+            "metastore:\n  capacity:\n    mode: serverless\n    min_acu: 8\n    max_acu: 300\n",
+            &["case.yaml:7:5: max_acu 300 must be 1 to 256 in steps of 0.5"],
+        ),
+        (
+            "EMR release without a requested application",
+            "emr:\n  release_label: emr-5.20.0\n  applications: [Spark, Hive, Hudi]\n",
+            &["case.yaml:5:31: emr-5.20.0 does not offer Hudi (first in emr-5.28.0)"],
+        ),
+        (
+            "misspelt EMR application",
+            "emr:\n  applications: [Sprak, Hive, Hue]\n",
+            &["case.yaml:4:18: `Sprak` is not an EMR application; did you mean `Spark`?"],
+        ),
+        (
+            "bridge with a re-encoding converter",
+            "kafka:\n  bridge:\n    value_converter: org.apache.kafka.connect.json.JsonConverter\n",
+            &["case.yaml:5:5: value_converter `org.apache.kafka.connect.json.JsonConverter` would re-encode records; use org.apache.kafka.connect.storage.StringConverter or org.apache.kafka.connect.converters.ByteArrayConverter so JSON text reaches Kinesis"],
+        ),
+        (
+            "bridge topic not created",
+            "kafka:\n  bridge:\n    topic: payments\n",
+            &["case.yaml:5:5: bridge topic `payments` is not in kafka.topics; add it there so it is created"],
+        ),
+        (
+            "cron with five fields",
+            "compaction:\n  schedule: cron(0 2 * * *)\n",
+            &["case.yaml:4:3: schedule `cron(0 2 * * *)` has 5 fields; EventBridge cron takes 6: minutes hours day-of-month month day-of-week year, e.g. cron(0 2 * * ? *)"],
+        ),
+        (
+            "self-managed Kafka: partitions below brokers",
+            "kafka:\n  mode: self-managed\n  self_managed:\n    default_partitions: 2\n  topics: []\n",
+            &[
+                "case.yaml:4:3: warning: self-managed brokers speak plaintext inside the VPC (security group limited to the VPC CIDR); use `mode: msk` for TLS and IAM",
+                "case.yaml:6:5: default_partitions 2 is below broker_count 3: some brokers would hold no partition (seed 002)",
+            ],
+        ),
+        (
+            "account id guard malformed",
+            "account_id: \"12345\"\n",
+            &["case.yaml:3:1: account_id `12345` must be 12 digits (quote it in YAML to keep leading zeros)"],
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (what, body, expected) in cases {
+        let dir = env_dir_with(body);
+        let got = diagnostics(dir.path(), "case");
+        let mut got_sorted = got.clone();
+        got_sorted.sort();
+        let mut want: Vec<String> = expected.iter().map(|s| s.to_string()).collect();
+        want.sort();
+        if got_sorted != want {
+            failures.push(format!("{what}:\n  want {want:#?}\n  got  {got:#?}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn errors_in_a_base_point_into_the_base_file() {
+    let dir = tempdir();
+    std::fs::write(dir.path().join("_base.yaml"), "region: us-east-1\nnetwork:\n  mode: new\n  cidr: 10.0.0.0/8\n").unwrap();
+    std::fs::write(dir.path().join("e.yaml"), "extends: _base.yaml\nname: lake-e\n").unwrap();
+    assert_eq!(
+        diagnostics(dir.path(), "e"),
+        ["_base.yaml:4:3: a VPC CIDR must be /16 to /24, not /8"]
+    );
+}
+
+#[test]
+fn unknown_environment_suggests_the_closest() {
+    let found = spec::load_environment(&repo_root().join("environments"), "prd").unwrap_err();
+    assert!(found[0].message.contains("did you mean `prod`?"), "{}", found[0]);
+}
+
+#[test]
+fn shipped_environments_are_valid_without_warnings() {
+    let dir = repo_root().join("environments");
+    let envs = spec::list_environments(&dir).unwrap();
+    assert_eq!(envs, ["local", "poc", "prod"]);
+    for env in envs {
+        let (_, warnings) = spec::load_valid(&dir, &env).unwrap_or_else(|e| panic!("{env}: {e:#?}"));
+        assert!(warnings.is_empty(), "{env}: {warnings:#?}");
+    }
+}
+
+#[test]
+fn cli_exit_codes_and_output() {
+    let bin = env!("CARGO_BIN_EXE_lakectl");
+    let ok = Command::new(bin).current_dir(repo_root()).arg("validate").output().unwrap();
+    assert_eq!(ok.status.code(), Some(0), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert_eq!(String::from_utf8_lossy(&ok.stdout), "local: ok\npoc: ok\nprod: ok\n");
+
+    let dir = env_dir_with("stream:\n  shard: 4\n");
+    let bad = Command::new(bin)
+        .args(["--env-dir", dir.path().to_str().unwrap(), "validate", "case"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(stderr.ends_with("case.yaml:4:3: unknown key `stream.shard`; did you mean `shards`?\n"), "{stderr}");
+
+    let json = Command::new(bin)
+        .args(["--env-dir", dir.path().to_str().unwrap(), "--output", "json", "validate"])
+        .output()
+        .unwrap();
+    assert_eq!(json.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(report["diagnostics"][0]["field"], "stream.shard");
+    assert_eq!(report["diagnostics"][0]["position"]["line"], 4);
+    assert_eq!(report["valid"], serde_json::json!([]));
+}
+
+#[test]
+fn warnings_do_not_fail_validation() {
+    let dir = env_dir_with("ingest:\n  scenario: A\n");
+    let found = spec::load_valid(dir.path(), "case").expect("warnings only");
+    assert_eq!(found.1.len(), 1);
+    assert_eq!(found.1[0].severity, Severity::Warning);
+    assert!(found.1[0].message.contains("needs no compaction"));
+}
