@@ -11,7 +11,11 @@ use lakectl::render::{self, graph::GraphFormat};
 use lakectl::spec::{self, Diagnostic, Severity};
 
 #[derive(Parser)]
-#[command(name = "lakectl", version, about = "Provision an AWS streaming data lake from typed environment specs")]
+#[command(
+    name = "lakectl",
+    version,
+    about = "Provision an AWS streaming data lake from typed environment specs"
+)]
 struct Cli {
     /// Folder holding `<env>.yaml` specs.
     #[arg(long, global = true, default_value = "environments")]
@@ -95,7 +99,10 @@ fn run(cli: &Cli) -> Result<ExitCode, String> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Schema => {
-            println!("{}", serde_json::to_string_pretty(&spec::json_schema()).expect("schema serialises"));
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&spec::json_schema()).expect("schema serialises")
+            );
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -108,7 +115,10 @@ fn validate(cli: &Cli, envs: &[String]) -> Result<ExitCode, String> {
         envs.to_vec()
     };
     if envs.is_empty() {
-        return Err(format!("no environment specs (*.yaml) in {}", cli.env_dir.display()));
+        return Err(format!(
+            "no environment specs (*.yaml) in {}",
+            cli.env_dir.display()
+        ));
     }
     let mut all = Vec::new();
     let mut valid = Vec::new();
@@ -124,7 +134,10 @@ fn validate(cli: &Cli, envs: &[String]) -> Result<ExitCode, String> {
     }
     if cli.output == Output::Json {
         let report = serde_json::json!({ "valid": valid, "diagnostics": all });
-        println!("{}", serde_json::to_string_pretty(&report).expect("report serialises"));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).expect("report serialises")
+        );
     } else {
         print_diagnostics(&all);
         for env in &valid {
@@ -152,8 +165,13 @@ fn load_and_render(cli: &Cli, env: &str) -> Result<render::RenderedEnv, String> 
         }
         Err(found) => {
             print_diagnostics(&found);
-            let errors = found.iter().filter(|d| d.severity == Severity::Error).count();
-            Err(format!("{env}: {errors} problem(s) in the spec; run `lakectl validate {env}`"))
+            let errors = found
+                .iter()
+                .filter(|d| d.severity == Severity::Error)
+                .count();
+            Err(format!(
+                "{env}: {errors} problem(s) in the spec; run `lakectl validate {env}`"
+            ))
         }
     }
 }

@@ -9,7 +9,11 @@ use lakectl::spec::{self, Severity};
 /// A temp env dir with the real `_base.yaml` and one `case.yaml` extending it.
 fn env_dir_with(case_body: &str) -> tempfile::TempDir {
     let dir = tempdir();
-    std::fs::copy(repo_root().join("environments/_base.yaml"), dir.path().join("_base.yaml")).unwrap();
+    std::fs::copy(
+        repo_root().join("environments/_base.yaml"),
+        dir.path().join("_base.yaml"),
+    )
+    .unwrap();
     let text = format!("extends: _base.yaml\nname: lake-case\n{case_body}");
     std::fs::write(dir.path().join("case.yaml"), text).unwrap();
     dir
@@ -22,7 +26,10 @@ fn diagnostics(dir: &Path, env: &str) -> Vec<String> {
         Err(found) => found,
     };
     let prefix = format!("{}/", dir.display());
-    found.iter().map(|d| d.to_string().replace(&prefix, "")).collect()
+    found
+        .iter()
+        .map(|d| d.to_string().replace(&prefix, ""))
+        .collect()
 }
 
 #[test]
@@ -146,8 +153,16 @@ fn bad_specs_give_pinned_messages() {
 #[test]
 fn errors_in_a_base_point_into_the_base_file() {
     let dir = tempdir();
-    std::fs::write(dir.path().join("_base.yaml"), "region: us-east-1\nnetwork:\n  mode: new\n  cidr: 10.0.0.0/8\n").unwrap();
-    std::fs::write(dir.path().join("e.yaml"), "extends: _base.yaml\nname: lake-e\n").unwrap();
+    std::fs::write(
+        dir.path().join("_base.yaml"),
+        "region: us-east-1\nnetwork:\n  mode: new\n  cidr: 10.0.0.0/8\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("e.yaml"),
+        "extends: _base.yaml\nname: lake-e\n",
+    )
+    .unwrap();
     assert_eq!(
         diagnostics(dir.path(), "e"),
         ["_base.yaml:4:3: a VPC CIDR must be /16 to /24, not /8"]
@@ -157,7 +172,11 @@ fn errors_in_a_base_point_into_the_base_file() {
 #[test]
 fn unknown_environment_suggests_the_closest() {
     let found = spec::load_environment(&repo_root().join("environments"), "prd").unwrap_err();
-    assert!(found[0].message.contains("did you mean `prod`?"), "{}", found[0]);
+    assert!(
+        found[0].message.contains("did you mean `prod`?"),
+        "{}",
+        found[0]
+    );
 }
 
 #[test]
@@ -166,7 +185,8 @@ fn shipped_environments_are_valid_without_warnings() {
     let envs = spec::list_environments(&dir).unwrap();
     assert_eq!(envs, ["local", "poc", "prod"]);
     for env in envs {
-        let (_, warnings) = spec::load_valid(&dir, &env).unwrap_or_else(|e| panic!("{env}: {e:#?}"));
+        let (_, warnings) =
+            spec::load_valid(&dir, &env).unwrap_or_else(|e| panic!("{env}: {e:#?}"));
         assert!(warnings.is_empty(), "{env}: {warnings:#?}");
     }
 }
@@ -174,21 +194,47 @@ fn shipped_environments_are_valid_without_warnings() {
 #[test]
 fn cli_exit_codes_and_output() {
     let bin = env!("CARGO_BIN_EXE_lakectl");
-    let ok = Command::new(bin).current_dir(repo_root()).arg("validate").output().unwrap();
-    assert_eq!(ok.status.code(), Some(0), "{}", String::from_utf8_lossy(&ok.stderr));
-    assert_eq!(String::from_utf8_lossy(&ok.stdout), "local: ok\npoc: ok\nprod: ok\n");
+    let ok = Command::new(bin)
+        .current_dir(repo_root())
+        .arg("validate")
+        .output()
+        .unwrap();
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&ok.stdout),
+        "local: ok\npoc: ok\nprod: ok\n"
+    );
 
     let dir = env_dir_with("stream:\n  shard: 4\n");
     let bad = Command::new(bin)
-        .args(["--env-dir", dir.path().to_str().unwrap(), "validate", "case"])
+        .args([
+            "--env-dir",
+            dir.path().to_str().unwrap(),
+            "validate",
+            "case",
+        ])
         .output()
         .unwrap();
     assert_eq!(bad.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&bad.stderr);
-    assert!(stderr.ends_with("case.yaml:4:3: unknown key `stream.shard`; did you mean `shards`?\n"), "{stderr}");
+    assert!(
+        stderr.ends_with("case.yaml:4:3: unknown key `stream.shard`; did you mean `shards`?\n"),
+        "{stderr}"
+    );
 
     let json = Command::new(bin)
-        .args(["--env-dir", dir.path().to_str().unwrap(), "--output", "json", "validate"])
+        .args([
+            "--env-dir",
+            dir.path().to_str().unwrap(),
+            "--output",
+            "json",
+            "validate",
+        ])
         .output()
         .unwrap();
     assert_eq!(json.status.code(), Some(1));

@@ -18,7 +18,10 @@ pub struct StackKind {
 
 macro_rules! template {
     ($file:literal) => {
-        ($file, include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/templates/", $file)))
+        (
+            $file,
+            include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/templates/", $file)),
+        )
     };
 }
 
@@ -36,19 +39,54 @@ pub fn stack_kinds() -> [StackKind; 9] {
         summary,
     };
     [
-        kind("network", template!("network.yaml.j2"), always, "VPC, subnets, NAT, security groups"),
-        kind("storage", template!("storage.yaml.j2"), always, "KMS key; data, artifacts and logs buckets"),
-        kind("iam", template!("iam.yaml.j2"), always, "least-privilege roles of every component"),
-        kind("stream", template!("stream.yaml.j2"), always, "Kinesis stream; Firehose to the raw archive"),
+        kind(
+            "network",
+            template!("network.yaml.j2"),
+            always,
+            "VPC, subnets, NAT, security groups",
+        ),
+        kind(
+            "storage",
+            template!("storage.yaml.j2"),
+            always,
+            "KMS key; data, artifacts and logs buckets",
+        ),
+        kind(
+            "iam",
+            template!("iam.yaml.j2"),
+            always,
+            "least-privilege roles of every component",
+        ),
+        kind(
+            "stream",
+            template!("stream.yaml.j2"),
+            always,
+            "Kinesis stream; Firehose to the raw archive",
+        ),
         kind(
             "kafka",
             template!("kafka.yaml.j2"),
             |s| s.kafka.is_some(),
             "MSK or self-managed ZooKeeper + Kafka; topics; Kafka->Kinesis bridge",
         ),
-        kind("metastore", template!("metastore.yaml.j2"), always, "Aurora MySQL for the Hive metastore and Hue; its secret"),
-        kind("emr", template!("emr.yaml.j2"), always, "EMR cluster (Spark, Hive, Hue) with its security configuration"),
-        kind("ingest", template!("ingest.yaml.j2"), always, "lake-ingest fleet: lease table, launch template, Auto Scaling group"),
+        kind(
+            "metastore",
+            template!("metastore.yaml.j2"),
+            always,
+            "Aurora MySQL for the Hive metastore and Hue; its secret",
+        ),
+        kind(
+            "emr",
+            template!("emr.yaml.j2"),
+            always,
+            "EMR cluster (Spark, Hive, Hue) with its security configuration",
+        ),
+        kind(
+            "ingest",
+            template!("ingest.yaml.j2"),
+            always,
+            "lake-ingest fleet: lease table, launch template, Auto Scaling group",
+        ),
         kind(
             "compaction",
             template!("compaction.yaml.j2"),

@@ -75,9 +75,14 @@ impl<'a> Context<'a> {
             }
             Network::Existing(_) => (Vec::new(), Vec::new()),
         };
+        // Total over any typed spec (validation reports the problems), so
+        // rendering never panics: a missing subnet simply yields no address.
         let zookeeper_ips = match &spec.kafka {
-            Some(k) if k.mode == KafkaMode::SelfManaged => (0..k.self_managed.zookeeper_nodes as usize)
-                .map(|i| fixed_host(&private_subnets[i % azs.max(1)], 10 + i / azs.max(1)))
+            Some(k) if k.mode == KafkaMode::SelfManaged => (0..k.self_managed.zookeeper_nodes
+                as usize)
+                .filter_map(|i| {
+                    fixed_host(private_subnets.get(i % azs.max(1))?, 10 + i / azs.max(1))
+                })
                 .collect(),
             _ => Vec::new(),
         };
@@ -85,7 +90,10 @@ impl<'a> Context<'a> {
         let ingest = &spec.ingest;
         let ingest_args = vec![
             format!("--format {}", ingest.format.as_str()),
-            format!("--partition-by {}", ingest.effective_partition_by().as_str()),
+            format!(
+                "--partition-by {}",
+                ingest.effective_partition_by().as_str()
+            ),
             format!("--time-field {}", ingest.time_field),
             format!("--partition-format '{}'", ingest.partition_format),
             format!("--roll-mib {}", ingest.roll_mib),
@@ -142,10 +150,10 @@ impl<'a> Context<'a> {
 }
 
 /// The `host`-th address of a subnet (AWS reserves the first four).
-fn fixed_host(subnet: &str, host: usize) -> String {
-    let net: ipnet::Ipv4Net = subnet.parse().expect("derived subnets are valid CIDRs");
+fn fixed_host(subnet: &str, host: usize) -> Option<String> {
+    let net: ipnet::Ipv4Net = subnet.parse().ok()?;
     let base = u32::from(net.network());
-    std::net::Ipv4Addr::from(base + host as u32).to_string()
+    Some(std::net::Ipv4Addr::from(base.checked_add(host as u32)?).to_string())
 }
 
 #[cfg(test)]
@@ -154,6 +162,10 @@ mod tests {
 
     #[test]
     fn fixed_hosts_skip_reserved_addresses() {
-        assert_eq!(fixed_host("10.20.32.0/20", 10), "10.20.32.10");
+        assert_eq!(
+            fixed_host("10.20.32.0/20", 10).as_deref(),
+            Some("10.20.32.10")
+        );
+        assert_eq!(fixed_host("not a cidr", 10), None);
     }
 }

@@ -26,7 +26,13 @@ pub fn waves(stacks: &[RenderedStack]) -> Result<Vec<Vec<String>>, RenderError> 
             return Err(RenderError::Cycle(stuck.join(", ")));
         }
         for id in &wave {
-            placed.push(stacks.iter().find(|s| &s.id == id).map(|s| s.id.as_str()).unwrap_or_default());
+            placed.push(
+                stacks
+                    .iter()
+                    .find(|s| &s.id == id)
+                    .map(|s| s.id.as_str())
+                    .unwrap_or_default(),
+            );
         }
         waves.push(wave);
     }
@@ -54,14 +60,20 @@ pub fn draw(env: &RenderedEnv, format: GraphFormat) -> String {
                     } else {
                         s.depends_on.join(", ")
                     };
-                    out.push_str(&format!("  {:<11} {:<22} <- {}\n", s.id, s.stack_name, deps));
+                    out.push_str(&format!(
+                        "  {:<11} {:<22} <- {}\n",
+                        s.id, s.stack_name, deps
+                    ));
                 }
             }
         }
         GraphFormat::Mermaid => {
             out.push_str("graph LR\n");
             for s in &env.stacks {
-                out.push_str(&format!("  {}[\"{}<br/><small>{}</small>\"]\n", s.id, s.id, s.summary));
+                out.push_str(&format!(
+                    "  {}[\"<b>{}</b><br/>{}\"]\n",
+                    s.id, s.id, s.summary
+                ));
             }
             for s in &env.stacks {
                 for d in &s.depends_on {
@@ -70,9 +82,15 @@ pub fn draw(env: &RenderedEnv, format: GraphFormat) -> String {
             }
         }
         GraphFormat::Dot => {
-            out.push_str(&format!("digraph \"{}\" {{\n  rankdir=LR;\n  node [shape=box];\n", env.name));
+            out.push_str(&format!(
+                "digraph \"{}\" {{\n  rankdir=LR;\n  node [shape=box];\n",
+                env.name
+            ));
             for s in &env.stacks {
-                out.push_str(&format!("  \"{}\" [label=\"{}\\n{}\"];\n", s.id, s.id, s.summary));
+                out.push_str(&format!(
+                    "  \"{}\" [label=\"{}\\n{}\"];\n",
+                    s.id, s.id, s.summary
+                ));
             }
             for s in &env.stacks {
                 for d in &s.depends_on {
@@ -104,8 +122,16 @@ mod tests {
 
     #[test]
     fn waves_respect_dependencies_and_canonical_order() {
-        let s = [stack("a", &[]), stack("b", &["c"]), stack("c", &["a"]), stack("d", &[])];
-        assert_eq!(waves(&s).unwrap(), vec![vec!["a", "d"], vec!["c"], vec!["b"]]);
+        let s = [
+            stack("a", &[]),
+            stack("b", &["c"]),
+            stack("c", &["a"]),
+            stack("d", &[]),
+        ];
+        assert_eq!(
+            waves(&s).unwrap(),
+            vec![vec!["a", "d"], vec!["c"], vec!["b"]]
+        );
     }
 
     #[test]

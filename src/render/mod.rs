@@ -7,6 +7,7 @@
 //! Must not: call AWS or read spec files (callers hand in a `LoadedSpec`).
 
 pub mod catalog;
+pub mod consumers;
 pub mod context;
 pub mod graph;
 pub mod wiring;
@@ -29,11 +30,18 @@ pub enum RenderError {
     #[error("stack {stack}: parameter {parameter} has no source: no upstream stack outputs it, it has no Default and it is not an artifact hash")]
     Unwired { stack: String, parameter: String },
     #[error("output {output} is produced by both stack {first} and stack {second}; output names must be unique across stacks")]
-    DuplicateOutput { output: String, first: String, second: String },
+    DuplicateOutput {
+        output: String,
+        first: String,
+        second: String,
+    },
     #[error("stacks depend on each other in a cycle: {0}")]
     Cycle(String),
     #[error("cannot write {path}: {source}")]
-    Write { path: PathBuf, source: std::io::Error },
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// One rendered stack.
@@ -104,14 +112,21 @@ fn environment() -> Environment<'static> {
     // A misspelt variable in a template is a bug, not an empty string.
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     // JSON quoting is valid YAML and keeps any spec string from breaking the document.
-    env.add_filter("q", |v: minijinja::Value| -> Result<String, minijinja::Error> {
-        serde_json::to_string(&v).map_err(|e| minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, e.to_string()))
-    });
+    env.add_filter(
+        "q",
+        |v: minijinja::Value| -> Result<String, minijinja::Error> {
+            serde_json::to_string(&v).map_err(|e| {
+                minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, e.to_string())
+            })
+        },
+    );
     for (name, source) in catalog::partials() {
-        env.add_template(name, source).expect("partials parse (checked by tests)");
+        env.add_template(name, source)
+            .expect("partials parse (checked by tests)");
     }
     for kind in catalog::stack_kinds() {
-        env.add_template(kind.template, kind.source).expect("templates parse (checked by tests)");
+        env.add_template(kind.template, kind.source)
+            .expect("templates parse (checked by tests)");
     }
     env
 }
@@ -122,9 +137,16 @@ pub fn render(loaded: &LoadedSpec) -> Result<RenderedEnv, RenderError> {
     let env = environment();
     let ctx = context::Context::new(spec);
     let mut stacks = Vec::new();
-    for kind in catalog::stack_kinds().into_iter().filter(|k| (k.enabled)(spec)) {
-        let template = env.get_template(kind.template).map_err(|e| template_error(kind.template, &e))?;
-        let text = template.render(&ctx).map_err(|e| template_error(kind.template, &e))?;
+    for kind in catalog::stack_kinds()
+        .into_iter()
+        .filter(|k| (k.enabled)(spec))
+    {
+        let template = env
+            .get_template(kind.template)
+            .map_err(|e| template_error(kind.template, &e))?;
+        let text = template
+            .render(&ctx)
+            .map_err(|e| template_error(kind.template, &e))?;
         stacks.push(RenderedStack {
             id: kind.id.to_string(),
             stack_name: format!("{}-{}", spec.name, kind.id),

@@ -88,6 +88,12 @@ pub fn wire(stacks: &mut [RenderedStack]) -> Result<(), RenderError> {
         s.parameters = params;
         s.depends_on = deps;
     }
+    // Dependencies in canonical stack order, whatever the parameter order.
+    let canonical: Vec<String> = stacks.iter().map(|s| s.id.clone()).collect();
+    for s in stacks.iter_mut() {
+        s.depends_on
+            .sort_by_key(|d| canonical.iter().position(|c| c == d));
+    }
     Ok(())
 }
 
@@ -102,6 +108,9 @@ fn section_keys<'a>(doc: &'a Value, section: &str) -> impl Iterator<Item = (Stri
 fn scalar_text(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
-        other => serde_yaml::to_string(other).unwrap_or_default().trim_end().to_string(),
+        other => serde_yaml::to_string(other)
+            .unwrap_or_default()
+            .trim_end()
+            .to_string(),
     }
 }

@@ -57,7 +57,10 @@ pub fn load_environment(env_dir: &Path, env: &str) -> Result<LoadedSpec, Vec<Dia
             severity: Severity::Error,
             position: top_of(&file),
             field: String::new(),
-            message: format!("no environment `{env}` (expected the file {}){hint}", file.display()),
+            message: format!(
+                "no environment `{env}` (expected the file {}){hint}",
+                file.display()
+            ),
         }]);
     }
     let (value, locator) = load_merged(&file, 0)?;
@@ -108,7 +111,10 @@ fn load_merged(file: &Path, depth: usize) -> Result<(Value, Locator), Vec<Diagno
         return Ok((value, locator));
     };
     let Some(base_name) = base_ref.as_str() else {
-        return Err(vec![locator.error("extends", "`extends` must be a file name such as `_base.yaml`")]);
+        return Err(vec![locator.error(
+            "extends",
+            "`extends` must be a file name such as `_base.yaml`",
+        )]);
     };
     if depth >= MAX_EXTENDS_DEPTH {
         return Err(vec![locator.error(
@@ -249,8 +255,14 @@ fn index_positions(file: &Path, text: &str) -> Locator {
 
 enum Frame {
     /// `key` is Some while the value of that key is being read.
-    Mapping { path: String, key: Option<String> },
-    Sequence { path: String, index: usize },
+    Mapping {
+        path: String,
+        key: Option<String>,
+    },
+    Sequence {
+        path: String,
+        index: usize,
+    },
 }
 
 struct PositionIndexer {
@@ -360,8 +372,10 @@ mod tests {
 
     #[test]
     fn a_changed_mode_replaces_the_block() {
-        let mut base: Value = serde_yaml::from_str("c: {mode: serverless, min_acu: 1, instances: 2}").unwrap();
-        let overlay: Value = serde_yaml::from_str("c: {mode: provisioned, instance_class: db.r6g.large}").unwrap();
+        let mut base: Value =
+            serde_yaml::from_str("c: {mode: serverless, min_acu: 1, instances: 2}").unwrap();
+        let overlay: Value =
+            serde_yaml::from_str("c: {mode: provisioned, instance_class: db.r6g.large}").unwrap();
         let mut l = Locator::new(top_of(Path::new("env.yaml")));
         merge_into(&mut base, overlay.clone(), "", &mut l);
         assert_eq!(base, overlay);
@@ -380,7 +394,10 @@ mod tests {
         l.insert("a.c.2".into(), stale.clone());
         l.insert("a.b".into(), stale.clone());
         merge_into(&mut base, overlay, "", &mut l);
-        assert_eq!(base, serde_yaml::from_str::<Value>("a: {b: 1, c: [9]}").unwrap());
+        assert_eq!(
+            base,
+            serde_yaml::from_str::<Value>("a: {b: 1, c: [9]}").unwrap()
+        );
         // The replaced list's third item no longer exists: its position is gone.
         assert_eq!(l.locate("a.c.2").file, PathBuf::from("env.yaml"));
         // Untouched keys keep the base's position.

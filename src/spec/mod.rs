@@ -7,6 +7,7 @@ pub mod diagnostic;
 pub mod load;
 pub mod model;
 pub mod network;
+pub mod reference;
 pub mod validate;
 
 pub use diagnostic::{Diagnostic, Locator, Position, Severity};
@@ -16,7 +17,10 @@ pub use model::EnvSpec;
 use std::path::Path;
 
 /// Load and check one environment: Ok with warnings, Err with every problem.
-pub fn load_valid(env_dir: &Path, env: &str) -> Result<(LoadedSpec, Vec<Diagnostic>), Vec<Diagnostic>> {
+pub fn load_valid(
+    env_dir: &Path,
+    env: &str,
+) -> Result<(LoadedSpec, Vec<Diagnostic>), Vec<Diagnostic>> {
     let loaded = load_environment(env_dir, env)?;
     let found = validate::validate(&loaded.spec, &loaded.locator);
     if found.iter().any(|d| d.severity == Severity::Error) {

@@ -116,11 +116,8 @@ pub struct ExistingNetwork {
     pub vpc_id: String,
     /// CIDR of that VPC, used to scope security-group rules.
     pub vpc_cidr: String,
-    /// Private subnet ids (`subnet-…`), one per availability zone.
+    /// Private subnet ids (`subnet-…`), one per availability zone; every component runs in them.
     pub private_subnet_ids: Vec<String>,
-    /// Public subnet ids; not needed by any component today.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub public_subnet_ids: Vec<String>,
 }
 
 /// Buckets of the lake. Names are derived: `<name>-<role>-<account>-<region>`.

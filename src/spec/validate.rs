@@ -48,7 +48,10 @@ impl Validator<'_> {
 
     fn range(&mut self, path: &str, value: u64, min: u64, max: u64) {
         if value < min || value > max {
-            self.error(path, format!("{path} is {value}; it must be between {min} and {max}"));
+            self.error(
+                path,
+                format!("{path} is {value}; it must be between {min} and {max}"),
+            );
         }
     }
 
@@ -78,7 +81,10 @@ impl Validator<'_> {
         if !region_ok {
             self.error(
                 "region",
-                format!("region `{}` is not an AWS region name such as `us-east-1`", spec.region),
+                format!(
+                    "region `{}` is not an AWS region name such as `us-east-1`",
+                    spec.region
+                ),
             );
         }
         if let Some(account) = &spec.account_id {
@@ -91,16 +97,25 @@ impl Validator<'_> {
         }
         if let Some(url) = &spec.endpoint_url {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
-                self.error("endpoint_url", format!("endpoint_url `{url}` must start with http:// or https://"));
+                self.error(
+                    "endpoint_url",
+                    format!("endpoint_url `{url}` must start with http:// or https://"),
+                );
             }
         }
         for (key, value) in &spec.tags {
             let path = format!("tags.{key}");
             if key.starts_with("aws:") {
-                self.error(&path, format!("tag key `{key}`: the `aws:` prefix is reserved by AWS"));
+                self.error(
+                    &path,
+                    format!("tag key `{key}`: the `aws:` prefix is reserved by AWS"),
+                );
             }
             if key.is_empty() || key.len() > 128 || value.len() > 256 {
-                self.error(&path, "tag keys are 1-128 characters and values at most 256");
+                self.error(
+                    &path,
+                    "tag keys are 1-128 characters and values at most 256",
+                );
             }
         }
     }
@@ -110,18 +125,20 @@ impl Validator<'_> {
             Network::New(n) => self.new_network(n),
             Network::Existing(e) => {
                 if !e.vpc_id.starts_with("vpc-") {
-                    self.error("network.vpc_id", format!("vpc_id `{}` is not a VPC id (vpc-…)", e.vpc_id));
+                    self.error(
+                        "network.vpc_id",
+                        format!("vpc_id `{}` is not a VPC id (vpc-…)", e.vpc_id),
+                    );
                 }
                 if e.vpc_cidr.parse::<Ipv4Net>().is_err() {
-                    self.error("network.vpc_cidr", format!("vpc_cidr `{}` is not an IPv4 CIDR", e.vpc_cidr));
+                    self.error(
+                        "network.vpc_cidr",
+                        format!("vpc_cidr `{}` is not an IPv4 CIDR", e.vpc_cidr),
+                    );
                 }
-                for (i, id) in e.private_subnet_ids.iter().chain(&e.public_subnet_ids).enumerate() {
+                for (i, id) in e.private_subnet_ids.iter().enumerate() {
                     if !id.starts_with("subnet-") {
-                        let field = if i < e.private_subnet_ids.len() {
-                            format!("network.private_subnet_ids.{i}")
-                        } else {
-                            format!("network.public_subnet_ids.{}", i - e.private_subnet_ids.len())
-                        };
+                        let field = format!("network.private_subnet_ids.{i}");
                         self.error(&field, format!("`{id}` is not a subnet id (subnet-…)"));
                     }
                 }
@@ -147,29 +164,45 @@ impl Validator<'_> {
         let vpc: Ipv4Net = match n.cidr.parse() {
             Ok(v) => v,
             Err(_) => {
-                self.error("network.cidr", format!("cidr `{}` is not an IPv4 CIDR such as 10.20.0.0/16", n.cidr));
+                self.error(
+                    "network.cidr",
+                    format!("cidr `{}` is not an IPv4 CIDR such as 10.20.0.0/16", n.cidr),
+                );
                 return;
             }
         };
         if vpc.network() != vpc.addr() {
             self.error(
                 "network.cidr",
-                format!("cidr `{}` has host bits set; did you mean `{}`?", n.cidr, vpc.trunc()),
+                format!(
+                    "cidr `{}` has host bits set; did you mean `{}`?",
+                    n.cidr,
+                    vpc.trunc()
+                ),
             );
         }
         if !(16..=24).contains(&vpc.prefix_len()) {
-            self.error("network.cidr", format!("a VPC CIDR must be /16 to /24, not /{}", vpc.prefix_len()));
+            self.error(
+                "network.cidr",
+                format!("a VPC CIDR must be /16 to /24, not /{}", vpc.prefix_len()),
+            );
             return;
         }
         let mut subnets: Vec<(String, Ipv4Net)> = Vec::new();
-        for (field, list) in [("public_subnets", &n.public_subnets), ("private_subnets", &n.private_subnets)] {
+        for (field, list) in [
+            ("public_subnets", &n.public_subnets),
+            ("private_subnets", &n.private_subnets),
+        ] {
             if list.is_empty() {
                 continue;
             }
             if list.len() != azs {
                 self.error(
                     &format!("network.{field}"),
-                    format!("{field} lists {} CIDRs but availability_zones is {azs}; give one per AZ", list.len()),
+                    format!(
+                        "{field} lists {} CIDRs but availability_zones is {azs}; give one per AZ",
+                        list.len()
+                    ),
                 );
             }
             for (i, cidr) in list.iter().enumerate() {
@@ -185,10 +218,18 @@ impl Validator<'_> {
                 Ok(derived) => {
                     let (public, private) = derived.split_at(azs);
                     if n.public_subnets.is_empty() {
-                        subnets.extend(public.iter().map(|c| ("network.subnet_prefix".to_string(), c.parse().unwrap())));
+                        subnets.extend(
+                            public
+                                .iter()
+                                .map(|c| ("network.subnet_prefix".to_string(), c.parse().unwrap())),
+                        );
                     }
                     if n.private_subnets.is_empty() {
-                        subnets.extend(private.iter().map(|c| ("network.subnet_prefix".to_string(), c.parse().unwrap())));
+                        subnets.extend(
+                            private
+                                .iter()
+                                .map(|c| ("network.subnet_prefix".to_string(), c.parse().unwrap())),
+                        );
                     }
                 }
                 Err(msg) => self.error("network.subnet_prefix", msg),
@@ -199,14 +240,20 @@ impl Validator<'_> {
                 self.error(path, format!("subnet {net} is outside the VPC CIDR {vpc}"));
             }
             if net.prefix_len() > 28 {
-                self.error(path, format!("subnet {net} is smaller than /28, the smallest AWS allows"));
+                self.error(
+                    path,
+                    format!("subnet {net} is smaller than /28, the smallest AWS allows"),
+                );
             }
         }
         for i in 0..subnets.len() {
             for j in i + 1..subnets.len() {
                 let (a, b) = (&subnets[i].1, &subnets[j].1);
                 if a.contains(b) || b.contains(a) {
-                    let msg = format!("subnet {b} overlaps {a} (at {})", self.loc.locate(&subnets[i].0));
+                    let msg = format!(
+                        "subnet {b} overlaps {a} (at {})",
+                        self.loc.locate(&subnets[i].0)
+                    );
                     self.error(&subnets[j].0.clone(), msg);
                 }
             }
@@ -214,14 +261,20 @@ impl Validator<'_> {
     }
 
     fn storage(&mut self, s: &Storage) {
-        if s.lake_prefix.is_empty() || s.lake_prefix.starts_with('/') || s.lake_prefix.ends_with('/') {
+        if s.lake_prefix.is_empty()
+            || s.lake_prefix.starts_with('/')
+            || s.lake_prefix.ends_with('/')
+        {
             self.error(
                 "storage.lake_prefix",
                 format!("lake_prefix `{}` must be a non-empty key prefix without leading or trailing `/`", s.lake_prefix),
             );
         }
         if s.noncurrent_version_days == 0 {
-            self.error("storage.noncurrent_version_days", "noncurrent_version_days must be at least 1");
+            self.error(
+                "storage.noncurrent_version_days",
+                "noncurrent_version_days must be at least 1",
+            );
         }
     }
 
@@ -242,12 +295,21 @@ impl Validator<'_> {
                 if !m.instance_type.starts_with("kafka.") {
                     self.error(
                         "kafka.msk.instance_type",
-                        format!("MSK instance types start with `kafka.`; did you mean `kafka.{}`?", m.instance_type),
+                        format!(
+                            "MSK instance types start with `kafka.`; did you mean `kafka.{}`?",
+                            m.instance_type
+                        ),
                     );
                 }
                 self.range("kafka.msk.storage_gib", m.storage_gib.into(), 1, 16384);
                 if !is_version(&m.version) {
-                    self.error("kafka.msk.version", format!("version `{}` is not a Kafka version such as 3.6.0", m.version));
+                    self.error(
+                        "kafka.msk.version",
+                        format!(
+                            "version `{}` is not a Kafka version such as 3.6.0",
+                            m.version
+                        ),
+                    );
                 }
                 m.broker_count
             }
@@ -256,11 +318,17 @@ impl Validator<'_> {
                 if s.zookeeper_nodes % 2 == 0 || s.zookeeper_nodes == 0 {
                     self.error(
                         "kafka.self_managed.zookeeper_nodes",
-                        format!("a ZooKeeper ensemble needs an odd number of nodes (3 or 5), not {}", s.zookeeper_nodes),
+                        format!(
+                            "a ZooKeeper ensemble needs an odd number of nodes (3 or 5), not {}",
+                            s.zookeeper_nodes
+                        ),
                     );
                 }
                 if s.broker_count == 0 {
-                    self.error("kafka.self_managed.broker_count", "broker_count must be at least 1");
+                    self.error(
+                        "kafka.self_managed.broker_count",
+                        "broker_count must be at least 1",
+                    );
                 }
                 if s.default_partitions < s.broker_count {
                     self.error(
@@ -274,7 +342,10 @@ impl Validator<'_> {
                 if s.default_replication > s.broker_count {
                     self.error(
                         "kafka.self_managed.default_replication",
-                        format!("default_replication {} exceeds broker_count {}", s.default_replication, s.broker_count),
+                        format!(
+                            "default_replication {} exceeds broker_count {}",
+                            s.default_replication, s.broker_count
+                        ),
                     );
                 }
                 let (isr, rf) = (s.min_insync_replicas, s.default_replication);
@@ -287,11 +358,19 @@ impl Validator<'_> {
                         ),
                     );
                 }
-                self.range("kafka.self_managed.broker_heap_gib", s.broker_heap_gib.into(), 1, 32);
+                self.range(
+                    "kafka.self_managed.broker_heap_gib",
+                    s.broker_heap_gib.into(),
+                    1,
+                    32,
+                );
                 if !is_version(&s.kafka_version) {
                     self.error(
                         "kafka.self_managed.kafka_version",
-                        format!("kafka_version `{}` is not a version such as 3.6.2", s.kafka_version),
+                        format!(
+                            "kafka_version `{}` is not a version such as 3.6.2",
+                            s.kafka_version
+                        ),
                     );
                 }
                 s.broker_count
@@ -301,21 +380,38 @@ impl Validator<'_> {
         for (i, t) in k.topics.iter().enumerate() {
             let path = format!("kafka.topics.{i}");
             if !seen.insert(t.name.as_str()) {
-                self.error(&format!("{path}.name"), format!("topic `{}` is listed twice", t.name));
+                self.error(
+                    &format!("{path}.name"),
+                    format!("topic `{}` is listed twice", t.name),
+                );
             }
             let name_ok = !t.name.is_empty()
                 && t.name.len() <= 249
-                && t.name.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+                && t.name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
             if !name_ok {
-                self.error(&format!("{path}.name"), format!("topic name `{}` may only use a-z, A-Z, 0-9, `.`, `_`, `-`", t.name));
+                self.error(
+                    &format!("{path}.name"),
+                    format!(
+                        "topic name `{}` may only use a-z, A-Z, 0-9, `.`, `_`, `-`",
+                        t.name
+                    ),
+                );
             }
             if t.partitions == 0 {
-                self.error(&format!("{path}.partitions"), "partitions must be at least 1");
+                self.error(
+                    &format!("{path}.partitions"),
+                    "partitions must be at least 1",
+                );
             }
             if t.replication == 0 || t.replication > brokers {
                 self.error(
                     &format!("{path}.replication"),
-                    format!("replication {} of topic `{}` exceeds the {brokers} brokers (or is 0)", t.replication, t.name),
+                    format!(
+                        "replication {} of topic `{}` exceeds the {brokers} brokers (or is 0)",
+                        t.replication, t.name
+                    ),
                 );
             }
         }
@@ -323,13 +419,24 @@ impl Validator<'_> {
             if !k.topics.iter().any(|t| t.name == b.topic) {
                 self.error(
                     "kafka.bridge.topic",
-                    format!("bridge topic `{}` is not in kafka.topics; add it there so it is created", b.topic),
+                    format!(
+                        "bridge topic `{}` is not in kafka.topics; add it there so it is created",
+                        b.topic
+                    ),
                 );
             }
-            if !b.plugin.starts_with("s3://") || b.plugin.trim_start_matches("s3://").split_once('/').is_none() {
+            if !b.plugin.starts_with("s3://")
+                || b.plugin
+                    .trim_start_matches("s3://")
+                    .split_once('/')
+                    .is_none()
+            {
                 self.error(
                     "kafka.bridge.plugin",
-                    format!("plugin `{}` must be an S3 location s3://bucket/key.zip", b.plugin),
+                    format!(
+                        "plugin `{}` must be an S3 location s3://bucket/key.zip",
+                        b.plugin
+                    ),
                 );
             }
             let passthrough = ["StringConverter", "ByteArrayConverter"];
@@ -360,7 +467,10 @@ impl Validator<'_> {
                 "self-managed brokers speak plaintext inside the VPC (security group limited to the VPC CIDR); use `mode: msk` for TLS and IAM",
             );
         }
-        if k.bridge.is_some() && k.mode == KafkaMode::Msk && k.msk.client_auth == MskClientAuth::Scram {
+        if k.bridge.is_some()
+            && k.mode == KafkaMode::Msk
+            && k.msk.client_auth == MskClientAuth::Scram
+        {
             self.error(
                 "kafka.msk.client_auth",
                 "the bridge runs on MSK Connect, which authenticates to MSK with IAM only; set client_auth: iam or remove kafka.bridge",
@@ -374,7 +484,10 @@ impl Validator<'_> {
         }
         self.range("stream.retention_hours", s.retention_hours.into(), 24, 8760);
         if s.kms_key.is_empty() {
-            self.error("stream.kms_key", "kms_key is empty; streams are always encrypted (default alias/aws/kinesis)");
+            self.error(
+                "stream.kms_key",
+                "kms_key is empty; streams are always encrypted (default alias/aws/kinesis)",
+            );
         }
     }
 
@@ -385,10 +498,19 @@ impl Validator<'_> {
         self.range("archive.buffer_mib", a.buffer_mib.into(), 1, 128);
         self.range("archive.buffer_seconds", a.buffer_seconds.into(), 0, 900);
         if !a.prefix.ends_with('/') || a.prefix.starts_with('/') {
-            self.error("archive.prefix", format!("prefix `{}` must end with `/` and not start with one", a.prefix));
+            self.error(
+                "archive.prefix",
+                format!(
+                    "prefix `{}` must end with `/` and not start with one",
+                    a.prefix
+                ),
+            );
         }
         if a.error_prefix.is_empty() || a.error_prefix == a.prefix {
-            self.error("archive.error_prefix", "error_prefix must be set and differ from prefix");
+            self.error(
+                "archive.error_prefix",
+                "error_prefix must be set and differ from prefix",
+            );
         }
         if a.parquet {
             if a.compression != Compression::Uncompressed {
@@ -398,7 +520,10 @@ impl Validator<'_> {
                 );
             }
             if a.buffer_mib < 64 {
-                self.error("archive.buffer_mib", "parquet conversion needs buffer_mib of at least 64");
+                self.error(
+                    "archive.buffer_mib",
+                    "parquet conversion needs buffer_mib of at least 64",
+                );
             }
         }
     }
@@ -412,7 +537,11 @@ impl Validator<'_> {
             );
         }
         match &m.capacity {
-            Capacity::Serverless { min_acu, max_acu, instances } => {
+            Capacity::Serverless {
+                min_acu,
+                max_acu,
+                instances,
+            } => {
                 let half_step = |x: f64| (x * 2.0).fract() == 0.0;
                 if !(0.0..=256.0).contains(min_acu) || !half_step(*min_acu) {
                     self.error(
@@ -440,7 +569,10 @@ impl Validator<'_> {
                 }
                 self.range("metastore.capacity.instances", (*instances).into(), 1, 16);
             }
-            Capacity::Provisioned { instance_class, instances } => {
+            Capacity::Provisioned {
+                instance_class,
+                instances,
+            } => {
                 if !instance_class.starts_with("db.") {
                     self.error(
                         "metastore.capacity.instance_class",
@@ -450,21 +582,34 @@ impl Validator<'_> {
                 self.range("metastore.capacity.instances", (*instances).into(), 1, 16);
             }
         }
-        for (field, db) in [("hive_database", &m.hive_database), ("hue_database", &m.hue_database)] {
+        for (field, db) in [
+            ("hive_database", &m.hive_database),
+            ("hue_database", &m.hue_database),
+        ] {
             let ok = db.len() <= 64
                 && db.starts_with(|c: char| c.is_ascii_alphabetic())
                 && db.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
             if !ok {
                 self.error(
                     &format!("metastore.{field}"),
-                    format!("`{db}` must be a MySQL identifier: a letter, then letters, digits or `_`"),
+                    format!(
+                        "`{db}` must be a MySQL identifier: a letter, then letters, digits or `_`"
+                    ),
                 );
             }
         }
         if m.hive_database == m.hue_database {
-            self.error("metastore.hue_database", "hive_database and hue_database must differ");
+            self.error(
+                "metastore.hue_database",
+                "hive_database and hue_database must differ",
+            );
         }
-        self.range("metastore.backup_retention_days", m.backup_retention_days.into(), 1, 35);
+        self.range(
+            "metastore.backup_retention_days",
+            m.backup_retention_days.into(),
+            1,
+            35,
+        );
     }
 
     fn emr(&mut self, e: &Emr) {
@@ -473,17 +618,26 @@ impl Validator<'_> {
             None => {
                 self.error(
                     "emr.release_label",
-                    format!("release_label `{}` is not of the form emr-X.Y.Z", e.release_label),
+                    format!(
+                        "release_label `{}` is not of the form emr-X.Y.Z",
+                        e.release_label
+                    ),
                 );
                 return;
             }
         };
         if release < (5, 0, 0) {
-            self.error("emr.release_label", "EMR releases before 5.0 are not supported");
+            self.error(
+                "emr.release_label",
+                "EMR releases before 5.0 are not supported",
+            );
         }
         for (i, app) in e.applications.iter().enumerate() {
             let path = format!("emr.applications.{i}");
-            match EMR_APPLICATIONS.iter().find(|(name, _)| name.eq_ignore_ascii_case(app)) {
+            match EMR_APPLICATIONS
+                .iter()
+                .find(|(name, _)| name.eq_ignore_ascii_case(app))
+            {
                 None => {
                     let known = EMR_APPLICATIONS.iter().map(|(n, _)| *n);
                     let hint = super::diagnostic::suggest(app, known)
@@ -501,13 +655,27 @@ impl Validator<'_> {
                 Some(_) => {}
             }
         }
-        if !e.applications.iter().any(|a| a.eq_ignore_ascii_case("hive")) {
-            self.error("emr.applications", "applications must include Hive: the lake's tables live in the Hive metastore");
+        if !e
+            .applications
+            .iter()
+            .any(|a| a.eq_ignore_ascii_case("hive"))
+        {
+            self.error(
+                "emr.applications",
+                "applications must include Hive: the lake's tables live in the Hive metastore",
+            );
         }
-        for (role, group, min) in [("master", &e.master, 1), ("core", &e.core, 1), ("task", &e.task, 0)] {
+        for (role, group, min) in [
+            ("master", &e.master, 1),
+            ("core", &e.core, 1),
+            ("task", &e.task, 0),
+        ] {
             let path = format!("emr.{role}");
             if group.instance_types.is_empty() {
-                self.error(&format!("{path}.instance_types"), "give at least one instance type");
+                self.error(
+                    &format!("{path}.instance_types"),
+                    "give at least one instance type",
+                );
             }
             if e.collection == InstanceCollection::Groups && group.instance_types.len() > 1 {
                 self.warning(
@@ -516,18 +684,32 @@ impl Validator<'_> {
                 );
             }
             if group.count < min {
-                self.error(&format!("{path}.count"), format!("{role} needs at least {min} node(s)"));
+                self.error(
+                    &format!("{path}.count"),
+                    format!("{role} needs at least {min} node(s)"),
+                );
             }
             self.range(&format!("{path}.ebs_gib"), group.ebs_gib.into(), 15, 16384);
         }
         if e.master.count != 1 && e.master.count != 3 {
-            self.error("emr.master.count", "master count must be 1, or 3 for high availability");
+            self.error(
+                "emr.master.count",
+                "master count must be 1, or 3 for high availability",
+            );
         }
         if e.master.market == Market::Spot {
-            self.warning("emr.master.market", "a spot master loses the whole cluster when reclaimed");
+            self.warning(
+                "emr.master.market",
+                "a spot master loses the whole cluster when reclaimed",
+            );
         }
         if e.idle_timeout_minutes != 0 {
-            self.range("emr.idle_timeout_minutes", e.idle_timeout_minutes.into(), 1, 10080);
+            self.range(
+                "emr.idle_timeout_minutes",
+                e.idle_timeout_minutes.into(),
+                1,
+                10080,
+            );
         }
         if !e.log_prefix.ends_with('/') {
             self.error("emr.log_prefix", "log_prefix must end with `/`");
@@ -540,7 +722,10 @@ impl Validator<'_> {
             self.error("ingest.partition_format", msg);
         }
         if i.time_field.is_empty() {
-            self.error("ingest.time_field", "time_field must name the record field holding the order's time");
+            self.error(
+                "ingest.time_field",
+                "time_field must name the record field holding the order's time",
+            );
         }
         if i.scenario == Scenario::A && i.partition_by == Some(PartitionBy::OrderTime) {
             self.warning(
@@ -551,7 +736,12 @@ impl Validator<'_> {
         self.range("ingest.roll_mib", i.roll_mib.into(), 1, 1024);
         self.range("ingest.roll_seconds", i.roll_seconds.into(), 10, 3600);
         self.range("ingest.fleet_size", i.fleet_size.into(), 1, 100);
-        self.range("ingest.failover_seconds", i.failover_seconds.into(), 10, 600);
+        self.range(
+            "ingest.failover_seconds",
+            i.failover_seconds.into(),
+            10,
+            600,
+        );
         if spec.stream.mode == StreamMode::Provisioned && i.fleet_size > spec.stream.shards {
             self.warning(
                 "ingest.fleet_size",
@@ -571,7 +761,12 @@ impl Validator<'_> {
         if let Err(msg) = check_schedule(&c.schedule) {
             self.error("compaction.schedule", msg);
         }
-        self.range("compaction.target_size_mib", c.target_size_mib.into(), 1, 5120);
+        self.range(
+            "compaction.target_size_mib",
+            c.target_size_mib.into(),
+            1,
+            5120,
+        );
         if spec.ingest.scenario == Scenario::A {
             self.warning(
                 "compaction.enabled",
@@ -583,11 +778,17 @@ impl Validator<'_> {
 
 fn is_version(v: &str) -> bool {
     let parts: Vec<&str> = v.split('.').collect();
-    (2..=4).contains(&parts.len()) && parts.iter().all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
+    (2..=4).contains(&parts.len())
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
 }
 
 fn parse_emr_release(label: &str) -> Option<(u32, u32, u32)> {
-    let mut it = label.strip_prefix("emr-")?.split('.').map(|p| p.parse::<u32>().ok());
+    let mut it = label
+        .strip_prefix("emr-")?
+        .split('.')
+        .map(|p| p.parse::<u32>().ok());
     let r = (it.next()??, it.next()??, it.next()??);
     it.next().is_none().then_some(r)
 }
@@ -628,22 +829,32 @@ pub fn check_partition_format(fmt: &str) -> Result<(), String> {
         if c == '%' {
             match chars.next() {
                 Some(t) if PARTITION_TOKENS.contains(&t) => seen.push(t),
-                Some(t) => return Err(format!("partition_format `{fmt}` has unknown token %{t}; use %Y %m %d %H %j")),
+                Some(t) => {
+                    return Err(format!(
+                        "partition_format `{fmt}` has unknown token %{t}; use %Y %m %d %H %j"
+                    ))
+                }
                 None => return Err(format!("partition_format `{fmt}` ends with a lone %")),
             }
         } else if !(c.is_ascii_alphanumeric() || "=_-/.".contains(c)) {
-            return Err(format!("partition_format `{fmt}` has `{c}`, which is not safe in S3 keys and Hive paths"));
+            return Err(format!(
+                "partition_format `{fmt}` has `{c}`, which is not safe in S3 keys and Hive paths"
+            ));
         }
     }
     if fmt.starts_with('/') || fmt.ends_with('/') {
-        return Err(format!("partition_format `{fmt}` must not start or end with `/`"));
+        return Err(format!(
+            "partition_format `{fmt}` must not start or end with `/`"
+        ));
     }
     let has = |t| seen.contains(&t);
     if !has('Y') {
         return Err(format!("partition_format `{fmt}` has no year token %Y"));
     }
     if !(has('j') || has('m') && has('d')) {
-        return Err(format!("partition_format `{fmt}` has no day token (%m and %d, or %j)"));
+        return Err(format!(
+            "partition_format `{fmt}` has no day token (%m and %d, or %j)"
+        ));
     }
     if !has('H') {
         return Err(format!(
@@ -675,7 +886,9 @@ pub fn check_schedule(s: &str) -> Result<(), String> {
             return Ok(());
         }
     }
-    Err(format!("schedule `{s}` must be `manual`, `cron(…)` or `rate(N minutes|hours|days)`"))
+    Err(format!(
+        "schedule `{s}` must be `manual`, `cron(…)` or `rate(N minutes|hours|days)`"
+    ))
 }
 
 #[cfg(test)]
@@ -686,10 +899,18 @@ mod tests {
     fn partition_formats() {
         assert!(check_partition_format("ordertime=%Y%m%d%H").is_ok());
         assert!(check_partition_format("dt=%Y-%m-%d/hour=%H").is_ok());
-        assert!(check_partition_format("ordertime=%Y%m%d").unwrap_err().contains("hour"));
-        assert!(check_partition_format("ordertime=%Y%H").unwrap_err().contains("day"));
-        assert!(check_partition_format("t=%Y%m%d%H%q").unwrap_err().contains("%q"));
-        assert!(check_partition_format("t=%Y %m%d%H").unwrap_err().contains("not safe"));
+        assert!(check_partition_format("ordertime=%Y%m%d")
+            .unwrap_err()
+            .contains("hour"));
+        assert!(check_partition_format("ordertime=%Y%H")
+            .unwrap_err()
+            .contains("day"));
+        assert!(check_partition_format("t=%Y%m%d%H%q")
+            .unwrap_err()
+            .contains("%q"));
+        assert!(check_partition_format("t=%Y %m%d%H")
+            .unwrap_err()
+            .contains("not safe"));
     }
 
     #[test]
@@ -697,7 +918,9 @@ mod tests {
         assert!(check_schedule("manual").is_ok());
         assert!(check_schedule("cron(0 2 * * ? *)").is_ok());
         assert!(check_schedule("rate(6 hours)").is_ok());
-        assert!(check_schedule("cron(0 2 * * *)").unwrap_err().contains("5 fields"));
+        assert!(check_schedule("cron(0 2 * * *)")
+            .unwrap_err()
+            .contains("5 fields"));
         assert!(check_schedule("rate(0 hours)").is_err());
         assert!(check_schedule("daily").is_err());
     }

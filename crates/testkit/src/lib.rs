@@ -20,7 +20,10 @@ pub fn repo_root() -> PathBuf {
 }
 
 pub fn tempdir() -> tempfile::TempDir {
-    tempfile::Builder::new().prefix("lakectl-test-").tempdir().expect("create a temp dir")
+    tempfile::Builder::new()
+        .prefix("lakectl-test-")
+        .tempdir()
+        .expect("create a temp dir")
 }
 
 /// Path of an external tool, or a panic that says how to install it.
@@ -40,7 +43,8 @@ pub fn cfn_lint(files: &[PathBuf]) -> (i32, String) {
         .args(files)
         .output()
         .expect("run cfn-lint");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     (out.status.code().unwrap_or(-1), text)
 }
 
@@ -84,13 +88,19 @@ impl Moto {
                 use std::io::{Read, Write};
                 let req = format!("GET /moto-api/ HTTP/1.0\r\nHost: {addr}\r\n\r\n");
                 let mut buf = [0u8; 12];
-                if s.write_all(req.as_bytes()).is_ok() && s.read_exact(&mut buf).is_ok() && buf.starts_with(b"HTTP/1.") {
+                if s.write_all(req.as_bytes()).is_ok()
+                    && s.read_exact(&mut buf).is_ok()
+                    && buf.starts_with(b"HTTP/1.")
+                {
                     return;
                 }
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        panic!("moto_server did not answer on {} within {limit:?}", self.endpoint);
+        panic!(
+            "moto_server did not answer on {} within {limit:?}",
+            self.endpoint
+        );
     }
 
     /// Environment variables pointing an AWS SDK or CLI at this server.
