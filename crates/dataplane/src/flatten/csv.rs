@@ -1,0 +1,236 @@
+//! CSV encoding of flattened records: a fixed column layout (from an Avro
+//! schema or the first record), RFC 4180 quoting, JSON strings decoded.
+//!
+//! Owns: the header, the key -> column map and the per-record column slots.
+//! Must not: scan JSON (it receives validated leaves from the flattener).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::scan::{decode_string, ValueKind};
+use super::{ErrorKind, Key, Leaf, Sink};
+
+/// The columns of a CSV output, in order. Rows end with LF, not CRLF: Hive
+/// and Spark read the lake line by line and would keep a CR in the last column.
+#[derive(Debug, Clone)]
+pub struct CsvLayout {
+    /// Identity, so a flattener re-attaches only when the layout changes.
+    id: u64,
+    columns: Vec<String>,
+    index: HashMap<Vec<u8>, usize>,
+}
+
+static NEXT_LAYOUT_ID: AtomicU64 = AtomicU64::new(1);
+
+impl CsvLayout {
+    pub fn new(columns: Vec<String>) -> Result<Self, String> {
+        let mut index = HashMap::with_capacity(columns.len());
+        for (i, c) in columns.iter().enumerate() {
+            if index.insert(c.as_bytes().to_vec(), i).is_some() {
+                return Err(format!("column `{c}` appears twice"));
+            }
+        }
+        let id = NEXT_LAYOUT_ID.fetch_add(1, Ordering::Relaxed);
+        Ok(CsvLayout { id, columns, index })
+    }
+
+    pub fn columns(&self) -> &[String] {
+        &self.columns
+    }
+
+    /// The header row, newline-terminated.
+    pub fn header(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (i, c) in self.columns.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            push_quoted_if_needed(c.as_bytes(), &mut out);
+        }
+        out.push(b'\n');
+        out
+    }
+}
+
+/// Append `field`, quoted (and inner quotes doubled) when RFC 4180 requires it.
+fn push_quoted_if_needed(field: &[u8], out: &mut Vec<u8>) {
+    let needs = field
+        .iter()
+        .any(|&b| matches!(b, b',' | b'"' | b'\n' | b'\r'));
+    if !needs {
+        out.extend_from_slice(field);
+        return;
+    }
+    out.push(b'"');
+    for &b in field {
+        if b == b'"' {
+            out.push(b'"');
+        }
+        out.push(b);
+    }
+    out.push(b'"');
+}
+
+/// Per-record slots: the encoded field of each column, in an arena.
+#[derive(Default)]
+pub(super) struct CsvSink {
+    layout: u64,
+    index: HashMap<Vec<u8>, usize>,
+    names: Vec<Vec<u8>>,
+    /// (generation, start, end) into `arena` per column.
+    slots: Vec<(u32, u32, u32)>,
+    arena: Vec<u8>,
+    decoded: Vec<u8>,
+    generation: u32,
+    /// Column expected next: records usually follow the header order.
+    next: usize,
+}
+
+impl CsvSink {
+    /// Use `layout`'s columns (cheap when it is the same layout as last time).
+    pub(super) fn attach(&mut self, layout: &CsvLayout) {
+        if self.layout == layout.id {
+            return;
+        }
+        self.layout = layout.id;
+        self.index = layout.index.clone();
+        self.names = layout
+            .columns
+            .iter()
+            .map(|c| c.as_bytes().to_vec())
+            .collect();
+        self.slots = vec![(0, 0, 0); layout.columns.len()];
+        self.generation = 0;
+    }
+
+    #[inline]
+    fn column_of(&mut self, key: Key<'_>) -> Option<usize> {
+        if self.names.get(self.next).is_some_and(|n| key.eq_bytes(n)) {
+            return Some(self.next);
+        }
+        if key.prefix.is_empty() {
+            self.index.get(key.last).copied()
+        } else {
+            self.index.get(&key.to_vec()).copied()
+        }
+    }
+}
+
+impl Sink for CsvSink {
+    #[inline]
+    fn begin(&mut self, _out: &mut Vec<u8>) {
+        self.generation = self.generation.wrapping_add(1);
+        if self.generation == 0 {
+            self.slots.iter_mut().for_each(|s| s.0 = 0);
+            self.generation = 1;
+        }
+        self.arena.clear();
+        self.next = 0;
+    }
+
+    #[inline]
+    fn leaf(&mut self, _out: &mut Vec<u8>, leaf: &Leaf<'_>) -> Result<(), ErrorKind> {
+        let (value, kind) = (leaf.value, leaf.kind);
+        let Some(col) = self.column_of(leaf.key) else {
+            return Err(ErrorKind::UnknownColumn {
+                key: String::from_utf8_lossy(&leaf.key.to_vec()).into_owned(),
+            });
+        };
+        if self.slots[col].0 == self.generation {
+            return Err(ErrorKind::Collision {
+                key: String::from_utf8_lossy(&leaf.key.to_vec()).into_owned(),
+            });
+        }
+        self.next = col + 1;
+        let start = self.arena.len() as u32;
+        match kind {
+            ValueKind::String => {
+                let body = &value[1..value.len() - 1];
+                if memchr::memchr(b'\\', body).is_none() {
+                    if body.is_empty() {
+                        // `""` keeps an empty string apart from null (an empty field).
+                        self.arena.extend_from_slice(b"\"\"");
+                    } else {
+                        push_quoted_if_needed(body, &mut self.arena);
+                    }
+                } else {
+                    self.decoded.clear();
+                    decode_string(body, &mut self.decoded);
+                    push_quoted_if_needed(&self.decoded, &mut self.arena);
+                }
+            }
+            ValueKind::Null => {}
+            ValueKind::Array | ValueKind::Object => push_quoted_if_needed(value, &mut self.arena),
+            ValueKind::Number | ValueKind::True | ValueKind::False => {
+                self.arena.extend_from_slice(value)
+            }
+        }
+        self.slots[col] = (self.generation, start, self.arena.len() as u32);
+        Ok(())
+    }
+
+    #[inline]
+    fn end(&mut self, out: &mut Vec<u8>, _record: &[u8]) -> Result<(), ErrorKind> {
+        for (i, &(generation, start, end)) in self.slots.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            if generation == self.generation {
+                out.extend_from_slice(&self.arena[start as usize..end as usize]);
+            }
+        }
+        out.push(b'\n');
+        Ok(())
+    }
+
+    fn detects_collisions(&self) -> bool {
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{FlattenConfig, Flattener};
+    use super::*;
+
+    fn csv(layout: &[&str], record: &str) -> Result<String, ErrorKind> {
+        let layout = CsvLayout::new(layout.iter().map(|s| s.to_string()).collect()).unwrap();
+        let mut f = Flattener::new(FlattenConfig::default());
+        let mut out = Vec::new();
+        f.flatten_csv(record.as_bytes(), &layout, &mut out)?;
+        Ok(String::from_utf8(out).unwrap())
+    }
+
+    #[test]
+    fn columns_follow_the_layout_and_strings_are_decoded_and_quoted() {
+        let row = csv(
+            &["a", "b_c", "d", "e", "f", "g"],
+            r#"{"b":{"c":"say \"hi\", ok"},"a":1.50,"e":null,"f":[1,2],"g":"","d":"caf\u00e9\nline"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            row,
+            "1.50,\"say \"\"hi\"\", ok\",\"café\nline\",,\"[1,2]\",\"\"\n"
+        );
+    }
+
+    #[test]
+    fn missing_keys_are_empty_and_unknown_keys_are_errors() {
+        assert_eq!(csv(&["a", "b"], r#"{"b":true}"#).unwrap(), ",true\n");
+        assert_eq!(
+            csv(&["a"], r#"{"a":1,"z":{"y":2}}"#),
+            Err(ErrorKind::UnknownColumn { key: "z_y".into() })
+        );
+        assert_eq!(
+            csv(&["a"], r#"{"a":1,"a":2}"#),
+            Err(ErrorKind::Collision { key: "a".into() })
+        );
+    }
+
+    #[test]
+    fn header_is_quoted_when_needed() {
+        let l = CsvLayout::new(vec!["a".into(), "b,c".into()]).unwrap();
+        assert_eq!(l.header(), b"a,\"b,c\"\n");
+        assert!(CsvLayout::new(vec!["a".into(), "a".into()]).is_err());
+    }
+}
