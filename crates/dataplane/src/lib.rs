@@ -2,7 +2,11 @@
 //! control-plane types so it can be benchmarked and tested offline.
 //!
 //! Layout: `flatten` (the NDJSON flattener and its CSV/NDJSON encoders,
-//! streaming driver and dead letters), `datagen` (deterministic orders).
+//! streaming driver and dead letters), `datagen` (deterministic orders),
+//! `compact` (the small-file compactor: planning, merging, the crash-safe
+//! protocol), `store` (local directories and S3 behind one interface).
 
+pub mod compact;
 pub mod datagen;
 pub mod flatten;
+pub mod store;

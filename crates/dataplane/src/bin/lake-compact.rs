@@ -1,0 +1,144 @@
+//! `lake-compact` command line: parses arguments (also s3-dist-cp's
+//! spellings) and dispatches to `lake_dataplane::compact`.
+//!
+//! Exit codes: 0 every group compacted, 2 some groups failed (their files
+//! untouched), 1 a fatal error.
+
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use lake_dataplane::compact::{self, Options};
+
+#[derive(Parser)]
+#[command(
+    name = "lake-compact",
+    version,
+    about = "Merge a lake partition's small files into large ones (crash-safe)"
+)]
+struct Cli {
+    /// Source: s3://bucket/prefix, file:///path or a path.
+    #[arg(long)]
+    src: String,
+    /// Destination (may equal --src, with --delete-on-success).
+    #[arg(long)]
+    dest: String,
+    /// Regex on the full source path; its capture groups form the group key and output name.
+    #[arg(long = "group-by", alias = "groupBy")]
+    group_by: Option<String>,
+    /// Target output size in MiB.
+    #[arg(long = "target-size", alias = "targetSize", default_value_t = 128)]
+    target_size: u64,
+    /// Delete sources once their outputs and the manifest are durable.
+    #[arg(long = "delete-on-success", alias = "deleteOnSuccess")]
+    delete_on_success: bool,
+    /// Add the compacted source files to the gzip list DEST/NAME (created if absent).
+    #[arg(long = "output-manifest", alias = "outputManifest")]
+    output_manifest: Option<String>,
+    /// Skip source files listed in this manifest (URL).
+    #[arg(long = "previous-manifest", alias = "previousManifest")]
+    previous_manifest: Option<String>,
+    /// This worker's share of the groups: index in 0..worker-count.
+    #[arg(long, default_value_t = 0)]
+    worker_index: u32,
+    #[arg(long, default_value_t = 1)]
+    worker_count: u32,
+    /// Print the plan, change nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Groups processed at once.
+    #[arg(long, default_value_t = 4)]
+    concurrency: usize,
+    /// AWS API endpoint (also AWS_ENDPOINT_URL), e.g. a local moto server.
+    #[arg(long, env = "AWS_ENDPOINT_URL")]
+    endpoint_url: Option<String>,
+    #[arg(long)]
+    region: Option<String>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("lake-compact: error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<ExitCode> {
+    if cli.target_size > 4096 {
+        anyhow::bail!(
+            "--target-size {} MiB: outputs are published with one copy, at most 4096 MiB",
+            cli.target_size
+        );
+    }
+    let group_by = cli
+        .group_by
+        .as_deref()
+        .map(regex::Regex::new)
+        .transpose()
+        .context("--group-by is not a valid regular expression")?;
+    let opts = Options {
+        src: cli.src,
+        dest: cli.dest,
+        group_by,
+        target_size: cli.target_size * 1024 * 1024,
+        delete_on_success: cli.delete_on_success,
+        output_manifest: cli.output_manifest,
+        previous_manifest: cli.previous_manifest,
+        worker_index: cli.worker_index,
+        worker_count: cli.worker_count,
+        dry_run: cli.dry_run,
+        concurrency: cli.concurrency,
+        endpoint_url: cli.endpoint_url,
+        region: cli.region,
+    };
+    let report = compact::run(&opts).await?;
+    if opts.dry_run {
+        for g in &report.plan {
+            let bytes: u64 = g.sources.iter().map(|s| s.size).sum();
+            println!(
+                "group {} ({:?}): {} files, {bytes} bytes",
+                g.id,
+                g.format,
+                g.sources.len()
+            );
+            for o in &g.outputs {
+                println!("  -> {} <- {} files", o.key, o.sources.len());
+            }
+        }
+        println!(
+            "dry run: {} groups ({} from interrupted runs), nothing changed",
+            report.groups, report.recovered
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    for (id, error) in &report.failed {
+        eprintln!("lake-compact: group {id} failed, its files are untouched: {error}");
+    }
+    let s = &report.skipped;
+    eprintln!(
+        "lake-compact: {} groups ({} resumed from interrupted runs), {} files -> {} outputs, {} rows; {} failed; skipped: {} single-file groups, {} unmatched, {} unknown format, {} for other workers",
+        report.groups,
+        report.recovered,
+        report.files_compacted,
+        report.outputs.len(),
+        report.rows,
+        report.failed.len(),
+        s.single_file_groups,
+        s.unmatched,
+        s.unknown_format,
+        s.other_workers
+    );
+    Ok(if report.failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
+}

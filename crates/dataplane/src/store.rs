@@ -1,0 +1,473 @@
+//! Object stores the data plane reads and writes: a local directory or an S3
+//! prefix, behind one small interface of whole-object operations.
+//!
+//! Owns: URL parsing (`s3://bucket/prefix`, `file:///path`, a plain path),
+//! listing, fetching to a local file, uploading from one, atomic publish
+//! (rename or server-side copy), deletes that tolerate "already gone", and
+//! durability on local disk (fsync of files and directories).
+//! Must not: know file formats, plans or journals.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context, Result};
+use aws_sdk_s3::primitives::ByteStream;
+
+/// One object: key relative to the store's root, and its size.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ObjectMeta {
+    pub key: String,
+    pub size: u64,
+}
+
+/// A place holding objects.
+pub enum Store {
+    Local {
+        root: PathBuf,
+    },
+    S3 {
+        client: aws_sdk_s3::Client,
+        bucket: String,
+        prefix: String,
+    },
+}
+
+/// Where a URL points, before connecting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    Local(PathBuf),
+    S3 { bucket: String, prefix: String },
+}
+
+impl Location {
+    pub fn parse(url: &str) -> Result<Location> {
+        if let Some(rest) = url.strip_prefix("s3://") {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            if bucket.is_empty() {
+                bail!("`{url}`: an S3 URL needs a bucket (s3://bucket/prefix)");
+            }
+            return Ok(Location::S3 {
+                bucket: bucket.to_string(),
+                prefix: prefix.trim_matches('/').to_string(),
+            });
+        }
+        if let Some(path) = url.strip_prefix("file://") {
+            if !path.starts_with('/') {
+                bail!("`{url}`: file URLs need an absolute path (file:///path)");
+            }
+            return Ok(Location::Local(PathBuf::from(path)));
+        }
+        if url.contains("://") {
+            bail!(
+                "`{url}`: unsupported URL scheme; use s3://bucket/prefix, file:///path or a path"
+            );
+        }
+        Ok(Location::Local(PathBuf::from(url)))
+    }
+
+    /// The URL of `key` under this location, as written in manifests.
+    pub fn url_of(&self, key: &str) -> String {
+        match self {
+            Location::Local(root) => format!("file://{}", absolute(root).join(key).display()),
+            Location::S3 { bucket, prefix } if prefix.is_empty() => format!("s3://{bucket}/{key}"),
+            Location::S3 { bucket, prefix } => format!("s3://{bucket}/{prefix}/{key}"),
+        }
+    }
+}
+
+fn absolute(p: &Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+/// AWS SDK configuration: the standard chain, honouring AWS_ENDPOINT_URL
+/// (path-style addressing then, as emulators such as moto need).
+pub async fn s3_client(endpoint_url: Option<&str>, region: Option<&str>) -> aws_sdk_s3::Client {
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    if let Some(region) = region {
+        loader = loader.region(aws_config::Region::new(region.to_string()));
+    }
+    if let Some(url) = endpoint_url {
+        loader = loader.endpoint_url(url);
+    }
+    let shared = loader.load().await;
+    let path_style = endpoint_url.is_some() || std::env::var_os("AWS_ENDPOINT_URL").is_some();
+    let config = aws_sdk_s3::config::Builder::from(&shared)
+        .force_path_style(path_style)
+        .build();
+    aws_sdk_s3::Client::from_conf(config)
+}
+
+impl Store {
+    pub async fn open(location: &Location, client: Option<&aws_sdk_s3::Client>) -> Result<Store> {
+        Ok(match location {
+            Location::Local(root) => Store::Local {
+                root: absolute(root),
+            },
+            Location::S3 { bucket, prefix } => Store::S3 {
+                client: client
+                    .ok_or_else(|| anyhow!("no S3 client configured"))?
+                    .clone(),
+                bucket: bucket.clone(),
+                prefix: prefix.clone(),
+            },
+        })
+    }
+
+    fn s3_key(prefix: &str, key: &str) -> String {
+        if prefix.is_empty() {
+            key.to_string()
+        } else {
+            format!("{prefix}/{key}")
+        }
+    }
+
+    /// Every object under `sub` (recursively), keys relative to the root, sorted.
+    pub async fn list(&self, sub: &str) -> Result<Vec<ObjectMeta>> {
+        let mut out = Vec::new();
+        match self {
+            Store::Local { root } => {
+                let start = root.join(sub);
+                if start.exists() {
+                    walk_dir(root, &start, &mut out)?;
+                }
+            }
+            Store::S3 {
+                client,
+                bucket,
+                prefix,
+            } => {
+                let mut full = Self::s3_key(prefix, sub);
+                if !full.is_empty() && !full.ends_with('/') {
+                    full.push('/');
+                }
+                let mut pages = client
+                    .list_objects_v2()
+                    .bucket(bucket)
+                    .prefix(&full)
+                    .into_paginator()
+                    .send();
+                while let Some(page) = pages.next().await {
+                    let page = page.with_context(|| format!("listing s3://{bucket}/{full}"))?;
+                    for o in page.contents() {
+                        let key = o.key().unwrap_or_default();
+                        let rel = if prefix.is_empty() {
+                            key
+                        } else {
+                            key.strip_prefix(&format!("{prefix}/")).unwrap_or(key)
+                        };
+                        out.push(ObjectMeta {
+                            key: rel.to_string(),
+                            size: o.size().unwrap_or(0) as u64,
+                        });
+                    }
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// A local file with the object's bytes: the file itself on local disk,
+    /// or a download into `spool`.
+    pub async fn fetch(&self, key: &str, spool: &Path) -> Result<PathBuf> {
+        match self {
+            Store::Local { root } => Ok(root.join(key)),
+            Store::S3 {
+                client,
+                bucket,
+                prefix,
+            } => {
+                let full = Self::s3_key(prefix, key);
+                let resp = client
+                    .get_object()
+                    .bucket(bucket)
+                    .key(&full)
+                    .send()
+                    .await
+                    .with_context(|| format!("reading s3://{bucket}/{full}"))?;
+                let path = spool.join(hex::encode(sha2_short(key)));
+                let mut file = tokio::fs::File::create(&path).await?;
+                let mut body = resp.body.into_async_read();
+                tokio::io::copy(&mut body, &mut file).await?;
+                Ok(path)
+            }
+        }
+    }
+
+    /// Small objects (journals, manifests), or None when absent.
+    pub async fn get_bytes(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        match self {
+            Store::Local { root } => match std::fs::read(root.join(key)) {
+                Ok(b) => Ok(Some(b)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(e).with_context(|| format!("reading {}", root.join(key).display())),
+            },
+            Store::S3 {
+                client,
+                bucket,
+                prefix,
+            } => {
+                let full = Self::s3_key(prefix, key);
+                match client.get_object().bucket(bucket).key(&full).send().await {
+                    Ok(resp) => Ok(Some(resp.body.collect().await?.into_bytes().to_vec())),
+                    Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => Ok(None),
+                    Err(e) => Err(e).with_context(|| format!("reading s3://{bucket}/{full}")),
+                }
+            }
+        }
+    }
+
+    /// Write a whole object atomically (temp + rename, or one PUT) and durably.
+    pub async fn put_bytes(&self, key: &str, bytes: Vec<u8>) -> Result<()> {
+        match self {
+            Store::Local { root } => {
+                let path = root.join(key);
+                let tmp = path.with_extension("partial");
+                std::fs::create_dir_all(path.parent().expect("keys have a parent"))?;
+                std::fs::write(&tmp, &bytes)?;
+                sync_file(&tmp)?;
+                std::fs::rename(&tmp, &path)?;
+                sync_dir(path.parent().expect("keys have a parent"))
+            }
+            Store::S3 {
+                client,
+                bucket,
+                prefix,
+            } => {
+                let full = Self::s3_key(prefix, key);
+                client
+                    .put_object()
+                    .bucket(bucket)
+                    .key(&full)
+                    .body(ByteStream::from(bytes))
+                    .send()
+                    .await
+                    .with_context(|| format!("writing s3://{bucket}/{full}"))?;
+                Ok(())
+            }
+        }
+    }
+
+    /// Upload a finished local file to `key` (local: move it there, durably).
+    pub async fn put_file(&self, key: &str, file: &Path) -> Result<()> {
+        match self {
+            Store::Local { root } => {
+                let path = root.join(key);
+                std::fs::create_dir_all(path.parent().expect("keys have a parent"))?;
+                sync_file(file)?;
+                if std::fs::rename(file, &path).is_err() {
+                    // Another filesystem: copy, then sync.
+                    std::fs::copy(file, &path)?;
+                    sync_file(&path)?;
+                }
+                sync_dir(path.parent().expect("keys have a parent"))
+            }
+            Store::S3 {
+                client,
+                bucket,
+                prefix,
+            } => {
+                let full = Self::s3_key(prefix, key);
+                let body = ByteStream::from_path(file).await?;
+                client
+                    .put_object()
+                    .bucket(bucket)
+                    .key(&full)
+                    .body(body)
+                    .send()
+                    .await
+                    .with_context(|| format!("uploading s3://{bucket}/{full}"))?;
+                Ok(())
+            }
+        }
+    }
+
+    /// Size of `key`, or None when absent.
+    pub async fn size(&self, key: &str) -> Result<Option<u64>> {
+        match self {
+            Store::Local { root } => match std::fs::metadata(root.join(key)) {
+                Ok(m) => Ok(Some(m.len())),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(e.into()),
+            },
+            Store::S3 {
+                client,
+                bucket,
+                prefix,
+            } => {
+                let full = Self::s3_key(prefix, key);
+                match client.head_object().bucket(bucket).key(&full).send().await {
+                    Ok(h) => Ok(Some(h.content_length().unwrap_or(0) as u64)),
+                    Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(None),
+                    Err(e) => Err(e).with_context(|| format!("checking s3://{bucket}/{full}")),
+                }
+            }
+        }
+    }
+
+    /// Publish `from` as `to`: a rename on disk, a server-side copy on S3
+    /// (then `from` is deleted). Either way `to` appears complete or not at all.
+    pub async fn publish(&self, from: &str, to: &str) -> Result<()> {
+        match self {
+            Store::Local { root } => {
+                let target = root.join(to);
+                std::fs::create_dir_all(target.parent().expect("keys have a parent"))?;
+                std::fs::rename(root.join(from), &target)?;
+                sync_dir(target.parent().expect("keys have a parent"))
+            }
+            Store::S3 {
+                client,
+                bucket,
+                prefix,
+            } => {
+                let (src, dst) = (Self::s3_key(prefix, from), Self::s3_key(prefix, to));
+                client
+                    .copy_object()
+                    .bucket(bucket)
+                    .key(&dst)
+                    .copy_source(format!("{bucket}/{}", encode_copy_source(&src)))
+                    .send()
+                    .await
+                    .with_context(|| format!("publishing s3://{bucket}/{dst}"))?;
+                self.delete(from).await
+            }
+        }
+    }
+
+    /// Delete `key`; an object already gone is not an error (re-runs).
+    pub async fn delete(&self, key: &str) -> Result<()> {
+        match self {
+            Store::Local { root } => match std::fs::remove_file(root.join(key)) {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(e).with_context(|| format!("deleting {}", root.join(key).display())),
+            },
+            Store::S3 {
+                client,
+                bucket,
+                prefix,
+            } => {
+                let full = Self::s3_key(prefix, key);
+                client
+                    .delete_object()
+                    .bucket(bucket)
+                    .key(&full)
+                    .send()
+                    .await
+                    .with_context(|| format!("deleting s3://{bucket}/{full}"))?;
+                Ok(())
+            }
+        }
+    }
+
+    /// Where local temp files for this store should be made: on local disk,
+    /// inside the root (same filesystem, so publishing is a rename).
+    pub fn local_scratch(&self) -> Option<PathBuf> {
+        match self {
+            Store::Local { root } => Some(root.clone()),
+            Store::S3 { .. } => None,
+        }
+    }
+}
+
+fn sha2_short(key: &str) -> [u8; 16] {
+    use sha2::Digest;
+    let d = sha2::Sha256::digest(key.as_bytes());
+    d[..16].try_into().expect("16 bytes")
+}
+
+/// CopySource is `bucket/key` with the key URL-encoded (keys may hold `=`, spaces, …).
+fn encode_copy_source(key: &str) -> String {
+    let mut out = String::with_capacity(key.len());
+    for b in key.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~/".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn walk_dir(root: &Path, dir: &Path, out: &mut Vec<ObjectMeta>) -> Result<()> {
+    for entry in std::fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))? {
+        let entry = entry?;
+        let ty = entry.file_type()?;
+        if ty.is_dir() {
+            walk_dir(root, &entry.path(), out)?;
+        } else if ty.is_file() {
+            let rel = entry
+                .path()
+                .strip_prefix(root)
+                .expect("walked from root")
+                .to_string_lossy()
+                .replace('\\', "/");
+            out.push(ObjectMeta {
+                key: rel,
+                size: entry.metadata()?.len(),
+            });
+        }
+    }
+    Ok(())
+}
+
+pub fn sync_file(path: &Path) -> Result<()> {
+    std::fs::File::open(path)?
+        .sync_all()
+        .with_context(|| format!("syncing {}", path.display()))
+}
+
+pub fn sync_dir(path: &Path) -> Result<()> {
+    std::fs::File::open(path)?
+        .sync_all()
+        .with_context(|| format!("syncing {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        assert_eq!(
+            Location::parse("s3://b/lake/orders/").unwrap(),
+            Location::S3 {
+                bucket: "b".into(),
+                prefix: "lake/orders".into()
+            }
+        );
+        assert_eq!(
+            Location::parse("s3://b").unwrap(),
+            Location::S3 {
+                bucket: "b".into(),
+                prefix: String::new()
+            }
+        );
+        assert_eq!(
+            Location::parse("file:///tmp/x").unwrap(),
+            Location::Local("/tmp/x".into())
+        );
+        assert_eq!(
+            Location::parse("rel/dir").unwrap(),
+            Location::Local("rel/dir".into())
+        );
+        assert!(Location::parse("s3:///x").is_err());
+        assert!(Location::parse("file://rel").is_err());
+        assert!(Location::parse("gs://b/x").is_err());
+        let loc = Location::S3 {
+            bucket: "b".into(),
+            prefix: "p".into(),
+        };
+        assert_eq!(
+            loc.url_of("ordertime=1/a.csv"),
+            "s3://b/p/ordertime=1/a.csv"
+        );
+    }
+
+    #[test]
+    fn copy_source_encoding_keeps_slashes() {
+        assert_eq!(
+            encode_copy_source("p/ordertime=2019 x.csv"),
+            "p/ordertime%3D2019%20x.csv"
+        );
+    }
+}

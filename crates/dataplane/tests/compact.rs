@@ -1,0 +1,725 @@
+//! `lake-compact` end to end: local disk and S3 (moto server), every
+//! format, manifests, failures isolated per group, and SIGKILL at random
+//! moments followed by a run to completion.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use lake_dataplane::compact::plan::read_manifest;
+use lake_dataplane::datagen::{OrderSpec, Orders};
+use lake_dataplane::flatten::{CsvLayout, FlattenConfig, Flattener};
+use lake_testkit::{tempdir, Moto};
+
+const COLUMNS: [&str; 7] = [
+    "ordertime",
+    "orderid",
+    "itemid",
+    "orderunits",
+    "address_city",
+    "address_state",
+    "address_zipcode",
+];
+
+/// `files` data files of `rows` orders each in `dir/partition/`, as the
+/// ingest writer lays them out; returns the relative keys written.
+fn write_partition(
+    dir: &Path,
+    partition: &str,
+    files: usize,
+    rows: usize,
+    ext: &str,
+    seed: u64,
+) -> Vec<String> {
+    let layout = CsvLayout::new(COLUMNS.iter().map(|s| s.to_string()).collect()).unwrap();
+    let mut flattener = Flattener::new(FlattenConfig::default());
+    let mut orders = Orders::new(OrderSpec {
+        seed,
+        ..OrderSpec::default()
+    });
+    std::fs::create_dir_all(dir.join(partition)).unwrap();
+    let mut keys = Vec::new();
+    for f in 0..files {
+        let mut body = Vec::new();
+        if ext.starts_with("csv") {
+            body.extend_from_slice(&layout.header());
+        }
+        for _ in 0..rows {
+            let mut line = Vec::new();
+            orders.write_next(&mut line);
+            let record = &line[..line.len() - 1];
+            if ext.starts_with("csv") {
+                flattener.flatten_csv(record, &layout, &mut body).unwrap();
+            } else {
+                flattener.flatten_ndjson(record, &mut body).unwrap();
+            }
+        }
+        let key = format!("{partition}/part-{seed}-{f:04}.{ext}");
+        let bytes = if ext.ends_with(".gz") {
+            let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            enc.write_all(&body).unwrap();
+            enc.finish().unwrap()
+        } else {
+            body
+        };
+        std::fs::write(dir.join(&key), bytes).unwrap();
+        keys.push(key);
+    }
+    keys
+}
+
+/// Every data row under `dir` (hidden and bookkeeping files excluded; CSV
+/// headers dropped; gzip read), sorted: the lake's row multiset.
+fn rows_under(dir: &Path) -> Vec<String> {
+    let mut rows = Vec::new();
+    for path in files_under(dir) {
+        let rel = path
+            .strip_prefix(dir)
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        let data = [".csv", ".ndjson"]
+            .iter()
+            .any(|ext| rel.ends_with(ext) || rel.ends_with(&format!("{ext}.gz")));
+        if rel
+            .split('/')
+            .any(|s| s.starts_with('_') || s.starts_with('.'))
+            || !data
+        {
+            continue;
+        }
+        let mut text = String::new();
+        if rel.ends_with(".gz") {
+            flate2::read::MultiGzDecoder::new(std::fs::File::open(&path).unwrap())
+                .read_to_string(&mut text)
+                .unwrap();
+        } else {
+            text = std::fs::read_to_string(&path).unwrap();
+        }
+        let skip = usize::from(rel.contains(".csv"));
+        rows.extend(text.lines().skip(skip).map(String::from));
+    }
+    rows.sort();
+    rows
+}
+
+/// Row multisets must match; on failure say how, briefly.
+fn assert_same_rows(got: &[String], want: &[String], what: &str) {
+    if got != want {
+        let first = got
+            .iter()
+            .zip(want)
+            .position(|(a, b)| a != b)
+            .unwrap_or(got.len().min(want.len()));
+        panic!(
+            "{what}: {} rows vs {} expected; first difference at {first}: {:?} vs {:?}",
+            got.len(),
+            want.len(),
+            got.get(first),
+            want.get(first)
+        );
+    }
+}
+
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Relative path -> contents of every file under `dir`.
+fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    files_under(dir)
+        .into_iter()
+        .map(|p| {
+            (
+                p.strip_prefix(dir).unwrap().to_string_lossy().into_owned(),
+                std::fs::read(&p).unwrap(),
+            )
+        })
+        .collect()
+}
+
+fn compact(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_lake-compact"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn ok(out: &Output) {
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn csv_in_place_with_manifest_and_delete_on_success() {
+    let dir = tempdir();
+    let root = dir.path().join("lake");
+    let mut sources = Vec::new();
+    for (i, p) in [
+        "ordertime=2019111315",
+        "ordertime=2019111316",
+        "ordertime=2019111317",
+    ]
+    .iter()
+    .enumerate()
+    {
+        sources.extend(write_partition(&root, p, 20, 1000, "csv", i as u64));
+    }
+    std::fs::create_dir_all(root.join("ordertime=2019111315/_errors")).unwrap();
+    std::fs::write(root.join("ordertime=2019111315/_errors/x.ndjson"), "{}\n").unwrap();
+    let before = rows_under(&root);
+    let lake = root.to_str().unwrap();
+    let out = compact(&[
+        "--src",
+        lake,
+        "--dest",
+        lake,
+        "--targetSize",
+        "1",
+        "--deleteOnSuccess",
+        "--outputManifest",
+        "manifest.gz",
+    ]);
+    ok(&out);
+    assert_same_rows(
+        &rows_under(&root),
+        &before,
+        "the same rows, none lost or duplicated",
+    );
+    for key in &sources {
+        assert!(!root.join(key).exists(), "{key} was compacted and deleted");
+    }
+    assert!(
+        root.join("ordertime=2019111315/_errors/x.ndjson").exists(),
+        "hidden files are not touched"
+    );
+    let outputs: Vec<String> = files_under(&root)
+        .iter()
+        .map(|p| {
+            p.strip_prefix(&root)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .filter(|k| k.contains("/compacted"))
+        .collect();
+    let mib = 1024 * 1024;
+    let mut per_partition: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
+    for k in &outputs {
+        per_partition
+            .entry(k.split('/').next().unwrap())
+            .or_default()
+            .push(std::fs::metadata(root.join(k)).unwrap().len());
+    }
+    assert_eq!(per_partition.len(), 3);
+    for sizes in per_partition.values() {
+        assert!(
+            sizes.len() >= 2,
+            "more than 1 MiB per partition at a 1 MiB target must split: {sizes:?}"
+        );
+        // Near the target: every output but one is over half of it, none far above.
+        assert!(
+            sizes.iter().filter(|&&s| s < mib / 2).count() <= 1,
+            "{sizes:?}"
+        );
+        assert!(sizes.iter().all(|&s| s <= mib + 200 * 1024), "{sizes:?}");
+    }
+    let manifest = read_manifest(&std::fs::read(root.join("manifest.gz")).unwrap()).unwrap();
+    let expected: BTreeSet<String> = sources
+        .iter()
+        .map(|k| format!("file://{}", root.join(k).display()))
+        .collect();
+    assert_eq!(
+        manifest, expected,
+        "the manifest lists exactly the compacted sources"
+    );
+    assert!(
+        files_under(&root.join("_compaction")).is_empty(),
+        "no journal or temp file left"
+    );
+
+    // A second run finds nothing to do (outputs are not merged again).
+    let again = snapshot(&root);
+    ok(&compact(&[
+        "--src",
+        lake,
+        "--dest",
+        lake,
+        "--target-size",
+        "1",
+        "--delete-on-success",
+    ]));
+    assert_eq!(snapshot(&root), again);
+}
+
+#[test]
+fn gzip_ndjson_to_another_destination_and_previous_manifest() {
+    let dir = tempdir();
+    let (src, dest) = (dir.path().join("src"), dir.path().join("dest"));
+    let first = write_partition(&src, "ordertime=2019111315", 10, 200, "ndjson.gz", 7);
+    let (s, d) = (src.to_str().unwrap(), dest.to_str().unwrap());
+    ok(&compact(&[
+        "--src",
+        s,
+        "--dest",
+        d,
+        "--output-manifest",
+        "run1.gz",
+    ]));
+    assert_same_rows(&rows_under(&dest), &rows_under(&src), "dest after run 1");
+    assert!(
+        first.iter().all(|k| src.join(k).exists()),
+        "without --delete-on-success sources stay"
+    );
+    assert!(dest
+        .join("ordertime=2019111315/compacted0.ndjson.gz")
+        .exists());
+
+    // New files arrive; the previous manifest keeps run 1's files out of run 2.
+    let second = write_partition(&src, "ordertime=2019111315", 3, 50, "ndjson.gz", 8);
+    let previous = format!("file://{}", dest.join("run1.gz").display());
+    ok(&compact(&[
+        "--src",
+        s,
+        "--dest",
+        d,
+        "--previous-manifest",
+        &previous,
+        "--output-manifest",
+        "run2.gz",
+    ]));
+    let run2 = read_manifest(&std::fs::read(dest.join("run2.gz")).unwrap()).unwrap();
+    let expected: BTreeSet<String> = second
+        .iter()
+        .map(|k| format!("file://{}", src.join(k).display()))
+        .collect();
+    assert_eq!(run2, expected);
+    assert!(dest
+        .join("ordertime=2019111315/compacted1.ndjson.gz")
+        .exists());
+    assert_same_rows(
+        &rows_under(&dest),
+        &rows_under(&src),
+        "dest holds every row once",
+    );
+}
+
+#[test]
+fn a_schema_mismatch_fails_its_group_only() {
+    let dir = tempdir();
+    let root = dir.path().join("lake");
+    write_partition(&root, "ordertime=2019111315", 3, 10, "csv", 1);
+    let bad = write_partition(&root, "ordertime=2019111316", 3, 10, "csv", 2);
+    let odd = root.join(&bad[1]);
+    let text = std::fs::read_to_string(&odd)
+        .unwrap()
+        .replacen("ordertime,", "order_time,", 1);
+    std::fs::write(&odd, text).unwrap();
+    let bad_before: Vec<Vec<u8>> = bad
+        .iter()
+        .map(|k| std::fs::read(root.join(k)).unwrap())
+        .collect();
+    let lake = root.to_str().unwrap();
+    let out = compact(&["--src", lake, "--dest", lake, "--delete-on-success"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("has a different CSV header"), "{stderr}");
+    let bad_after: Vec<Vec<u8>> = bad
+        .iter()
+        .map(|k| std::fs::read(root.join(k)).unwrap())
+        .collect();
+    assert_eq!(
+        bad_after, bad_before,
+        "the failed group's files are untouched"
+    );
+    assert!(
+        root.join("ordertime=2019111315/compacted0.csv").exists(),
+        "the good group is compacted"
+    );
+    assert!(!root.join("ordertime=2019111316/compacted0.csv").exists());
+    assert!(files_under(&root.join("_compaction")).is_empty());
+}
+
+#[test]
+fn workers_share_groups_without_overlap_and_dry_run_changes_nothing() {
+    let dir = tempdir();
+    let root = dir.path().join("lake");
+    for p in 0..12 {
+        write_partition(&root, &format!("ordertime=20191113{p:02}"), 3, 5, "csv", p);
+    }
+    let lake = root.to_str().unwrap();
+    let before = snapshot(&root);
+    let dry = compact(&["--src", lake, "--dest", lake, "--dry-run"]);
+    ok(&dry);
+    assert!(String::from_utf8_lossy(&dry.stdout).contains("dry run: 12 groups"));
+    assert_eq!(snapshot(&root), before);
+    let rows = rows_under(&root);
+    for w in ["0", "1", "2"] {
+        ok(&compact(&[
+            "--src",
+            lake,
+            "--dest",
+            lake,
+            "--delete-on-success",
+            "--worker-index",
+            w,
+            "--worker-count",
+            "3",
+        ]));
+    }
+    let outputs = files_under(&root)
+        .iter()
+        .filter(|p| p.to_string_lossy().contains("compacted0.csv"))
+        .count();
+    assert_eq!(
+        outputs, 12,
+        "every partition compacted exactly once across workers"
+    );
+    assert_same_rows(&rows_under(&root), &rows, "after three workers");
+}
+
+/// A tiny Parquet file: (ordertime int64, itemid utf8) rows, uncompressed.
+fn write_parquet(path: &Path, rows: &[(i64, &str)], extra_column: bool) {
+    use parquet::data_type::{ByteArray, ByteArrayType, Int64Type};
+    use parquet::file::writer::SerializedFileWriter;
+    let message = if extra_column {
+        "message orders { required int64 ordertime; required binary itemid (UTF8); required int64 extra; }"
+    } else {
+        "message orders { required int64 ordertime; required binary itemid (UTF8); }"
+    };
+    let schema = Arc::new(parquet::schema::parser::parse_message_type(message).unwrap());
+    let props = Arc::new(parquet::file::properties::WriterProperties::builder().build());
+    let mut w =
+        SerializedFileWriter::new(std::fs::File::create(path).unwrap(), schema, props).unwrap();
+    // Two row groups per file, to check that all are copied.
+    for half in rows.chunks(rows.len().div_ceil(2).max(1)) {
+        let mut rg = w.next_row_group().unwrap();
+        let mut col = rg.next_column().unwrap().unwrap();
+        col.typed::<Int64Type>()
+            .write_batch(&half.iter().map(|r| r.0).collect::<Vec<_>>(), None, None)
+            .unwrap();
+        col.close().unwrap();
+        let mut col = rg.next_column().unwrap().unwrap();
+        let values: Vec<ByteArray> = half.iter().map(|r| ByteArray::from(r.1)).collect();
+        col.typed::<ByteArrayType>()
+            .write_batch(&values, None, None)
+            .unwrap();
+        col.close().unwrap();
+        if extra_column {
+            let mut col = rg.next_column().unwrap().unwrap();
+            col.typed::<Int64Type>()
+                .write_batch(&vec![0; half.len()], None, None)
+                .unwrap();
+            col.close().unwrap();
+        }
+        rg.close().unwrap();
+    }
+    w.close().unwrap();
+}
+
+fn parquet_rows(path: &Path) -> (Vec<String>, usize) {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    let reader = SerializedFileReader::new(std::fs::File::open(path).unwrap()).unwrap();
+    let groups = reader.metadata().num_row_groups();
+    let rows = reader
+        .get_row_iter(None)
+        .unwrap()
+        .map(|r| r.unwrap().to_string())
+        .collect();
+    (rows, groups)
+}
+
+#[test]
+fn parquet_merges_by_copying_row_groups() {
+    let dir = tempdir();
+    let root = dir.path().join("lake");
+    let part = root.join("ordertime=2019111315");
+    std::fs::create_dir_all(&part).unwrap();
+    let mut expected = Vec::new();
+    for f in 0..4 {
+        let rows: Vec<(i64, String)> = (0..50)
+            .map(|i| (f * 1000 + i, format!("Item_{f}_{i}")))
+            .collect();
+        let refs: Vec<(i64, &str)> = rows.iter().map(|(t, s)| (*t, s.as_str())).collect();
+        let path = part.join(format!("part-{f}.parquet"));
+        write_parquet(&path, &refs, false);
+        expected.extend(parquet_rows(&path).0);
+    }
+    let lake = root.to_str().unwrap();
+    ok(&compact(&[
+        "--src",
+        lake,
+        "--dest",
+        lake,
+        "--delete-on-success",
+    ]));
+    let (mut rows, groups) = parquet_rows(&part.join("compacted0.parquet"));
+    rows.sort();
+    expected.sort();
+    assert_eq!(rows, expected);
+    assert_eq!(groups, 8, "row groups copied as they were (4 files x 2)");
+
+    // A file with another schema fails its group, untouched.
+    let other = root.join("ordertime=2019111316");
+    std::fs::create_dir_all(&other).unwrap();
+    write_parquet(&other.join("a.parquet"), &[(1, "x")], false);
+    write_parquet(&other.join("b.parquet"), &[(2, "y")], true);
+    let out = compact(&["--src", lake, "--dest", lake, "--delete-on-success"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("different Parquet schema"));
+    assert!(other.join("a.parquet").exists() && other.join("b.parquet").exists());
+}
+
+#[test]
+fn s3_in_place_on_the_moto_server() {
+    let moto = Moto::start();
+    let staging = tempdir();
+    let mut keys = Vec::new();
+    for (i, p) in ["ordertime=2019111315", "ordertime=2019111316"]
+        .iter()
+        .enumerate()
+    {
+        keys.extend(write_partition(staging.path(), p, 8, 100, "csv", i as u64));
+    }
+    let before = rows_under(staging.path());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let client = rt.block_on(async {
+        for (k, v) in moto.aws_env() {
+            std::env::set_var(k, v);
+        }
+        lake_dataplane::store::s3_client(Some(&moto.endpoint), Some("us-east-1")).await
+    });
+    rt.block_on(async {
+        client.create_bucket().bucket("lake").send().await.unwrap();
+        for k in &keys {
+            let body = std::fs::read(staging.path().join(k)).unwrap();
+            client
+                .put_object()
+                .bucket("lake")
+                .key(format!("lake/orders/{k}"))
+                .body(body.into())
+                .send()
+                .await
+                .unwrap();
+        }
+    });
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_lake-compact"));
+    cmd.args([
+        "--src",
+        "s3://lake/lake/orders",
+        "--dest",
+        "s3://lake/lake/orders",
+        "--delete-on-success",
+        "--output-manifest",
+        "manifest.gz",
+    ]);
+    for (k, v) in moto.aws_env() {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    ok(&out);
+
+    // Read the bucket back into a local mirror and compare.
+    let mirror = tempdir();
+    let listed: Vec<String> = rt.block_on(async {
+        let resp = client
+            .list_objects_v2()
+            .bucket("lake")
+            .prefix("lake/orders/")
+            .send()
+            .await
+            .unwrap();
+        let mut names = Vec::new();
+        for o in resp.contents() {
+            let key = o.key().unwrap().to_string();
+            let body = client
+                .get_object()
+                .bucket("lake")
+                .key(&key)
+                .send()
+                .await
+                .unwrap()
+                .body
+                .collect()
+                .await
+                .unwrap()
+                .into_bytes();
+            let rel = key.strip_prefix("lake/orders/").unwrap().to_string();
+            std::fs::create_dir_all(mirror.path().join(&rel).parent().unwrap()).unwrap();
+            std::fs::write(mirror.path().join(&rel), &body).unwrap();
+            names.push(rel);
+        }
+        names
+    });
+    assert_eq!(
+        listed,
+        [
+            "manifest.gz",
+            "ordertime=2019111315/compacted0.csv",
+            "ordertime=2019111316/compacted0.csv"
+        ],
+        "sources deleted; no journal or temp object left"
+    );
+    assert_same_rows(&rows_under(mirror.path()), &before, "S3 after compaction");
+    let manifest =
+        read_manifest(&std::fs::read(mirror.path().join("manifest.gz")).unwrap()).unwrap();
+    let expected: BTreeSet<String> = keys
+        .iter()
+        .map(|k| format!("s3://lake/lake/orders/{k}"))
+        .collect();
+    assert_eq!(manifest, expected);
+}
+
+/// xorshift for kill delays.
+fn next(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
+}
+
+#[test]
+fn sigkill_at_random_moments_then_completion_equals_one_clean_run() {
+    let dir = tempdir();
+    let pristine = dir.path().join("pristine");
+    for p in 0..24 {
+        write_partition(
+            &pristine,
+            &format!("ordertime=20191113{p:02}"),
+            30,
+            40,
+            if p % 2 == 0 { "csv" } else { "ndjson" },
+            p,
+        );
+    }
+    let copy_to = |to: &Path| {
+        for (rel, bytes) in snapshot(&pristine) {
+            std::fs::create_dir_all(to.join(&rel).parent().unwrap()).unwrap();
+            std::fs::write(to.join(&rel), bytes).unwrap();
+        }
+    };
+    let args = |root: &Path| -> Vec<String> {
+        let r = root.to_str().unwrap().to_string();
+        [
+            "--src",
+            &r,
+            "--dest",
+            &r,
+            "--delete-on-success",
+            "--output-manifest",
+            "m.gz",
+            "--concurrency",
+            "4",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+
+    // The reference: one uninterrupted run.
+    let clean = dir.path().join("clean");
+    copy_to(&clean);
+    let start = Instant::now();
+    ok(&Command::new(env!("CARGO_BIN_EXE_lake-compact"))
+        .args(args(&clean))
+        .output()
+        .unwrap());
+    let clean_run = start.elapsed();
+    let expected = snapshot(&clean);
+
+    // Each trial: a fresh copy killed once at a point spread evenly across
+    // the clean run's duration, then run to completion.
+    let mut seed = 0x2545_F491_4F6C_DD1D_u64;
+    let mut killed_mid_way = 0;
+    let trials = 8;
+    for trial in 0..=trials {
+        let work = dir.path().join(format!("trial{trial}"));
+        copy_to(&work);
+        // The last trial is killed repeatedly at random early moments.
+        let kills = if trial == trials { 6 } else { 1 };
+        for _ in 0..kills {
+            let delay = if trial == trials {
+                Duration::from_micros(next(&mut seed) % (clean_run.as_micros() as u64 / 2 + 1))
+            } else {
+                clean_run * trial / trials
+            };
+            let mut child = Command::new(env!("CARGO_BIN_EXE_lake-compact"))
+                .args(args(&work))
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap();
+            std::thread::sleep(delay);
+            if child.try_wait().unwrap().is_none() {
+                child.kill().unwrap(); // SIGKILL
+                killed_mid_way += 1;
+            }
+            child.wait().unwrap();
+        }
+        ok(&Command::new(env!("CARGO_BIN_EXE_lake-compact"))
+            .args(args(&work))
+            .output()
+            .unwrap());
+        let got = snapshot(&work);
+        let names = |m: &BTreeMap<String, Vec<u8>>| m.keys().cloned().collect::<Vec<_>>();
+        assert_eq!(
+            names(&got),
+            names(&expected),
+            "trial {trial}: the same files"
+        );
+        for (name, bytes) in &expected {
+            if name == "m.gz" {
+                // Manifests hold absolute URLs: compare them relative to each root.
+                let relative = |bytes: &[u8], root: &Path| -> BTreeSet<String> {
+                    let prefix = format!("file://{}/", root.display());
+                    read_manifest(bytes)
+                        .unwrap()
+                        .into_iter()
+                        .map(|u| u.replace(&prefix, ""))
+                        .collect()
+                };
+                assert_eq!(
+                    relative(&got[name], &work),
+                    relative(bytes, &clean),
+                    "trial {trial}: manifest"
+                );
+            } else {
+                assert!(got[name] == *bytes, "trial {trial}: {name} differs");
+            }
+        }
+        assert_same_rows(
+            &rows_under(&work),
+            &rows_under(&pristine),
+            "no row lost or duplicated",
+        );
+    }
+    assert!(
+        killed_mid_way >= 6,
+        "kills must land mid-run (clean run took {clean_run:?}), got {killed_mid_way}"
+    );
+}
