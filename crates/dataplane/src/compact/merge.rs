@@ -185,35 +185,6 @@ pub fn count_parquet_rows(path: &Path) -> Result<u64> {
     Ok(reader.metadata().file_metadata().num_rows() as u64)
 }
 
-/// Data rows of a source (what the output must add up to).
-pub fn count_rows(path: &Path, format: Format, gzip: bool) -> Result<u64> {
-    match format {
-        Format::Parquet => count_parquet_rows(path),
-        _ => {
-            // A text source may lack a final newline: that is still a row.
-            let mut reader = open_text(path, gzip)?;
-            let mut buf = vec![0u8; BUF];
-            let (mut lines, mut last) = (0u64, b'\n');
-            loop {
-                let n = reader.read(&mut buf)?;
-                if n == 0 {
-                    break;
-                }
-                lines += memchr::memchr_iter(b'\n', &buf[..n]).count() as u64;
-                last = buf[n - 1];
-            }
-            if last != b'\n' {
-                lines += 1;
-            }
-            Ok(if format == Format::Csv {
-                lines.saturating_sub(1)
-            } else {
-                lines
-            })
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -233,11 +204,6 @@ mod tests {
         );
         assert_eq!(w.rows, 4, "physical lines after the header");
         assert_eq!(count_text_rows(&out, Format::Csv, false).unwrap(), 4);
-        assert_eq!(
-            count_rows(&a, Format::Csv, false).unwrap()
-                + count_rows(&b, Format::Csv, false).unwrap(),
-            4
-        );
     }
 
     #[test]

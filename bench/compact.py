@@ -1,0 +1,116 @@
+#!/usr/bin/env python3
+"""lake-compact benchmark on local disk, in one run:
+
+1. 10,000 small CSV files across 24 hourly partitions, merged by
+   `lake-compact` and by `cat` (the I/O floor: one `cat dir/*.csv > out`
+   per partition, which keeps every header and verifies nothing);
+2. peak RSS of `lake-compact` on one 2 GiB partition (--mem-gib).
+
+    python3 bench/compact.py [--files 10000] [--partitions 24] [--mem-gib 2]
+"""
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+INGEST = os.path.join(ROOT, "target", "release", "lake-ingest")
+COMPACT = os.path.join(ROOT, "target", "release", "lake-compact")
+SCHEMA = os.path.join(ROOT, "crates", "dataplane", "tests", "data", "orders.avsc")
+
+
+def timed(cmd, shell=False):
+    """(seconds, peak RSS MiB) of a command, RSS from GNU time."""
+    with tempfile.NamedTemporaryFile("r") as report:
+        full = f"/usr/bin/time -f %M -o {report.name} {cmd}" if shell else ["/usr/bin/time", "-f", "%M", "-o", report.name] + cmd
+        start = time.perf_counter()
+        subprocess.run(full, shell=shell, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        secs = time.perf_counter() - start
+        return secs, int(report.read().strip().splitlines()[-1]) / 1024
+
+
+def make_files(root, files, partitions, rows_per_file):
+    """CSV files as the ingest writer lays them out, from generated orders."""
+    total = files * rows_per_file
+    csv = subprocess.run(
+        f"{INGEST} datagen --count {total} | {INGEST} flatten --format csv --schema {SCHEMA}",
+        shell=True, check=True, capture_output=True,
+    ).stdout.split(b"\n")
+    header, rows = csv[0] + b"\n", csv[1:]
+    for f in range(files):
+        part = os.path.join(root, f"ordertime=20191113{f % partitions:02d}")
+        os.makedirs(part, exist_ok=True)
+        chunk = rows[f * rows_per_file:(f + 1) * rows_per_file]
+        with open(os.path.join(part, f"part-{f:05d}.csv"), "wb") as out:
+            out.write(header + b"\n".join(chunk) + b"\n")
+
+
+def du(path):
+    return sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(path) for f in fs)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--files", type=int, default=10_000)
+    ap.add_argument("--partitions", type=int, default=24)
+    ap.add_argument("--rows-per-file", type=int, default=150)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--mem-gib", type=float, default=2)
+    args = ap.parse_args()
+    if not shutil.which("/usr/bin/time"):
+        sys.exit("/usr/bin/time is needed: apt-get install -y time")
+    subprocess.run(["cargo", "build", "--release", "-q", "-p", "lake-dataplane"], cwd=ROOT, check=True)
+
+    work = tempfile.mkdtemp(prefix="compact-bench-")
+    src = os.path.join(work, "src")
+    make_files(src, args.files, args.partitions, args.rows_per_file)
+    size = du(src)
+    mb = size / 1e6
+    print(f"input: {args.files} CSV files, {args.partitions} partitions, {mb:.0f} MB (warm page cache), best of {args.runs}\n")
+
+    best = {}
+    for name in ("cat (I/O floor)", "lake-compact"):
+        times = []
+        for _ in range(args.runs):
+            dest = os.path.join(work, "dest")
+            shutil.rmtree(dest, ignore_errors=True)
+            os.makedirs(dest)
+            if name.startswith("cat"):
+                script = " && ".join(
+                    f"cat {src}/{p}/*.csv > {dest}/{p}.csv" for p in sorted(os.listdir(src))
+                )
+                secs, rss = timed(f"sh -c '{script}'", shell=True)
+            else:
+                secs, rss = timed([COMPACT, "--src", src, "--dest", dest, "--target-size", "128"])
+            times.append((secs, rss))
+        best[name] = min(times)
+    print("| tool | MB/s | files/s | peak RSS MiB |")
+    print("| --- | ---: | ---: | ---: |")
+    for name, (secs, rss) in best.items():
+        print(f"| {name} | {mb / secs:,.0f} | {args.files / secs:,.0f} | {rss:.1f} |")
+    ratio = best["cat (I/O floor)"][0] / best["lake-compact"][0]
+    print(f"\nlake-compact reaches {ratio:.2f} of cat's throughput (target: at least 0.5)")
+
+    if args.mem_gib:
+        big = os.path.join(work, "big", "ordertime=2019111315")
+        os.makedirs(big)
+        one_mib = open(os.path.join(src, "ordertime=2019111300", "part-00000.csv"), "rb").read()
+        header, body = one_mib.split(b"\n", 1)
+        block = header + b"\n" + body * (1024 * 1024 // len(body) + 1)
+        n = int(args.mem_gib * 1024 * 1024 * 1024 / len(block))
+        for i in range(n):
+            with open(os.path.join(big, f"part-{i:05d}.csv"), "wb") as out:
+                out.write(block)
+        gib = du(big) / 2**30
+        dest = os.path.join(work, "bigdest")
+        secs, rss = timed([COMPACT, "--src", os.path.dirname(big), "--dest", dest, "--target-size", "128"])
+        print(f"\none partition of {gib:.2f} GiB ({n} files): {secs:.1f} s, peak RSS {rss:.1f} MiB (target: under 256 MiB)")
+    shutil.rmtree(work)
+
+
+if __name__ == "__main__":
+    main()
