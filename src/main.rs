@@ -57,6 +57,19 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Show what would change: resources, properties (replacement marked),
+    /// parameters, and IAM / security-group changes (broadening flagged).
+    Diff {
+        env: String,
+        /// An earlier `lakectl render` of this environment (e.g. of the main
+        /// branch) to compare with. Comparing with the deployed stacks arrives
+        /// with `lakectl up`.
+        #[arg(long)]
+        against: PathBuf,
+        /// Exit 0 when nothing changes, 2 when something does (1 on errors).
+        #[arg(long)]
+        detailed_exitcode: bool,
+    },
     /// Show the stacks and their dependencies.
     Graph {
         env: String,
@@ -92,6 +105,25 @@ fn run(cli: &Cli) -> Result<ExitCode, String> {
                 }
             }
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Diff {
+            env,
+            against,
+            detailed_exitcode,
+        } => {
+            let rendered = load_and_render(cli, env)?;
+            let diffs =
+                lakectl::plan::against_render(&rendered, against).map_err(|e| e.to_string())?;
+            match cli.output {
+                Output::Json => println!("{}", lakectl::plan::report::json(env, &diffs)),
+                Output::Text => print!("{}", lakectl::plan::report::text(&diffs)),
+            }
+            let changes = diffs.iter().any(|d| d.has_changes());
+            Ok(if *detailed_exitcode && changes {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            })
         }
         Command::Graph { env, format } => {
             let rendered = load_and_render(cli, env)?;

@@ -14,7 +14,7 @@ use serde_yaml::Value;
 use super::{RenderError, RenderedStack};
 
 /// Where a stack parameter's value comes from at deploy time.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 #[serde(tag = "from", rename_all = "kebab-case")]
 pub enum ParamSource {
     /// An output of an upstream stack.

@@ -1,0 +1,444 @@
+//! Template diffs: resources added, modified (property by property, nested
+//! paths, old -> new) and removed; replacement marked from the create-only
+//! table; parameters compared; security changes collected.
+//!
+//! Owns: comparing two normalised templates. Must not: fetch templates
+//! (callers hand in the deployed or earlier ones) or print.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::OnceLock;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::security::{self, SecurityChange};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Add,
+    Modify,
+    Remove,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PropertyChange {
+    /// Dotted path from the resource, e.g. `Properties.StreamModeDetails.StreamMode`.
+    pub path: String,
+    pub old: Option<Value>,
+    pub new: Option<Value>,
+    pub requires_replacement: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ResourceChange {
+    pub logical_id: String,
+    pub resource_type: String,
+    pub action: Action,
+    pub requires_replacement: bool,
+    pub properties: Vec<PropertyChange>,
+    /// For removals: the resource is kept in AWS (DeletionPolicy Retain).
+    pub retained: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ValueChange {
+    pub name: String,
+    pub old: Option<String>,
+    pub new: Option<String>,
+}
+
+/// Whether the stack itself is created, updated, deleted or unchanged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StackAction {
+    Create,
+    Update,
+    Delete,
+    Unchanged,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StackDiff {
+    pub id: String,
+    pub stack_name: String,
+    pub action: StackAction,
+    pub resources: Vec<ResourceChange>,
+    pub parameters: Vec<ValueChange>,
+    pub outputs: Vec<ValueChange>,
+    pub security: Vec<SecurityChange>,
+}
+
+impl StackDiff {
+    pub fn has_changes(&self) -> bool {
+        self.action != StackAction::Unchanged
+    }
+}
+
+/// The create-only (replacement) table generated from AWS's resource schemas.
+fn create_only() -> &'static HashMap<String, Vec<Vec<String>>> {
+    static TABLE: OnceLock<HashMap<String, Vec<Vec<String>>>> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        let raw: BTreeMap<String, Value> =
+            serde_json::from_str(include_str!("../../data/create-only-properties.json"))
+                .expect("the committed table is JSON");
+        raw.into_iter()
+            .filter(|(k, _)| !k.starts_with('_'))
+            .map(|(ty, paths)| {
+                let paths = paths
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .map(|p| p.split('/').map(String::from).collect())
+                    .collect();
+                (ty, paths)
+            })
+            .collect()
+    })
+}
+
+/// Whether changing `path` (segments after `Properties`) replaces a resource
+/// of `ty`: the change is inside a create-only property, or is a parent of
+/// one replaced whole. `*` in the schema's pointers matches any array index.
+pub fn forces_replacement(ty: &str, path: &[String]) -> bool {
+    create_only().get(ty).is_some_and(|paths| {
+        paths
+            .iter()
+            .any(|p| p.iter().zip(path).all(|(a, b)| a == b || a == "*"))
+    })
+}
+
+/// Leaf-level differences between two JSON values.
+fn value_diff(
+    old: Option<&Value>,
+    new: Option<&Value>,
+    path: &mut Vec<String>,
+    out: &mut Vec<(Vec<String>, Option<Value>, Option<Value>)>,
+) {
+    match (old, new) {
+        (Some(a), Some(b)) if a == b => {}
+        // Intrinsics too: `Fn::Sub` bodies (user data, scripts) diff by line.
+        (Some(Value::Object(a)), Some(Value::Object(b))) if same_shape(a, b) => {
+            let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
+            keys.sort();
+            keys.dedup();
+            for k in keys {
+                path.push(k.clone());
+                value_diff(a.get(k), b.get(k), path, out);
+                path.pop();
+            }
+        }
+        (Some(Value::Array(a)), Some(Value::Array(b))) => {
+            // Elements matched by a longest common subsequence: an added
+            // statement shows as one addition, not as the whole list changed.
+            let (ka, kb): (Vec<String>, Vec<String>) = (
+                a.iter().map(Value::to_string).collect(),
+                b.iter().map(Value::to_string).collect(),
+            );
+            for op in similar::capture_diff_slices(similar::Algorithm::Myers, &ka, &kb) {
+                match op {
+                    similar::DiffOp::Equal { .. } => {}
+                    similar::DiffOp::Delete {
+                        old_index, old_len, ..
+                    } => {
+                        for (i, gone) in a.iter().enumerate().skip(old_index).take(old_len) {
+                            path.push(i.to_string());
+                            out.push((path.clone(), Some(gone.clone()), None));
+                            path.pop();
+                        }
+                    }
+                    similar::DiffOp::Insert {
+                        new_index, new_len, ..
+                    } => {
+                        for (i, added) in b.iter().enumerate().skip(new_index).take(new_len) {
+                            path.push(i.to_string());
+                            out.push((path.clone(), None, Some(added.clone())));
+                            path.pop();
+                        }
+                    }
+                    similar::DiffOp::Replace {
+                        old_index,
+                        old_len,
+                        new_index,
+                        new_len,
+                    } => {
+                        for k in 0..old_len.max(new_len) {
+                            let (x, y) = (
+                                a.get(old_index + k).filter(|_| k < old_len),
+                                b.get(new_index + k).filter(|_| k < new_len),
+                            );
+                            path.push(
+                                (if y.is_some() {
+                                    new_index + k
+                                } else {
+                                    old_index + k
+                                })
+                                .to_string(),
+                            );
+                            value_diff(x, y, path, out);
+                            path.pop();
+                        }
+                    }
+                }
+            }
+        }
+        (a, b) => out.push((path.clone(), a.cloned(), b.cloned())),
+    }
+}
+
+/// Two objects are compared key by key unless one is an intrinsic and the
+/// other is not (or another intrinsic): then the value changed as a whole.
+fn same_shape(a: &serde_json::Map<String, Value>, b: &serde_json::Map<String, Value>) -> bool {
+    let intrinsic = |m: &serde_json::Map<String, Value>| {
+        (m.len() == 1)
+            .then(|| m.keys().next().cloned())
+            .flatten()
+            .filter(|k| k == "Ref" || k == "Condition" || k.starts_with("Fn::"))
+    };
+    intrinsic(a) == intrinsic(b)
+}
+
+fn section<'a>(t: Option<&'a Value>, name: &str) -> BTreeMap<&'a str, &'a Value> {
+    t.and_then(|t| t.get(name))
+        .and_then(Value::as_object)
+        .map(|m| m.iter().map(|(k, v)| (k.as_str(), v)).collect())
+        .unwrap_or_default()
+}
+
+/// Compare an earlier (deployed) template and parameters with new ones.
+/// `None` for a side that does not exist (stack to create / to delete).
+pub fn diff_stack(
+    id: &str,
+    stack_name: &str,
+    old: Option<(&Value, &BTreeMap<String, String>)>,
+    new: Option<(&Value, &BTreeMap<String, String>)>,
+) -> StackDiff {
+    let (old_t, new_t) = (old.map(|o| o.0), new.map(|n| n.0));
+    let (old_r, new_r) = (section(old_t, "Resources"), section(new_t, "Resources"));
+    let mut resources = Vec::new();
+    let mut ids: Vec<&str> = old_r.keys().chain(new_r.keys()).copied().collect();
+    ids.sort();
+    ids.dedup();
+    for rid in ids {
+        let ty = |r: &Value| r["Type"].as_str().unwrap_or_default().to_string();
+        match (old_r.get(rid), new_r.get(rid)) {
+            (None, Some(n)) => resources.push(ResourceChange {
+                logical_id: rid.into(),
+                resource_type: ty(n),
+                action: Action::Add,
+                requires_replacement: false,
+                properties: Vec::new(),
+                retained: false,
+            }),
+            (Some(o), None) => resources.push(ResourceChange {
+                logical_id: rid.into(),
+                resource_type: ty(o),
+                action: Action::Remove,
+                requires_replacement: false,
+                properties: Vec::new(),
+                retained: o["DeletionPolicy"].as_str() == Some("Retain"),
+            }),
+            (Some(o), Some(n)) if o != n => {
+                let mut raw = Vec::new();
+                value_diff(Some(o), Some(n), &mut Vec::new(), &mut raw);
+                let new_ty = ty(n);
+                let type_changed = ty(o) != new_ty;
+                let properties: Vec<PropertyChange> = raw
+                    .into_iter()
+                    .map(|(path, old, new)| {
+                        let under_props = path.first().map(String::as_str) == Some("Properties");
+                        let requires_replacement =
+                            type_changed || under_props && forces_replacement(&new_ty, &path[1..]);
+                        PropertyChange {
+                            path: path.join("."),
+                            old,
+                            new,
+                            requires_replacement,
+                        }
+                    })
+                    .collect();
+                resources.push(ResourceChange {
+                    logical_id: rid.into(),
+                    resource_type: new_ty,
+                    action: Action::Modify,
+                    requires_replacement: properties.iter().any(|p| p.requires_replacement),
+                    properties,
+                    retained: false,
+                });
+            }
+            _ => {}
+        }
+    }
+    let params = |p: Option<(&Value, &BTreeMap<String, String>)>| -> BTreeMap<String, String> {
+        p.map(|(_, m)| m.clone()).unwrap_or_default()
+    };
+    let outputs = |t: Option<&Value>| -> BTreeMap<String, String> {
+        section(t, "Outputs")
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v["Value"].to_string()))
+            .collect()
+    };
+    let parameters = value_changes(&params(old), &params(new));
+    let outputs_changed = value_changes(&outputs(old_t), &outputs(new_t));
+    let empty = Value::Null;
+    let security = security::changes(old_t.unwrap_or(&empty), new_t.unwrap_or(&empty));
+    let action = match (old, new) {
+        (None, Some(_)) => StackAction::Create,
+        (Some(_), None) => StackAction::Delete,
+        _ if resources.is_empty()
+            && parameters.is_empty()
+            && outputs_changed.is_empty()
+            && old_t != new_t =>
+        {
+            StackAction::Update
+        }
+        _ if resources.is_empty() && parameters.is_empty() && outputs_changed.is_empty() => {
+            StackAction::Unchanged
+        }
+        _ => StackAction::Update,
+    };
+    StackDiff {
+        id: id.into(),
+        stack_name: stack_name.into(),
+        action,
+        resources,
+        parameters,
+        outputs: outputs_changed,
+        security,
+    }
+}
+
+fn value_changes(a: &BTreeMap<String, String>, b: &BTreeMap<String, String>) -> Vec<ValueChange> {
+    let mut names: Vec<&String> = a.keys().chain(b.keys()).collect();
+    names.sort();
+    names.dedup();
+    names
+        .into_iter()
+        .filter(|n| a.get(*n) != b.get(*n))
+        .map(|n| ValueChange {
+            name: n.clone(),
+            old: a.get(n).cloned(),
+            new: b.get(n).cloned(),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::normalize::normalize;
+
+    fn t(body: &str) -> Value {
+        normalize(body).unwrap()
+    }
+
+    #[test]
+    fn replacement_comes_from_the_create_only_table() {
+        let p = |s: &str| s.split('/').map(String::from).collect::<Vec<_>>();
+        assert!(forces_replacement("AWS::Kinesis::Stream", &p("Name")));
+        assert!(!forces_replacement(
+            "AWS::Kinesis::Stream",
+            &p("ShardCount")
+        ));
+        assert!(forces_replacement(
+            "AWS::RDS::DBCluster",
+            &p("StorageEncrypted")
+        ));
+        assert!(forces_replacement(
+            "AWS::MSK::Cluster",
+            &p("BrokerNodeGroupInfo/ClientSubnets/1")
+        ));
+        assert!(!forces_replacement(
+            "AWS::MSK::Cluster",
+            &p("BrokerNodeGroupInfo/InstanceType")
+        ));
+        assert!(!forces_replacement("Custom::Thing", &p("Anything")));
+    }
+
+    #[test]
+    fn property_changes_with_nested_paths() {
+        let old = t("Resources:\n  S:\n    Type: AWS::Kinesis::Stream\n    Properties: {Name: a, ShardCount: 2, StreamModeDetails: {StreamMode: PROVISIONED}}\n  Gone: {Type: AWS::S3::Bucket, DeletionPolicy: Retain}\n");
+        let new = t("Resources:\n  S:\n    Type: AWS::Kinesis::Stream\n    Properties: {Name: b, ShardCount: 4, StreamModeDetails: {StreamMode: PROVISIONED}}\n  New: {Type: AWS::SNS::Topic}\n");
+        let params = BTreeMap::new();
+        let d = diff_stack(
+            "stream",
+            "e-stream",
+            Some((&old, &params)),
+            Some((&new, &params)),
+        );
+        assert_eq!(d.action, StackAction::Update);
+        let s = d.resources.iter().find(|r| r.logical_id == "S").unwrap();
+        assert!(s.requires_replacement);
+        assert_eq!(
+            s.properties
+                .iter()
+                .map(|p| (p.path.as_str(), p.requires_replacement))
+                .collect::<Vec<_>>(),
+            [("Properties.Name", true), ("Properties.ShardCount", false)]
+        );
+        assert_eq!(s.properties[1].old, Some(Value::from("2")));
+        assert!(d
+            .resources
+            .iter()
+            .any(|r| r.logical_id == "New" && r.action == Action::Add));
+        assert!(d
+            .resources
+            .iter()
+            .any(|r| r.logical_id == "Gone" && r.action == Action::Remove && r.retained));
+    }
+
+    #[test]
+    fn list_elements_are_matched_not_compared_by_position() {
+        let (a, b) = (
+            serde_json::json!(["x", "y", "z"]),
+            serde_json::json!(["x", "new", "y", "z"]),
+        );
+        let mut out = Vec::new();
+        value_diff(Some(&a), Some(&b), &mut vec!["L".into()], &mut out);
+        assert_eq!(
+            out,
+            [(
+                vec!["L".to_string(), "1".to_string()],
+                None,
+                Some(Value::from("new"))
+            )]
+        );
+        let (a, b) = (
+            serde_json::json!([{"k": 1}, "y"]),
+            serde_json::json!([{"k": 2}, "y"]),
+        );
+        out.clear();
+        value_diff(Some(&a), Some(&b), &mut Vec::new(), &mut out);
+        assert_eq!(out[0].0, ["0", "k"], "a changed element diffs inside");
+    }
+
+    #[test]
+    fn missing_sides_create_or_delete_and_equal_sides_are_unchanged() {
+        let a = t("Resources:\n  S: {Type: AWS::SNS::Topic}\n");
+        let p = BTreeMap::new();
+        assert_eq!(
+            diff_stack("x", "x", None, Some((&a, &p))).action,
+            StackAction::Create
+        );
+        assert_eq!(
+            diff_stack("x", "x", Some((&a, &p)), None).action,
+            StackAction::Delete
+        );
+        assert_eq!(
+            diff_stack("x", "x", Some((&a, &p)), Some((&a, &p))).action,
+            StackAction::Unchanged
+        );
+        let mut q = BTreeMap::new();
+        q.insert("ShardCount".to_string(), "4".to_string());
+        let d = diff_stack("x", "x", Some((&a, &p)), Some((&a, &q)));
+        assert_eq!(
+            d.parameters,
+            [ValueChange {
+                name: "ShardCount".into(),
+                old: None,
+                new: Some("4".into())
+            }]
+        );
+    }
+}

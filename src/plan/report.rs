@@ -1,0 +1,194 @@
+//! Printing plans: the reviewable text form (cdk-diff style, stable for
+//! snapshot tests) and the JSON plan CI archives.
+//!
+//! Owns: presentation only. Must not: compute differences.
+
+use std::fmt::Write;
+
+use serde_json::Value;
+
+use super::diff::{Action, StackAction, StackDiff};
+
+fn show(v: &Option<Value>) -> String {
+    match v {
+        None => "(absent)".into(),
+        Some(Value::String(s)) => format!("{s:?}"),
+        Some(other) => other.to_string(),
+    }
+}
+
+/// Long strings (user data, scripts) as a diff rather than two walls of text.
+fn long_string_diff(old: &str, new: &str, indent: &str) -> Option<String> {
+    if old.len() + new.len() < 160 {
+        return None;
+    }
+    let mut out = String::new();
+    if old.contains('\n') || new.contains('\n') {
+        let diff = similar::TextDiff::from_lines(old, new);
+        for group in diff.grouped_ops(1) {
+            for op in group {
+                for change in diff.iter_changes(&op) {
+                    let sign = match change.tag() {
+                        similar::ChangeTag::Delete => '-',
+                        similar::ChangeTag::Insert => '+',
+                        similar::ChangeTag::Equal => ' ',
+                    };
+                    let _ = writeln!(
+                        out,
+                        "{indent}{sign} {}",
+                        change.value().trim_end_matches('\n')
+                    );
+                }
+            }
+        }
+    } else {
+        // One long line: the changed words with a little context.
+        let diff = similar::TextDiff::from_words(old, new);
+        let mut line = String::new();
+        for group in diff.grouped_ops(2) {
+            line.push_str("… ");
+            for op in group {
+                for change in diff.iter_changes(&op) {
+                    match change.tag() {
+                        similar::ChangeTag::Delete => {
+                            line.push_str(&format!("[-{}-]", change.value()))
+                        }
+                        similar::ChangeTag::Insert => {
+                            line.push_str(&format!("{{+{}+}}", change.value()))
+                        }
+                        similar::ChangeTag::Equal => line.push_str(change.value()),
+                    }
+                }
+            }
+            line.push_str(" …");
+        }
+        let _ = writeln!(out, "{indent}{line}");
+    }
+    Some(out)
+}
+
+/// The text plan of every stack, with a summary line.
+pub fn text(diffs: &[StackDiff]) -> String {
+    let mut out = String::new();
+    let (mut add, mut modify, mut replace, mut remove, mut broadening) = (0, 0, 0, 0, 0);
+    for d in diffs {
+        let verb = match d.action {
+            StackAction::Create => "create",
+            StackAction::Update => "update",
+            StackAction::Delete => "delete",
+            StackAction::Unchanged => "no changes",
+        };
+        let _ = writeln!(out, "Stack {} ({}): {verb}", d.stack_name, d.id);
+        for r in &d.resources {
+            let (sign, note) = match r.action {
+                Action::Add => {
+                    add += 1;
+                    ('+', String::new())
+                }
+                Action::Remove => {
+                    remove += 1;
+                    (
+                        '-',
+                        if r.retained {
+                            "  (DeletionPolicy Retain: kept in AWS)".into()
+                        } else {
+                            String::new()
+                        },
+                    )
+                }
+                Action::Modify => {
+                    modify += 1;
+                    if r.requires_replacement {
+                        replace += 1;
+                    }
+                    (
+                        '~',
+                        if r.requires_replacement {
+                            "  requires replacement".into()
+                        } else {
+                            String::new()
+                        },
+                    )
+                }
+            };
+            let _ = writeln!(out, "  {sign} {} {}{note}", r.logical_id, r.resource_type);
+            for p in &r.properties {
+                let mark = if p.requires_replacement {
+                    "  (requires replacement)"
+                } else {
+                    ""
+                };
+                match (&p.old, &p.new) {
+                    (Some(Value::String(a)), Some(Value::String(b)))
+                        if long_string_diff(a, b, "").is_some() =>
+                    {
+                        let _ = writeln!(out, "      {}:{mark}", p.path);
+                        out.push_str(&long_string_diff(a, b, "        ").expect("checked"));
+                    }
+                    _ => {
+                        let _ = writeln!(
+                            out,
+                            "      {}: {} -> {}{mark}",
+                            p.path,
+                            show(&p.old),
+                            show(&p.new)
+                        );
+                    }
+                }
+            }
+        }
+        for p in &d.parameters {
+            let _ = writeln!(
+                out,
+                "  parameter {}: {} -> {}",
+                p.name,
+                p.old.as_deref().unwrap_or("(absent)"),
+                p.new.as_deref().unwrap_or("(absent)")
+            );
+        }
+        for o in &d.outputs {
+            let _ = writeln!(
+                out,
+                "  output {}: {}",
+                o.name,
+                if o.new.is_none() {
+                    "removed"
+                } else if o.old.is_none() {
+                    "added"
+                } else {
+                    "changed"
+                }
+            );
+        }
+        if !d.security.is_empty() {
+            let _ = writeln!(out, "  IAM and security group changes:");
+            for c in &d.security {
+                if c.broadening {
+                    broadening += 1;
+                }
+                let flag = if c.broadening { "  [broadening]" } else { "" };
+                let _ = writeln!(out, "    {} {}{flag}", c.sign, c.description);
+            }
+        }
+    }
+    let stacks = diffs.iter().filter(|d| d.has_changes()).count();
+    let _ = writeln!(
+        out,
+        "\n{stacks} of {} stacks change: {add} resources to add, {modify} to modify ({replace} by replacement), {remove} to remove; {broadening} broadening IAM/security changes",
+        diffs.len()
+    );
+    out
+}
+
+/// The machine-readable plan.
+pub fn json(environment: &str, diffs: &[StackDiff]) -> String {
+    let changes = diffs.iter().any(StackDiff::has_changes);
+    let broadening = diffs.iter().flat_map(|d| &d.security).any(|c| c.broadening);
+    let plan = serde_json::json!({
+        "environment": environment,
+        "changes": changes,
+        "broadening": broadening,
+        "stacks": diffs,
+    });
+    serde_json::to_string_pretty(&plan).expect("plans serialise")
+}
