@@ -4,9 +4,12 @@
 //! Layout: `flatten` (the NDJSON flattener and its CSV/NDJSON encoders,
 //! streaming driver and dead letters), `datagen` (deterministic orders),
 //! `compact` (the small-file compactor: planning, merging, the crash-safe
-//! protocol), `store` (local directories and S3 behind one interface).
+//! protocol), `ingest` (record -> flatten -> partition -> rolling files, and
+//! `backfill` of raw-archive objects), `store` (local directories and S3
+//! behind one interface).
 
 pub mod compact;
 pub mod datagen;
 pub mod flatten;
+pub mod ingest;
 pub mod store;

@@ -1,8 +1,8 @@
 //! `lake-ingest` command line: parses arguments and dispatches to the
 //! `lake_dataplane` library. Must not: hold flattening or generation logic.
 //!
-//! Exit codes of `flatten`: 0 every line written (or blank), 2 some lines
-//! went to the dead-letter output, 1 a fatal error (I/O, bad arguments).
+//! Exit codes of `flatten` and `backfill`: 0 every record written (or
+//! blank), 2 some went to the dead-letter output, 1 a fatal error.
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
@@ -15,6 +15,9 @@ use lake_dataplane::datagen::{OrderSpec, Orders, DEFAULT_START_MS};
 use lake_dataplane::flatten::schema::columns_from_avro;
 use lake_dataplane::flatten::stream::{Format, Stream};
 use lake_dataplane::flatten::{CsvLayout, FlattenConfig, DEFAULT_MAX_DEPTH};
+use lake_dataplane::ingest::backfill::{self, BackfillOptions};
+use lake_dataplane::ingest::writer::RollPolicy;
+use lake_dataplane::ingest::{LakeFormat, PartitionBy};
 
 #[derive(Parser)]
 #[command(
@@ -31,6 +34,12 @@ struct Cli {
 enum OutFormat {
     Ndjson,
     Csv,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum PartitionByArg {
+    OrderTime,
+    ArrivalTime,
 }
 
 #[derive(Subcommand)]
@@ -55,6 +64,45 @@ enum Command {
         #[arg(long)]
         keep_envelopes: bool,
         files: Vec<PathBuf>,
+    },
+    /// Replay raw-archive objects (newline-delimited or back-to-back JSON,
+    /// optionally gzip) into the lake, partitioned like `run` does.
+    Backfill {
+        /// Where the raw objects are: s3://bucket/prefix, file:///path or a path.
+        #[arg(long)]
+        from: String,
+        /// The lake: s3://bucket/prefix, file:///path or a path.
+        #[arg(long)]
+        sink: String,
+        #[arg(long, value_enum, default_value_t = OutFormat::Csv)]
+        format: OutFormat,
+        /// Avro record schema of the CSV columns (required with --format csv).
+        #[arg(long)]
+        schema: Option<PathBuf>,
+        #[arg(long, value_enum, default_value_t = PartitionByArg::OrderTime)]
+        partition_by: PartitionByArg,
+        /// Flattened field holding the record's own time (epoch ms/s or ISO-8601, UTC).
+        #[arg(long, default_value = "ordertime")]
+        time_field: String,
+        /// Partition directory, strftime-like (%Y %m %d %H %j), UTC.
+        #[arg(long, default_value = "ordertime=%Y%m%d%H")]
+        partition_format: String,
+        #[arg(long, default_value_t = 128)]
+        roll_mib: u64,
+        #[arg(long, default_value_t = 10_000_000)]
+        roll_records: u64,
+        #[arg(long, default_value_t = 300)]
+        roll_seconds: u64,
+        /// Files open at once; the least recently used is closed first.
+        #[arg(long, default_value_t = 64)]
+        max_open_files: usize,
+        #[arg(long, default_value = "_")]
+        separator: String,
+        /// AWS API endpoint (also AWS_ENDPOINT_URL), e.g. a local moto server.
+        #[arg(long, env = "AWS_ENDPOINT_URL")]
+        endpoint_url: Option<String>,
+        #[arg(long)]
+        region: Option<String>,
     },
     /// Write deterministic orders (kafka-connect-datagen `orders` shape) as NDJSON.
     Datagen {
@@ -145,6 +193,73 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let summary = stream.finish().context("writing output")?;
             eprintln!("lake-ingest flatten: {summary}");
             Ok(if summary.dead_lettered > 0 {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        Command::Backfill {
+            from,
+            sink,
+            format,
+            schema,
+            partition_by,
+            time_field,
+            partition_format,
+            roll_mib,
+            roll_records,
+            roll_seconds,
+            max_open_files,
+            separator,
+            endpoint_url,
+            region,
+        } => {
+            let format = match (format, schema) {
+                (OutFormat::Ndjson, _) => LakeFormat::Ndjson,
+                (OutFormat::Csv, None) => bail!("--format csv needs --schema FILE (an Avro record schema such as orders.avsc) to fix the columns of every file"),
+                (OutFormat::Csv, Some(path)) => {
+                    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+                    let columns = columns_from_avro(&text, &separator).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+                    LakeFormat::Csv(CsvLayout::new(columns).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?)
+                }
+            };
+            let opts = BackfillOptions {
+                from,
+                sink,
+                format,
+                partition_by: match partition_by {
+                    PartitionByArg::OrderTime => PartitionBy::OrderTime { field: time_field },
+                    PartitionByArg::ArrivalTime => PartitionBy::ArrivalTime,
+                },
+                partition_format,
+                roll: RollPolicy {
+                    max_bytes: roll_mib << 20,
+                    max_records: roll_records,
+                    max_age: std::time::Duration::from_secs(roll_seconds),
+                    max_open: max_open_files.max(1),
+                },
+                flatten: FlattenConfig {
+                    separator: separator.into_bytes(),
+                    ..FlattenConfig::default()
+                },
+                endpoint_url,
+                region,
+            };
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            let report = runtime.block_on(backfill::run(&opts))?;
+            let c = report.counts;
+            eprintln!(
+                "lake-ingest backfill: {} objects, {} records: {} written to {} files, {} dead-lettered (in _errors/) ({} bytes)",
+                report.objects,
+                c.records,
+                c.written,
+                report.files.len(),
+                c.dead_lettered,
+                c.bytes_in
+            );
+            Ok(if c.dead_lettered > 0 {
                 ExitCode::from(2)
             } else {
                 ExitCode::SUCCESS

@@ -21,7 +21,8 @@ pub mod stream;
 
 use std::fmt;
 
-use scan::{Cursor, ValueKind};
+use scan::Cursor;
+pub use scan::ValueKind;
 
 pub use self::csv::CsvLayout;
 
@@ -298,6 +299,10 @@ pub struct Flattener {
     seen: KeySet,
     template: KeyTemplate,
     csv: Option<csv::CsvSink>,
+    /// A flattened key whose value the caller wants back (the partitioning
+    /// time field), and where it was in the last record.
+    capture_key: Option<Vec<u8>>,
+    captured: Option<(usize, usize, ValueKind)>,
 }
 
 impl Flattener {
@@ -310,11 +315,26 @@ impl Flattener {
             seen: KeySet::default(),
             template: KeyTemplate::default(),
             csv: None,
+            capture_key: None,
+            captured: None,
         }
     }
 
     pub fn config(&self) -> &FlattenConfig {
         &self.config
+    }
+
+    /// Remember the value of flattened key `key` in each record (read it
+    /// with `captured`): the ingest pipeline partitions by it without
+    /// parsing the record twice.
+    pub fn capture(&mut self, key: &str) {
+        self.capture_key = Some(key.as_bytes().to_vec());
+    }
+
+    /// The captured value of the last record flattened (raw JSON text) and its kind.
+    pub fn captured<'r>(&self, record: &'r [u8]) -> Option<(&'r [u8], ValueKind)> {
+        self.captured
+            .and_then(|(start, end, kind)| record.get(start..end).map(|v| (v, kind)))
     }
 
     /// Flatten one record (no trailing newline) and append it to `out` as one
@@ -384,6 +404,7 @@ impl Flattener {
             return Err(not_an_object(&mut c, self.config.max_depth));
         }
         c.pos += 1;
+        self.captured = None;
         self.prefix.clear();
         self.prefix_escapes = 0;
         self.template.start_record();
@@ -531,6 +552,11 @@ impl Flattener {
                     kind,
                     pair,
                 };
+                if let Some(wanted) = &self.capture_key {
+                    if leaf.key.eq_bytes(wanted) {
+                        self.captured = Some((value_start, c.pos, kind));
+                    }
+                }
                 sink.leaf(out, &leaf)?;
             }
             c.skip_ws();
@@ -943,6 +969,21 @@ mod tests {
                 && !bytes_eq(b"abcde", b"abXde")
                 && !bytes_eq(b"0123456789", b"0123X56789")
         );
+    }
+
+    #[test]
+    fn the_time_field_is_captured_while_flattening() {
+        let mut f = Flattener::new(FlattenConfig::default());
+        f.capture("meta_ts");
+        let mut out = Vec::new();
+        let rec = br#"{"a":1,"meta":{"ts":"2019-11-13 15:00:00"}}"#;
+        f.flatten_ndjson(rec, &mut out).unwrap();
+        assert_eq!(
+            f.captured(rec),
+            Some((&b"\"2019-11-13 15:00:00\""[..], ValueKind::String))
+        );
+        f.flatten_ndjson(br#"{"a":2}"#, &mut out).unwrap();
+        assert_eq!(f.captured(br#"{"a":2}"#), None, "reset per record");
     }
 
     #[test]

@@ -50,6 +50,57 @@ const FLUSH_AT: usize = 1 << 20;
 /// Read size; lines longer than this grow the buffer as needed.
 const READ_CHUNK: usize = 1 << 20;
 
+/// Call `f` with every line of `input` (1-based number, without its `\n`;
+/// a UTF-8 BOM at the start is dropped; a last line without a newline is a
+/// line). Memory is bounded by the longest line. Returns the bytes read.
+pub fn for_each_line(
+    input: &mut dyn Read,
+    mut f: impl FnMut(u64, &[u8]) -> io::Result<()>,
+) -> io::Result<u64> {
+    let mut buf: Vec<u8> = vec![0; READ_CHUNK];
+    let (mut start, mut end) = (0usize, 0usize);
+    let (mut line_no, mut bytes) = (0u64, 0u64);
+    let mut first = true;
+    loop {
+        while let Some(nl) = memchr::memchr(b'\n', &buf[start..end]) {
+            let line_end = start + nl;
+            line_no += 1;
+            let mut line = &buf[start..line_end];
+            if std::mem::take(&mut first) {
+                line = line.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(line);
+            }
+            f(line_no, line)?;
+            start = line_end + 1;
+        }
+        // Keep the partial line; make room (grow only for a line longer than the buffer).
+        buf.copy_within(start..end, 0);
+        end -= start;
+        start = 0;
+        if end == buf.len() {
+            buf.resize(buf.len() * 2, 0);
+        }
+        let n = loop {
+            match input.read(&mut buf[end..]) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        };
+        bytes += n as u64;
+        if n == 0 {
+            if end > 0 {
+                let mut line = &buf[..end];
+                if first {
+                    line = line.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(line);
+                }
+                f(line_no + 1, line)?;
+            }
+            return Ok(bytes);
+        }
+        end += n;
+    }
+}
+
 /// Flattens a sequence of named inputs into `out`; rejected records go to
 /// `dead_letters`.
 pub struct Stream<'w> {
@@ -86,61 +137,14 @@ impl<'w> Stream<'w> {
 
     /// Process one input to its end. `source` names it in dead letters.
     pub fn process(&mut self, source: &str, input: &mut dyn Read) -> io::Result<()> {
-        let mut buf: Vec<u8> = vec![0; READ_CHUNK];
-        let (mut start, mut end) = (0usize, 0usize);
-        let mut line_no = 0u64;
-        let mut first = true;
-        let mut eof = false;
-        loop {
-            // Process every complete line in buf[start..end].
-            while let Some(nl) = memchr::memchr(b'\n', &buf[start..end]) {
-                let line_end = start + nl;
-                line_no += 1;
-                let mut line = &buf[start..line_end];
-                if first {
-                    line = line.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(line);
-                    first = false;
-                }
-                self.line(source, line_no, line);
-                start = line_end + 1;
-                if self.out_buf.len() >= FLUSH_AT {
-                    self.flush()?;
-                }
+        let bytes = for_each_line(input, |line_no, line| {
+            self.line(source, line_no, line);
+            if self.out_buf.len() >= FLUSH_AT {
+                self.flush()?;
             }
-            if eof {
-                break;
-            }
-            // Keep the partial line; make room (grow only for a line longer than the buffer).
-            buf.copy_within(start..end, 0);
-            end -= start;
-            start = 0;
-            if end == buf.len() {
-                buf.resize(buf.len() * 2, 0);
-            }
-            let n = loop {
-                match input.read(&mut buf[end..]) {
-                    Ok(n) => break n,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(e),
-                }
-            };
-            self.summary.bytes_in += n as u64;
-            end += n;
-            if n == 0 {
-                eof = true;
-                if end > start {
-                    // A last line without a newline.
-                    line_no += 1;
-                    let mut line = &buf[start..end];
-                    if first {
-                        line = line.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(line);
-                    }
-                    let owned = line.to_vec();
-                    self.line(source, line_no, &owned);
-                    start = end;
-                }
-            }
-        }
+            Ok(())
+        })?;
+        self.summary.bytes_in += bytes;
         self.flush()
     }
 

@@ -1,0 +1,143 @@
+//! The ingest pipeline: record -> flatten -> partition (the record's own
+//! time, or its arrival time) -> rolling per-partition files -> the lake;
+//! failures to `<sink>/_errors/` with their reason and original bytes.
+//!
+//! Owns: the per-record path shared by `backfill` (raw-archive objects)
+//! and, next, `run` (the Kinesis consumer). Must not: read Kinesis or
+//! manage leases.
+
+pub mod backfill;
+pub mod time;
+pub mod writer;
+
+use anyhow::Result;
+
+use crate::flatten::{dead_letter, CsvLayout, ErrorKind, FlattenConfig, Flattener};
+use time::Partitioner;
+use writer::PartitionedWriter;
+
+/// Output encoding of lake files.
+#[derive(Debug, Clone)]
+pub enum LakeFormat {
+    Ndjson,
+    Csv(CsvLayout),
+}
+
+impl LakeFormat {
+    pub fn extension(&self) -> &'static str {
+        match self {
+            LakeFormat::Ndjson => "ndjson",
+            LakeFormat::Csv(_) => "csv",
+        }
+    }
+
+    pub fn header(&self) -> Vec<u8> {
+        match self {
+            LakeFormat::Ndjson => Vec::new(),
+            LakeFormat::Csv(layout) => layout.header(),
+        }
+    }
+}
+
+/// Which time decides a record's partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PartitionBy {
+    /// The record's own field (flattened key), e.g. `ordertime`.
+    OrderTime { field: String },
+    /// When the record reached the stream (or the archive object's time).
+    ArrivalTime,
+}
+
+/// Counts of one pipeline run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub records: u64,
+    pub written: u64,
+    pub dead_lettered: u64,
+    pub bytes_in: u64,
+}
+
+/// Flattens and partitions records into a `PartitionedWriter`.
+pub struct Pipeline {
+    flattener: Flattener,
+    format: LakeFormat,
+    partition_by: PartitionBy,
+    partitioner: Partitioner,
+    row: Vec<u8>,
+    pub dead_letters: Vec<u8>,
+    pub counts: Counts,
+}
+
+impl Pipeline {
+    pub fn new(
+        config: FlattenConfig,
+        format: LakeFormat,
+        partition_by: PartitionBy,
+        partition_format: &str,
+    ) -> Self {
+        let mut flattener = Flattener::new(config);
+        if let PartitionBy::OrderTime { field } = &partition_by {
+            flattener.capture(field);
+        }
+        Pipeline {
+            flattener,
+            format,
+            partition_by,
+            partitioner: Partitioner::new(partition_format),
+            row: Vec::with_capacity(4096),
+            dead_letters: Vec::new(),
+            counts: Counts::default(),
+        }
+    }
+
+    /// One record: written to its partition, or dead-lettered (`source` and
+    /// `position` name it). `arrival_secs` is used for arrival-time
+    /// partitioning. Returns how many bytes of `input` the record took: all,
+    /// or less when another record follows back to back (the caller goes
+    /// on from there). Only writer (I/O) failures are errors.
+    pub fn record(
+        &mut self,
+        writer: &mut PartitionedWriter<'_>,
+        source: &str,
+        position: u64,
+        input: &[u8],
+        arrival_secs: i64,
+    ) -> Result<usize> {
+        self.row.clear();
+        let flattened = match &self.format {
+            LakeFormat::Ndjson => self.flattener.flatten_ndjson(input, &mut self.row),
+            LakeFormat::Csv(layout) => self.flattener.flatten_csv(input, layout, &mut self.row),
+        };
+        if let Err(ErrorKind::Trailing { at }) = flattened {
+            // A complete object with more after it: the first of several.
+            self.record(writer, source, position, &input[..at], arrival_secs)?;
+            return Ok(at);
+        }
+        let record = input;
+        self.counts.records += 1;
+        self.counts.bytes_in += record.len() as u64;
+        let when = flattened
+            .map_err(|e| e.to_string())
+            .and_then(|()| match &self.partition_by {
+                PartitionBy::ArrivalTime => Ok(arrival_secs),
+                PartitionBy::OrderTime { field } => match self.flattener.captured(record) {
+                    Some((raw, kind)) => {
+                        time::parse_time(raw, kind).map_err(|e| format!("time field `{field}` {e}"))
+                    }
+                    None => Err(format!("time field `{field}` is missing")),
+                },
+            });
+        match when {
+            Ok(secs) => {
+                let partition = self.partitioner.partition(secs);
+                writer.write(partition, &self.row)?;
+                self.counts.written += 1;
+            }
+            Err(reason) => {
+                dead_letter::write(&mut self.dead_letters, source, position, &reason, record);
+                self.counts.dead_lettered += 1;
+            }
+        }
+        Ok(input.len())
+    }
+}
