@@ -110,15 +110,27 @@ fn add_policy(source: &str, doc: &Value, out: &mut BTreeSet<PermissionAtom>) {
     }
 }
 
+/// (logical id, type, properties) of every resource of a template.
+fn resources(template: &Value) -> impl Iterator<Item = (&str, &str, &Value)> {
+    template
+        .get("Resources")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .map(|(id, r)| {
+            (
+                id.as_str(),
+                r["Type"].as_str().unwrap_or_default(),
+                &r["Properties"],
+            )
+        })
+}
+
 /// Every permission atom of a (normalised) template.
 pub fn permissions(template: &Value) -> BTreeSet<PermissionAtom> {
     let mut out = BTreeSet::new();
-    let Some(resources) = template.get("Resources").and_then(Value::as_object) else {
-        return out;
-    };
-    for (id, r) in resources {
-        let props = &r["Properties"];
-        match r["Type"].as_str().unwrap_or_default() {
+    for (id, ty, props) in resources(template) {
+        match ty {
             "AWS::IAM::Role" => {
                 add_policy(
                     &format!("{id}/trust"),
@@ -193,12 +205,8 @@ fn add_rule(group: &str, direction: &str, rule: &Value, out: &mut BTreeSet<RuleA
 /// Every security-group rule of a template, inline or standalone.
 pub fn rules(template: &Value) -> BTreeSet<RuleAtom> {
     let mut out = BTreeSet::new();
-    let Some(resources) = template.get("Resources").and_then(Value::as_object) else {
-        return out;
-    };
-    for (id, r) in resources {
-        let props = &r["Properties"];
-        match r["Type"].as_str().unwrap_or_default() {
+    for (id, ty, props) in resources(template) {
+        match ty {
             "AWS::EC2::SecurityGroup" => {
                 for rule in props["SecurityGroupIngress"]
                     .as_array()

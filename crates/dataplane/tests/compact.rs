@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use lake_dataplane::compact::plan::read_manifest;
 use lake_dataplane::datagen::{OrderSpec, Orders};
 use lake_dataplane::flatten::{CsvLayout, FlattenConfig, Flattener};
-use lake_testkit::{tempdir, Moto};
+use lake_testkit::{files_under, snapshot, tempdir, Moto};
 
 const COLUMNS: [&str; 7] = [
     "ordertime",
@@ -122,36 +122,6 @@ fn assert_same_rows(got: &[String], want: &[String], what: &str) {
             want.get(first)
         );
     }
-}
-
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
-/// Relative path -> contents of every file under `dir`.
-fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    files_under(dir)
-        .into_iter()
-        .map(|p| {
-            (
-                p.strip_prefix(dir).unwrap().to_string_lossy().into_owned(),
-                std::fs::read(&p).unwrap(),
-            )
-        })
-        .collect()
 }
 
 fn compact(args: &[&str]) -> Output {

@@ -2,12 +2,11 @@
 //! back-to-back JSON, gzip) into the partitioned lake, locally and on S3
 //! (moto server), with dead letters and idempotent re-runs.
 
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use lake_testkit::{repo_root, tempdir, Moto};
+use lake_testkit::{repo_root, snapshot, tempdir, Moto};
 
 fn schema() -> String {
     repo_root()
@@ -23,26 +22,6 @@ fn backfill(args: &[&str], env: &[(&str, String)]) -> Output {
         cmd.env(k, v);
     }
     cmd.output().unwrap()
-}
-
-/// Relative path -> contents of every file under `dir`.
-fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.insert(
-                    p.strip_prefix(dir).unwrap().to_string_lossy().into_owned(),
-                    std::fs::read(&p).unwrap(),
-                );
-            }
-        }
-    }
-    out
 }
 
 /// 300 orders over three hours, in an archive object like Firehose writes:
@@ -101,7 +80,7 @@ fn archive_objects_land_partitioned_with_dead_letters_and_reruns_change_nothing(
         "{stderr}"
     );
 
-    let files = tree(&lake);
+    let files = snapshot(&lake);
     let partitions: Vec<&str> = files
         .keys()
         .filter(|k| k.starts_with("ordertime="))
@@ -164,7 +143,7 @@ fn archive_objects_land_partitioned_with_dead_letters_and_reruns_change_nothing(
 
     // Names are deterministic: a re-run overwrites, it never duplicates.
     assert_eq!(backfill(&args, &[]).status.code(), Some(2));
-    let again = tree(&lake);
+    let again = snapshot(&lake);
     assert_eq!(
         again.keys().collect::<Vec<_>>(),
         files.keys().collect::<Vec<_>>()
@@ -192,7 +171,7 @@ fn open_files_are_bounded_and_files_roll_by_records() {
         "1",
     ];
     assert_eq!(backfill(&args, &[]).status.code(), Some(2));
-    let files = tree(&lake);
+    let files = snapshot(&lake);
     let data: Vec<_> = files
         .iter()
         .filter(|(k, _)| k.starts_with("ordertime="))

@@ -5,6 +5,7 @@
 //! emulator (moto in server mode) on a free loopback port.
 //! Must not: fake any AWS API; tests talk to the real moto server.
 
+use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -24,6 +25,39 @@ pub fn tempdir() -> tempfile::TempDir {
         .prefix("lakectl-test-")
         .tempdir()
         .expect("create a temp dir")
+}
+
+/// Every file under `dir`, sorted.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap_or_else(|e| panic!("listing {}: {e}", d.display())) {
+            let p = e.expect("a directory entry").path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Relative path -> contents of every file under `dir`: a directory's state.
+pub fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    files_under(dir)
+        .into_iter()
+        .map(|p| {
+            let rel = p
+                .strip_prefix(dir)
+                .expect("under dir")
+                .to_string_lossy()
+                .into_owned();
+            (rel, std::fs::read(&p).expect("readable"))
+        })
+        .collect()
 }
 
 /// Path of an external tool, or a panic that says how to install it.
