@@ -7,6 +7,7 @@
 //! manage leases.
 
 pub mod backfill;
+pub mod kpl;
 pub mod time;
 pub mod writer;
 
