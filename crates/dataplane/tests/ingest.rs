@@ -2,6 +2,7 @@
 //! back-to-back JSON, gzip) into the partitioned lake, locally and on S3
 //! (moto server), with dead letters and idempotent re-runs.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output};
@@ -318,4 +319,405 @@ fn s3_archive_into_an_s3_lake_on_the_moto_server() {
     });
     // "yesterday" is only bad as an order time: by arrival time that record lands too.
     assert_eq!(body.iter().filter(|&&b| b == b'\n').count(), good.len() + 2);
+}
+
+// ---------------------------------------------------------------------------
+// `lake-ingest run` against Kinesis and DynamoDB on the moto server.
+
+struct Stream {
+    moto: Moto,
+    rt: tokio::runtime::Runtime,
+    kinesis: aws_sdk_kinesis::Client,
+    dynamo: aws_sdk_dynamodb::Client,
+}
+
+impl Stream {
+    /// A moto server with stream `orders` of `shards` shards.
+    fn new(shards: i32) -> Stream {
+        let moto = Moto::start();
+        for (k, v) in moto.aws_env() {
+            std::env::set_var(k, v);
+        }
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let config = rt.block_on(
+            aws_config::defaults(aws_config::BehaviorVersion::latest())
+                .endpoint_url(&moto.endpoint)
+                .load(),
+        );
+        let kinesis = aws_sdk_kinesis::Client::new(&config);
+        let dynamo = aws_sdk_dynamodb::Client::new(&config);
+        rt.block_on(
+            kinesis
+                .create_stream()
+                .stream_name("orders")
+                .shard_count(shards)
+                .send(),
+        )
+        .unwrap();
+        Stream {
+            moto,
+            rt,
+            kinesis,
+            dynamo,
+        }
+    }
+
+    fn put(&self, data: Vec<u8>, key: &str) {
+        use aws_sdk_kinesis::primitives::Blob;
+        self.rt
+            .block_on(
+                self.kinesis
+                    .put_record()
+                    .stream_name("orders")
+                    .partition_key(key)
+                    .data(Blob::new(data))
+                    .send(),
+            )
+            .unwrap();
+    }
+
+    fn lake_ingest(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_lake-ingest"));
+        cmd.args(args);
+        for (k, v) in self.moto.aws_env() {
+            cmd.env(k, v);
+        }
+        cmd
+    }
+
+    /// Lease owners: shard -> owner (empty before a worker made the table).
+    fn owners(&self) -> BTreeMap<String, String> {
+        let Ok(resp) = self
+            .rt
+            .block_on(self.dynamo.scan().table_name("orders-leases").send())
+        else {
+            return BTreeMap::new();
+        };
+        resp.items()
+            .iter()
+            .map(|i| {
+                let get = |k: &str| {
+                    i.get(k)
+                        .and_then(|v| v.as_s().ok())
+                        .cloned()
+                        .unwrap_or_default()
+                };
+                (get("leaseKey"), get("leaseOwner"))
+            })
+            .collect()
+    }
+}
+
+/// The flattened NDJSON rows of generated orders (seed, start ms, count), sorted.
+fn expected_rows(batches: &[(&str, &str, u32)]) -> Vec<String> {
+    let dir = tempdir();
+    let mut all = Vec::new();
+    for (seed, start, count) in batches {
+        let file = dir.path().join(format!("{seed}.ndjson"));
+        let status = Command::new(env!("CARGO_BIN_EXE_lake-ingest"))
+            .args([
+                "datagen",
+                "--count",
+                &count.to_string(),
+                "--seed",
+                seed,
+                "--start-ms",
+                start,
+                "--output",
+                file.to_str().unwrap(),
+            ])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let flat = Command::new(env!("CARGO_BIN_EXE_lake-ingest"))
+            .arg("flatten")
+            .arg(&file)
+            .output()
+            .unwrap();
+        all.extend(
+            String::from_utf8(flat.stdout)
+                .unwrap()
+                .lines()
+                .map(String::from),
+        );
+    }
+    all.sort();
+    all
+}
+
+/// Every data row under the lake (NDJSON files), sorted; and the dead letters.
+fn lake_rows(lake: &Path) -> (Vec<String>, Vec<serde_json::Value>) {
+    let (mut rows, mut dead) = (Vec::new(), Vec::new());
+    for (k, v) in snapshot(lake) {
+        let text = String::from_utf8(v).unwrap();
+        if k.starts_with("_errors/") {
+            dead.extend(
+                text.lines()
+                    .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()),
+            );
+        } else if k.starts_with("ordertime=") {
+            rows.extend(text.lines().map(String::from));
+        }
+    }
+    rows.sort();
+    (rows, dead)
+}
+
+fn run_args<'a>(lake: &'a str, worker: &'a str, idle: &'a str) -> Vec<&'a str> {
+    vec![
+        "run",
+        "--stream",
+        "orders",
+        "--sink",
+        lake,
+        "--format",
+        "ndjson",
+        "--create-lease-table",
+        "--worker-id",
+        worker,
+        "--failover-seconds",
+        "3",
+        "--roll-seconds",
+        "1",
+        "--exit-when-idle",
+        idle,
+    ]
+}
+
+#[test]
+fn run_lands_every_good_record_once_through_a_sigkill_and_restart() {
+    let s = Stream::new(4);
+    // 20,000 orders: half plain, half KPL-aggregated 10 per record.
+    let gen = |args: &[&str]| {
+        let out = s.lake_ingest(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    gen(&[
+        "datagen",
+        "--count",
+        "10000",
+        "--seed",
+        "1",
+        "--to",
+        "kinesis://orders",
+    ]);
+    gen(&[
+        "datagen",
+        "--count",
+        "10000",
+        "--seed",
+        "2",
+        "--start-ms",
+        "1573700400000",
+        "--to",
+        "kinesis://orders",
+        "--aggregate",
+        "10",
+    ]);
+    // And bad ones: not JSON, no time field, a corrupted aggregate.
+    s.put(b"not json".to_vec(), "bad-1");
+    s.put(br#"{"orderid":1}"#.to_vec(), "bad-2");
+    let mut agg =
+        lake_dataplane::ingest::kpl::aggregate(&[lake_dataplane::ingest::kpl::UserRecord {
+            partition_key: "k",
+            data: b"{}",
+        }]);
+    let n = agg.len();
+    agg[n - 1] ^= 0xff;
+    s.put(agg, "bad-3");
+
+    let expected = expected_rows(&[
+        ("1", "1573657200000", 10_000),
+        ("2", "1573700400000", 10_000),
+    ]);
+
+    let dir = tempdir();
+    let lake = dir.path().join("lake");
+    let lake_s = lake.to_str().unwrap().to_string();
+    // Killed mid-run (SIGKILL: no flush, no checkpoint, no release)...
+    let mut child = s
+        .lake_ingest(&run_args(&lake_s, "w1", "30"))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // ...then restarted with the same name, run until idle.
+    let out = s
+        .lake_ingest(&run_args(&lake_s, "w1", "3"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (rows, dead) = lake_rows(&lake);
+    assert_eq!(
+        rows.len(),
+        expected.len(),
+        "every good record exactly once (count)"
+    );
+    assert!(rows == expected, "every good record exactly once (content)");
+    let mut reasons: Vec<String> = dead
+        .iter()
+        .map(|d| d["reason"].as_str().unwrap().to_string())
+        .collect();
+    reasons.sort();
+    assert_eq!(reasons.len(), 3, "{reasons:?}");
+    assert!(reasons.iter().any(|r| r.contains("MD5")), "{reasons:?}");
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.contains("time field `ordertime` is missing")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons.iter().any(|r| r.contains("invalid JSON")),
+        "{reasons:?}"
+    );
+    // Graceful exit released every lease.
+    assert!(
+        s.owners().values().all(|o| o.is_empty()),
+        "{:?}",
+        s.owners()
+    );
+}
+
+/// Poll `f` until it holds or `limit` passes; how long it took.
+fn within(limit: std::time::Duration, mut f: impl FnMut() -> bool) -> Option<std::time::Duration> {
+    let start = std::time::Instant::now();
+    while start.elapsed() < limit {
+        if f() {
+            return Some(start.elapsed());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    None
+}
+
+#[test]
+fn workers_rebalance_when_one_joins_and_take_over_when_one_dies() {
+    let s = Stream::new(4);
+    let put = |seed: &str, start: &str| {
+        let out = s
+            .lake_ingest(&[
+                "datagen",
+                "--count",
+                "1000",
+                "--seed",
+                seed,
+                "--start-ms",
+                start,
+                "--to",
+                "kinesis://orders",
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    put("1", "1573657200000");
+    let dir = tempdir();
+    let lake = dir.path().join("lake");
+    let lake_s = lake.to_str().unwrap().to_string();
+    let count = |owners: &BTreeMap<String, String>, who: &str| {
+        owners.values().filter(|o| o.as_str() == who).count()
+    };
+
+    // A alone holds every shard.
+    let mut a = s
+        .lake_ingest(&run_args(&lake_s, "A", "600"))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(
+        within(std::time::Duration::from_secs(20), || count(
+            &s.owners(),
+            "A"
+        ) == 4)
+        .is_some(),
+        "A took all shards: {:?}",
+        s.owners()
+    );
+    // B joins: the leases rebalance to two each.
+    let b = s
+        .lake_ingest(&run_args(&lake_s, "B", "600"))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let even = within(std::time::Duration::from_secs(30), || {
+        let o = s.owners();
+        count(&o, "A") == 2 && count(&o, "B") == 2
+    });
+    assert!(even.is_some(), "rebalanced to 2 + 2: {:?}", s.owners());
+    // A dies without a word: B takes its leases once they stop moving (failover 3 s).
+    a.kill().unwrap();
+    a.wait().unwrap();
+    let takeover = within(std::time::Duration::from_secs(20), || {
+        count(&s.owners(), "B") == 4
+    });
+    let took = takeover.unwrap_or_else(|| panic!("B took over A's shards: {:?}", s.owners()));
+    assert!(
+        took < std::time::Duration::from_secs(12),
+        "takeover within the failover time and a few renewals: {took:?}"
+    );
+    eprintln!(
+        "rebalance after B joined: {:?}; takeover after A was killed: {took:?} (failover 3 s)",
+        even.unwrap()
+    );
+    // More orders arrive; then B is stopped politely.
+    put("2", "1573700400000");
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    let pid = b.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let out = b.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "SIGTERM is a clean exit: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        s.owners().values().all(|o| o.is_empty()),
+        "leases released: {:?}",
+        s.owners()
+    );
+
+    // Exactly once, through the rebalance, the kill and the stop.
+    let expected = expected_rows(&[("1", "1573657200000", 1000), ("2", "1573700400000", 1000)]);
+    let (rows, dead) = lake_rows(&lake);
+    assert_eq!((rows.len(), dead.len()), (expected.len(), 0));
+    assert!(rows == expected, "every record exactly once");
+
+    // SIGTERM left every checkpoint at the last published record: a new
+    // worker finds nothing to write.
+    let before = snapshot(&lake);
+    let out = s
+        .lake_ingest(&run_args(&lake_s, "C", "2"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let after = snapshot(&lake);
+    let data = |m: &BTreeMap<String, Vec<u8>>| {
+        m.iter()
+            .filter(|(k, _)| !k.starts_with("_ingest"))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        data(&after) == data(&before),
+        "nothing replayed after a clean stop"
+    );
 }

@@ -16,8 +16,13 @@ use lake_dataplane::flatten::schema::columns_from_avro;
 use lake_dataplane::flatten::stream::{Format, Stream};
 use lake_dataplane::flatten::{CsvLayout, FlattenConfig, DEFAULT_MAX_DEPTH};
 use lake_dataplane::ingest::backfill::{self, BackfillOptions};
+use lake_dataplane::ingest::kpl::{self, UserRecord};
+use lake_dataplane::ingest::run::{self, RunOptions};
 use lake_dataplane::ingest::writer::RollPolicy;
 use lake_dataplane::ingest::{LakeFormat, PartitionBy};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use tokio::signal::unix::{signal, SignalKind};
 
 #[derive(Parser)]
 #[command(
@@ -34,6 +39,75 @@ struct Cli {
 enum OutFormat {
     Ndjson,
     Csv,
+}
+
+/// How records land in the lake: shared by `run` and `backfill`.
+#[derive(clap::Args)]
+struct LakeArgs {
+    /// The lake: s3://bucket/prefix, file:///path or a path.
+    #[arg(long)]
+    sink: String,
+    #[arg(long, value_enum, default_value_t = OutFormat::Csv)]
+    format: OutFormat,
+    /// Avro record schema of the CSV columns (required with --format csv).
+    #[arg(long)]
+    schema: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = PartitionByArg::OrderTime)]
+    partition_by: PartitionByArg,
+    /// Flattened field holding the record's own time (epoch ms/s or ISO-8601, UTC).
+    #[arg(long, default_value = "ordertime")]
+    time_field: String,
+    /// Partition directory, strftime-like (%Y %m %d %H %j), UTC.
+    #[arg(long, default_value = "ordertime=%Y%m%d%H")]
+    partition_format: String,
+    #[arg(long, default_value_t = 128)]
+    roll_mib: u64,
+    #[arg(long, default_value_t = 10_000_000)]
+    roll_records: u64,
+    /// Publish files at least this often (`run`: and checkpoint).
+    #[arg(long, default_value_t = 300)]
+    roll_seconds: u64,
+    /// Files open at once; the least recently used is closed first.
+    #[arg(long, default_value_t = 64)]
+    max_open_files: usize,
+    #[arg(long, default_value = "_")]
+    separator: String,
+    /// AWS API endpoint (also AWS_ENDPOINT_URL), e.g. a local moto server.
+    #[arg(long, env = "AWS_ENDPOINT_URL")]
+    endpoint_url: Option<String>,
+    #[arg(long)]
+    region: Option<String>,
+}
+
+impl LakeArgs {
+    fn format(&self) -> Result<LakeFormat> {
+        lake_format(self.format, self.schema.as_deref(), &self.separator)
+    }
+
+    fn partition_by(&self) -> PartitionBy {
+        match self.partition_by {
+            PartitionByArg::OrderTime => PartitionBy::OrderTime {
+                field: self.time_field.clone(),
+            },
+            PartitionByArg::ArrivalTime => PartitionBy::ArrivalTime,
+        }
+    }
+
+    fn roll(&self) -> RollPolicy {
+        RollPolicy {
+            max_bytes: self.roll_mib << 20,
+            max_records: self.roll_records,
+            max_age: std::time::Duration::from_secs(self.roll_seconds),
+            max_open: self.max_open_files.max(1),
+        }
+    }
+
+    fn flatten(&self) -> FlattenConfig {
+        FlattenConfig {
+            separator: self.separator.clone().into_bytes(),
+            ..FlattenConfig::default()
+        }
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -65,44 +139,37 @@ enum Command {
         keep_envelopes: bool,
         files: Vec<PathBuf>,
     },
+    /// Consume a Kinesis stream into the lake, sharing its shards with other
+    /// workers through leases; SIGTERM/SIGINT publish, checkpoint and release.
+    Run {
+        #[arg(long)]
+        stream: String,
+        /// DynamoDB table of shard leases (default: <stream>-leases).
+        #[arg(long)]
+        lease_table: Option<String>,
+        /// Create the lease table if missing (local use; in AWS the ingest stack makes it).
+        #[arg(long)]
+        create_lease_table: bool,
+        /// This worker's name in the leases (default: host name and process id).
+        #[arg(long)]
+        worker_id: Option<String>,
+        /// Seconds after which a silent worker's leases are taken over.
+        #[arg(long, default_value_t = 30)]
+        failover_seconds: u64,
+        /// Stop after this many seconds without new records on any owned shard.
+        #[arg(long)]
+        exit_when_idle: Option<u64>,
+        #[command(flatten)]
+        lake: LakeArgs,
+    },
     /// Replay raw-archive objects (newline-delimited or back-to-back JSON,
     /// optionally gzip) into the lake, partitioned like `run` does.
     Backfill {
         /// Where the raw objects are: s3://bucket/prefix, file:///path or a path.
         #[arg(long)]
         from: String,
-        /// The lake: s3://bucket/prefix, file:///path or a path.
-        #[arg(long)]
-        sink: String,
-        #[arg(long, value_enum, default_value_t = OutFormat::Csv)]
-        format: OutFormat,
-        /// Avro record schema of the CSV columns (required with --format csv).
-        #[arg(long)]
-        schema: Option<PathBuf>,
-        #[arg(long, value_enum, default_value_t = PartitionByArg::OrderTime)]
-        partition_by: PartitionByArg,
-        /// Flattened field holding the record's own time (epoch ms/s or ISO-8601, UTC).
-        #[arg(long, default_value = "ordertime")]
-        time_field: String,
-        /// Partition directory, strftime-like (%Y %m %d %H %j), UTC.
-        #[arg(long, default_value = "ordertime=%Y%m%d%H")]
-        partition_format: String,
-        #[arg(long, default_value_t = 128)]
-        roll_mib: u64,
-        #[arg(long, default_value_t = 10_000_000)]
-        roll_records: u64,
-        #[arg(long, default_value_t = 300)]
-        roll_seconds: u64,
-        /// Files open at once; the least recently used is closed first.
-        #[arg(long, default_value_t = 64)]
-        max_open_files: usize,
-        #[arg(long, default_value = "_")]
-        separator: String,
-        /// AWS API endpoint (also AWS_ENDPOINT_URL), e.g. a local moto server.
-        #[arg(long, env = "AWS_ENDPOINT_URL")]
-        endpoint_url: Option<String>,
-        #[arg(long)]
-        region: Option<String>,
+        #[command(flatten)]
+        lake: LakeArgs,
     },
     /// Write deterministic orders (kafka-connect-datagen `orders` shape) as NDJSON.
     Datagen {
@@ -122,7 +189,100 @@ enum Command {
         /// Output file (default: stdout).
         #[arg(long)]
         output: Option<PathBuf>,
+        /// Put the orders into a Kinesis stream instead: kinesis://STREAM.
+        #[arg(long)]
+        to: Option<String>,
+        /// With --to: KPL-aggregate this many orders per Kinesis record (1 = none).
+        #[arg(long, default_value_t = 1)]
+        aggregate: usize,
+        #[arg(long, env = "AWS_ENDPOINT_URL")]
+        endpoint_url: Option<String>,
+        #[arg(long)]
+        region: Option<String>,
     },
+}
+
+/// Lake file format: NDJSON, or CSV with the columns of an Avro schema.
+fn lake_format(
+    format: OutFormat,
+    schema: Option<&std::path::Path>,
+    separator: &str,
+) -> Result<LakeFormat> {
+    Ok(match (format, schema) {
+        (OutFormat::Ndjson, _) => LakeFormat::Ndjson,
+        (OutFormat::Csv, None) => {
+            bail!("--format csv needs --schema FILE (an Avro record schema such as orders.avsc) to fix the columns of every file")
+        }
+        (OutFormat::Csv, Some(path)) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            let columns = columns_from_avro(&text, separator)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            LakeFormat::Csv(
+                CsvLayout::new(columns).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
+            )
+        }
+    })
+}
+
+/// Put orders into a stream, `aggregate` per Kinesis record (KPL format when > 1),
+/// 500 records per PutRecords call; returns the Kinesis records put.
+async fn put_orders(
+    stream: &str,
+    lines: &[Vec<u8>],
+    aggregate: usize,
+    endpoint: Option<&str>,
+    region: Option<&str>,
+) -> Result<usize> {
+    use aws_sdk_kinesis::primitives::Blob;
+    use aws_sdk_kinesis::types::PutRecordsRequestEntry;
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    if let Some(r) = region {
+        loader = loader.region(aws_config::Region::new(r.to_string()));
+    }
+    if let Some(u) = endpoint {
+        loader = loader.endpoint_url(u);
+    }
+    let client = aws_sdk_kinesis::Client::new(&loader.load().await);
+    let mut entries = Vec::new();
+    for (i, chunk) in lines.chunks(aggregate).enumerate() {
+        let key = format!("orders-{i}");
+        let data = if aggregate > 1 {
+            let users: Vec<UserRecord<'_>> = chunk
+                .iter()
+                .map(|l| UserRecord {
+                    partition_key: &key,
+                    data: l,
+                })
+                .collect();
+            kpl::aggregate(&users)
+        } else {
+            chunk[0].clone()
+        };
+        entries.push(
+            PutRecordsRequestEntry::builder()
+                .partition_key(&key)
+                .data(Blob::new(data))
+                .build()?,
+        );
+    }
+    let total = entries.len();
+    for batch in entries.chunks(500) {
+        let resp = client
+            .put_records()
+            .stream_name(stream)
+            .set_records(Some(batch.to_vec()))
+            .send()
+            .await
+            .with_context(|| format!("putting records into {stream}"))?;
+        if resp.failed_record_count().unwrap_or(0) > 0 {
+            bail!(
+                "{} records of a batch were refused by {stream}",
+                resp.failed_record_count().unwrap_or(0)
+            );
+        }
+    }
+    Ok(total)
 }
 
 fn main() -> ExitCode {
@@ -198,52 +358,17 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 ExitCode::SUCCESS
             })
         }
-        Command::Backfill {
-            from,
-            sink,
-            format,
-            schema,
-            partition_by,
-            time_field,
-            partition_format,
-            roll_mib,
-            roll_records,
-            roll_seconds,
-            max_open_files,
-            separator,
-            endpoint_url,
-            region,
-        } => {
-            let format = match (format, schema) {
-                (OutFormat::Ndjson, _) => LakeFormat::Ndjson,
-                (OutFormat::Csv, None) => bail!("--format csv needs --schema FILE (an Avro record schema such as orders.avsc) to fix the columns of every file"),
-                (OutFormat::Csv, Some(path)) => {
-                    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-                    let columns = columns_from_avro(&text, &separator).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-                    LakeFormat::Csv(CsvLayout::new(columns).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?)
-                }
-            };
+        Command::Backfill { from, lake } => {
             let opts = BackfillOptions {
                 from,
-                sink,
-                format,
-                partition_by: match partition_by {
-                    PartitionByArg::OrderTime => PartitionBy::OrderTime { field: time_field },
-                    PartitionByArg::ArrivalTime => PartitionBy::ArrivalTime,
-                },
-                partition_format,
-                roll: RollPolicy {
-                    max_bytes: roll_mib << 20,
-                    max_records: roll_records,
-                    max_age: std::time::Duration::from_secs(roll_seconds),
-                    max_open: max_open_files.max(1),
-                },
-                flatten: FlattenConfig {
-                    separator: separator.into_bytes(),
-                    ..FlattenConfig::default()
-                },
-                endpoint_url,
-                region,
+                sink: lake.sink.clone(),
+                format: lake.format()?,
+                partition_by: lake.partition_by(),
+                partition_format: lake.partition_format.clone(),
+                roll: lake.roll(),
+                flatten: lake.flatten(),
+                endpoint_url: lake.endpoint_url.clone(),
+                region: lake.region.clone(),
             };
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -265,6 +390,59 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 ExitCode::SUCCESS
             })
         }
+        Command::Run {
+            stream,
+            lease_table,
+            create_lease_table,
+            worker_id,
+            failover_seconds,
+            exit_when_idle,
+            lake,
+        } => {
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+            let opts = RunOptions {
+                lease_table: lease_table.unwrap_or_else(|| format!("{stream}-leases")),
+                stream,
+                sink: lake.sink.clone(),
+                format: lake.format()?,
+                partition_by: lake.partition_by(),
+                partition_format: lake.partition_format.clone(),
+                roll: lake.roll(),
+                flatten: lake.flatten(),
+                create_lease_table,
+                worker_id: worker_id
+                    .unwrap_or_else(|| format!("{}-{}", host.trim(), std::process::id())),
+                failover: std::time::Duration::from_secs(failover_seconds.max(1)),
+                window: std::time::Duration::from_secs(lake.roll_seconds.max(1)),
+                exit_when_idle: exit_when_idle.map(std::time::Duration::from_secs),
+                progress_every: std::time::Duration::from_secs(10),
+                endpoint_url: lake.endpoint_url.clone(),
+                region: lake.region.clone(),
+            };
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            let report = runtime.block_on(async {
+                let shutdown = Arc::new(AtomicBool::new(false));
+                for kind in [SignalKind::terminate(), SignalKind::interrupt()] {
+                    let mut sig = signal(kind)?;
+                    let flag = shutdown.clone();
+                    tokio::spawn(async move {
+                        sig.recv().await;
+                        flag.store(true, Ordering::SeqCst);
+                    });
+                }
+                run::run(opts, shutdown).await
+            })?;
+            eprintln!(
+                "lake-ingest run: {} records, {} files, {} dead letters; shards held: {}",
+                report.records,
+                report.files,
+                report.dead_letters,
+                report.shards_held.join(", ")
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Datagen {
             count,
             seed,
@@ -272,6 +450,55 @@ fn run(cli: Cli) -> Result<ExitCode> {
             start_ms,
             max_step_ms,
             output,
+            to: Some(to),
+            aggregate,
+            endpoint_url,
+            region,
+        } => {
+            let stream = to
+                .strip_prefix("kinesis://")
+                .ok_or_else(|| anyhow::anyhow!("--to {to}: expected kinesis://STREAM"))?
+                .to_string();
+            if output.is_some() {
+                bail!("--to and --output are alternatives");
+            }
+            let mut orders = Orders::new(OrderSpec {
+                seed,
+                start_ms,
+                max_step_ms,
+                envelope,
+            });
+            let lines: Vec<Vec<u8>> = (0..count)
+                .map(|_| {
+                    let mut line = Vec::new();
+                    orders.write_next(&mut line);
+                    line.pop();
+                    line
+                })
+                .collect();
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            let put = runtime.block_on(put_orders(
+                &stream,
+                &lines,
+                aggregate.max(1),
+                endpoint_url.as_deref(),
+                region.as_deref(),
+            ))?;
+            eprintln!(
+                "lake-ingest datagen: {count} orders put into {stream} as {put} Kinesis records"
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Datagen {
+            count,
+            seed,
+            envelope,
+            start_ms,
+            max_step_ms,
+            output,
+            ..
         } => {
             let mut sink: Box<dyn Write> = match &output {
                 Some(path) => Box::new(

@@ -7,7 +7,6 @@
 //! duplicates) and writing each object's dead letters to
 //! `<sink>/_errors/`. Must not: flatten or partition (`Pipeline` does).
 
-use std::collections::HashMap;
 use std::io::Read;
 
 use anyhow::{bail, Context, Result};
@@ -106,17 +105,15 @@ pub async fn run(opts: &BackfillOptions) -> Result<BackfillReport> {
         // Flattening and writing are blocking work.
         let (counts, files, dead) = tokio::task::block_in_place(move || -> Result<_> {
             let ext = opts_ref.format.extension();
-            let mut seq: HashMap<String, u32> = HashMap::new();
+            // Named after the source object and the file's first record: a re-run overwrites.
             let mut writer = PartitionedWriter::new(
                 dest_ref,
                 runtime_ref,
                 &scratch,
                 opts_ref.roll.clone(),
                 opts_ref.format.header(),
-                move |partition: &str| {
-                    let n = seq.entry(partition.to_string()).or_insert(0);
-                    *n += 1;
-                    format!("{partition}/backfill-{id}-{:05}.{ext}", *n - 1)
+                move |partition: &str, first: &str| {
+                    format!("{partition}/backfill-{id}-{first:0>10}.{ext}")
                 },
             );
             let mut pipeline = Pipeline::new(
@@ -141,17 +138,19 @@ pub async fn run(opts: &BackfillOptions) -> Result<BackfillReport> {
                     return Ok(());
                 }
                 // A line may hold several back-to-back records (Firehose adds no separators).
-                let mut rest = trim(line);
+                let mut rest = super::trim_ws(line);
                 while !rest.is_empty() {
                     position += 1;
+                    let record_id = position.to_string();
                     match pipeline.record(
                         &mut writer,
                         &url_for_task,
                         position,
+                        &record_id,
                         rest,
                         arrival.unwrap_or(0),
                     ) {
-                        Ok(used) => rest = trim(&rest[used..]),
+                        Ok(used) => rest = super::trim_ws(&rest[used..]),
                         Err(e) => {
                             failure = Some(e);
                             break;
@@ -185,18 +184,6 @@ pub async fn run(opts: &BackfillOptions) -> Result<BackfillReport> {
         report.files.extend(files);
     }
     Ok(report)
-}
-
-fn trim(s: &[u8]) -> &[u8] {
-    let start = s
-        .iter()
-        .position(|b| !b.is_ascii_whitespace())
-        .unwrap_or(s.len());
-    let end = s
-        .iter()
-        .rposition(|b| !b.is_ascii_whitespace())
-        .map_or(start, |e| e + 1);
-    &s[start..end.max(start)]
 }
 
 #[cfg(test)]

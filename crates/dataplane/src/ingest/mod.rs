@@ -8,6 +8,8 @@
 
 pub mod backfill;
 pub mod kpl;
+pub mod lease;
+pub mod run;
 pub mod time;
 pub mod writer;
 
@@ -16,6 +18,19 @@ use anyhow::Result;
 use crate::flatten::{dead_letter, CsvLayout, ErrorKind, FlattenConfig, Flattener};
 use time::Partitioner;
 use writer::PartitionedWriter;
+
+/// `s` without leading and trailing JSON whitespace.
+pub(crate) fn trim_ws(s: &[u8]) -> &[u8] {
+    let start = s
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(s.len());
+    let end = s
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(start, |e| e + 1);
+    &s[start..end.max(start)]
+}
 
 /// Output encoding of lake files.
 #[derive(Debug, Clone)]
@@ -101,6 +116,7 @@ impl Pipeline {
         writer: &mut PartitionedWriter<'_>,
         source: &str,
         position: u64,
+        id: &str,
         input: &[u8],
         arrival_secs: i64,
     ) -> Result<usize> {
@@ -111,7 +127,7 @@ impl Pipeline {
         };
         if let Err(ErrorKind::Trailing { at }) = flattened {
             // A complete object with more after it: the first of several.
-            self.record(writer, source, position, &input[..at], arrival_secs)?;
+            self.record(writer, source, position, id, &input[..at], arrival_secs)?;
             return Ok(at);
         }
         let record = input;
@@ -131,7 +147,7 @@ impl Pipeline {
         match when {
             Ok(secs) => {
                 let partition = self.partitioner.partition(secs);
-                writer.write(partition, &self.row)?;
+                writer.write(partition, &self.row, id)?;
                 self.counts.written += 1;
             }
             Err(reason) => {

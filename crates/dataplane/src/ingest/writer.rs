@@ -54,6 +54,9 @@ pub struct Published {
     pub bytes: u64,
 }
 
+/// Names a new file from (partition, id of its first record).
+type NameFn<'a> = Box<dyn FnMut(&str, &str) -> String + Send + 'a>;
+
 /// Writes rows into per-partition files and publishes them.
 pub struct PartitionedWriter<'a> {
     store: &'a Store,
@@ -62,8 +65,8 @@ pub struct PartitionedWriter<'a> {
     policy: RollPolicy,
     /// Written at the top of every file (the CSV header), or empty.
     header: Vec<u8>,
-    /// Final key of the next file of a partition.
-    name: Box<dyn FnMut(&str) -> String + 'a>,
+    /// Final key of a new file: (partition, id of its first record).
+    name: NameFn<'a>,
     open: HashMap<String, OpenFile>,
     /// The partition written last: consecutive records usually share it.
     last: String,
@@ -78,7 +81,7 @@ impl<'a> PartitionedWriter<'a> {
         scratch: &Path,
         policy: RollPolicy,
         header: Vec<u8>,
-        name: impl FnMut(&str) -> String + 'a,
+        name: impl FnMut(&str, &str) -> String + Send + 'a,
     ) -> Self {
         PartitionedWriter {
             store,
@@ -94,8 +97,9 @@ impl<'a> PartitionedWriter<'a> {
         }
     }
 
-    /// Append one row (with its newline) to `partition`'s current file.
-    pub fn write(&mut self, partition: &str, row: &[u8]) -> Result<()> {
+    /// Append one row (with its newline) to `partition`'s current file;
+    /// `id` names the record (a new file is named after its first record).
+    pub fn write(&mut self, partition: &str, row: &[u8], id: &str) -> Result<()> {
         self.clock += 1;
         if self.last != partition && !self.open.contains_key(partition) {
             if self.open.len() >= self.policy.max_open {
@@ -107,8 +111,13 @@ impl<'a> PartitionedWriter<'a> {
                     .expect("not empty");
                 self.close(&oldest)?;
             }
-            let key = (self.name)(partition);
-            let local = self.scratch.join(format!("{}.partial", self.clock));
+            let key = (self.name)(partition, id);
+            // Unique per final key and process: shard threads and workers share scratch space.
+            let local = self.scratch.join(format!(
+                "{}-{}.partial",
+                std::process::id(),
+                key.replace('/', "_")
+            ));
             let mut out = BufWriter::with_capacity(
                 256 << 10,
                 File::create(&local).with_context(|| format!("creating {}", local.display()))?,
@@ -134,7 +143,8 @@ impl<'a> PartitionedWriter<'a> {
         f.bytes += row.len() as u64;
         f.records += 1;
         f.last_used = self.clock;
-        // The clock is read every 4096 rows, not every row.
+        // The clock is read every 4096 rows, not every row. (`run` turns age
+        // off: its files must end where a replay would end them.)
         let aged = f.records % 4096 == 0 && f.opened.elapsed() >= self.policy.max_age;
         if f.bytes >= self.policy.max_bytes || f.records >= self.policy.max_records || aged {
             self.close(partition)?;

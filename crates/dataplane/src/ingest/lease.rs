@@ -1,0 +1,272 @@
+//! Shard leases in DynamoDB, as the KCL keeps them: one item per shard with
+//! an owner, a counter every renewal bumps, the checkpoint, and the intent
+//! (the last sequence number of a window whose files are being published).
+//! Every change is a conditional write, so two workers never both own a shard.
+//!
+//! Owns: the lease table's items and the operations on them. Must not: read
+//! Kinesis or decide which shards to take (`run` does).
+
+use std::collections::HashMap;
+
+use anyhow::{Context, Result};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
+    ScalarAttributeType,
+};
+use aws_sdk_dynamodb::Client;
+
+pub const TRIM_HORIZON: &str = "TRIM_HORIZON";
+pub const SHARD_END: &str = "SHARD_END";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    pub shard: String,
+    pub owner: Option<String>,
+    pub counter: u64,
+    /// `TRIM_HORIZON`, a sequence number (last one durable), or `SHARD_END`.
+    pub checkpoint: String,
+    /// Last sequence number of a window being published, if any.
+    pub intent: Option<String>,
+    pub parents: Vec<String>,
+}
+
+pub struct LeaseTable {
+    client: Client,
+    table: String,
+}
+
+fn s(v: &str) -> AttributeValue {
+    AttributeValue::S(v.to_string())
+}
+
+fn n(v: u64) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn is_condition_failure<E: std::fmt::Debug>(e: &aws_sdk_dynamodb::error::SdkError<E>) -> bool {
+    format!("{e:?}").contains("ConditionalCheckFailed")
+}
+
+impl LeaseTable {
+    pub fn new(client: Client, table: &str) -> Self {
+        LeaseTable {
+            client,
+            table: table.to_string(),
+        }
+    }
+
+    /// For local use (`--create-lease-table`): the table the stacks create in AWS.
+    pub async fn create_if_missing(&self) -> Result<()> {
+        let exists = self
+            .client
+            .describe_table()
+            .table_name(&self.table)
+            .send()
+            .await
+            .is_ok();
+        if exists {
+            return Ok(());
+        }
+        self.client
+            .create_table()
+            .table_name(&self.table)
+            .billing_mode(BillingMode::PayPerRequest)
+            .attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name("leaseKey")
+                    .attribute_type(ScalarAttributeType::S)
+                    .build()?,
+            )
+            .key_schema(
+                KeySchemaElement::builder()
+                    .attribute_name("leaseKey")
+                    .key_type(KeyType::Hash)
+                    .build()?,
+            )
+            .send()
+            .await
+            .with_context(|| format!("creating lease table {}", self.table))?;
+        Ok(())
+    }
+
+    /// A lease for `shard`, unless one exists.
+    pub async fn ensure(&self, shard: &str, parents: &[String]) -> Result<()> {
+        let mut put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("leaseKey", s(shard))
+            .item("leaseCounter", n(0))
+            .item("checkpoint", s(TRIM_HORIZON))
+            .condition_expression("attribute_not_exists(leaseKey)");
+        if !parents.is_empty() {
+            put = put.item(
+                "parentShardIds",
+                AttributeValue::L(parents.iter().map(|p| s(p)).collect()),
+            );
+        }
+        match put.send().await {
+            Ok(_) => Ok(()),
+            Err(e) if is_condition_failure(&e) => Ok(()),
+            Err(e) => {
+                Err(e).with_context(|| format!("creating the lease of {shard} in {}", self.table))
+            }
+        }
+    }
+
+    pub async fn scan(&self) -> Result<Vec<Lease>> {
+        let mut out = Vec::new();
+        let mut start: Option<HashMap<String, AttributeValue>> = None;
+        loop {
+            let resp = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .with_context(|| format!("reading leases from {}", self.table))?;
+            for item in resp.items() {
+                let get = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned();
+                out.push(Lease {
+                    shard: get("leaseKey").unwrap_or_default(),
+                    owner: get("leaseOwner"),
+                    counter: item
+                        .get("leaseCounter")
+                        .and_then(|v| v.as_n().ok())
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(0),
+                    checkpoint: get("checkpoint").unwrap_or_else(|| TRIM_HORIZON.into()),
+                    intent: get("intent"),
+                    parents: item
+                        .get("parentShardIds")
+                        .and_then(|v| v.as_l().ok())
+                        .map(|l| l.iter().filter_map(|p| p.as_s().ok().cloned()).collect())
+                        .unwrap_or_default(),
+                });
+            }
+            match resp.last_evaluated_key() {
+                Some(k) if !k.is_empty() => start = Some(k.clone()),
+                _ => break,
+            }
+        }
+        out.sort_by(|a, b| a.shard.cmp(&b.shard));
+        Ok(out)
+    }
+
+    /// One conditional update of `shard`'s item: true when the condition held.
+    async fn update(
+        &self,
+        shard: &str,
+        update: &str,
+        condition: &str,
+        values: &[(&str, AttributeValue)],
+    ) -> Result<bool> {
+        let mut req = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("leaseKey", s(shard))
+            .update_expression(update)
+            .condition_expression(condition);
+        for (name, value) in values {
+            req = req.expression_attribute_values(*name, value.clone());
+        }
+        self.conditional(req.send().await, shard)
+    }
+
+    /// Take `lease` if nobody renewed it since it was read (its counter is unchanged).
+    pub async fn take(&self, lease: &Lease, me: &str) -> Result<bool> {
+        let update = "SET leaseOwner = :me, leaseCounter = leaseCounter + :one";
+        self.update(
+            &lease.shard,
+            update,
+            "leaseCounter = :seen",
+            &[(":me", s(me)), (":one", n(1)), (":seen", n(lease.counter))],
+        )
+        .await
+    }
+
+    /// Bump the counter of a lease `me` owns; false when it was lost.
+    pub async fn renew(&self, shard: &str, me: &str) -> Result<bool> {
+        self.update(
+            shard,
+            "SET leaseCounter = leaseCounter + :one",
+            "leaseOwner = :me",
+            &[(":me", s(me)), (":one", n(1))],
+        )
+        .await
+    }
+
+    /// Record that the files of a window ending at `seq` are being published.
+    /// The counter moves too: a worker that read the lease before the intent
+    /// existed cannot take it (and replay without the boundary).
+    pub async fn set_intent(&self, shard: &str, me: &str, seq: &str) -> Result<bool> {
+        let update = "SET intent = :seq, leaseCounter = leaseCounter + :one";
+        self.update(
+            shard,
+            update,
+            "leaseOwner = :me",
+            &[(":me", s(me)), (":seq", s(seq)), (":one", n(1))],
+        )
+        .await
+    }
+
+    /// Everything up to `checkpoint` is durable in the lake; the intent is done.
+    pub async fn checkpoint(&self, shard: &str, me: &str, checkpoint: &str) -> Result<bool> {
+        let update = "SET checkpoint = :cp, leaseCounter = leaseCounter + :one REMOVE intent";
+        self.update(
+            shard,
+            update,
+            "leaseOwner = :me",
+            &[(":me", s(me)), (":cp", s(checkpoint)), (":one", n(1))],
+        )
+        .await
+    }
+
+    /// Give a lease back (graceful shutdown): others may take it at once.
+    pub async fn release(&self, shard: &str, me: &str) -> Result<bool> {
+        let update = "REMOVE leaseOwner SET leaseCounter = leaseCounter + :one";
+        self.update(
+            shard,
+            update,
+            "leaseOwner = :me",
+            &[(":me", s(me)), (":one", n(1))],
+        )
+        .await
+    }
+
+    fn conditional<T, E: std::fmt::Debug + std::error::Error + Send + Sync + 'static>(
+        &self,
+        r: Result<T, aws_sdk_dynamodb::error::SdkError<E>>,
+        shard: &str,
+    ) -> Result<bool> {
+        match r {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failure(&e) => Ok(false),
+            Err(e) => {
+                Err(e).with_context(|| format!("updating the lease of {shard} in {}", self.table))
+            }
+        }
+    }
+}
+
+/// How many leases this worker should hold: an even share over the workers
+/// that are alive (`owners`, including itself).
+pub fn fair_share(leases: usize, workers: usize) -> usize {
+    leases.div_ceil(workers.max(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shares_are_even_and_cover_every_lease() {
+        assert_eq!(fair_share(4, 2), 2);
+        assert_eq!(fair_share(4, 3), 2);
+        assert_eq!(fair_share(5, 2), 3);
+        assert_eq!(fair_share(4, 0), 4);
+    }
+}
