@@ -4,7 +4,8 @@
 //! Owns: URL parsing (`s3://bucket/prefix`, `file:///path`, a plain path),
 //! listing, fetching to a local file, uploading from one, atomic publish
 //! (rename or server-side copy), deletes that tolerate "already gone", and
-//! durability on local disk (fsync of files and directories).
+//! durability on local disk (fsync of files and directories), and the AWS
+//! SDK configuration the data plane's clients share.
 //! Must not: know file formats, plans or journals.
 
 use std::path::{Path, PathBuf};
@@ -78,9 +79,9 @@ fn absolute(p: &Path) -> PathBuf {
     std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
 }
 
-/// AWS SDK configuration: the standard chain, honouring AWS_ENDPOINT_URL
-/// (path-style addressing then, as emulators such as moto need).
-pub async fn s3_client(endpoint_url: Option<&str>, region: Option<&str>) -> aws_sdk_s3::Client {
+/// AWS SDK configuration: the standard credential chain, with an explicit
+/// endpoint (e.g. a local emulator) and region when given.
+pub async fn aws_config(endpoint_url: Option<&str>, region: Option<&str>) -> aws_config::SdkConfig {
     let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
     if let Some(region) = region {
         loader = loader.region(aws_config::Region::new(region.to_string()));
@@ -88,7 +89,12 @@ pub async fn s3_client(endpoint_url: Option<&str>, region: Option<&str>) -> aws_
     if let Some(url) = endpoint_url {
         loader = loader.endpoint_url(url);
     }
-    let shared = loader.load().await;
+    loader.load().await
+}
+
+/// An S3 client; path-style addressing with a custom endpoint (emulators need it).
+pub async fn s3_client(endpoint_url: Option<&str>, region: Option<&str>) -> aws_sdk_s3::Client {
+    let shared = aws_config(endpoint_url, region).await;
     let path_style = endpoint_url.is_some() || std::env::var_os("AWS_ENDPOINT_URL").is_some();
     let config = aws_sdk_s3::config::Builder::from(&shared)
         .force_path_style(path_style)
@@ -359,12 +365,17 @@ impl Store {
         }
     }
 
-    /// Where local temp files for this store should be made: on local disk,
-    /// inside the root (same filesystem, so publishing is a rename).
-    pub fn local_scratch(&self) -> Option<PathBuf> {
+    /// Where files bound for this store are written first: on local disk
+    /// `root/sub` (same filesystem, so publishing is a rename), for S3 `spool`.
+    pub fn scratch_dir(&self, sub: &str, spool: &Path) -> Result<PathBuf> {
         match self {
-            Store::Local { root } => Some(root.clone()),
-            Store::S3 { .. } => None,
+            Store::Local { root } => {
+                let dir = root.join(sub);
+                std::fs::create_dir_all(&dir)
+                    .with_context(|| format!("creating {}", dir.display()))?;
+                Ok(dir)
+            }
+            Store::S3 { .. } => Ok(spool.to_path_buf()),
         }
     }
 }

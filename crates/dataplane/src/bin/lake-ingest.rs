@@ -236,14 +236,8 @@ async fn put_orders(
 ) -> Result<usize> {
     use aws_sdk_kinesis::primitives::Blob;
     use aws_sdk_kinesis::types::PutRecordsRequestEntry;
-    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
-    if let Some(r) = region {
-        loader = loader.region(aws_config::Region::new(r.to_string()));
-    }
-    if let Some(u) = endpoint {
-        loader = loader.endpoint_url(u);
-    }
-    let client = aws_sdk_kinesis::Client::new(&loader.load().await);
+    let client =
+        aws_sdk_kinesis::Client::new(&lake_dataplane::store::aws_config(endpoint, region).await);
     let mut entries = Vec::new();
     for (i, chunk) in lines.chunks(aggregate).enumerate() {
         let key = format!("orders-{i}");

@@ -21,7 +21,7 @@ pub mod merge;
 pub mod plan;
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
@@ -342,20 +342,17 @@ fn temp_key(group: &GroupPlan, n: usize) -> String {
 
 /// The local merge file of output `n`, as a key of a local destination.
 fn partial_key(group: &GroupPlan, n: usize) -> String {
-    format!("{TEMP_DIR}/{}-{n}.partial", group.id)
+    format!("{TEMP_DIR}/{}", partial_name(group, n))
+}
+
+fn partial_name(group: &GroupPlan, n: usize) -> String {
+    format!("{}-{n}.partial", group.id)
 }
 
 fn write_outputs(ctx: &Ctx, group: &GroupPlan) -> Result<u64> {
     let rt = &ctx.runtime;
     let spool = tempfile::Builder::new().prefix("lake-compact-").tempdir()?;
-    let scratch: PathBuf = match ctx.dest.local_scratch() {
-        Some(root) => {
-            let dir = root.join(TEMP_DIR);
-            std::fs::create_dir_all(&dir)?;
-            dir
-        }
-        None => spool.path().to_path_buf(),
-    };
+    let scratch = ctx.dest.scratch_dir(TEMP_DIR, spool.path())?;
     let mut total = 0u64;
     for (n, output) in group.outputs.iter().enumerate() {
         // Sources as local files (downloads when they live on S3).
@@ -377,10 +374,7 @@ fn write_outputs(ctx: &Ctx, group: &GroupPlan) -> Result<u64> {
             .iter()
             .map(|(p, n)| (p.as_path(), n.as_str()))
             .collect();
-        let local = match ctx.dest.local_scratch() {
-            Some(root) => root.join(partial_key(group, n)),
-            None => scratch.join(format!("{}-{n}.partial", group.id)),
-        };
+        let local = scratch.join(partial_name(group, n));
         let written = match group.format {
             Format::Parquet => merge::merge_parquet(&refs, &local)?,
             text => merge::merge_text(text, group.gzip, &refs, &local)?,

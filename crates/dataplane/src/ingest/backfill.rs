@@ -92,15 +92,9 @@ pub async fn run(opts: &BackfillOptions) -> Result<BackfillReport> {
         let url = from.url_of(&object.key);
         let id = hex::encode(&Sha256::digest(url.as_bytes())[..6]);
         let (opts_ref, dest_ref, runtime_ref) = (opts, &dest, &runtime);
-        let scratch = match dest.local_scratch() {
-            Some(root) => {
-                let dir = root.join("_ingest").join("tmp");
-                std::fs::create_dir_all(&dir)?;
-                dir
-            }
-            None => spool.path().to_path_buf(),
-        };
+        let scratch = dest.scratch_dir("_ingest/tmp", spool.path())?;
         let url_for_task = url.clone();
+        let errors_key = format!("_errors/backfill-{id}.ndjson");
         let key = object.key.clone();
         // Flattening and writing are blocking work.
         let (counts, files, dead) = tokio::task::block_in_place(move || -> Result<_> {
@@ -167,14 +161,7 @@ pub async fn run(opts: &BackfillOptions) -> Result<BackfillReport> {
             Ok((pipeline.counts, files, pipeline.dead_letters))
         })?;
         if !dead.is_empty() {
-            dest.put_bytes(
-                &format!(
-                    "_errors/backfill-{}.ndjson",
-                    hex::encode(&Sha256::digest(url.as_bytes())[..6])
-                ),
-                dead,
-            )
-            .await?;
+            dest.put_bytes(&errors_key, dead).await?;
         }
         report.objects += 1;
         report.counts.records += counts.records;

@@ -17,6 +17,7 @@
 //! itself (`Pipeline`, `PartitionedWriter`).
 
 use std::collections::{HashMap, HashSet};
+use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -98,16 +99,8 @@ pub struct RunReport {
 }
 
 pub async fn run(opts: RunOptions, shutdown: Arc<AtomicBool>) -> Result<RunReport> {
-    let config = {
-        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
-        if let Some(r) = &opts.region {
-            loader = loader.region(aws_config::Region::new(r.clone()));
-        }
-        if let Some(u) = &opts.endpoint_url {
-            loader = loader.endpoint_url(u);
-        }
-        loader.load().await
-    };
+    let config =
+        crate::store::aws_config(opts.endpoint_url.as_deref(), opts.region.as_deref()).await;
     let sink = Location::parse(&opts.sink).context("--sink")?;
     let s3 = match sink {
         Location::S3 { .. } => Some(
@@ -436,14 +429,7 @@ fn consume(
         return Ok(ShardEnd::Finished);
     }
     let scratch = tempfile::Builder::new().prefix("lake-ingest-").tempdir()?;
-    let scratch_dir = match shared.store.local_scratch() {
-        Some(root) => {
-            let dir = root.join("_ingest").join("tmp");
-            std::fs::create_dir_all(&dir)?;
-            dir
-        }
-        None => scratch.path().to_path_buf(),
-    };
+    let scratch_dir = shared.store.scratch_dir("_ingest/tmp", scratch.path())?;
     let mut request = shared
         .kinesis
         .get_shard_iterator()
@@ -465,6 +451,7 @@ fn consume(
     let mut window = new_window(shared, shard, &scratch_dir);
     let mut first_seq: Option<String> = None;
     let source = format!("kinesis://{}/{shard}", shared.opts.stream);
+    let mut user_id = String::with_capacity(64);
     while let Some(it) = iterator.take() {
         let resp = match rt.block_on(
             shared
@@ -510,14 +497,11 @@ fn consume(
             match kpl::deaggregate(data) {
                 Ok(None) => process(&mut window, &source, &seq, data, arrival)?,
                 Ok(Some(users)) => {
+                    // One id buffer for every user record (ids name files; reuse, don't allocate).
                     for (i, u) in users.iter().enumerate() {
-                        process(
-                            &mut window,
-                            &source,
-                            &format!("{seq}-{i:05}"),
-                            u.data,
-                            arrival,
-                        )?;
+                        user_id.clear();
+                        let _ = write!(user_id, "{seq}-{i:05}");
+                        process(&mut window, &source, &user_id, u.data, arrival)?;
                     }
                 }
                 Err(e) => {
