@@ -5,8 +5,11 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use lakectl::deploy::up::{Approval, UpOptions};
+use lakectl::deploy::{self, progress::Progress, Aws, Connection};
 use lakectl::render::{self, graph::GraphFormat};
 use lakectl::spec::{self, Diagnostic, Severity};
 
@@ -20,6 +23,10 @@ struct Cli {
     /// Folder holding `<env>.yaml` specs.
     #[arg(long, global = true, default_value = "environments")]
     env_dir: PathBuf,
+    /// Templates to use instead of the built-in ones, file by file
+    /// (developing a template without rebuilding lakectl).
+    #[arg(long, global = true, env = "LAKECTL_TEMPLATES")]
+    templates: Option<PathBuf>,
     /// AWS profile (commands that call AWS).
     #[arg(long, global = true)]
     profile: Option<String>,
@@ -47,6 +54,15 @@ enum Output {
     Json,
 }
 
+/// Where the data-plane binaries come from.
+#[derive(clap::Args)]
+struct ArtifactArgs {
+    /// A directory holding prebuilt `lake-ingest` and `lake-compact`
+    /// (default: `cargo build --release` of this workspace).
+    #[arg(long)]
+    artifacts: Option<PathBuf>,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Check specs (all environments when none is named); problems as file:line:col.
@@ -61,15 +77,51 @@ enum Command {
     /// parameters, and IAM / security-group changes (broadening flagged).
     Diff {
         env: String,
-        /// An earlier `lakectl render` of this environment (e.g. of the main
-        /// branch) to compare with. Comparing with the deployed stacks arrives
-        /// with `lakectl up`.
+        /// Compare with an earlier `lakectl render` of this environment (e.g.
+        /// of the main branch) instead of the deployed stacks; needs no AWS.
         #[arg(long)]
-        against: PathBuf,
+        against: Option<PathBuf>,
         /// Exit 0 when nothing changes, 2 when something does (1 on errors).
         #[arg(long)]
         detailed_exitcode: bool,
+        #[command(flatten)]
+        artifacts: ArtifactArgs,
+        /// Do not ask CloudFormation (change sets) which modifications replace
+        /// resources; the create-only table alone decides.
+        #[arg(long)]
+        no_change_set: bool,
     },
+    /// Deploy the environment: publish artifacts, then every stack in
+    /// dependency order through change sets.
+    Up {
+        env: String,
+        /// Apply changes that need approval without asking.
+        #[arg(long)]
+        yes: bool,
+        /// Which changes need approval (--yes, or a typed yes on a terminal).
+        #[arg(long, value_enum, default_value_t = Approval::Broadening)]
+        require_approval: Approval,
+        /// Stacks deployed at the same time (independent ones only).
+        #[arg(long, default_value_t = 4)]
+        concurrency: usize,
+        #[command(flatten)]
+        artifacts: ArtifactArgs,
+    },
+    /// Delete every stack of the environment, dependents first.
+    Down {
+        env: String,
+        #[arg(long)]
+        yes: bool,
+        /// Delete even a protected environment (its termination protection is lifted).
+        #[arg(long)]
+        allow_protected: bool,
+        #[arg(long, default_value_t = 4)]
+        concurrency: usize,
+    },
+    /// Each stack's state and last update; exit 1 unless all are complete.
+    Status { env: String },
+    /// The outputs of every deployed stack.
+    Outputs { env: String },
     /// Show the stacks and their dependencies.
     Graph {
         env: String,
@@ -95,7 +147,7 @@ fn run(cli: &Cli) -> Result<ExitCode, String> {
     match &cli.command {
         Command::Validate { envs } => validate(cli, envs),
         Command::Render { env, out } => {
-            let rendered = load_and_render(cli, env)?;
+            let (_, rendered) = load_and_render(cli, env)?;
             let written = rendered.write_to(out).map_err(|e| e.to_string())?;
             if cli.output == Output::Json {
                 println!("{}", rendered.stacks_json().trim_end());
@@ -108,25 +160,182 @@ fn run(cli: &Cli) -> Result<ExitCode, String> {
         }
         Command::Diff {
             env,
-            against,
+            against: Some(against),
             detailed_exitcode,
+            ..
         } => {
-            let rendered = load_and_render(cli, env)?;
+            let (_, rendered) = load_and_render(cli, env)?;
             let diffs =
                 lakectl::plan::against_render(&rendered, against).map_err(|e| e.to_string())?;
-            match cli.output {
-                Output::Json => println!("{}", lakectl::plan::report::json(env, &diffs)),
-                Output::Text => print!("{}", lakectl::plan::report::text(&diffs)),
-            }
-            let changes = diffs.iter().any(|d| d.has_changes());
-            Ok(if *detailed_exitcode && changes {
-                ExitCode::from(2)
+            print_plan(cli, env, &diffs, *detailed_exitcode)
+        }
+        Command::Diff {
+            env,
+            against: None,
+            detailed_exitcode,
+            artifacts,
+            no_change_set,
+        } => {
+            let artifacts = lakectl::publish::locate(artifacts.artifacts.as_deref())
+                .map_err(|e| e.to_string())?;
+            let session = Session::open(cli, env)?;
+            let (diffs, _) = session
+                .run(deploy::up::plan_against_deployed(
+                    &session.aws,
+                    &session.rendered,
+                    &artifacts,
+                    !no_change_set,
+                ))
+                .map_err(|e| e.to_string())?;
+            print_plan(cli, env, &diffs, *detailed_exitcode)
+        }
+        Command::Up {
+            env,
+            yes,
+            require_approval,
+            concurrency,
+            artifacts,
+        } => {
+            let session = Session::open(cli, env)?;
+            let options = UpOptions {
+                yes: *yes,
+                approval: *require_approval,
+                concurrency: *concurrency,
+                artifacts_dir: artifacts.artifacts.clone(),
+            };
+            let progress = Arc::new(Progress::new(cli.output == Output::Json));
+            let Session {
+                runtime,
+                aws,
+                rendered,
+                ..
+            } = session;
+            let report = runtime
+                .block_on(deploy::up::up(
+                    aws,
+                    rendered,
+                    &options,
+                    progress,
+                    |needed| {
+                        confirm(
+                            &format!("These changes need approval:\n  {}", needed.join("\n  ")),
+                            "yes",
+                        )
+                    },
+                ))
+                .map_err(|e| e.to_string())?;
+            if cli.output == Output::Json {
+                let outcomes: serde_json::Map<String, serde_json::Value> = report
+                    .outcomes
+                    .iter()
+                    .map(|(name, o)| (name.clone(), o.text().into()))
+                    .collect();
+                let json = serde_json::json!({
+                    "environment": env,
+                    "stacks": outcomes,
+                    "executed_change_sets": report.executed_change_sets,
+                    "uploaded_artifacts": report.uploaded,
+                });
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&json).expect("serialises")
+                );
             } else {
+                use deploy::up::Outcome;
+                println!(
+                    "{env}: {} created, {} updated ({} change sets executed), {} unchanged, {} deleted; {} artifacts uploaded",
+                    report.count(Outcome::Created),
+                    report.count(Outcome::Updated),
+                    report.executed_change_sets,
+                    report.count(Outcome::Unchanged),
+                    report.count(Outcome::Deleted),
+                    report.uploaded.len()
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Down {
+            env,
+            yes,
+            allow_protected,
+            concurrency,
+        } => {
+            let session = Session::open(cli, env)?;
+            let options = deploy::down::DownOptions {
+                yes: *yes,
+                allow_protected: *allow_protected,
+                concurrency: *concurrency,
+            };
+            let Session {
+                runtime,
+                aws,
+                rendered,
+                spec,
+            } = session;
+            let protected = deploy::down::protected(&rendered, spec.protection.deletion_protection);
+            let progress = Arc::new(Progress::new(cli.output == Output::Json));
+            let deleted = runtime
+                .block_on(deploy::down::down(
+                    aws,
+                    &rendered,
+                    &options,
+                    protected,
+                    progress,
+                    |names| {
+                        confirm(
+                            &format!("This deletes {}.", names.join(", ")),
+                            &rendered.environment,
+                        )
+                    },
+                ))
+                .map_err(|e| e.to_string())?;
+            if cli.output == Output::Json {
+                println!("{}", serde_json::json!({ "deleted": deleted }));
+            } else {
+                println!("{env}: {} stacks deleted", deleted.len());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Status { env } => {
+            let session = Session::open(cli, env)?;
+            let rows = session
+                .run(deploy::status::status(&session.aws, &session.rendered))
+                .map_err(|e| e.to_string())?;
+            match cli.output {
+                Output::Json => println!(
+                    "{}",
+                    serde_json::to_string_pretty(&rows).expect("serialises")
+                ),
+                Output::Text => print!("{}", deploy::status::table(&rows)),
+            }
+            Ok(if rows.iter().all(|r| r.ok) {
                 ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
             })
         }
+        Command::Outputs { env } => {
+            let session = Session::open(cli, env)?;
+            let outputs = session
+                .run(deploy::status::outputs(&session.aws, &session.rendered))
+                .map_err(|e| e.to_string())?;
+            match cli.output {
+                Output::Json => println!(
+                    "{}",
+                    serde_json::to_string_pretty(&outputs).expect("serialises")
+                ),
+                Output::Text => {
+                    for (stack, values) in &outputs {
+                        for (key, value) in values {
+                            println!("{stack}.{key} = {value}");
+                        }
+                    }
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Graph { env, format } => {
-            let rendered = load_and_render(cli, env)?;
+            let (_, rendered) = load_and_render(cli, env)?;
             print!("{}", render::graph::draw(&rendered, *format));
             Ok(ExitCode::SUCCESS)
         }
@@ -189,11 +398,13 @@ fn print_diagnostics(found: &[Diagnostic]) {
     }
 }
 
-fn load_and_render(cli: &Cli, env: &str) -> Result<render::RenderedEnv, String> {
+fn load_and_render(cli: &Cli, env: &str) -> Result<(spec::EnvSpec, render::RenderedEnv), String> {
     match spec::load_valid(&cli.env_dir, env) {
         Ok((loaded, warnings)) => {
             print_diagnostics(&warnings);
-            render::render(&loaded).map_err(|e| e.to_string())
+            let rendered = render::render_with(&loaded, cli.templates.as_deref())
+                .map_err(|e| e.to_string())?;
+            Ok((loaded.spec, rendered))
         }
         Err(found) => {
             print_diagnostics(&found);
@@ -206,4 +417,74 @@ fn load_and_render(cli: &Cli, env: &str) -> Result<render::RenderedEnv, String> 
             ))
         }
     }
+}
+
+fn print_plan(
+    cli: &Cli,
+    env: &str,
+    diffs: &[lakectl::plan::diff::StackDiff],
+    detailed_exitcode: bool,
+) -> Result<ExitCode, String> {
+    match cli.output {
+        Output::Json => println!("{}", lakectl::plan::report::json(env, diffs)),
+        Output::Text => print!("{}", lakectl::plan::report::text(diffs)),
+    }
+    let changes = diffs.iter().any(|d| d.has_changes());
+    Ok(if detailed_exitcode && changes {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// What every AWS-facing command starts with: the rendered environment, a
+/// runtime, and clients that passed the account guard. Flags win over the
+/// spec's endpoint and region.
+struct Session {
+    runtime: tokio::runtime::Runtime,
+    spec: spec::EnvSpec,
+    rendered: render::RenderedEnv,
+    aws: Aws,
+}
+
+impl Session {
+    fn open(cli: &Cli, env: &str) -> Result<Session, String> {
+        let (spec, rendered) = load_and_render(cli, env)?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+        let connection = Connection {
+            profile: cli.profile.clone(),
+            region: cli.region.clone(),
+            endpoint_url: cli.endpoint_url.clone(),
+        };
+        let aws = runtime
+            .block_on(Aws::connect(
+                &connection,
+                &rendered,
+                spec.account_id.as_deref(),
+                spec.endpoint_url.as_deref(),
+            ))
+            .map_err(|e| e.to_string())?;
+        Ok(Session {
+            runtime,
+            spec,
+            rendered,
+            aws,
+        })
+    }
+
+    fn run<F: std::future::Future>(&self, f: F) -> F::Output {
+        self.runtime.block_on(f)
+    }
+}
+
+/// Ask a person on the terminal to type `word`; anything else is a no.
+fn confirm(question: &str, word: &str) -> bool {
+    use std::io::Write;
+    eprint!("{question}\nType {word} to go ahead: ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer).is_ok() && answer.trim() == word
 }

@@ -309,6 +309,27 @@ pub fn diff_stack(
     }
 }
 
+/// Refine replacement marks with CloudFormation's own verdict from a change
+/// set (`(logical id, Replacement)` of its Modify changes): `True` and
+/// `Conditional` mark the resource as replaced, `False` clears the mark the
+/// create-only table set (CloudFormation knows the resource better).
+pub fn refine_replacement(diff: &mut StackDiff, verdicts: &[(String, String)]) {
+    for r in diff
+        .resources
+        .iter_mut()
+        .filter(|r| r.action == Action::Modify)
+    {
+        if let Some((_, verdict)) = verdicts.iter().find(|(id, _)| *id == r.logical_id) {
+            r.requires_replacement = verdict != "False";
+            if !r.requires_replacement {
+                r.properties
+                    .iter_mut()
+                    .for_each(|p| p.requires_replacement = false);
+            }
+        }
+    }
+}
+
 fn value_changes(a: &BTreeMap<String, String>, b: &BTreeMap<String, String>) -> Vec<ValueChange> {
     let mut names: Vec<&String> = a.keys().chain(b.keys()).collect();
     names.sort();
@@ -440,5 +461,39 @@ mod tests {
                 new: Some("4".into())
             }]
         );
+    }
+
+    #[test]
+    fn a_change_set_verdict_overrides_the_create_only_table() {
+        let old = t("Resources:\n  S: {Type: AWS::Kinesis::Stream, Properties: {Name: a, ShardCount: 2}}\n  B: {Type: AWS::S3::Bucket, Properties: {Tags: []}}\n");
+        let new = t("Resources:\n  S: {Type: AWS::Kinesis::Stream, Properties: {Name: b, ShardCount: 2}}\n  B: {Type: AWS::S3::Bucket, Properties: {Tags: [{Key: k, Value: v}]}}\n");
+        let params = BTreeMap::new();
+        let mut d = diff_stack("s", "s", Some((&old, &params)), Some((&new, &params)));
+        let marked = |d: &StackDiff, id: &str| {
+            d.resources
+                .iter()
+                .find(|r| r.logical_id == id)
+                .unwrap()
+                .requires_replacement
+        };
+        assert!(marked(&d, "S"));
+        assert!(!marked(&d, "B"));
+        refine_replacement(
+            &mut d,
+            &[
+                ("S".into(), "False".into()),
+                ("B".into(), "Conditional".into()),
+            ],
+        );
+        assert!(!marked(&d, "S"));
+        assert!(
+            !d.resources
+                .iter()
+                .find(|r| r.logical_id == "S")
+                .unwrap()
+                .properties[0]
+                .requires_replacement
+        );
+        assert!(marked(&d, "B"));
     }
 }

@@ -12,7 +12,7 @@ pub mod security;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::render::{ParamSource, RenderedEnv};
+use crate::render::{ParamSource, RenderedEnv, RenderedStack};
 use diff::StackDiff;
 
 #[derive(Debug, thiserror::Error)]
@@ -23,8 +23,8 @@ pub enum PlanError {
     Stacks { path: String, message: String },
 }
 
-/// Parameter values as the plan compares them: where each comes from.
-fn parameter_text(source: &ParamSource) -> String {
+/// Parameter values as an offline plan compares them: where each comes from.
+pub fn parameter_text(source: &ParamSource) -> String {
     match source {
         ParamSource::Output { stack, output } => format!("output {stack}.{output}"),
         ParamSource::Artifact { artifact } => format!("sha256 of {artifact}"),
@@ -32,58 +32,29 @@ fn parameter_text(source: &ParamSource) -> String {
     }
 }
 
-/// Diff a fresh render against an earlier render in `dir` (`lakectl render`
-/// output, e.g. of the main branch): stacks missing there are created,
-/// stacks missing now are deleted.
-pub fn against_render(rendered: &RenderedEnv, dir: &Path) -> Result<Vec<StackDiff>, PlanError> {
-    let stacks_path = dir.join("stacks.json");
-    let earlier: Option<serde_json::Value> = match std::fs::read_to_string(&stacks_path) {
-        Ok(text) => Some(serde_json::from_str(&text).map_err(|e| PlanError::Stacks {
-            path: stacks_path.display().to_string(),
-            message: e.to_string(),
-        })?),
-        Err(_) => None,
-    };
-    let earlier_ids: Vec<String> = earlier
-        .as_ref()
-        .and_then(|e| e["deploy_order"].as_array())
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| v.as_str().map(String::from))
-                .collect()
+/// One stack as it was before: its template text (YAML or JSON) and
+/// parameter values (as text, in the same terms as the new side's).
+#[derive(Debug, Clone)]
+pub struct Earlier {
+    /// Where it came from, for error messages (a file, a deployed stack).
+    pub origin: String,
+    pub template: String,
+    pub parameters: BTreeMap<String, String>,
+}
+
+/// Compare a fresh render (with the parameter values `new_params` gives each
+/// stack) with `earlier` stacks by id. Earlier stacks that are no longer
+/// rendered are deleted; rendered stacks with no earlier one are created.
+pub fn compare(
+    rendered: &RenderedEnv,
+    new_params: impl Fn(&RenderedStack) -> BTreeMap<String, String>,
+    earlier: &BTreeMap<String, Earlier>,
+) -> Result<Vec<StackDiff>, PlanError> {
+    let parse = |e: &Earlier| {
+        normalize::normalize(&e.template).map_err(|message| PlanError::Template {
+            path: e.origin.clone(),
+            message,
         })
-        .unwrap_or_default();
-    let earlier_params = |id: &str| -> BTreeMap<String, String> {
-        let stack = earlier
-            .as_ref()
-            .and_then(|e| e["stacks"].as_array())
-            .and_then(|s| s.iter().find(|s| s["id"] == id));
-        stack
-            .and_then(|s| s["parameters"].as_object())
-            .map(|m| {
-                m.iter()
-                    .filter_map(|(k, v)| {
-                        serde_json::from_value::<ParamSource>(v.clone())
-                            .ok()
-                            .map(|p| (k.clone(), parameter_text(&p)))
-                    })
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    let read = |id: &str| -> Result<Option<serde_json::Value>, PlanError> {
-        let path = dir.join(format!("{id}.yaml"));
-        match std::fs::read_to_string(&path) {
-            Ok(text) => {
-                normalize::normalize(&text)
-                    .map(Some)
-                    .map_err(|message| PlanError::Template {
-                        path: path.display().to_string(),
-                        message,
-                    })
-            }
-            Err(_) => Ok(None),
-        }
     };
     let mut diffs = Vec::new();
     for stack in &rendered.stacks {
@@ -91,30 +62,87 @@ pub fn against_render(rendered: &RenderedEnv, dir: &Path) -> Result<Vec<StackDif
             path: format!("{} (rendered)", stack.id),
             message,
         })?;
-        let new_params: BTreeMap<String, String> = stack
-            .parameters
-            .iter()
-            .map(|(k, v)| (k.clone(), parameter_text(v)))
-            .collect();
-        let old = read(&stack.id)?;
-        let old_params = earlier_params(&stack.id);
+        let params = new_params(stack);
+        let old = earlier.get(&stack.id).map(parse).transpose()?;
+        let old_params = earlier.get(&stack.id).map(|e| &e.parameters);
         diffs.push(diff::diff_stack(
             &stack.id,
             &stack.stack_name,
-            old.as_ref().map(|t| (t, &old_params)),
-            Some((&new, &new_params)),
+            old.as_ref().zip(old_params),
+            Some((&new, &params)),
         ));
     }
-    for id in earlier_ids.iter().filter(|id| rendered.stack(id).is_none()) {
-        if let Some(old) = read(id)? {
-            let params = earlier_params(id);
-            diffs.push(diff::diff_stack(
-                id,
-                &format!("{}-{id}", rendered.name),
-                Some((&old, &params)),
-                None,
-            ));
-        }
+    for (id, e) in earlier
+        .iter()
+        .filter(|(id, _)| rendered.stack(id).is_none())
+    {
+        let old = parse(e)?;
+        diffs.push(diff::diff_stack(
+            id,
+            &format!("{}-{id}", rendered.name),
+            Some((&old, &e.parameters)),
+            None,
+        ));
     }
     Ok(diffs)
+}
+
+/// Diff a fresh render against an earlier render in `dir` (`lakectl render`
+/// output, e.g. of the main branch): stacks missing there are created,
+/// stacks missing now are deleted.
+pub fn against_render(rendered: &RenderedEnv, dir: &Path) -> Result<Vec<StackDiff>, PlanError> {
+    let stacks_path = dir.join("stacks.json");
+    let stacks: serde_json::Value = match std::fs::read_to_string(&stacks_path) {
+        Ok(text) => serde_json::from_str(&text).map_err(|e| PlanError::Stacks {
+            path: stacks_path.display().to_string(),
+            message: e.to_string(),
+        })?,
+        Err(_) => serde_json::Value::Null,
+    };
+    // A template file without a stacks.json entry (a hand-made or partial
+    // render) still counts: its stack has no parameters then.
+    let listed = stacks["stacks"].as_array().cloned().unwrap_or_default();
+    let mut ids: Vec<String> = rendered.stacks.iter().map(|s| s.id.clone()).collect();
+    ids.extend(
+        listed
+            .iter()
+            .filter_map(|s| s["id"].as_str().map(String::from)),
+    );
+    let mut earlier = BTreeMap::new();
+    for id in ids {
+        let path = dir.join(format!("{id}.yaml"));
+        let Ok(template) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        let entry = listed.iter().find(|s| s["id"] == id.as_str());
+        let parameters = entry
+            .and_then(|s| s["parameters"].as_object())
+            .into_iter()
+            .flatten()
+            .filter_map(|(k, v)| {
+                serde_json::from_value::<ParamSource>(v.clone())
+                    .ok()
+                    .map(|p| (k.clone(), parameter_text(&p)))
+            })
+            .collect();
+        earlier.insert(
+            id,
+            Earlier {
+                origin: path.display().to_string(),
+                template,
+                parameters,
+            },
+        );
+    }
+    compare(
+        rendered,
+        |stack| {
+            stack
+                .parameters
+                .iter()
+                .map(|(k, v)| (k.clone(), parameter_text(v)))
+                .collect()
+        },
+        &earlier,
+    )
 }

@@ -105,7 +105,9 @@ impl RenderedEnv {
     }
 }
 
-fn environment() -> Environment<'static> {
+/// The template environment; with `overrides`, any template file of the
+/// same name in that directory replaces the built-in one.
+fn environment(overrides: Option<&Path>) -> Result<Environment<'static>, RenderError> {
     let mut env = Environment::new();
     env.set_trim_blocks(true);
     env.set_lstrip_blocks(true);
@@ -120,21 +122,41 @@ fn environment() -> Environment<'static> {
             })
         },
     );
-    for (name, source) in catalog::partials() {
-        env.add_template(name, source)
-            .expect("partials parse (checked by tests)");
+    let builtin = catalog::partials()
+        .into_iter()
+        .chain(catalog::stack_kinds().map(|k| (k.template, k.source)));
+    for (name, source) in builtin {
+        let file = overrides.map(|dir| dir.join(name)).filter(|f| f.is_file());
+        match file {
+            Some(file) => {
+                let text = std::fs::read_to_string(&file).map_err(|e| RenderError::Template {
+                    template: file.display().to_string(),
+                    message: e.to_string(),
+                })?;
+                env.add_template_owned(name, text)
+                    .map_err(|e| template_error(&file.display().to_string(), &e))?;
+            }
+            None => env
+                .add_template(name, source)
+                .expect("built-in templates parse (checked by tests)"),
+        }
     }
-    for kind in catalog::stack_kinds() {
-        env.add_template(kind.template, kind.source)
-            .expect("templates parse (checked by tests)");
-    }
-    env
+    Ok(env)
 }
 
 /// Render every enabled stack of a (validated) spec.
 pub fn render(loaded: &LoadedSpec) -> Result<RenderedEnv, RenderError> {
+    render_with(loaded, None)
+}
+
+/// Render with templates from `templates` where that directory has them
+/// (developing a template without rebuilding lakectl).
+pub fn render_with(
+    loaded: &LoadedSpec,
+    templates: Option<&Path>,
+) -> Result<RenderedEnv, RenderError> {
     let spec = &loaded.spec;
-    let env = environment();
+    let env = environment(templates)?;
     let ctx = context::Context::new(spec);
     let mut stacks = Vec::new();
     for kind in catalog::stack_kinds()

@@ -104,9 +104,14 @@ pub struct NewNetwork {
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
 pub enum NatGateways {
+    /// One NAT gateway for all private subnets.
     #[default]
     Single,
+    /// One per availability zone (no cross-AZ dependency).
     PerAz,
+    /// None: private subnets reach only the VPC (and S3 through its gateway
+    /// endpoint). For isolated environments and emulators.
+    None,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
@@ -437,7 +442,8 @@ impl Default for Metastore {
     }
 }
 
-/// Aurora capacity: Serverless v2 range, or provisioned instances.
+/// Metastore capacity: an Aurora Serverless v2 range, provisioned Aurora
+/// instances, or one RDS for MySQL instance instead of an Aurora cluster.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(tag = "mode", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum Capacity {
@@ -457,6 +463,22 @@ pub enum Capacity {
         #[serde(default = "one")]
         instances: u32,
     },
+    /// One RDS for MySQL instance, no Aurora cluster: the cheapest metastore
+    /// for development, and the one local AWS emulators model (the reader
+    /// endpoint is the writer; `engine_version` is not used).
+    SingleInstance {
+        /// DB instance class (`db.…`).
+        instance_class: String,
+        /// RDS for MySQL engine version (8.0.x or 8.4.x).
+        mysql_version: String,
+        /// Allocated storage in GiB (20 to 65536).
+        #[serde(default = "twenty")]
+        storage_gib: u32,
+    },
+}
+
+fn twenty() -> u32 {
+    20
 }
 
 impl Default for Capacity {
@@ -475,6 +497,7 @@ impl Capacity {
             Capacity::Serverless { instances, .. } | Capacity::Provisioned { instances, .. } => {
                 *instances
             }
+            Capacity::SingleInstance { .. } => 1,
         }
     }
 }
@@ -630,7 +653,8 @@ pub struct Ingest {
     /// Roll a file at this age, seconds.
     #[serde(default = "default_roll_seconds")]
     pub roll_seconds: u32,
-    /// Number of ingest instances.
+    /// Number of ingest instances (0: the fleet is defined but runs nothing,
+    /// e.g. locally, where `lake-ingest run` runs on this machine).
     #[serde(default = "one")]
     pub fleet_size: u32,
     #[serde(default = "default_ingest_instance")]

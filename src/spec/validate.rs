@@ -530,7 +530,9 @@ impl Validator<'_> {
 
     fn metastore(&mut self, m: &Metastore) {
         let v = &m.engine_version;
-        if !(v.starts_with("8.0.mysql_aurora.3.") || v.starts_with("5.7.mysql_aurora.2.")) {
+        let aurora = !matches!(m.capacity, Capacity::SingleInstance { .. });
+        if aurora && !(v.starts_with("8.0.mysql_aurora.3.") || v.starts_with("5.7.mysql_aurora.2."))
+        {
             self.error(
                 "metastore.engine_version",
                 format!("engine_version `{v}` is not an Aurora MySQL version such as 8.0.mysql_aurora.3.10.3"),
@@ -580,6 +582,35 @@ impl Validator<'_> {
                     );
                 }
                 self.range("metastore.capacity.instances", (*instances).into(), 1, 16);
+            }
+            Capacity::SingleInstance {
+                instance_class,
+                mysql_version,
+                storage_gib,
+            } => {
+                if !instance_class.starts_with("db.") {
+                    self.error(
+                        "metastore.capacity.instance_class",
+                        format!("instance_class `{instance_class}` must be a DB instance class such as db.t4g.micro"),
+                    );
+                }
+                let known = ["8.0.", "8.4."].iter().any(|p| {
+                    mysql_version.strip_prefix(p).is_some_and(|rest| {
+                        !rest.is_empty() && rest.chars().all(|c| c.is_ascii_digit())
+                    })
+                });
+                if !known {
+                    self.error(
+                        "metastore.capacity.mysql_version",
+                        format!("mysql_version `{mysql_version}` is not an RDS for MySQL version such as 8.0.40 or 8.4.3"),
+                    );
+                }
+                self.range(
+                    "metastore.capacity.storage_gib",
+                    (*storage_gib).into(),
+                    20,
+                    65536,
+                );
             }
         }
         for (field, db) in [
@@ -735,7 +766,7 @@ impl Validator<'_> {
         }
         self.range("ingest.roll_mib", i.roll_mib.into(), 1, 1024);
         self.range("ingest.roll_seconds", i.roll_seconds.into(), 10, 3600);
-        self.range("ingest.fleet_size", i.fleet_size.into(), 1, 100);
+        self.range("ingest.fleet_size", i.fleet_size.into(), 0, 100);
         self.range(
             "ingest.failover_seconds",
             i.failover_seconds.into(),

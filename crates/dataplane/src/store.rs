@@ -82,24 +82,61 @@ fn absolute(p: &Path) -> PathBuf {
 /// AWS SDK configuration: the standard credential chain, with an explicit
 /// endpoint (e.g. a local emulator) and region when given.
 pub async fn aws_config(endpoint_url: Option<&str>, region: Option<&str>) -> aws_config::SdkConfig {
+    aws_config_for(&AwsTarget {
+        endpoint_url: endpoint_url.map(String::from),
+        region: region.map(String::from),
+        profile: None,
+        adaptive_retries: false,
+    })
+    .await
+}
+
+/// Which AWS account endpoint and credentials a client talks to; `None`
+/// fields fall back to the standard chain (environment, profile files, IMDS).
+#[derive(Debug, Clone, Default)]
+pub struct AwsTarget {
+    pub endpoint_url: Option<String>,
+    pub region: Option<String>,
+    pub profile: Option<String>,
+    /// Client-side rate limiting on throttling (control-plane calls); the
+    /// data plane keeps standard retries and paces itself.
+    pub adaptive_retries: bool,
+}
+
+/// The one SDK configuration loader of the workspace.
+pub async fn aws_config_for(target: &AwsTarget) -> aws_config::SdkConfig {
     let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
-    if let Some(region) = region {
-        loader = loader.region(aws_config::Region::new(region.to_string()));
+    if target.adaptive_retries {
+        // A deploy slows down on throttling instead of failing half-way.
+        loader =
+            loader.retry_config(aws_config::retry::RetryConfig::adaptive().with_max_attempts(8));
     }
-    if let Some(url) = endpoint_url {
+    if let Some(profile) = &target.profile {
+        loader = loader.profile_name(profile);
+    }
+    if let Some(region) = &target.region {
+        loader = loader.region(aws_config::Region::new(region.clone()));
+    }
+    if let Some(url) = &target.endpoint_url {
         loader = loader.endpoint_url(url);
     }
     loader.load().await
 }
 
-/// An S3 client; path-style addressing with a custom endpoint (emulators need it).
-pub async fn s3_client(endpoint_url: Option<&str>, region: Option<&str>) -> aws_sdk_s3::Client {
-    let shared = aws_config(endpoint_url, region).await;
-    let path_style = endpoint_url.is_some() || std::env::var_os("AWS_ENDPOINT_URL").is_some();
-    let config = aws_sdk_s3::config::Builder::from(&shared)
+/// An S3 client from a shared configuration; path-style addressing with a
+/// custom endpoint (emulators need it).
+pub fn s3_client_from(shared: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
+    let path_style =
+        shared.endpoint_url().is_some() || std::env::var_os("AWS_ENDPOINT_URL").is_some();
+    let config = aws_sdk_s3::config::Builder::from(shared)
         .force_path_style(path_style)
         .build();
     aws_sdk_s3::Client::from_conf(config)
+}
+
+/// An S3 client; path-style addressing with a custom endpoint (emulators need it).
+pub async fn s3_client(endpoint_url: Option<&str>, region: Option<&str>) -> aws_sdk_s3::Client {
+    s3_client_from(&aws_config(endpoint_url, region).await)
 }
 
 impl Store {

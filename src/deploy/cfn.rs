@@ -1,0 +1,498 @@
+//! CloudFormation operations the deployer needs, as small typed calls.
+//!
+//! Owns: every CloudFormation API call (describe, template, change sets,
+//! events, delete, termination protection, stack policy) and the
+//! translation of SDK errors into `DeployError`. Must not: decide what to
+//! deploy, in which order, or print anything.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use aws_sdk_cloudformation::config::http::HttpResponse;
+use aws_sdk_cloudformation::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_cloudformation::primitives::{DateTime, DateTimeFormat};
+use aws_sdk_cloudformation::types::{
+    Capability, ChangeSetStatus, ChangeSetType, Parameter, Stack, StackEvent, Tag, TemplateStage,
+};
+use aws_sdk_cloudformation::Client;
+
+use super::DeployError;
+
+/// A deployed stack, as far as the deployer cares.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Deployed {
+    pub name: String,
+    pub id: String,
+    pub status: String,
+    pub reason: Option<String>,
+    /// RFC 3339, the last update or else the creation time.
+    pub last_updated: String,
+    pub outputs: BTreeMap<String, String>,
+    pub parameters: BTreeMap<String, String>,
+    pub tags: BTreeMap<String, String>,
+    pub termination_protection: bool,
+}
+
+impl Deployed {
+    /// CloudFormation is working on it (an earlier run, or another user).
+    pub fn in_progress(&self) -> bool {
+        self.status.ends_with("_IN_PROGRESS") && self.status != "REVIEW_IN_PROGRESS"
+    }
+
+    /// A stable state whose template and outputs are usable.
+    pub fn healthy(&self) -> bool {
+        matches!(
+            self.status.as_str(),
+            "CREATE_COMPLETE" | "UPDATE_COMPLETE" | "IMPORT_COMPLETE"
+        )
+    }
+
+    /// Created by a change set that was never executed: no resources yet.
+    pub fn never_executed(&self) -> bool {
+        self.status == "REVIEW_IN_PROGRESS"
+    }
+}
+
+/// One resource event, in the terms the progress view prints.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub id: String,
+    pub time: String,
+    pub logical_id: String,
+    pub resource_type: String,
+    pub status: String,
+    pub reason: Option<String>,
+}
+
+impl Event {
+    pub fn failed(&self) -> bool {
+        self.status.ends_with("_FAILED")
+    }
+}
+
+/// One resource change in a change set: CloudFormation's own verdict on
+/// replacement, which refines the create-only table's.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlannedChange {
+    pub action: String,
+    pub logical_id: String,
+    pub resource_type: String,
+    /// `True`, `False` or `Conditional` (modifications only).
+    pub replacement: Option<String>,
+}
+
+/// How waiting for a change set ended.
+#[derive(Debug)]
+pub enum ChangeSetOutcome {
+    Ready(Vec<PlannedChange>),
+    /// CloudFormation found nothing to change.
+    Empty,
+}
+
+/// A position in a stack's event history.
+#[derive(Debug, Clone)]
+pub struct EventMark {
+    pub since: DateTime,
+    pub seen: std::collections::HashSet<String>,
+}
+
+impl EventMark {
+    /// Before any event (a stack just created).
+    pub fn beginning() -> EventMark {
+        EventMark {
+            since: DateTime::from_secs(0),
+            seen: Default::default(),
+        }
+    }
+}
+
+/// What a new stack or a change set should contain.
+pub struct ChangeSetRequest<'a> {
+    pub stack_name: &'a str,
+    pub change_set_name: &'a str,
+    pub template_body: &'a str,
+    pub parameters: &'a BTreeMap<String, String>,
+    pub tags: &'a BTreeMap<String, String>,
+    pub description: &'a str,
+}
+
+pub fn now() -> DateTime {
+    DateTime::from(std::time::SystemTime::now())
+}
+
+pub fn rfc3339(t: &DateTime) -> String {
+    t.fmt(DateTimeFormat::DateTime).unwrap_or_default()
+}
+
+/// An SDK error as one line: the service's code and message when it sent
+/// them, the HTTP status when it sent no AWS error (an endpoint that does
+/// not implement the call), else the whole chain (connection refused, ...).
+pub(super) fn aws_error<E>(doing: String, err: SdkError<E, HttpResponse>) -> DeployError
+where
+    E: std::error::Error + ProvideErrorMetadata + 'static,
+{
+    let message = match (&err, err.code(), err.message()) {
+        (_, Some(code), Some(message)) => format!("{code}: {message}"),
+        (SdkError::ServiceError(e), _, _) => format!(
+            "HTTP {} without an AWS error in the body (does the endpoint implement this call?)",
+            e.raw().status()
+        ),
+        _ => format!(
+            "{}\n  check the credentials (--profile, AWS_PROFILE), --region and --endpoint-url",
+            aws_sdk_cloudformation::error::DisplayErrorContext(&err)
+        ),
+    };
+    DeployError::Aws { doing, message }
+}
+
+/// The CloudFormation client with the deployer's polling pace.
+#[derive(Clone)]
+pub struct Cfn {
+    client: Client,
+    pub poll: Duration,
+}
+
+impl Cfn {
+    pub fn new(client: Client, poll: Duration) -> Cfn {
+        Cfn { client, poll }
+    }
+
+    /// The stack named `name`, or `None` when there is none (deleted
+    /// stacks are not returned by name).
+    pub async fn describe(&self, name: &str) -> Result<Option<Deployed>, DeployError> {
+        let result = self.client.describe_stacks().stack_name(name).send().await;
+        let out = match result {
+            Ok(out) => out,
+            Err(err)
+                if err.code() == Some("ValidationError")
+                    && err.message().is_some_and(|m| m.contains("does not exist")) =>
+            {
+                return Ok(None)
+            }
+            Err(err) => return Err(aws_error(format!("describing stack {name}"), err)),
+        };
+        Ok(out
+            .stacks()
+            .iter()
+            .find(|s| s.stack_status().map(|s| s.as_str()) != Some("DELETE_COMPLETE"))
+            .map(deployed))
+    }
+
+    /// The template as it was submitted (stage Original: before transforms).
+    pub async fn template(&self, name: &str) -> Result<String, DeployError> {
+        let out = self
+            .client
+            .get_template()
+            .stack_name(name)
+            .template_stage(TemplateStage::Original)
+            .send()
+            .await
+            .map_err(|e| aws_error(format!("reading the template of {name}"), e))?;
+        Ok(out.template_body().unwrap_or_default().to_string())
+    }
+
+    pub async fn create_change_set(&self, req: &ChangeSetRequest<'_>) -> Result<(), DeployError> {
+        let (parameters, tags) = parameters_and_tags(req);
+        self.client
+            .create_change_set()
+            .stack_name(req.stack_name)
+            .change_set_name(req.change_set_name)
+            .change_set_type(ChangeSetType::Update)
+            .template_body(req.template_body)
+            .set_parameters(Some(parameters))
+            .set_tags(Some(tags))
+            .capabilities(Capability::CapabilityIam)
+            .capabilities(Capability::CapabilityNamedIam)
+            .description(req.description)
+            .send()
+            .await
+            .map_err(|e| aws_error(format!("creating a change set for {}", req.stack_name), e))?;
+        Ok(())
+    }
+
+    /// Create a new stack directly. Its change set would only list adds,
+    /// which the plan already showed; CreateStack also sets termination
+    /// protection and the stack policy atomically with the stack.
+    pub async fn create_stack(
+        &self,
+        req: &ChangeSetRequest<'_>,
+        termination_protection: bool,
+        stack_policy: Option<&str>,
+    ) -> Result<(), DeployError> {
+        let (parameters, tags) = parameters_and_tags(req);
+        self.client
+            .create_stack()
+            .stack_name(req.stack_name)
+            .template_body(req.template_body)
+            .set_parameters(Some(parameters))
+            .set_tags(Some(tags))
+            .capabilities(Capability::CapabilityIam)
+            .capabilities(Capability::CapabilityNamedIam)
+            .enable_termination_protection(termination_protection)
+            .set_stack_policy_body(stack_policy.map(String::from))
+            .send()
+            .await
+            .map_err(|e| aws_error(format!("creating stack {}", req.stack_name), e))?;
+        Ok(())
+    }
+
+    /// Wait until the change set is ready, then list its changes.
+    pub async fn wait_change_set(
+        &self,
+        stack: &str,
+        change_set: &str,
+    ) -> Result<ChangeSetOutcome, DeployError> {
+        loop {
+            let mut changes = Vec::new();
+            let mut token: Option<String> = None;
+            let status;
+            let reason;
+            loop {
+                let out = self
+                    .client
+                    .describe_change_set()
+                    .stack_name(stack)
+                    .change_set_name(change_set)
+                    .set_next_token(token.clone())
+                    .send()
+                    .await
+                    .map_err(|e| aws_error(format!("describing change set of {stack}"), e))?;
+                changes.extend(out.changes().iter().filter_map(|c| {
+                    let r = c.resource_change()?;
+                    Some(PlannedChange {
+                        action: r
+                            .action()
+                            .map(|a| a.as_str().to_string())
+                            .unwrap_or_default(),
+                        logical_id: r.logical_resource_id().unwrap_or_default().to_string(),
+                        resource_type: r.resource_type().unwrap_or_default().to_string(),
+                        replacement: r.replacement().map(|x| x.as_str().to_string()),
+                    })
+                }));
+                let s = out.status().cloned();
+                let r = out.status_reason().map(String::from);
+                token = out.next_token().map(String::from);
+                if token.is_none() {
+                    status = s;
+                    reason = r;
+                    break;
+                }
+            }
+            match status {
+                Some(ChangeSetStatus::CreateComplete) => {
+                    return Ok(ChangeSetOutcome::Ready(changes))
+                }
+                Some(ChangeSetStatus::Failed) => {
+                    let reason = reason.unwrap_or_default();
+                    // CloudFormation's way of saying "nothing to do".
+                    if reason.contains("didn't contain changes")
+                        || reason.contains("No updates are to be performed")
+                    {
+                        return Ok(ChangeSetOutcome::Empty);
+                    }
+                    return Err(DeployError::ChangeSetFailed {
+                        stack: stack.to_string(),
+                        reason,
+                    });
+                }
+                _ => tokio::time::sleep(self.poll).await,
+            }
+        }
+    }
+
+    pub async fn execute_change_set(
+        &self,
+        stack: &str,
+        change_set: &str,
+    ) -> Result<(), DeployError> {
+        self.client
+            .execute_change_set()
+            .stack_name(stack)
+            .change_set_name(change_set)
+            .send()
+            .await
+            .map_err(|e| aws_error(format!("executing the change set of {stack}"), e))?;
+        Ok(())
+    }
+
+    pub async fn delete_change_set(
+        &self,
+        stack: &str,
+        change_set: &str,
+    ) -> Result<(), DeployError> {
+        self.client
+            .delete_change_set()
+            .stack_name(stack)
+            .change_set_name(change_set)
+            .send()
+            .await
+            .map_err(|e| aws_error(format!("deleting the change set of {stack}"), e))?;
+        Ok(())
+    }
+
+    pub async fn delete_stack(&self, stack: &str) -> Result<(), DeployError> {
+        self.client
+            .delete_stack()
+            .stack_name(stack)
+            .send()
+            .await
+            .map_err(|e| aws_error(format!("deleting stack {stack}"), e))?;
+        Ok(())
+    }
+
+    pub async fn set_termination_protection(
+        &self,
+        stack: &str,
+        on: bool,
+    ) -> Result<(), DeployError> {
+        self.client
+            .update_termination_protection()
+            .stack_name(stack)
+            .enable_termination_protection(on)
+            .send()
+            .await
+            .map_err(|e| aws_error(format!("setting termination protection on {stack}"), e))?;
+        Ok(())
+    }
+
+    pub async fn set_stack_policy(&self, stack: &str, policy: &str) -> Result<(), DeployError> {
+        self.client
+            .set_stack_policy()
+            .stack_name(stack)
+            .stack_policy_body(policy)
+            .send()
+            .await
+            .map_err(|e| aws_error(format!("setting the stack policy of {stack}"), e))?;
+        Ok(())
+    }
+
+    /// Where the event history of `stack` ends now: its newest event's
+    /// time and the ids at that page, so a watch shows only what follows
+    /// (server time, so the caller's clock does not matter).
+    pub async fn event_mark(&self, stack: &str) -> Result<EventMark, DeployError> {
+        let out = self
+            .client
+            .describe_stack_events()
+            .stack_name(stack)
+            .send()
+            .await
+            .map_err(|e| aws_error(format!("reading the events of {stack}"), e))?;
+        let events = out.stack_events();
+        Ok(EventMark {
+            since: events
+                .first()
+                .and_then(|e| e.timestamp().cloned())
+                .unwrap_or_else(now),
+            seen: events
+                .iter()
+                .map(|e| e.event_id().unwrap_or_default().to_string())
+                .collect(),
+        })
+    }
+
+    /// Events of `stack` (name or id) newer than `since`, oldest first,
+    /// skipping ids already in `seen`.
+    pub async fn events_since(
+        &self,
+        stack: &str,
+        since: &DateTime,
+        seen: &mut std::collections::HashSet<String>,
+    ) -> Result<Vec<Event>, DeployError> {
+        let mut fresh = Vec::new();
+        let mut token: Option<String> = None;
+        'pages: loop {
+            let out = self
+                .client
+                .describe_stack_events()
+                .stack_name(stack)
+                .set_next_token(token.clone())
+                .send()
+                .await
+                .map_err(|e| aws_error(format!("reading the events of {stack}"), e))?;
+            // Newest first: stop at the first event older than `since`.
+            for e in out.stack_events() {
+                if e.timestamp().is_some_and(|t| t.secs() < since.secs()) {
+                    break 'pages;
+                }
+                let ev = event(e);
+                if seen.insert(ev.id.clone()) {
+                    fresh.push(ev);
+                }
+            }
+            token = out.next_token().map(String::from);
+            if token.is_none() {
+                break;
+            }
+        }
+        fresh.reverse();
+        Ok(fresh)
+    }
+}
+
+fn parameters_and_tags(req: &ChangeSetRequest<'_>) -> (Vec<Parameter>, Vec<Tag>) {
+    let parameters = req
+        .parameters
+        .iter()
+        .map(|(k, v)| {
+            Parameter::builder()
+                .parameter_key(k)
+                .parameter_value(v)
+                .build()
+        })
+        .collect();
+    let tags = req
+        .tags
+        .iter()
+        .map(|(k, v)| Tag::builder().key(k).value(v).build())
+        .collect();
+    (parameters, tags)
+}
+
+fn deployed(s: &Stack) -> Deployed {
+    let pairs = |it: &mut dyn Iterator<Item = (Option<&str>, Option<&str>)>| {
+        it.filter_map(|(k, v)| Some((k?.to_string(), v.unwrap_or_default().to_string())))
+            .collect::<BTreeMap<_, _>>()
+    };
+    Deployed {
+        name: s.stack_name().unwrap_or_default().to_string(),
+        id: s.stack_id().unwrap_or_default().to_string(),
+        status: s
+            .stack_status()
+            .map(|x| x.as_str().to_string())
+            .unwrap_or_default(),
+        reason: s.stack_status_reason().map(String::from),
+        last_updated: s
+            .last_updated_time()
+            .or(s.creation_time())
+            .map(rfc3339)
+            .unwrap_or_default(),
+        outputs: pairs(
+            &mut s
+                .outputs()
+                .iter()
+                .map(|o| (o.output_key(), o.output_value())),
+        ),
+        parameters: pairs(
+            &mut s
+                .parameters()
+                .iter()
+                .map(|p| (p.parameter_key(), p.parameter_value())),
+        ),
+        tags: pairs(&mut s.tags().iter().map(|t| (t.key(), t.value()))),
+        termination_protection: s.enable_termination_protection().unwrap_or(false),
+    }
+}
+
+fn event(e: &StackEvent) -> Event {
+    Event {
+        id: e.event_id().unwrap_or_default().to_string(),
+        time: e.timestamp().map(rfc3339).unwrap_or_default(),
+        logical_id: e.logical_resource_id().unwrap_or_default().to_string(),
+        resource_type: e.resource_type().unwrap_or_default().to_string(),
+        status: e
+            .resource_status()
+            .map(|s| s.as_str().to_string())
+            .unwrap_or_default(),
+        reason: e.resource_status_reason().map(String::from),
+    }
+}

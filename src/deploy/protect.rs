@@ -1,0 +1,87 @@
+//! Protection of production stacks: the stack policy that keeps
+//! CloudFormation from replacing or deleting data stores on update.
+//!
+//! Owns: which resource types hold data and the policy document. Must not:
+//! call AWS (the deployer sets the policy) or judge IAM changes (`plan`).
+
+use serde_json::{json, Value};
+
+/// Resource types whose replacement or deletion loses data.
+pub const DATA_STORE_TYPES: [&str; 8] = [
+    "AWS::S3::Bucket",
+    "AWS::RDS::DBCluster",
+    "AWS::RDS::DBInstance",
+    "AWS::DynamoDB::Table",
+    "AWS::Kinesis::Stream",
+    "AWS::KMS::Key",
+    "AWS::MSK::Cluster",
+    "AWS::SecretsManager::Secret",
+];
+
+/// Logical ids of the data stores in a normalised template, sorted.
+pub fn data_stores(template: &Value) -> Vec<String> {
+    let mut ids: Vec<String> = template["Resources"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(_, r)| {
+            r["Type"]
+                .as_str()
+                .is_some_and(|t| DATA_STORE_TYPES.contains(&t))
+        })
+        .map(|(id, _)| id.clone())
+        .collect();
+    ids.sort();
+    ids
+}
+
+/// The stack policy of a protected stack: every update allowed, except
+/// replacing or deleting a data store (an operator who means it lifts the
+/// policy for one update with `--stack-policy-during-update-body`).
+pub fn stack_policy(template: &Value) -> String {
+    let mut statements = vec![json!({
+        "Effect": "Allow", "Principal": "*", "Action": "Update:*", "Resource": "*"
+    })];
+    let stores = data_stores(template);
+    if !stores.is_empty() {
+        let resources: Vec<String> = stores
+            .iter()
+            .map(|id| format!("LogicalResourceId/{id}"))
+            .collect();
+        statements.push(json!({
+            "Effect": "Deny", "Principal": "*",
+            "Action": ["Update:Replace", "Update:Delete"],
+            "Resource": resources
+        }));
+    }
+    serde_json::to_string(&json!({ "Statement": statements })).expect("policy serialises")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn data_stores_are_denied_replace_and_delete() {
+        let template = json!({"Resources": {
+            "Lake": {"Type": "AWS::S3::Bucket"},
+            "Stream": {"Type": "AWS::Kinesis::Stream"},
+            "Role": {"Type": "AWS::IAM::Role"}
+        }});
+        let policy: Value = serde_json::from_str(&stack_policy(&template)).unwrap();
+        assert_eq!(
+            policy["Statement"][1],
+            json!({"Effect": "Deny", "Principal": "*",
+                   "Action": ["Update:Replace", "Update:Delete"],
+                   "Resource": ["LogicalResourceId/Lake", "LogicalResourceId/Stream"]})
+        );
+        assert_eq!(policy["Statement"][0]["Action"], "Update:*");
+    }
+
+    #[test]
+    fn a_stack_without_data_stores_only_allows() {
+        let template = json!({"Resources": {"Role": {"Type": "AWS::IAM::Role"}}});
+        let policy: Value = serde_json::from_str(&stack_policy(&template)).unwrap();
+        assert_eq!(policy["Statement"].as_array().unwrap().len(), 1);
+    }
+}

@@ -1,0 +1,494 @@
+//! `lakectl up / diff / status / outputs / down` against moto in server mode
+//! (a real CloudFormation API endpoint on 127.0.0.1, started per test).
+//! What `up` made is read back through the AWS SDKs, not through lakectl.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use lake_testkit::{repo_root, tempdir, Moto};
+use serde_json::Value;
+
+/// One environment directory, artifacts and an emulator for one test.
+struct Lab {
+    moto: Moto,
+    dir: tempfile::TempDir,
+}
+
+impl Lab {
+    fn new() -> Lab {
+        let lab = Lab {
+            moto: Moto::start(),
+            dir: tempdir(),
+        };
+        std::fs::create_dir_all(lab.envs()).unwrap();
+        for f in ["_base.yaml", "local.yaml"] {
+            std::fs::copy(repo_root().join("environments").join(f), lab.envs().join(f)).unwrap();
+        }
+        std::fs::create_dir_all(lab.artifacts()).unwrap();
+        for name in ["lake-ingest", "lake-compact"] {
+            std::fs::write(lab.artifacts().join(name), format!("{name} v1")).unwrap();
+        }
+        lab
+    }
+
+    fn envs(&self) -> PathBuf {
+        self.dir.path().join("environments")
+    }
+
+    fn artifacts(&self) -> PathBuf {
+        self.dir.path().join("artifacts")
+    }
+
+    /// Replace text in the local spec.
+    fn edit_local(&self, from: &str, to: &str) {
+        let path = self.envs().join("local.yaml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains(from), "local.yaml has no `{from}`");
+        std::fs::write(&path, text.replace(from, to)).unwrap();
+    }
+
+    fn lakectl(&self, args: &[&str]) -> Output {
+        self.lakectl_with(args, &[])
+    }
+
+    fn lakectl_with(&self, args: &[&str], extra: &[&str]) -> Output {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_lakectl"));
+        cmd.arg("--env-dir").arg(self.envs()).args(extra).args(args);
+        for (k, v) in self.moto.aws_env() {
+            cmd.env(k, v);
+        }
+        cmd.env("CI", "1").env_remove("AWS_PROFILE");
+        cmd.output().unwrap()
+    }
+
+    /// `lakectl up local` with this lab's artifacts; asserts the exit code.
+    fn up(&self, extra: &[&str], code: i32) -> Output {
+        let artifacts = self.artifacts();
+        let mut args = vec!["up", "local", "--artifacts", artifacts.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        let o = self.lakectl(&args);
+        assert_eq!(o.status.code(), Some(code), "{}", text(&o));
+        o
+    }
+
+    fn diff(&self, code: i32) -> Output {
+        let artifacts = self.artifacts();
+        let o = self.lakectl(&[
+            "diff",
+            "local",
+            "--detailed-exitcode",
+            "--artifacts",
+            artifacts.to_str().unwrap(),
+        ]);
+        assert_eq!(o.status.code(), Some(code), "{}", text(&o));
+        o
+    }
+
+    fn status(&self) -> (i32, Value) {
+        let o = self.lakectl(&["status", "local", "--output", "json"]);
+        let rows = serde_json::from_slice(&o.stdout).unwrap_or_else(|_| panic!("{}", text(&o)));
+        (o.status.code().unwrap(), rows)
+    }
+
+    fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
+        tokio::runtime::Runtime::new().unwrap().block_on(f)
+    }
+
+    fn sdk_config(&self) -> aws_config::SdkConfig {
+        let endpoint = self.moto.endpoint.clone();
+        self.block_on(async move {
+            aws_config::defaults(aws_config::BehaviorVersion::latest())
+                .endpoint_url(endpoint)
+                .region(aws_config::Region::new("us-east-1"))
+                .credentials_provider(aws_sdk_cloudformation::config::Credentials::new(
+                    "testing", "testing", None, None, "test",
+                ))
+                .load()
+                .await
+        })
+    }
+
+    /// Active stacks named `lake-local-*`, with their status.
+    fn stacks(&self) -> Vec<(String, String)> {
+        let cfn = aws_sdk_cloudformation::Client::new(&self.sdk_config());
+        let mut found: Vec<(String, String)> = self
+            .block_on(cfn.describe_stacks().send())
+            .unwrap()
+            .stacks()
+            .iter()
+            .filter(|s| s.stack_name().unwrap_or("").starts_with("lake-local-"))
+            .map(|s| {
+                (
+                    s.stack_name().unwrap().to_string(),
+                    s.stack_status().unwrap().as_str().to_string(),
+                )
+            })
+            .collect();
+        found.sort();
+        found
+    }
+
+    /// Every event of every stack: nothing new = nothing was executed.
+    fn event_count(&self) -> usize {
+        let cfn = aws_sdk_cloudformation::Client::new(&self.sdk_config());
+        self.stacks()
+            .iter()
+            .map(|(name, _)| {
+                self.block_on(cfn.describe_stack_events().stack_name(name).send())
+                    .unwrap()
+                    .stack_events()
+                    .len()
+            })
+            .sum()
+    }
+
+    fn open_shards(&self) -> i32 {
+        let kinesis = aws_sdk_kinesis::Client::new(&self.sdk_config());
+        self.block_on(
+            kinesis
+                .describe_stream_summary()
+                .stream_name("lake-local-orders")
+                .send(),
+        )
+        .unwrap()
+        .stream_description_summary()
+        .unwrap()
+        .open_shard_count()
+    }
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+const LOCAL_STACKS: [&str; 8] = [
+    "lake-local-compaction",
+    "lake-local-emr",
+    "lake-local-iam",
+    "lake-local-ingest",
+    "lake-local-metastore",
+    "lake-local-network",
+    "lake-local-storage",
+    "lake-local-stream",
+];
+
+#[test]
+fn up_creates_every_stack_and_a_second_up_changes_nothing() {
+    let lab = Lab::new();
+    let first = lab.up(&["--yes", "--output", "json"], 0);
+    let report: Value = serde_json::from_slice(&first.stdout).unwrap();
+    assert_eq!(report["stacks"].as_object().unwrap().len(), 8, "{report}");
+    assert!(report["stacks"]
+        .as_object()
+        .unwrap()
+        .values()
+        .all(|o| o == "created"));
+    assert_eq!(
+        report["uploaded_artifacts"],
+        serde_json::json!(["lake-compact", "lake-ingest"])
+    );
+    let created = lab.stacks();
+    assert_eq!(
+        created,
+        LOCAL_STACKS
+            .iter()
+            .map(|s| (s.to_string(), "CREATE_COMPLETE".to_string()))
+            .collect::<Vec<_>>()
+    );
+
+    // status: every stack complete, exit 0.
+    let (code, rows) = lab.status();
+    assert_eq!(code, 0, "{rows}");
+    assert!(rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|r| r["status"] == "CREATE_COMPLETE" && r["ok"] == true));
+
+    // Outputs flowed downstream: the ingest stack got the stream's name and
+    // the artifact's content address, which is in the artifacts bucket.
+    let outputs: Value = serde_json::from_slice(
+        &lab.lakectl(&["outputs", "local", "--output", "json"])
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(outputs["stream"]["StreamName"], "lake-local-orders");
+    let bucket = outputs["storage"]["ArtifactsBucketName"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let sha = lake_dataplane_sha("lake-ingest v1");
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&lab.sdk_config())
+            .force_path_style(true)
+            .build(),
+    );
+    let key = format!("bin/lake-ingest/{sha}/lake-ingest");
+    let body = lab
+        .block_on(async {
+            s3.get_object()
+                .bucket(&bucket)
+                .key(&key)
+                .send()
+                .await?
+                .body
+                .collect()
+                .await
+                .map_err(|e| e.into())
+        })
+        .map_err(|e: Box<dyn std::error::Error>| e.to_string())
+        .unwrap();
+    assert_eq!(body.into_bytes().as_ref(), b"lake-ingest v1");
+
+    // A second up: nothing planned, nothing executed, nothing uploaded.
+    let events = lab.event_count();
+    let second = lab.up(&["--output", "json"], 0);
+    let report: Value = serde_json::from_slice(&second.stdout).unwrap();
+    assert!(
+        report["stacks"]
+            .as_object()
+            .unwrap()
+            .values()
+            .all(|o| o == "no changes"),
+        "{report}"
+    );
+    assert_eq!(report["executed_change_sets"], 0);
+    assert_eq!(report["uploaded_artifacts"], serde_json::json!([]));
+    assert_eq!(lab.event_count(), events, "the second up touched a stack");
+    lab.diff(0);
+}
+
+/// sha256 of a text, as the publisher names artifacts.
+fn lake_dataplane_sha(text: &str) -> String {
+    let dir = tempdir();
+    let path = dir.path().join("x");
+    std::fs::write(&path, text).unwrap();
+    lakectl::publish::sha256_file(&path).unwrap()
+}
+
+#[test]
+fn a_changed_spec_shows_in_diff_needs_approval_and_is_applied() {
+    let lab = Lab::new();
+    lab.up(&["--yes"], 0);
+    assert_eq!(lab.open_shards(), 4);
+    lab.edit_local("  shards: 4", "  shards: 6");
+    // Moving the lake moves every grant on it: new resources in IAM policies.
+    std::fs::write(
+        lab.envs().join("local.yaml"),
+        std::fs::read_to_string(lab.envs().join("local.yaml")).unwrap()
+            + "storage:\n  lake_prefix: lake/v2\n",
+    )
+    .unwrap();
+
+    let plan = String::from_utf8(lab.diff(2).stdout).unwrap();
+    assert!(
+        plan.contains("Stack lake-local-stream (stream): update"),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("~ OrdersStream AWS::Kinesis::Stream"),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("Properties.ShardCount: \"4\" -> \"6\""),
+        "{plan}"
+    );
+    assert!(plan.contains("IAM and security group changes:"), "{plan}");
+    assert!(
+        plan.contains("+ IngestInstanceRole/ingest: Allow s3:PutObject on {\"Fn::Sub\":\"${DataBucketArn}/lake/v2/*\"}  [broadening]"),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("Stack lake-local-network (network): no changes"),
+        "{plan}"
+    );
+    let json: Value = serde_json::from_slice(
+        &lab.lakectl(&[
+            "diff",
+            "local",
+            "--output",
+            "json",
+            "--artifacts",
+            lab.artifacts().to_str().unwrap(),
+        ])
+        .stdout,
+    )
+    .unwrap();
+    assert_eq!(json["changes"], true);
+    assert_eq!(json["broadening"], true);
+
+    // Broadening needs --yes when nobody is at a terminal; nothing changes.
+    let refused = lab.up(&[], 1);
+    assert!(
+        text(&refused).contains("need approval"),
+        "{}",
+        text(&refused)
+    );
+    assert_eq!(lab.open_shards(), 4);
+
+    let applied = lab.up(&["--yes", "--output", "json"], 0);
+    let report: Value = serde_json::from_slice(&applied.stdout).unwrap();
+    assert_eq!(report["stacks"]["lake-local-stream"], "updated", "{report}");
+    assert_eq!(report["stacks"]["lake-local-iam"], "updated", "{report}");
+    assert_eq!(
+        report["stacks"]["lake-local-network"], "no changes",
+        "{report}"
+    );
+    assert_eq!(lab.open_shards(), 6);
+    lab.diff(0);
+}
+
+#[test]
+fn a_failed_create_names_the_resource_and_the_next_up_recovers() {
+    let lab = Lab::new();
+    // A template that CloudFormation rejects: an attribute streams lack.
+    let broken = lab.dir.path().join("templates");
+    std::fs::create_dir_all(&broken).unwrap();
+    let stream = std::fs::read_to_string(repo_root().join("templates/stream.yaml.j2")).unwrap();
+    std::fs::write(
+        broken.join("stream.yaml.j2"),
+        stream + "  Broken:\n    Value: !GetAtt OrdersStream.NoSuchAttribute\n",
+    )
+    .unwrap();
+    let artifacts = lab.artifacts();
+    let failed = lab.lakectl_with(
+        &[
+            "up",
+            "local",
+            "--yes",
+            "--artifacts",
+            artifacts.to_str().unwrap(),
+        ],
+        &["--templates", broken.to_str().unwrap()],
+    );
+    assert_eq!(failed.status.code(), Some(1), "{}", text(&failed));
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert!(stderr.contains("lake-local-stream"), "{stderr}");
+    assert!(stderr.contains("NoSuchAttribute"), "{stderr}");
+    // Stacks that need the stream were not started.
+    let (code, rows) = lab.status();
+    assert_eq!(code, 1);
+    let state = |id: &str| {
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["id"] == id)
+            .unwrap()["status"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(state("stream"), "NOT_DEPLOYED");
+    assert_eq!(state("ingest"), "NOT_DEPLOYED");
+    assert_eq!(state("network"), "CREATE_COMPLETE");
+
+    // Fixed (the built-in template): the next up finishes the job.
+    lab.up(&["--yes"], 0);
+    assert_eq!(lab.status().0, 0);
+    assert_eq!(lab.stacks().len(), 8);
+}
+
+#[test]
+fn down_asks_then_removes_every_stack() {
+    let lab = Lab::new();
+    lab.up(&["--yes"], 0);
+    let refused = lab.lakectl(&["down", "local"]);
+    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
+    assert!(text(&refused).contains("--yes"));
+    assert_eq!(lab.stacks().len(), 8, "nothing was deleted without --yes");
+
+    let o = lab.lakectl(&["down", "local", "--yes"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(lab.stacks(), Vec::<(String, String)>::new());
+    let (code, rows) = lab.status();
+    assert_eq!(code, 1);
+    assert!(rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|r| r["status"] == "NOT_DEPLOYED"));
+}
+
+#[test]
+fn a_protected_environment_gets_protection_and_down_refuses_it() {
+    let lab = Lab::new();
+    std::fs::write(
+        lab.envs().join("local.yaml"),
+        std::fs::read_to_string(lab.envs().join("local.yaml")).unwrap()
+            + "protection:\n  termination_protection: true\n",
+    )
+    .unwrap();
+    lab.up(&["--yes"], 0);
+    let cfn = aws_sdk_cloudformation::Client::new(&lab.sdk_config());
+    let storage = lab
+        .block_on(
+            cfn.describe_stacks()
+                .stack_name("lake-local-storage")
+                .send(),
+        )
+        .unwrap();
+    assert_eq!(
+        storage.stacks()[0].enable_termination_protection(),
+        Some(true)
+    );
+    let policy = lab
+        .block_on(
+            cfn.get_stack_policy()
+                .stack_name("lake-local-storage")
+                .send(),
+        )
+        .unwrap();
+    let policy: Value = serde_json::from_str(policy.stack_policy_body().unwrap()).unwrap();
+    let denied = &policy["Statement"][1];
+    assert_eq!(denied["Effect"], "Deny");
+    assert!(
+        denied["Resource"]
+            .as_array()
+            .unwrap()
+            .contains(&Value::from("LogicalResourceId/DataBucket")),
+        "{policy}"
+    );
+
+    let refused = lab.lakectl(&["down", "local", "--yes"]);
+    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
+    assert!(text(&refused).contains("--allow-protected"));
+    assert_eq!(lab.stacks().len(), 8);
+    // `down --allow-protected` first lifts termination protection
+    // (UpdateTerminationProtection), which moto 5.2 answers with HTTP 500;
+    // the error must say so plainly and delete nothing.
+    let o = lab.lakectl(&["down", "local", "--yes", "--allow-protected"]);
+    if o.status.code() == Some(0) {
+        assert!(lab.stacks().is_empty(), "{}", text(&o));
+    } else {
+        assert!(
+            text(&o).contains("setting termination protection on lake-local-")
+                && text(&o).contains("HTTP 500"),
+            "{}",
+            text(&o)
+        );
+    }
+}
+
+#[test]
+fn another_account_is_refused_before_anything_is_touched() {
+    let lab = Lab::new();
+    std::fs::write(
+        lab.envs().join("local.yaml"),
+        std::fs::read_to_string(lab.envs().join("local.yaml")).unwrap()
+            + "account_id: \"111111111111\"\n",
+    )
+    .unwrap();
+    let o = lab.up(&["--yes"], 1);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        stderr.contains("belongs to AWS account 111111111111")
+            && stderr.contains("credentials in use are for account 123456789012"),
+        "{stderr}"
+    );
+    assert!(lab.stacks().is_empty());
+}
