@@ -668,3 +668,58 @@ fn stack_policy(stack: &RenderedStack) -> Result<String, DeployError> {
     })?;
     Ok(protect::stack_policy(&template))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::diff::{diff_stack, StackAction};
+    use crate::plan::normalize::normalize;
+
+    fn plan() -> Vec<StackDiff> {
+        let role = |actions: &str| {
+            normalize(&format!(
+                "Resources:\n  R:\n    Type: AWS::IAM::Role\n    Properties:\n      AssumeRolePolicyDocument: {{Statement: []}}\n      Policies:\n        - PolicyName: p\n          PolicyDocument:\n            Statement:\n              - {{Effect: Allow, Action: [{actions}], Resource: 'arn:aws:s3:::b/*'}}\n"
+            ))
+            .unwrap()
+        };
+        let none = BTreeMap::new();
+        let widened = diff_stack(
+            "iam",
+            "e-iam",
+            Some((&role("s3:GetObject"), &none)),
+            Some((&role("s3:GetObject, s3:PutObject"), &none)),
+        );
+        let narrowed = diff_stack(
+            "iam2",
+            "e-iam2",
+            Some((&role("s3:GetObject, s3:PutObject"), &none)),
+            Some((&role("s3:GetObject"), &none)),
+        );
+        let deleted = diff_stack(
+            "kafka",
+            "e-kafka",
+            Some((&role("s3:GetObject"), &none)),
+            None,
+        );
+        assert_eq!(deleted.action, StackAction::Delete);
+        vec![widened, narrowed, deleted]
+    }
+
+    #[test]
+    fn broadening_and_deletions_need_approval_by_default() {
+        let needed = approvals_needed(&plan(), Approval::Broadening);
+        assert_eq!(
+            needed,
+            [
+                "e-iam: + R/p: Allow s3:PutObject on arn:aws:s3:::b/*",
+                "e-kafka: the stack is deleted"
+            ]
+        );
+    }
+
+    #[test]
+    fn any_change_and_never() {
+        assert_eq!(approvals_needed(&plan(), Approval::AnyChange).len(), 3);
+        assert!(approvals_needed(&plan(), Approval::Never).is_empty());
+    }
+}
