@@ -153,6 +153,89 @@ fn archive_objects_land_partitioned_with_dead_letters_and_reruns_change_nothing(
 }
 
 #[test]
+fn parquet_files_are_typed_by_the_schema_and_rows_that_do_not_fit_are_dead_letters() {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    use parquet::record::RowAccessor;
+
+    let dir = tempdir();
+    let good = write_archive(dir.path());
+    // One more object: a record whose orderid is text cannot be an int column.
+    let extra = dir.path().join("raw/2019/11/13/16/lake-raw-archive-2");
+    std::fs::create_dir_all(extra.parent().unwrap()).unwrap();
+    std::fs::write(
+        &extra,
+        r#"{"ordertime":1573657200000,"orderid":"seven","itemid":"Item_x","orderunits":1,"address":{"city":"C","state":"S","zipcode":1}}"#,
+    )
+    .unwrap();
+    let (from, lake) = (dir.path().join("raw"), dir.path().join("lake"));
+    let args = [
+        "--from",
+        from.to_str().unwrap(),
+        "--sink",
+        lake.to_str().unwrap(),
+        "--schema",
+        &schema(),
+        "--format",
+        "parquet",
+    ];
+    let out = backfill(&args, &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("304 records: 300 written to 3 files, 4 dead-lettered"),
+        "{stderr}"
+    );
+    let files = snapshot(&lake);
+    let mut orderids = Vec::new();
+    for key in files.keys().filter(|k| k.starts_with("ordertime=")) {
+        assert!(key.ends_with(".parquet"), "{key}");
+        let reader =
+            SerializedFileReader::new(std::fs::File::open(lake.join(key)).unwrap()).unwrap();
+        let columns: Vec<String> = reader
+            .metadata()
+            .file_metadata()
+            .schema_descr()
+            .columns()
+            .iter()
+            .map(|c| format!("{}:{}", c.name(), c.physical_type()))
+            .collect();
+        assert_eq!(
+            columns,
+            [
+                "ordertime:INT64",
+                "orderid:INT32",
+                "itemid:BYTE_ARRAY",
+                "orderunits:DOUBLE",
+                "address_city:BYTE_ARRAY",
+                "address_state:BYTE_ARRAY",
+                "address_zipcode:INT64"
+            ]
+        );
+        for row in reader.get_row_iter(None).unwrap() {
+            let row = row.unwrap();
+            let hour = (row.get_long(0).unwrap() / 1000 - 1_573_657_200) / 3600;
+            assert!(key.starts_with(&format!("ordertime=20191113{}", 15 + hour)));
+            assert_eq!(row.get_double(3).unwrap(), 1.5);
+            orderids.push(row.get_int(1).unwrap());
+        }
+    }
+    orderids.sort();
+    assert_eq!(orderids, (0..good.len() as i32).collect::<Vec<_>>());
+    let dead: String = files
+        .iter()
+        .filter(|(k, _)| k.starts_with("_errors/"))
+        .map(|(_, v)| String::from_utf8(v.clone()).unwrap())
+        .collect();
+    assert!(
+        dead.contains(r#"column `orderid` is Int32 in the schema; the record has \"seven\""#),
+        "{dead}"
+    );
+    // Deterministic bytes: a re-run rewrites the same files.
+    backfill(&args, &[]);
+    assert!(snapshot(&lake) == files);
+}
+
+#[test]
 fn open_files_are_bounded_and_files_roll_by_records() {
     let dir = tempdir();
     write_archive(dir.path());

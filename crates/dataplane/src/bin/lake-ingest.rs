@@ -12,11 +12,12 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use lake_dataplane::datagen::{OrderSpec, Orders, DEFAULT_START_MS};
-use lake_dataplane::flatten::schema::columns_from_avro;
+use lake_dataplane::flatten::schema::{columns_from_avro, typed_columns_from_avro};
 use lake_dataplane::flatten::stream::{Format, Stream};
 use lake_dataplane::flatten::{CsvLayout, FlattenConfig, DEFAULT_MAX_DEPTH};
 use lake_dataplane::ingest::backfill::{self, BackfillOptions};
 use lake_dataplane::ingest::kpl::{self, UserRecord};
+use lake_dataplane::ingest::parquet::ParquetLayout;
 use lake_dataplane::ingest::run::{self, RunOptions};
 use lake_dataplane::ingest::writer::RollPolicy;
 use lake_dataplane::ingest::{LakeFormat, PartitionBy};
@@ -39,6 +40,8 @@ struct Cli {
 enum OutFormat {
     Ndjson,
     Csv,
+    /// Lake files only (`run`, `backfill`): typed columns from --schema.
+    Parquet,
 }
 
 /// How records land in the lake: shared by `run` and `backfill`.
@@ -49,7 +52,9 @@ struct LakeArgs {
     sink: String,
     #[arg(long, value_enum, default_value_t = OutFormat::Csv)]
     format: OutFormat,
-    /// Avro record schema of the CSV columns (required with --format csv).
+    /// Avro record schema of the CSV or Parquet columns (required with
+    /// those formats: every file of the table gets the same columns, whichever
+    /// worker or replay writes it).
     #[arg(long)]
     schema: Option<PathBuf>,
     #[arg(long, value_enum, default_value_t = PartitionByArg::OrderTime)]
@@ -213,6 +218,9 @@ fn lake_format(
         (OutFormat::Csv, None) => {
             bail!("--format csv needs --schema FILE (an Avro record schema such as orders.avsc) to fix the columns of every file")
         }
+        (OutFormat::Parquet, None) => {
+            bail!("--format parquet needs --schema FILE (an Avro record schema such as orders.avsc) to type the columns of every file")
+        }
         (OutFormat::Csv, Some(path)) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("reading {}", path.display()))?;
@@ -221,6 +229,16 @@ fn lake_format(
             LakeFormat::Csv(
                 CsvLayout::new(columns).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
             )
+        }
+        (OutFormat::Parquet, Some(path)) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            let columns = typed_columns_from_avro(&text, separator)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            LakeFormat::Parquet(std::sync::Arc::new(
+                ParquetLayout::new(columns)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
+            ))
         }
     })
 }
@@ -309,6 +327,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 bail!("--separator {separator:?}: {e}");
             }
             let format = match (format, schema) {
+                (OutFormat::Parquet, _) => bail!(
+                    "--format parquet writes lake files: use `lake-ingest backfill` or `lake-ingest run`"
+                ),
                 (OutFormat::Ndjson, Some(_)) => bail!("--schema applies to --format csv only"),
                 (OutFormat::Ndjson, None) => Format::Ndjson,
                 (OutFormat::Csv, None) => Format::Csv(None),

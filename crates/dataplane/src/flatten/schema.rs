@@ -10,6 +10,49 @@ use serde_json::Value;
 
 /// Column names of an Avro record schema, nested records joined by `separator`.
 pub fn columns_from_avro(schema: &str, separator: &str) -> Result<Vec<String>, String> {
+    Ok(typed_columns_from_avro(schema, separator)?
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect())
+}
+
+/// The value type of a flattened column, as typed files (Parquet) store it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnType {
+    Boolean,
+    Int32,
+    Int64,
+    Float,
+    Double,
+    String,
+    /// Anything else (arrays, maps, unions of several types, bytes): the
+    /// value's JSON text.
+    Json,
+}
+
+impl ColumnType {
+    fn from_avro(ty: &Value) -> ColumnType {
+        let name = ty
+            .as_str()
+            .or_else(|| ty.get("type").and_then(Value::as_str));
+        match name {
+            Some("boolean") => ColumnType::Boolean,
+            Some("int") => ColumnType::Int32,
+            Some("long") => ColumnType::Int64,
+            Some("float") => ColumnType::Float,
+            Some("double") => ColumnType::Double,
+            Some("string") | Some("enum") => ColumnType::String,
+            _ => ColumnType::Json,
+        }
+    }
+}
+
+/// Columns of an Avro record schema with their types; every column may be
+/// null (a record may lack any key).
+pub fn typed_columns_from_avro(
+    schema: &str,
+    separator: &str,
+) -> Result<Vec<(String, ColumnType)>, String> {
     let root: Value =
         serde_json::from_str(schema).map_err(|e| format!("the schema is not JSON: {e}"))?;
     if root.get("type").and_then(Value::as_str) != Some("record") {
@@ -26,7 +69,7 @@ fn walk(
     prefix: &str,
     separator: &str,
     named: &mut HashMap<String, Value>,
-    columns: &mut Vec<String>,
+    columns: &mut Vec<(String, ColumnType)>,
 ) -> Result<(), String> {
     if let Some(name) = record.get("name").and_then(Value::as_str) {
         named.insert(name.to_string(), record.clone());
@@ -53,7 +96,7 @@ fn walk(
                 columns,
             )?;
         } else {
-            columns.push(format!("{prefix}{name}"));
+            columns.push((format!("{prefix}{name}"), ColumnType::from_avro(&ty)));
         }
     }
     Ok(())
@@ -109,6 +152,16 @@ mod tests {
             {"name":"b","type":["null","p"]},
             {"name":"c","type":["null","string","int"]}]}"#;
         assert_eq!(columns_from_avro(s, ".").unwrap(), ["a.x", "b.x", "c"]);
+        let types: Vec<ColumnType> = typed_columns_from_avro(s, ".")
+            .unwrap()
+            .into_iter()
+            .map(|(_, t)| t)
+            .collect();
+        // `["null","string","int"]` has two non-null branches: kept as JSON.
+        assert_eq!(
+            types,
+            [ColumnType::Int32, ColumnType::Int32, ColumnType::Json]
+        );
         assert!(columns_from_avro(r#"{"type":"string"}"#, "_").is_err());
     }
 }

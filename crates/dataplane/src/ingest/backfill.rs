@@ -105,7 +105,7 @@ pub async fn run(opts: &BackfillOptions) -> Result<BackfillReport> {
                 runtime_ref,
                 &scratch,
                 opts_ref.roll.clone(),
-                opts_ref.format.header(),
+                &opts_ref.format,
                 move |partition: &str, first: &str| {
                     format!("{partition}/backfill-{id}-{first:0>10}.{ext}")
                 },

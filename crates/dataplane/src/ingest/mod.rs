@@ -9,6 +9,7 @@
 pub mod backfill;
 pub mod kpl;
 pub mod lease;
+pub mod parquet;
 pub mod run;
 pub mod time;
 pub mod writer;
@@ -37,6 +38,9 @@ pub(crate) fn trim_ws(s: &[u8]) -> &[u8] {
 pub enum LakeFormat {
     Ndjson,
     Csv(CsvLayout),
+    /// Typed columns; rows are checked on the way in (a record that does not
+    /// fit is a dead letter) and encoded when a file closes.
+    Parquet(std::sync::Arc<parquet::ParquetLayout>),
 }
 
 impl LakeFormat {
@@ -44,12 +48,13 @@ impl LakeFormat {
         match self {
             LakeFormat::Ndjson => "ndjson",
             LakeFormat::Csv(_) => "csv",
+            LakeFormat::Parquet(_) => "parquet",
         }
     }
 
     pub fn header(&self) -> Vec<u8> {
         match self {
-            LakeFormat::Ndjson => Vec::new(),
+            LakeFormat::Ndjson | LakeFormat::Parquet(_) => Vec::new(),
             LakeFormat::Csv(layout) => layout.header(),
         }
     }
@@ -122,7 +127,9 @@ impl Pipeline {
     ) -> Result<usize> {
         self.row.clear();
         let flattened = match &self.format {
-            LakeFormat::Ndjson => self.flattener.flatten_ndjson(input, &mut self.row),
+            LakeFormat::Ndjson | LakeFormat::Parquet(_) => {
+                self.flattener.flatten_ndjson(input, &mut self.row)
+            }
             LakeFormat::Csv(layout) => self.flattener.flatten_csv(input, layout, &mut self.row),
         };
         if let Err(ErrorKind::Trailing { at }) = flattened {
@@ -135,6 +142,10 @@ impl Pipeline {
         self.counts.bytes_in += record.len() as u64;
         let when = flattened
             .map_err(|e| e.to_string())
+            .and_then(|()| match &self.format {
+                LakeFormat::Parquet(layout) => layout.check(&self.row),
+                _ => Ok(()),
+            })
             .and_then(|()| match &self.partition_by {
                 PartitionBy::ArrivalTime => Ok(arrival_secs),
                 PartitionBy::OrderTime { field } => match self.flattener.captured(record) {

@@ -368,7 +368,7 @@ fn new_window<'a>(shared: &'a Shared, shard: &'a str, scratch: &std::path::Path)
         &shared.runtime,
         scratch,
         roll,
-        opts.format.header(),
+        &opts.format,
         move |partition: &str, first: &str| format!("{partition}/{shard}-{first}.{ext}"),
     );
     Window {

@@ -2,9 +2,11 @@
 //! size, record count and age, with a bound on open files (least recently
 //! used closed first) so late, out-of-order data cannot exhaust memory.
 //!
-//! Owns: local files being written and their publication to the sink
-//! through a `Store` (rename on disk, upload to S3). Must not: flatten,
-//! parse times or choose names (callers pass a naming function).
+//! Owns: local files being written, their encoding when closed (Parquet
+//! files are written as rows, then encoded column by column), and their
+//! publication to the sink through a `Store` (rename on disk, upload to
+//! S3). Must not: flatten, parse times or choose names (callers pass a
+//! naming function).
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -14,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
+use super::LakeFormat;
 use crate::store::Store;
 
 /// When files roll and how many stay open.
@@ -65,6 +68,7 @@ pub struct PartitionedWriter<'a> {
     policy: RollPolicy,
     /// Written at the top of every file (the CSV header), or empty.
     header: Vec<u8>,
+    format: LakeFormat,
     /// Final key of a new file: (partition, id of its first record).
     name: NameFn<'a>,
     open: HashMap<String, OpenFile>,
@@ -80,7 +84,7 @@ impl<'a> PartitionedWriter<'a> {
         runtime: &'a tokio::runtime::Handle,
         scratch: &Path,
         policy: RollPolicy,
-        header: Vec<u8>,
+        format: &LakeFormat,
         name: impl FnMut(&str, &str) -> String + Send + 'a,
     ) -> Self {
         PartitionedWriter {
@@ -88,7 +92,8 @@ impl<'a> PartitionedWriter<'a> {
             runtime,
             scratch: scratch.to_path_buf(),
             policy,
-            header,
+            header: format.header(),
+            format: format.clone(),
             name: Box::new(name),
             open: HashMap::new(),
             last: String::new(),
@@ -162,14 +167,26 @@ impl<'a> PartitionedWriter<'a> {
         }
         f.out.flush()?;
         drop(f.out);
+        let (file, bytes) = match &self.format {
+            LakeFormat::Parquet(layout) => {
+                let encoded = f.local.with_extension("parquet.partial");
+                layout
+                    .convert(&f.local, &encoded)
+                    .with_context(|| format!("encoding {} as Parquet", f.key))?;
+                let _ = std::fs::remove_file(&f.local);
+                let bytes = std::fs::metadata(&encoded)?.len();
+                (encoded, bytes)
+            }
+            _ => (f.local, f.bytes),
+        };
         self.runtime
-            .block_on(self.store.put_file(&f.key, &f.local))
+            .block_on(self.store.put_file(&f.key, &file))
             .with_context(|| format!("publishing {}", f.key))?;
-        let _ = std::fs::remove_file(&f.local);
+        let _ = std::fs::remove_file(&file);
         self.published.push(Published {
             key: f.key,
             records: f.records,
-            bytes: f.bytes,
+            bytes,
         });
         Ok(())
     }
