@@ -1,58 +1,95 @@
 #!/usr/bin/env python3
-"""The demo's S3 part, against the emulator in AWS_ENDPOINT_URL: lay the
-flattened orders out as small hourly files (what `lake-ingest run` will do,
-issue 6), compact them in place with lake-compact, and check that every good
-order is in the lake exactly once."""
+"""The demo's checks against the emulator in AWS_ENDPOINT_URL.
+
+put-bad STREAM: put three malformed records (not JSON, no order time, a KPL
+aggregate with a corrupted digest).
+verify BUCKET PREFIX BIN SCHEMA: show the lake `lake-ingest run` wrote,
+compact its largest partition with lake-compact, and check that every good
+order is there exactly once and every malformed one is a dead letter."""
 
 import collections
-import datetime
-import gzip
+import hashlib
 import subprocess
 import sys
 
 import boto3
 
-csv_path, dead_path, compact = sys.argv[1:4]
-BUCKET, PREFIX = "lake-local-data", "lake/orders"
-s3 = boto3.client("s3")
-s3.create_bucket(Bucket=BUCKET)
 
-header, *rows = open(csv_path, "rb").read().decode().splitlines()
-by_hour = collections.defaultdict(list)
-for row in rows:
-    hour = datetime.datetime.fromtimestamp(int(row.split(",")[0]) / 1000, datetime.timezone.utc)
-    by_hour[hour.strftime("ordertime=%Y%m%d%H")].append(row)
-files = 0
-for part, part_rows in sorted(by_hour.items()):
-    for i in range(0, len(part_rows), 250):
-        body = "\n".join([header] + part_rows[i:i + 250]) + "\n"
-        s3.put_object(Bucket=BUCKET, Key=f"{PREFIX}/{part}/part-{i // 250:04d}.csv", Body=body.encode())
-        files += 1
-print(f"\n== s3://{BUCKET}/{PREFIX}: {len(rows)} orders in {files} small files over {len(by_hour)} hourly partitions")
+def put_bad(stream):
+    kinesis = boto3.client("kinesis")
+    # AggregatedRecord{partition_key_table: ["k"], records: [{0, data: "{}"}]}
+    body = bytes([0x0A, 0x01]) + b"k" + bytes([0x1A, 0x06, 0x08, 0x00, 0x1A, 0x02]) + b"{}"
+    digest = bytearray(hashlib.md5(body).digest())
+    digest[-1] ^= 0xFF
+    for key, data in [("bad-1", b"not json"), ("bad-2", b'{"orderid":1}'),
+                      ("bad-3", bytes([0xF3, 0x89, 0x9A, 0xC2]) + body + bytes(digest))]:
+        kinesis.put_record(StreamName=stream, PartitionKey=key, Data=data)
+    print("put 3 malformed records")
 
-print("\n== lake-compact --src s3://... --dest s3://... --delete-on-success --output-manifest manifest.gz")
-url = f"s3://{BUCKET}/{PREFIX}"
-subprocess.run([compact, "--src", url, "--dest", url, "--delete-on-success", "--output-manifest", "manifest.gz"], check=True)
 
-print("\n== the lake after compaction")
-lake_rows = collections.Counter()
-objects = s3.list_objects_v2(Bucket=BUCKET, Prefix=PREFIX + "/")["Contents"]
-for o in objects:
-    key = o["Key"]
-    body = s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()
-    if key.endswith("manifest.gz"):
-        listed = gzip.decompress(body).decode().splitlines()
-        print(f"  {key}: {len(listed)} compacted source files listed")
-        continue
-    lines = body.decode().splitlines()
-    assert lines[0] == header, f"{key} lost its header"
-    lake_rows.update(lines[1:])
-    print(f"  {key}: {len(lines) - 1} orders, {o['Size']} bytes")
+def expected_rows(bin_dir, schema):
+    rows = []
+    for seed, start in [("7", None), ("8", "1573700400000")]:
+        gen = [f"{bin_dir}/lake-ingest", "datagen", "--count", "10000", "--seed", seed]
+        if start:
+            gen += ["--start-ms", start]
+        orders = subprocess.run(gen, check=True, capture_output=True).stdout
+        flat = subprocess.run([f"{bin_dir}/lake-ingest", "flatten", "--format", "csv", "--schema", schema],
+                              input=orders, check=True, capture_output=True).stdout.decode()
+        header, *lines = flat.splitlines()
+        rows += lines
+    return header, collections.Counter(rows)
 
-expected = collections.Counter(rows)
-dead = sum(1 for _ in open(dead_path))
-ok = lake_rows == expected and len(listed) == files and dead == 5
-print(f"\n== verdict: {sum(lake_rows.values())} orders in the lake, {len(expected)} expected, "
-      f"duplicates {sum(c - 1 for c in lake_rows.values() if c > 1)}, missing {len(expected - lake_rows)}, "
-      f"dead letters {dead} of 5 injected -> {'OK: every good order exactly once' if ok else 'FAILED'}")
-sys.exit(0 if ok else 1)
+
+def lake(s3, bucket, prefix):
+    objects = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix + "/"):
+        objects += page.get("Contents", [])
+    return objects
+
+
+def verify(bucket, prefix, bin_dir, schema):
+    s3 = boto3.client("s3")
+    header, expected = expected_rows(bin_dir, schema)
+    before = [o for o in lake(s3, bucket, prefix) if "/ordertime=" in o["Key"]]
+    by_partition = collections.Counter(o["Key"].split("/")[-2] for o in before)
+    print(f"\n== s3://{bucket}/{prefix}: {len(before)} files in {len(by_partition)} hourly partitions")
+    for part, n in sorted(by_partition.items()):
+        print(f"  {part}: {n} files")
+
+    part, n = by_partition.most_common(1)[0]
+    url = f"s3://{bucket}/{prefix}/{part}"
+    print(f"\n== lake-compact --src {url} --dest {url} --delete-on-success ({n} small files)")
+    subprocess.run([f"{bin_dir}/lake-compact", "--src", url, "--dest", url, "--delete-on-success",
+                    "--output-manifest", "manifest.gz"], check=True)
+
+    print("\n== the lake after compaction")
+    rows, dead, files = collections.Counter(), [], collections.Counter()
+    for o in lake(s3, bucket, prefix):
+        key = o["Key"]
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        if "/_errors/" in key:
+            dead += [line for line in body.decode().splitlines() if line]
+        elif "/ordertime=" in key and key.endswith(".csv"):
+            lines = body.decode().splitlines()
+            assert lines[0] == header, f"{key} lost its header"
+            rows.update(lines[1:])
+            files[key.split("/")[-2]] += 1
+    for p, k in sorted(files.items()):
+        print(f"  {p}: {k} files{'  <- compacted' if p == part else ''}")
+    reasons = sorted(__import__("json").loads(d)["reason"] for d in dead)
+    print(f"  _errors/: {len(dead)} dead letters")
+    for r in reasons:
+        print(f"    {r[:100]}")
+    ok = rows == expected and files[part] == 1 and len(dead) == 3
+    print(f"\n== verdict: {sum(rows.values())} orders in the lake, {sum(expected.values())} expected, "
+          f"duplicates {sum(c - 1 for c in rows.values() if c > 1)}, missing {sum((expected - rows).values())}, "
+          f"dead letters {len(dead)} of 3 injected -> {'OK: every good order exactly once' if ok else 'FAILED'}")
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "put-bad":
+        put_bad(sys.argv[2])
+    else:
+        verify(*sys.argv[2:6])

@@ -26,7 +26,7 @@ impl Lab {
         }
         std::fs::create_dir_all(lab.artifacts()).unwrap();
         for name in ["lake-ingest", "lake-compact"] {
-            std::fs::write(lab.artifacts().join(name), format!("{name} v1")).unwrap();
+            write_artifact(&lab.artifacts().join(name), &format!("{name} v1"));
         }
         lab
     }
@@ -157,6 +157,14 @@ impl Lab {
     }
 }
 
+/// A stand-in binary: an ELF header, a glibc symbol version the hosts have,
+/// and a version text (what the test changes to make a new artifact).
+fn write_artifact(path: &std::path::Path, version: &str) {
+    let mut bytes = b"\x7fELF\x02\x01\x01\0\0GLIBC_2.17\0".to_vec();
+    bytes.extend_from_slice(version.as_bytes());
+    std::fs::write(path, bytes).unwrap();
+}
+
 fn text(o: &Output) -> String {
     format!(
         "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
@@ -222,7 +230,7 @@ fn up_creates_every_stack_and_a_second_up_changes_nothing() {
         .as_str()
         .unwrap()
         .to_string();
-    let sha = lake_dataplane_sha("lake-ingest v1");
+    let sha = lakectl::publish::sha256_file(&lab.artifacts().join("lake-ingest")).unwrap();
     let s3 = aws_sdk_s3::Client::from_conf(
         aws_sdk_s3::config::Builder::from(&lab.sdk_config())
             .force_path_style(true)
@@ -243,7 +251,10 @@ fn up_creates_every_stack_and_a_second_up_changes_nothing() {
         })
         .map_err(|e: Box<dyn std::error::Error>| e.to_string())
         .unwrap();
-    assert_eq!(body.into_bytes().as_ref(), b"lake-ingest v1");
+    assert_eq!(
+        body.into_bytes().as_ref(),
+        std::fs::read(lab.artifacts().join("lake-ingest")).unwrap()
+    );
 
     // A second up: nothing planned, nothing executed, nothing uploaded.
     let events = lab.event_count();
@@ -261,14 +272,6 @@ fn up_creates_every_stack_and_a_second_up_changes_nothing() {
     assert_eq!(report["uploaded_artifacts"], serde_json::json!([]));
     assert_eq!(lab.event_count(), events, "the second up touched a stack");
     lab.diff(0);
-}
-
-/// sha256 of a text, as the publisher names artifacts.
-fn lake_dataplane_sha(text: &str) -> String {
-    let dir = tempdir();
-    let path = dir.path().join("x");
-    std::fs::write(&path, text).unwrap();
-    lakectl::publish::sha256_file(&path).unwrap()
 }
 
 #[test]
@@ -491,4 +494,35 @@ fn another_account_is_refused_before_anything_is_touched() {
         "{stderr}"
     );
     assert!(lab.stacks().is_empty());
+}
+
+#[test]
+fn a_new_ingest_binary_changes_the_ingest_stack_only() {
+    let lab = Lab::new();
+    lab.up(&["--yes"], 0);
+    let old = lakectl::publish::sha256_file(&lab.artifacts().join("lake-ingest")).unwrap();
+    write_artifact(&lab.artifacts().join("lake-ingest"), "lake-ingest v2");
+    let new = lakectl::publish::sha256_file(&lab.artifacts().join("lake-ingest")).unwrap();
+    let plan = String::from_utf8(lab.diff(2).stdout).unwrap();
+    assert!(
+        plan.contains(&format!("parameter IngestArtifactSha256: {old} -> {new}")),
+        "{plan}"
+    );
+    let changed: Vec<&str> = plan
+        .lines()
+        .filter(|l| l.starts_with("Stack ") && !l.ends_with("no changes"))
+        .collect();
+    assert_eq!(
+        changed,
+        ["Stack lake-local-ingest (ingest): update"],
+        "{plan}"
+    );
+    let report: Value = serde_json::from_slice(&lab.up(&["--output", "json"], 0).stdout).unwrap();
+    assert_eq!(
+        report["uploaded_artifacts"],
+        serde_json::json!(["lake-ingest"])
+    );
+    assert_eq!(report["stacks"]["lake-local-ingest"], "updated");
+    assert_eq!(report["stacks"]["lake-local-compaction"], "no changes");
+    lab.diff(0);
 }

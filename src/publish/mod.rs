@@ -15,6 +15,74 @@ use sha2::{Digest, Sha256};
 /// The binaries a deploy ships, by name.
 pub const ARTIFACT_NAMES: [&str; 2] = ["lake-ingest", "lake-compact"];
 
+/// glibc of the hosts that run the artifacts (Amazon Linux 2023).
+pub const TARGET_GLIBC: &str = "2.34";
+
+/// The newest `GLIBC_x.y[.z]` symbol version an ELF file asks for (`None`:
+/// none, e.g. a static build). Streams the file; the names live in its
+/// dynamic string table.
+pub fn glibc_needed(path: &Path) -> Result<Option<Vec<u32>>, PublishError> {
+    let err = |e: std::io::Error| PublishError::File {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    };
+    let mut file = std::fs::File::open(path).map_err(err)?;
+    let mut magic = [0u8; 4];
+    if file.read_exact(&mut magic).is_err() || &magic != b"\x7fELF" {
+        return Err(PublishError::NotElf {
+            path: path.display().to_string(),
+        });
+    }
+    let mut newest: Option<Vec<u32>> = None;
+    let mut buf = vec![0u8; 8 << 20];
+    let mut carry = 0usize;
+    loop {
+        let n = file.read(&mut buf[carry..]).map_err(err)?;
+        let end = carry + n;
+        for at in memchr::memmem::find_iter(&buf[..end], b"GLIBC_") {
+            let digits: Vec<u8> = buf[at + 6..end]
+                .iter()
+                .take_while(|b| b.is_ascii_digit() || **b == b'.')
+                .copied()
+                .collect();
+            let version: Vec<u32> = String::from_utf8_lossy(&digits)
+                .split('.')
+                .filter_map(|p| p.parse().ok())
+                .collect();
+            if version.len() >= 2 && newest.as_ref().map_or(true, |v| version > *v) {
+                newest = Some(version);
+            }
+        }
+        if n == 0 {
+            break;
+        }
+        // Keep a tail so a name split across reads is seen whole next time.
+        let keep = end.min(32);
+        buf.copy_within(end - keep..end, 0);
+        carry = keep;
+    }
+    Ok(newest)
+}
+
+/// Refuse a binary that would not start on the target hosts.
+pub fn check_runs_on_target(path: &Path) -> Result<(), PublishError> {
+    let target: Vec<u32> = TARGET_GLIBC
+        .split('.')
+        .map(|p| p.parse().expect("static"))
+        .collect();
+    match glibc_needed(path)? {
+        Some(needed) if needed > target => Err(PublishError::Glibc {
+            path: path.display().to_string(),
+            needed: needed
+                .iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join("."),
+        }),
+        _ => Ok(()),
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
     #[error("{path}: {message}")]
@@ -26,6 +94,16 @@ pub enum PublishError {
     NoWorkspace { cwd: String },
     #[error("building the data-plane binaries failed ({0}); run `cargo build --release -p lake-dataplane --bins` to see why")]
     Build(String),
+    #[error(
+        "{path}: needs glibc {needed} (symbol versions up to GLIBC_{needed}), but the ingest \
+         and compaction hosts run Amazon Linux 2023 with glibc {TARGET_GLIBC}; build it where \
+         glibc is {TARGET_GLIBC} or older (an amazonlinux:2023 container) or statically (musl)"
+    )]
+    Glibc { path: String, needed: String },
+    #[error(
+        "{path}: not a Linux executable (no ELF header); pass the built lake-ingest / lake-compact"
+    )]
+    NotElf { path: String },
     #[error("uploading {key} to s3://{bucket}: {message}")]
     Upload {
         bucket: String,
@@ -85,6 +163,7 @@ pub fn locate(dir: Option<&Path>) -> Result<BTreeMap<String, Artifact>, PublishE
                     message: format!("no {name} binary here"),
                 });
             }
+            check_runs_on_target(&path)?;
             let sha256 = sha256_file(&path)?;
             Ok((
                 name.to_string(),
@@ -166,19 +245,34 @@ pub async fn publish(
 mod tests {
     use super::*;
 
+    /// A minimal ELF-looking file asking for `glibc` symbol versions.
+    fn elf(path: &Path, versions: &[&str]) {
+        let mut bytes = b"\x7fELF\x02\x01\x01\0".to_vec();
+        for v in versions {
+            bytes.extend_from_slice(b"\0memcpy\0GLIBC_");
+            bytes.extend_from_slice(v.as_bytes());
+        }
+        bytes.push(0);
+        std::fs::write(path, bytes).unwrap();
+    }
+
     #[test]
     fn artifacts_are_addressed_by_their_content() {
         let dir = tempfile::tempdir().unwrap();
         for name in ARTIFACT_NAMES {
-            std::fs::write(dir.path().join(name), name.as_bytes()).unwrap();
+            elf(
+                &dir.path().join(name),
+                &["2.2.5", name.len().to_string().as_str()],
+            );
         }
-        let found = locate(Some(dir.path())).unwrap();
-        let ingest = &found["lake-ingest"];
+        std::fs::write(dir.path().join("x"), b"lake-ingest").unwrap();
         // `printf lake-ingest | sha256sum`
         assert_eq!(
-            ingest.sha256,
+            sha256_file(&dir.path().join("x")).unwrap(),
             "68ca2b65768586cdf3318ffcd1f37ffda5abdfcd9d5af260aba452330fca0fee"
         );
+        let found = locate(Some(dir.path())).unwrap();
+        let ingest = &found["lake-ingest"];
         assert_eq!(
             ingest.key(),
             format!("bin/lake-ingest/{}/lake-ingest", ingest.sha256)
@@ -187,9 +281,32 @@ mod tests {
     }
 
     #[test]
+    fn binaries_that_need_a_newer_glibc_than_the_hosts_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lake-ingest");
+        elf(&path, &["2.2.5", "2.34", "2.17"]);
+        assert_eq!(glibc_needed(&path).unwrap(), Some(vec![2, 34]));
+        assert!(check_runs_on_target(&path).is_ok());
+        elf(&path, &["2.2.5", "2.36", "2.4"]);
+        let err = check_runs_on_target(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("needs glibc 2.36") && err.contains("glibc 2.34"),
+            "{err}"
+        );
+        std::fs::write(&path, b"#!/bin/sh\n").unwrap();
+        assert!(check_runs_on_target(&path)
+            .unwrap_err()
+            .to_string()
+            .contains("no ELF header"));
+        // A static build asks for no glibc at all.
+        elf(&path, &[]);
+        assert_eq!(glibc_needed(&path).unwrap(), None);
+    }
+
+    #[test]
     fn a_missing_binary_is_named() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("lake-ingest"), b"x").unwrap();
+        elf(&dir.path().join("lake-ingest"), &[]);
         let err = locate(Some(dir.path())).unwrap_err().to_string();
         assert!(
             err.contains("lake-compact: no lake-compact binary here"),

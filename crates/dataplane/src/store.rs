@@ -20,7 +20,8 @@ pub struct ObjectMeta {
     pub size: u64,
 }
 
-/// A place holding objects.
+/// A place holding objects (cheap to clone: a path, or an S3 client handle).
+#[derive(Clone)]
 pub enum Store {
     Local {
         root: PathBuf,

@@ -8,7 +8,7 @@
 //! S3). Must not: flatten, parse times or choose names (callers pass a
 //! naming function).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -57,6 +57,14 @@ pub struct Published {
     pub bytes: u64,
 }
 
+/// Closed files being encoded and published in the background: the next
+/// rows are flattened while the disk or S3 takes the last file (and, on
+/// more cores, Parquet files encode in parallel). Bounded, so scratch space
+/// holds at most this many closed files.
+const PUBLISHING_AT_ONCE: usize = 4;
+
+type Publishing = tokio::task::JoinHandle<Result<Published>>;
+
 /// Names a new file from (partition, id of its first record).
 type NameFn<'a> = Box<dyn FnMut(&str, &str) -> String + Send + 'a>;
 
@@ -75,6 +83,7 @@ pub struct PartitionedWriter<'a> {
     /// The partition written last: consecutive records usually share it.
     last: String,
     clock: u64,
+    publishing: VecDeque<Publishing>,
     published: Vec<Published>,
 }
 
@@ -98,6 +107,7 @@ impl<'a> PartitionedWriter<'a> {
             open: HashMap::new(),
             last: String::new(),
             clock: 0,
+            publishing: VecDeque::new(),
             published: Vec::new(),
         }
     }
@@ -157,7 +167,7 @@ impl<'a> PartitionedWriter<'a> {
         Ok(())
     }
 
-    /// Close and publish `partition`'s file.
+    /// Close `partition`'s file and start publishing it.
     fn close(&mut self, partition: &str) -> Result<()> {
         let Some(mut f) = self.open.remove(partition) else {
             return Ok(());
@@ -167,27 +177,31 @@ impl<'a> PartitionedWriter<'a> {
         }
         f.out.flush()?;
         drop(f.out);
-        let (file, bytes) = match &self.format {
-            LakeFormat::Parquet(layout) => {
-                let encoded = f.local.with_extension("parquet.partial");
-                layout
-                    .convert(&f.local, &encoded)
-                    .with_context(|| format!("encoding {} as Parquet", f.key))?;
-                let _ = std::fs::remove_file(&f.local);
-                let bytes = std::fs::metadata(&encoded)?.len();
-                (encoded, bytes)
-            }
-            _ => (f.local, f.bytes),
-        };
-        self.runtime
-            .block_on(self.store.put_file(&f.key, &file))
-            .with_context(|| format!("publishing {}", f.key))?;
-        let _ = std::fs::remove_file(&file);
-        self.published.push(Published {
-            key: f.key,
-            records: f.records,
-            bytes,
-        });
+        let (store, format, runtime) = (
+            self.store.clone(),
+            self.format.clone(),
+            self.runtime.clone(),
+        );
+        let (key, local, records, bytes) = (f.key, f.local, f.records, f.bytes);
+        self.publishing
+            .push_back(self.runtime.spawn_blocking(move || {
+                publish(&store, &format, &runtime, key, local, records, bytes)
+            }));
+        while self.publishing.len() > PUBLISHING_AT_ONCE {
+            self.wait_oldest()?;
+        }
+        Ok(())
+    }
+
+    /// Wait for the oldest file being published.
+    fn wait_oldest(&mut self) -> Result<()> {
+        if let Some(task) = self.publishing.pop_front() {
+            let published = self
+                .runtime
+                .block_on(task)
+                .context("a publishing task failed")??;
+            self.published.push(published);
+        }
         Ok(())
     }
 
@@ -209,13 +223,50 @@ impl<'a> PartitionedWriter<'a> {
         self.open.len()
     }
 
-    /// Publish everything still open; returns every file published.
+    /// Publish everything still open and wait until every file is durable
+    /// in the sink; returns every file published, in the order closed.
     pub fn finish(mut self) -> Result<Vec<Published>> {
         let mut partitions: Vec<String> = self.open.keys().cloned().collect();
         partitions.sort();
         for p in partitions {
             self.close(&p)?;
         }
+        while !self.publishing.is_empty() {
+            self.wait_oldest()?;
+        }
         Ok(self.published)
     }
+}
+
+/// Encode (Parquet) and publish one closed file; runs off the writer's thread.
+fn publish(
+    store: &Store,
+    format: &LakeFormat,
+    runtime: &tokio::runtime::Handle,
+    key: String,
+    local: PathBuf,
+    records: u64,
+    bytes: u64,
+) -> Result<Published> {
+    let (file, bytes) = match format {
+        LakeFormat::Parquet(layout) => {
+            let encoded = local.with_extension("parquet.partial");
+            layout
+                .convert(&local, &encoded)
+                .with_context(|| format!("encoding {key} as Parquet"))?;
+            let _ = std::fs::remove_file(&local);
+            let bytes = std::fs::metadata(&encoded)?.len();
+            (encoded, bytes)
+        }
+        _ => (local, bytes),
+    };
+    runtime
+        .block_on(store.put_file(&key, &file))
+        .with_context(|| format!("publishing {key}"))?;
+    let _ = std::fs::remove_file(&file);
+    Ok(Published {
+        key,
+        records,
+        bytes,
+    })
 }
