@@ -4,6 +4,7 @@
 //! names, CLI arguments of the data-plane binaries), so templates hold no
 //! logic beyond loops and conditionals. Must not: emit CloudFormation text.
 
+use base64::Engine;
 use serde::Serialize;
 
 use crate::spec::model::*;
@@ -38,6 +39,8 @@ pub struct Derived {
     pub ingest_format: &'static str,
     /// Arguments of `lake-ingest run` on the fleet (after `--stream` and `--sink`).
     pub ingest_args: Vec<String>,
+    /// The Avro schema of the lake columns, base64 (empty without one).
+    pub ingest_schema_b64: String,
     /// Arguments of `lake-compact` in the compaction step (after `--src`/`--dest`).
     pub compact_args: Vec<String>,
     pub emr_market: EmrMarkets,
@@ -88,7 +91,7 @@ impl<'a> Context<'a> {
         };
         let protect = spec.protection.retain_data;
         let ingest = &spec.ingest;
-        let ingest_args = vec![
+        let mut ingest_args = vec![
             format!("--format {}", ingest.format.as_str()),
             format!(
                 "--partition-by {}",
@@ -100,6 +103,14 @@ impl<'a> Context<'a> {
             format!("--roll-seconds {}", ingest.roll_seconds),
             format!("--failover-seconds {}", ingest.failover_seconds),
         ];
+        // The schema travels in the user data: no second artifact to fetch.
+        let ingest_schema_b64 = match &ingest.schema {
+            Some(schema) => {
+                ingest_args.push("--schema /opt/lake/schema.avsc".into());
+                base64::engine::general_purpose::STANDARD.encode(schema.to_string())
+            }
+            None => String::new(),
+        };
         let c = &spec.compaction;
         let mut compact_args = vec![format!("--target-size {}", c.target_size_mib)];
         if c.delete_on_success {
@@ -122,6 +133,7 @@ impl<'a> Context<'a> {
                 partition_by: ingest.effective_partition_by().as_str(),
                 ingest_format: ingest.format.as_str(),
                 ingest_args,
+                ingest_schema_b64,
                 compact_args,
                 emr_market: EmrMarkets {
                     master: spec.emr.master.market.cfn_name(),

@@ -477,6 +477,13 @@ pub enum Capacity {
     },
 }
 
+fn default_ingest_schema() -> Option<serde_json::Value> {
+    serde_json::from_str(include_str!(
+        "../../crates/dataplane/tests/data/orders.avsc"
+    ))
+    .ok()
+}
+
 fn twenty() -> u32 {
     20
 }
@@ -647,6 +654,15 @@ pub struct Ingest {
     pub partition_format: String,
     #[serde(default)]
     pub format: FileFormat,
+    /// Avro record schema of the lake files' columns (nested records
+    /// flatten to `parent_child`), written inline; required for `csv` and
+    /// `parquet`, so every worker and replay writes the same columns.
+    /// Default: kafka-connect-datagen's `orders`.
+    #[serde(
+        default = "default_ingest_schema",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub schema: Option<serde_json::Value>,
     /// Roll a file at this size, MiB.
     #[serde(default = "default_roll_mib")]
     pub roll_mib: u32,
@@ -672,6 +688,7 @@ impl Default for Ingest {
             time_field: default_time_field(),
             partition_format: default_partition_format(),
             format: FileFormat::default(),
+            schema: default_ingest_schema(),
             roll_mib: default_roll_mib(),
             roll_seconds: default_roll_seconds(),
             fleet_size: 1,

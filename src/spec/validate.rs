@@ -764,6 +764,23 @@ impl Validator<'_> {
                 "scenario A (large steady volume) usually partitions by arrival-time; order-time spreads late data over old partitions",
             );
         }
+        match (&i.schema, i.format) {
+            (None, FileFormat::Csv | FileFormat::Parquet) => self.error(
+                "ingest.schema",
+                format!(
+                    "format {} needs ingest.schema: the Avro record schema of the columns (e.g. the orders schema in environments/_base.yaml)",
+                    i.format.as_str()
+                ),
+            ),
+            (Some(schema), _) => {
+                if let Err(msg) =
+                    lake_dataplane::flatten::schema::typed_columns_from_avro(&schema.to_string(), "_")
+                {
+                    self.error("ingest.schema", msg);
+                }
+            }
+            _ => {}
+        }
         self.range("ingest.roll_mib", i.roll_mib.into(), 1, 1024);
         self.range("ingest.roll_seconds", i.roll_seconds.into(), 10, 3600);
         self.range("ingest.fleet_size", i.fleet_size.into(), 0, 100);
