@@ -120,6 +120,18 @@ enum Command {
     },
     /// Each stack's state and last update; exit 1 unless all are complete.
     Status { env: String },
+    /// Start a compaction run now (the deployed state machine: an EMR step
+    /// running lake-compact); exit 1 if it fails (with --wait).
+    Compact {
+        env: String,
+        /// One partition directory under the lake prefix, e.g.
+        /// `ordertime=2019111315` (default: the whole lake).
+        #[arg(long)]
+        partition: Option<String>,
+        /// Wait until the run ends.
+        #[arg(long)]
+        wait: bool,
+    },
     /// The outputs of every deployed stack.
     Outputs { env: String },
     /// Show the stacks and their dependencies.
@@ -312,6 +324,47 @@ fn run(cli: &Cli) -> Result<ExitCode, String> {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(1)
+            })
+        }
+        Command::Compact {
+            env,
+            partition,
+            wait,
+        } => {
+            let session = Session::open(cli, env)?;
+            let run = session
+                .run(deploy::compact::compact(
+                    &session.aws,
+                    &session.rendered,
+                    partition.as_deref(),
+                    *wait,
+                ))
+                .map_err(|e| e.to_string())?;
+            match cli.output {
+                Output::Json => println!(
+                    "{}",
+                    serde_json::to_string_pretty(&run).expect("serialises")
+                ),
+                Output::Text => println!(
+                    "compaction of {} {}: {}{}",
+                    if run.partition.is_empty() {
+                        "the whole lake"
+                    } else {
+                        run.partition.as_str()
+                    },
+                    run.execution_arn,
+                    run.status,
+                    run.error
+                        .as_deref()
+                        .map(|e| format!(" ({e})"))
+                        .unwrap_or_default()
+                ),
+            }
+            let failed = *wait && !run.succeeded();
+            Ok(if failed {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
             })
         }
         Command::Outputs { env } => {

@@ -1,5 +1,6 @@
 //! The deployer: `up`, `down`, `status`, `outputs` and `diff` against what is
-//! deployed, through CloudFormation change sets.
+//! deployed, through CloudFormation change sets; `compact` starts a run of
+//! the deployed compaction.
 //!
 //! Owns: connecting to AWS (credential chain, profile, region, endpoint,
 //! adaptive retries) and the account guard; the order stacks are deployed
@@ -9,6 +10,7 @@
 //! through `progress::Progress`, results are returned to the CLI).
 
 pub mod cfn;
+pub mod compact;
 pub mod down;
 pub mod progress;
 pub mod protect;
@@ -95,6 +97,7 @@ pub struct Connection {
 pub struct Aws {
     pub cfn: Cfn,
     pub s3: aws_sdk_s3::Client,
+    pub sfn: aws_sdk_sfn::Client,
     pub account: String,
 }
 
@@ -148,6 +151,7 @@ impl Aws {
         Ok(Aws {
             cfn: Cfn::new(aws_sdk_cloudformation::Client::new(&shared), poll),
             s3: lake_dataplane::store::s3_client_from(&shared),
+            sfn: aws_sdk_sfn::Client::new(&shared),
             account,
         })
     }

@@ -1,0 +1,121 @@
+//! `lakectl compact`: a compaction run now (scenario B's "merge when
+//! queries get slow"), through the compaction stack's state machine.
+//!
+//! Owns: finding the state machine (the compaction stack's output),
+//! starting an execution for one partition or the whole lake, and waiting
+//! for it. Must not: run lake-compact itself (EMR does, as a step) or
+//! change stacks.
+
+use std::time::Duration;
+
+use aws_sdk_sfn::types::ExecutionStatus;
+use serde::Serialize;
+
+use super::{deployed_stacks, Aws, DeployError};
+use crate::render::RenderedEnv;
+
+/// One compaction run.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Run {
+    pub execution_arn: String,
+    /// The partition directory, or empty for the whole lake.
+    pub partition: String,
+    /// `RUNNING`, `SUCCEEDED`, `FAILED`, `TIMED_OUT` or `ABORTED`.
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl Run {
+    pub fn succeeded(&self) -> bool {
+        self.status == "SUCCEEDED"
+    }
+}
+
+/// The execution input: `{"partition": "<dir>"}` (the state machine's
+/// defaults make an empty partition mean the whole lake).
+pub fn input(partition: Option<&str>) -> String {
+    serde_json::json!({ "partition": partition.unwrap_or_default() }).to_string()
+}
+
+/// Start a compaction run; with `wait`, poll until it ends.
+pub async fn compact(
+    aws: &Aws,
+    rendered: &RenderedEnv,
+    partition: Option<&str>,
+    wait: bool,
+) -> Result<Run, DeployError> {
+    if let Some(p) = partition {
+        if p.starts_with('/') || p.contains("..") || p.contains("://") {
+            return Err(DeployError::Refused(format!(
+                "--partition `{p}`: give a partition directory under the lake prefix, e.g. ordertime=2019111315"
+            )));
+        }
+    }
+    let deployed = deployed_stacks(aws, rendered).await?;
+    let machine = deployed
+        .get("compaction")
+        .and_then(|d| d.outputs.get("CompactionStateMachineArn"))
+        .cloned()
+        .ok_or_else(|| {
+            DeployError::Refused(format!(
+                "environment {} has no deployed compaction stack with a CompactionStateMachineArn output; \
+                 enable compaction in the spec and run `lakectl up {}`",
+                rendered.environment, rendered.environment
+            ))
+        })?;
+    let started = aws
+        .sfn
+        .start_execution()
+        .state_machine_arn(&machine)
+        .input(input(partition))
+        .send()
+        .await
+        .map_err(|e| super::cfn::aws_error(format!("starting {machine}"), e))?;
+    let arn = started.execution_arn().to_string();
+    let mut run = describe(aws, &arn, partition).await?;
+    while wait && run.status == "RUNNING" {
+        tokio::time::sleep(aws.cfn.poll.max(Duration::from_millis(500))).await;
+        run = describe(aws, &arn, partition).await?;
+    }
+    Ok(run)
+}
+
+async fn describe(aws: &Aws, arn: &str, partition: Option<&str>) -> Result<Run, DeployError> {
+    let out = aws
+        .sfn
+        .describe_execution()
+        .execution_arn(arn)
+        .send()
+        .await
+        .map_err(|e| super::cfn::aws_error(format!("reading {arn}"), e))?;
+    let status = out.status();
+    Ok(Run {
+        execution_arn: arn.to_string(),
+        partition: partition.unwrap_or_default().to_string(),
+        status: status.as_str().to_string(),
+        error: (*status != ExecutionStatus::Running && *status != ExecutionStatus::Succeeded).then(
+            || {
+                [out.error(), out.cause()]
+                    .into_iter()
+                    .flatten()
+                    .collect::<Vec<_>>()
+                    .join(": ")
+            },
+        ),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_input_names_the_partition_or_nothing() {
+        assert_eq!(
+            input(Some("ordertime=2019111315")),
+            r#"{"partition":"ordertime=2019111315"}"#
+        );
+        assert_eq!(input(None), r#"{"partition":""}"#);
+    }
+}
