@@ -456,3 +456,48 @@ fn cli_render_writes_files_and_schema_prints() {
     let v: serde_json::Value = serde_json::from_slice(&schema.stdout).unwrap();
     assert_eq!(v["title"], "EnvSpec");
 }
+
+/// The Hive table step: the script carried base64 in the EMR stack is the
+/// one `render::hive` writes, and bash accepts it (`bash -n`).
+#[test]
+fn the_lake_table_step_carries_a_valid_script() {
+    use base64::Engine;
+    for loaded in all_specs() {
+        let rendered = render::render(&loaded).unwrap();
+        let emr = &rendered.stack("emr").unwrap().template;
+        let encoded = emr
+            .split("echo ")
+            .nth(1)
+            .and_then(|rest| rest.split(' ').next())
+            .unwrap_or_else(|| panic!("{}: no lake table step", loaded.env));
+        let script = String::from_utf8(
+            base64::engine::general_purpose::STANDARD
+                .decode(encoded)
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            Some(script.clone()),
+            lakectl::render::hive::table_script(&loaded.spec)
+        );
+        assert!(script.contains("CREATE EXTERNAL TABLE IF NOT EXISTS orders"));
+        let dir = tempdir();
+        let path = dir.path().join("table.sh");
+        std::fs::write(&path, &script).unwrap();
+        let check = std::process::Command::new("bash")
+            .arg("-n")
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(
+            check.status.success(),
+            "{}: {}",
+            loaded.env,
+            String::from_utf8_lossy(&check.stderr)
+        );
+        // The compaction run re-registers partitions with the same script.
+        if let Some(compaction) = rendered.stack("compaction") {
+            assert!(compaction.template.contains(encoded), "{}", loaded.env);
+        }
+    }
+}

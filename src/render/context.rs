@@ -41,6 +41,8 @@ pub struct Derived {
     pub ingest_args: Vec<String>,
     /// The Avro schema of the lake columns, base64 (empty without one).
     pub ingest_schema_b64: String,
+    /// The Hive table step script, base64 (empty without a schema).
+    pub hive_script_b64: String,
     /// Arguments of `lake-compact` in the compaction step (after `--src`/`--dest`).
     pub compact_args: Vec<String>,
     pub emr_market: EmrMarkets,
@@ -134,6 +136,9 @@ impl<'a> Context<'a> {
                 ingest_format: ingest.format.as_str(),
                 ingest_args,
                 ingest_schema_b64,
+                hive_script_b64: super::hive::table_script(spec)
+                    .map(|s| base64::engine::general_purpose::STANDARD.encode(s))
+                    .unwrap_or_default(),
                 compact_args,
                 emr_market: EmrMarkets {
                     master: spec.emr.master.market.cfn_name(),

@@ -10,6 +10,7 @@ pub mod catalog;
 pub mod consumers;
 pub mod context;
 pub mod graph;
+pub mod hive;
 pub mod wiring;
 
 use std::path::{Path, PathBuf};
