@@ -256,6 +256,34 @@ fn up_creates_every_stack_and_a_second_up_changes_nothing() {
         std::fs::read(lab.artifacts().join("lake-ingest")).unwrap()
     );
 
+    // EMR's in-transit encryption material is in place, as EMR reads it.
+    let tls = lab
+        .block_on(async {
+            s3.get_object()
+                .bucket(&bucket)
+                .key("emr/tls-certificates.zip")
+                .send()
+                .await
+        })
+        .unwrap();
+    let tls_etag = tls.e_tag().unwrap().to_string();
+    let zip_bytes = lab
+        .block_on(tls.body.collect())
+        .unwrap()
+        .into_bytes()
+        .to_vec();
+    let archive = zip::ZipArchive::new(std::io::Cursor::new(zip_bytes)).unwrap();
+    let mut names: Vec<&str> = archive.file_names().collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "certificateChain.pem",
+            "privateKey.pem",
+            "trustedCertificates.pem"
+        ]
+    );
+
     // A second up: nothing planned, nothing executed, nothing uploaded.
     let events = lab.event_count();
     let second = lab.up(&["--output", "json"], 0);
@@ -271,6 +299,19 @@ fn up_creates_every_stack_and_a_second_up_changes_nothing() {
     assert_eq!(report["executed_change_sets"], 0);
     assert_eq!(report["uploaded_artifacts"], serde_json::json!([]));
     assert_eq!(lab.event_count(), events, "the second up touched a stack");
+    let again = lab
+        .block_on(
+            s3.head_object()
+                .bucket(&bucket)
+                .key("emr/tls-certificates.zip")
+                .send(),
+        )
+        .unwrap();
+    assert_eq!(
+        again.e_tag(),
+        Some(tls_etag.as_str()),
+        "the TLS material was replaced"
+    );
     lab.diff(0);
 }
 

@@ -434,11 +434,28 @@ async fn apply(
     }
 }
 
-/// Publish the artifacts `stack` needs (once per deploy) and return their hashes.
+/// Publish the artifacts `stack` needs (once per deploy) and return their
+/// hashes; the EMR stack also needs the cluster's TLS material in place.
 async fn publish_for(
     shared: &Shared,
     stack: &RenderedStack,
 ) -> Result<BTreeMap<String, String>, DeployError> {
+    if stack.template.contains(publish::tls::EMR_TLS_KEY) {
+        let bucket = artifacts_bucket(shared)?;
+        let region = shared.rendered.region.clone();
+        let result = publish::put_once(&shared.aws.s3, &bucket, publish::tls::EMR_TLS_KEY, || {
+            publish::tls::emr_certificates_zip(&region)
+        })
+        .await
+        .map_err(|e| DeployError::Artifact(e.to_string()))?;
+        if result == Published::Uploaded {
+            shared.progress.line(&format!(
+                "EMR TLS certificate (self-signed, {}) published: s3://{bucket}/{}",
+                publish::tls::node_names(&region).join(", "),
+                publish::tls::EMR_TLS_KEY
+            ));
+        }
+    }
     let mut hashes = BTreeMap::new();
     for source in stack.parameters.values() {
         let ParamSource::Artifact { artifact } = source else {
@@ -452,18 +469,7 @@ async fn publish_for(
         })?;
         let mut published = shared.published.lock().await;
         if !published.contains_key(artifact) {
-            let bucket = shared
-                .outputs
-                .lock()
-                .expect("lock")
-                .get("storage")
-                .and_then(|o| o.get("ArtifactsBucketName"))
-                .cloned()
-                .ok_or_else(|| {
-                    DeployError::Artifact(
-                        "the storage stack has no ArtifactsBucketName output to publish artifacts to".into(),
-                    )
-                })?;
+            let bucket = artifacts_bucket(shared)?;
             let result = publish::publish(&shared.aws.s3, &bucket, a)
                 .await
                 .map_err(|e| DeployError::Artifact(e.to_string()))?;
@@ -481,6 +487,23 @@ async fn publish_for(
         hashes.insert(artifact.clone(), a.sha256.clone());
     }
     Ok(hashes)
+}
+
+/// The artifacts bucket, from the storage stack's outputs.
+fn artifacts_bucket(shared: &Shared) -> Result<String, DeployError> {
+    shared
+        .outputs
+        .lock()
+        .expect("lock")
+        .get("storage")
+        .and_then(|o| o.get("ArtifactsBucketName"))
+        .cloned()
+        .ok_or_else(|| {
+            DeployError::Artifact(
+                "the storage stack has no ArtifactsBucketName output to publish artifacts to"
+                    .into(),
+            )
+        })
 }
 
 /// Bring one stack to its rendered state.

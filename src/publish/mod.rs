@@ -3,14 +3,17 @@
 //!
 //! Owns: where the binaries come from (`--artifacts DIR` or a release build
 //! of this workspace), their sha256, and the object layout
-//! `bin/<name>/<sha256>/<name>` the templates fetch from. Must not: decide
-//! when to deploy or read stack state (the deployer hands in the bucket).
+//! `bin/<name>/<sha256>/<name>` the templates fetch from; EMR's TLS material
+//! (`tls`). Must not: decide when to deploy or read stack state (the
+//! deployer hands in the bucket).
 
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
+
+pub mod tls;
 
 /// The binaries a deploy ships, by name.
 pub const ARTIFACT_NAMES: [&str; 2] = ["lake-ingest", "lake-compact"];
@@ -222,10 +225,8 @@ pub async fn publish(
         key: key.clone(),
         message,
     };
-    match s3.head_object().bucket(bucket).key(&key).send().await {
-        Ok(_) => return Ok(Published::AlreadyThere),
-        Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => {}
-        Err(e) => return Err(fail(aws_sdk_s3::error::DisplayErrorContext(&e).to_string())),
+    if exists(s3, bucket, &key).await.map_err(fail)? {
+        return Ok(Published::AlreadyThere);
     }
     let body = aws_sdk_s3::primitives::ByteStream::from_path(&artifact.path)
         .await
@@ -235,6 +236,41 @@ pub async fn publish(
         .key(&key)
         .body(body)
         .metadata("sha256", &artifact.sha256)
+        .send()
+        .await
+        .map_err(|e| fail(aws_sdk_s3::error::DisplayErrorContext(&e).to_string()))?;
+    Ok(Published::Uploaded)
+}
+
+/// Whether `key` is in `bucket` (HeadObject).
+async fn exists(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Result<bool, String> {
+    match s3.head_object().bucket(bucket).key(key).send().await {
+        Ok(_) => Ok(true),
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(false),
+        Err(e) => Err(aws_sdk_s3::error::DisplayErrorContext(&e).to_string()),
+    }
+}
+
+/// Put `body` at `key` unless an object is there already (material that
+/// running resources use is never replaced).
+pub async fn put_once(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    body: impl FnOnce() -> Result<Vec<u8>, PublishError>,
+) -> Result<Published, PublishError> {
+    let fail = |message: String| PublishError::Upload {
+        bucket: bucket.to_string(),
+        key: key.to_string(),
+        message,
+    };
+    if exists(s3, bucket, key).await.map_err(fail)? {
+        return Ok(Published::AlreadyThere);
+    }
+    s3.put_object()
+        .bucket(bucket)
+        .key(key)
+        .body(body()?.into())
         .send()
         .await
         .map_err(|e| fail(aws_sdk_s3::error::DisplayErrorContext(&e).to_string()))?;
