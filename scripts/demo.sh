@@ -54,8 +54,18 @@ for b in lake-ingest lake-compact; do
   strip -o "$work/artifacts/$b" "$bin/$b" 2>/dev/null || cp "$bin/$b" "$work/artifacts/$b"
 done
 $bin/lakectl up local --yes --artifacts "$work/artifacts"
-say "lakectl status local"
-$bin/lakectl status local
+say "lakectl status local: stacks, and each component from its own API"
+status=0; $bin/lakectl status local || status=$?
+# On moto the EMR cluster reads as down: its CloudFormation support ignores
+# KeepJobFlowAliveWhenNoSteps and terminates the cluster (docs/moto-gaps.md).
+# Anything else not ok fails the demo.
+$bin/lakectl status local --output json | python3 -c '
+import json, sys
+s = json.load(sys.stdin)
+bad = [r["stack_name"] for r in s["stacks"] if not r["ok"]]
+bad += [c["name"] for c in s["components"] if c["verdict"] != "ok" and c["name"] != "emr"]
+sys.exit(f"not ok: {bad}" if bad else 0)'
+echo "(status exit $status: only EMR is down, as moto makes it)"
 $bin/lakectl outputs local --output json > "$work/outputs.json"
 out() { python3 -c "import json,sys; print(json.load(open('$work/outputs.json'))['$1']['$2'])"; }
 stream=$(out stream StreamName); bucket=$(out storage DataBucketName); leases=$(out ingest LeaseTableName)

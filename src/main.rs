@@ -118,7 +118,9 @@ enum Command {
         #[arg(long, default_value_t = 4)]
         concurrency: usize,
     },
-    /// Each stack's state and last update; exit 1 unless all are complete.
+    /// Each stack's state and last update, and each component's health from
+    /// its own API (ok / degraded / down / not deployed); exit 1 unless all
+    /// stacks are complete and all components ok.
     Status { env: String },
     /// Start a compaction run now (the deployed state machine: an EMR step
     /// running lake-compact); exit 1 if it fails (with --wait).
@@ -310,17 +312,39 @@ fn run(cli: &Cli) -> Result<ExitCode, String> {
         }
         Command::Status { env } => {
             let session = Session::open(cli, env)?;
-            let rows = session
-                .run(deploy::status::status(&session.aws, &session.rendered))
+            let (rows, components) = session
+                .run(async {
+                    let rows = deploy::status::status(&session.aws, &session.rendered).await?;
+                    let outputs = deploy::status::outputs(&session.aws, &session.rendered).await?;
+                    let components = deploy::health::components(
+                        &session.aws,
+                        &session.rendered,
+                        &outputs,
+                        session.spec.ingest.fleet_size,
+                    )
+                    .await?;
+                    Ok::<_, deploy::DeployError>((rows, components))
+                })
                 .map_err(|e| e.to_string())?;
             match cli.output {
                 Output::Json => println!(
                     "{}",
-                    serde_json::to_string_pretty(&rows).expect("serialises")
+                    serde_json::to_string_pretty(
+                        &serde_json::json!({ "stacks": rows, "components": components })
+                    )
+                    .expect("serialises")
                 ),
-                Output::Text => print!("{}", deploy::status::table(&rows)),
+                Output::Text => print!(
+                    "{}\n{}",
+                    deploy::status::table(&rows),
+                    deploy::health::table(&components)
+                ),
             }
-            Ok(if rows.iter().all(|r| r.ok) {
+            let healthy = rows.iter().all(|r| r.ok)
+                && components
+                    .iter()
+                    .all(|c| c.verdict == deploy::health::Verdict::Ok);
+            Ok(if healthy {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(1)

@@ -84,10 +84,16 @@ impl Lab {
         o
     }
 
-    fn status(&self) -> (i32, Value) {
+    /// `lakectl status local --output json`: exit code, stack rows, components.
+    fn status(&self) -> (i32, Value, Value) {
         let o = self.lakectl(&["status", "local", "--output", "json"]);
-        let rows = serde_json::from_slice(&o.stdout).unwrap_or_else(|_| panic!("{}", text(&o)));
-        (o.status.code().unwrap(), rows)
+        let all: Value =
+            serde_json::from_slice(&o.stdout).unwrap_or_else(|_| panic!("{}", text(&o)));
+        (
+            o.status.code().unwrap(),
+            all["stacks"].clone(),
+            all["components"].clone(),
+        )
     }
 
     fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
@@ -209,14 +215,66 @@ fn up_creates_every_stack_and_a_second_up_changes_nothing() {
             .collect::<Vec<_>>()
     );
 
-    // status: every stack complete, exit 0.
-    let (code, rows) = lab.status();
-    assert_eq!(code, 0, "{rows}");
+    // status: every stack complete; every component ok from its own API,
+    // except EMR: moto's CloudFormation EMR ignores KeepJobFlowAliveWhenNoSteps
+    // and terminates the cluster at once, which status rightly calls down.
+    let (code, rows, components) = lab.status();
     assert!(rows
         .as_array()
         .unwrap()
         .iter()
         .all(|r| r["status"] == "CREATE_COMPLETE" && r["ok"] == true));
+    let verdicts: Vec<(String, String)> = components
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["name"].as_str().unwrap().to_string(),
+                c["verdict"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        verdicts,
+        [
+            ("stream".to_string(), "ok".to_string()),
+            ("ingest".into(), "ok".into()),
+            ("metastore".into(), "ok".into()),
+            ("emr".into(), "down".into())
+        ],
+        "{components}"
+    );
+    assert_eq!(components[0]["facts"]["open_shards"], "4");
+    assert_eq!(components[3]["facts"]["state"], "TERMINATED");
+    assert_eq!(code, 1, "a component is down");
+
+    // A stream deleted behind lakectl's back: CloudFormation still says
+    // complete, status says down.
+    let kinesis = aws_sdk_kinesis::Client::new(&lab.sdk_config());
+    lab.block_on(
+        kinesis
+            .delete_stream()
+            .stream_name("lake-local-orders")
+            .send(),
+    )
+    .unwrap();
+    let (_, rows_after, components) = lab.status();
+    assert_eq!(rows_after, rows);
+    assert_eq!(components[0]["verdict"], "down", "{components}");
+    assert!(components[0]["summary"]
+        .as_str()
+        .unwrap()
+        .contains("does not exist"));
+    // Put it back as it was for what follows.
+    lab.block_on(
+        kinesis
+            .create_stream()
+            .stream_name("lake-local-orders")
+            .shard_count(4)
+            .send(),
+    )
+    .unwrap();
 
     // Outputs flowed downstream: the ingest stack got the stream's name and
     // the artifact's content address, which is in the artifacts bucket.
@@ -415,7 +473,7 @@ fn a_failed_create_names_the_resource_and_the_next_up_recovers() {
     assert!(stderr.contains("lake-local-stream"), "{stderr}");
     assert!(stderr.contains("NoSuchAttribute"), "{stderr}");
     // Stacks that need the stream were not started.
-    let (code, rows) = lab.status();
+    let (code, rows, _) = lab.status();
     assert_eq!(code, 1);
     let state = |id: &str| {
         rows.as_array()
@@ -433,7 +491,11 @@ fn a_failed_create_names_the_resource_and_the_next_up_recovers() {
 
     // Fixed (the built-in template): the next up finishes the job.
     lab.up(&["--yes"], 0);
-    assert_eq!(lab.status().0, 0);
+    let (_, rows, _) = lab.status();
+    assert!(
+        rows.as_array().unwrap().iter().all(|r| r["ok"] == true),
+        "{rows}"
+    );
     assert_eq!(lab.stacks().len(), 8);
 }
 
@@ -449,13 +511,21 @@ fn down_asks_then_removes_every_stack() {
     let o = lab.lakectl(&["down", "local", "--yes"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert_eq!(lab.stacks(), Vec::<(String, String)>::new());
-    let (code, rows) = lab.status();
+    let (code, rows, components) = lab.status();
     assert_eq!(code, 1);
     assert!(rows
         .as_array()
         .unwrap()
         .iter()
         .all(|r| r["status"] == "NOT_DEPLOYED"));
+    assert!(
+        components
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["verdict"] == "not-deployed"),
+        "{components}"
+    );
 }
 
 #[test]

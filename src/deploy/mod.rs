@@ -12,6 +12,7 @@
 pub mod cfn;
 pub mod compact;
 pub mod down;
+pub mod health;
 pub mod progress;
 pub mod protect;
 pub mod status;
@@ -98,6 +99,10 @@ pub struct Aws {
     pub cfn: Cfn,
     pub s3: aws_sdk_s3::Client,
     pub sfn: aws_sdk_sfn::Client,
+    pub kinesis: aws_sdk_kinesis::Client,
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    pub emr: aws_sdk_emr::Client,
+    pub rds: aws_sdk_rds::Client,
     pub account: String,
 }
 
@@ -152,6 +157,10 @@ impl Aws {
             cfn: Cfn::new(aws_sdk_cloudformation::Client::new(&shared), poll),
             s3: lake_dataplane::store::s3_client_from(&shared),
             sfn: aws_sdk_sfn::Client::new(&shared),
+            kinesis: aws_sdk_kinesis::Client::new(&shared),
+            dynamodb: aws_sdk_dynamodb::Client::new(&shared),
+            emr: aws_sdk_emr::Client::new(&shared),
+            rds: aws_sdk_rds::Client::new(&shared),
             account,
         })
     }
