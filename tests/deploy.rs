@@ -12,6 +12,9 @@ use serde_json::Value;
 struct Lab {
     moto: Moto,
     dir: tempfile::TempDir,
+    /// One runtime for every SDK call of the test: pooled connections and
+    /// streaming bodies belong to the runtime that opened them.
+    rt: tokio::runtime::Runtime,
 }
 
 impl Lab {
@@ -19,6 +22,7 @@ impl Lab {
         let lab = Lab {
             moto: Moto::start(),
             dir: tempdir(),
+            rt: tokio::runtime::Runtime::new().unwrap(),
         };
         std::fs::create_dir_all(lab.envs()).unwrap();
         for f in ["_base.yaml", "local.yaml"] {
@@ -97,7 +101,7 @@ impl Lab {
     }
 
     fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
-        tokio::runtime::Runtime::new().unwrap().block_on(f)
+        self.rt.block_on(f)
     }
 
     fn sdk_config(&self) -> aws_config::SdkConfig {
@@ -315,21 +319,20 @@ fn up_creates_every_stack_and_a_second_up_changes_nothing() {
     );
 
     // EMR's in-transit encryption material is in place, as EMR reads it.
-    let tls = lab
-        .block_on(async {
-            s3.get_object()
-                .bucket(&bucket)
-                .key("emr/tls-certificates.zip")
-                .send()
-                .await
-        })
-        .unwrap();
-    let tls_etag = tls.e_tag().unwrap().to_string();
-    let zip_bytes = lab
-        .block_on(tls.body.collect())
-        .unwrap()
-        .into_bytes()
-        .to_vec();
+    let (tls_etag, zip_bytes) = lab.block_on(async {
+        let tls = s3
+            .get_object()
+            .bucket(&bucket)
+            .key("emr/tls-certificates.zip")
+            .send()
+            .await
+            .unwrap();
+        let etag = tls.e_tag().unwrap().to_string();
+        (
+            etag,
+            tls.body.collect().await.unwrap().into_bytes().to_vec(),
+        )
+    });
     let archive = zip::ZipArchive::new(std::io::Cursor::new(zip_bytes)).unwrap();
     let mut names: Vec<&str> = archive.file_names().collect();
     names.sort();
