@@ -59,12 +59,16 @@ status=0; $bin/lakectl status local || status=$?
 # On moto the EMR cluster reads as down: its CloudFormation support ignores
 # KeepJobFlowAliveWhenNoSteps and terminates the cluster (docs/moto-gaps.md).
 # Anything else not ok fails the demo.
-$bin/lakectl status local --output json | python3 -c '
+# status exits non-zero while any component is not ok (EMR here), so the JSON
+# is captured first: under pipefail its exit code would end the demo.
+$bin/lakectl status local --output json > "$work/status.json" || true
+python3 - "$work/status.json" <<'PY'
 import json, sys
-s = json.load(sys.stdin)
+s = json.load(open(sys.argv[1]))
 bad = [r["stack_name"] for r in s["stacks"] if not r["ok"]]
 bad += [c["name"] for c in s["components"] if c["verdict"] != "ok" and c["name"] != "emr"]
-sys.exit(f"not ok: {bad}" if bad else 0)'
+sys.exit(f"not ok: {bad}" if bad else 0)
+PY
 echo "(status exit $status: only EMR is down, as moto makes it)"
 $bin/lakectl outputs local --output json > "$work/outputs.json"
 out() { python3 -c "import json,sys; print(json.load(open('$work/outputs.json'))['$1']['$2'])"; }
