@@ -106,6 +106,9 @@ enum Command {
         concurrency: usize,
         #[command(flatten)]
         artifacts: ArtifactArgs,
+        /// Do not run `lakectl preflight` first.
+        #[arg(long)]
+        skip_preflight: bool,
     },
     /// Delete every stack of the environment, dependents first.
     Down {
@@ -136,6 +139,19 @@ enum Command {
     },
     /// The outputs of every deployed stack.
     Outputs { env: String },
+    /// Before the first `up`: check with read-only calls what would make a
+    /// deploy fail half-way (zones, instance types, EMR release, engine and
+    /// Kafka versions, existing VPC, permissions); findings as file:line:col.
+    /// Exit 1 on any error.
+    Preflight { env: String },
+    /// Run CloudFormation drift detection on every stack and show what was
+    /// changed outside CloudFormation (expected -> actual).
+    Drift {
+        env: String,
+        /// Exit 0 when nothing drifted, 2 when something did (1 on errors).
+        #[arg(long)]
+        detailed_exitcode: bool,
+    },
     /// Show the stacks and their dependencies.
     Graph {
         env: String,
@@ -209,8 +225,24 @@ fn run(cli: &Cli) -> Result<ExitCode, String> {
             require_approval,
             concurrency,
             artifacts,
+            skip_preflight,
         } => {
             let session = Session::open(cli, env)?;
+            if !skip_preflight {
+                let report = session.run(deploy::preflight::preflight(
+                    &session.aws,
+                    &session.spec,
+                    &session.locator,
+                    &session.rendered.region,
+                ));
+                eprint!("{}", deploy::preflight::text(&report));
+                let errors = report.count(Severity::Error);
+                if errors > 0 {
+                    return Err(format!(
+                        "preflight found {errors} problem(s) that would fail the deploy; fix them (or --skip-preflight)"
+                    ));
+                }
+            }
             let options = UpOptions {
                 yes: *yes,
                 approval: *require_approval,
@@ -285,6 +317,7 @@ fn run(cli: &Cli) -> Result<ExitCode, String> {
                 aws,
                 rendered,
                 spec,
+                ..
             } = session;
             let protected = deploy::down::protected(&rendered, spec.protection.deletion_protection);
             let progress = Arc::new(Progress::new(cli.output == Output::Json));
@@ -315,12 +348,17 @@ fn run(cli: &Cli) -> Result<ExitCode, String> {
             let (rows, components) = session
                 .run(async {
                     let rows = deploy::status::status(&session.aws, &session.rendered).await?;
-                    let outputs = deploy::status::outputs(&session.aws, &session.rendered).await?;
+                    let deployed = deploy::deployed_stacks(&session.aws, &session.rendered).await?;
+                    let parameters = deployed
+                        .iter()
+                        .map(|(id, d)| (id.clone(), d.parameters.clone()))
+                        .collect();
                     let components = deploy::health::components(
                         &session.aws,
                         &session.rendered,
-                        &outputs,
-                        session.spec.ingest.fleet_size,
+                        &deploy::outputs_by_id(&deployed),
+                        &parameters,
+                        &session.spec,
                     )
                     .await?;
                     Ok::<_, deploy::DeployError>((rows, components))
@@ -411,6 +449,52 @@ fn run(cli: &Cli) -> Result<ExitCode, String> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Preflight { env } => {
+            let session = Session::open(cli, env)?;
+            let report = session.run(deploy::preflight::preflight(
+                &session.aws,
+                &session.spec,
+                &session.locator,
+                &session.rendered.region,
+            ));
+            match cli.output {
+                Output::Json => println!(
+                    "{}",
+                    serde_json::to_string_pretty(&report).expect("serialises")
+                ),
+                Output::Text => print!("{}", deploy::preflight::text(&report)),
+            }
+            Ok(if report.count(Severity::Error) > 0 {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        Command::Drift {
+            env,
+            detailed_exitcode,
+        } => {
+            let session = Session::open(cli, env)?;
+            let drifts = session
+                .run(deploy::drift::drift(&session.aws, &session.rendered))
+                .map_err(|e| e.to_string())?;
+            match cli.output {
+                Output::Json => println!(
+                    "{}",
+                    serde_json::to_string_pretty(
+                        &serde_json::json!({ "environment": env, "stacks": drifts })
+                    )
+                    .expect("serialises")
+                ),
+                Output::Text => print!("{}", deploy::drift::text(&drifts)),
+            }
+            let drifted = drifts.iter().any(|d| d.drifted());
+            Ok(if *detailed_exitcode && drifted {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
         Command::Graph { env, format } => {
             let (_, rendered) = load_and_render(cli, env)?;
             print!("{}", render::graph::draw(&rendered, *format));
@@ -475,13 +559,16 @@ fn print_diagnostics(found: &[Diagnostic]) {
     }
 }
 
-fn load_and_render(cli: &Cli, env: &str) -> Result<(spec::EnvSpec, render::RenderedEnv), String> {
+fn load_and_render(
+    cli: &Cli,
+    env: &str,
+) -> Result<(spec::LoadedSpec, render::RenderedEnv), String> {
     match spec::load_valid(&cli.env_dir, env) {
         Ok((loaded, warnings)) => {
             print_diagnostics(&warnings);
             let rendered = render::render_with(&loaded, cli.templates.as_deref())
                 .map_err(|e| e.to_string())?;
-            Ok((loaded.spec, rendered))
+            Ok((loaded, rendered))
         }
         Err(found) => {
             print_diagnostics(&found);
@@ -520,13 +607,16 @@ fn print_plan(
 struct Session {
     runtime: tokio::runtime::Runtime,
     spec: spec::EnvSpec,
+    /// Where each spec field was written (preflight findings point there).
+    locator: spec::Locator,
     rendered: render::RenderedEnv,
     aws: Aws,
 }
 
 impl Session {
     fn open(cli: &Cli, env: &str) -> Result<Session, String> {
-        let (spec, rendered) = load_and_render(cli, env)?;
+        let (loaded, rendered) = load_and_render(cli, env)?;
+        let spec::LoadedSpec { spec, locator, .. } = loaded;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
@@ -547,6 +637,7 @@ impl Session {
         Ok(Session {
             runtime,
             spec,
+            locator,
             rendered,
             aws,
         })

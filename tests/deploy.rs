@@ -221,7 +221,9 @@ fn up_creates_every_stack_and_a_second_up_changes_nothing() {
 
     // status: every stack complete; every component ok from its own API,
     // except EMR: moto's CloudFormation EMR ignores KeepJobFlowAliveWhenNoSteps
-    // and terminates the cluster at once, which status rightly calls down.
+    // and terminates the cluster at once, which status rightly calls down;
+    // and the raw archive: moto's CloudFormation creates no Firehose
+    // delivery stream (nor the output naming it).
     let (code, rows, components) = lab.status();
     assert!(rows
         .as_array()
@@ -243,14 +245,20 @@ fn up_creates_every_stack_and_a_second_up_changes_nothing() {
         verdicts,
         [
             ("stream".to_string(), "ok".to_string()),
+            ("archive".into(), "down".into()),
             ("ingest".into(), "ok".into()),
+            ("fleet".into(), "ok".into()),
             ("metastore".into(), "ok".into()),
             ("emr".into(), "down".into())
         ],
         "{components}"
     );
     assert_eq!(components[0]["facts"]["open_shards"], "4");
-    assert_eq!(components[3]["facts"]["state"], "TERMINATED");
+    assert_eq!(components[5]["facts"]["state"], "TERMINATED");
+    // The fleet runs the artifact that was published.
+    let sha = lakectl::publish::sha256_file(&lab.artifacts().join("lake-ingest")).unwrap();
+    assert_eq!(components[3]["facts"]["artifact_sha256"], sha.as_str());
+    assert_eq!(components[3]["facts"]["desired"], "0");
     assert_eq!(code, 1, "a component is down");
 
     // A stream deleted behind lakectl's back: CloudFormation still says
@@ -682,4 +690,258 @@ fn compact_starts_a_run_of_the_deployed_state_machine_for_one_partition() {
         Some(r#"{"partition":"ordertime=2019111315"}"#)
     );
     assert_eq!(run["status"], execution.status().as_str());
+}
+
+/// `lakectl preflight` on this lab's spec: exit code and text, with the
+/// lab's temporary folder written as `<envs>` so snapshots are stable.
+fn preflight(lab: &Lab, extra: &[&str]) -> (i32, String) {
+    let mut args = vec!["preflight", "local"];
+    args.extend_from_slice(extra);
+    let o = lab.lakectl(&args);
+    let out = String::from_utf8_lossy(&o.stdout).replace(lab.envs().to_str().unwrap(), "<envs>");
+    (o.status.code().unwrap(), out)
+}
+
+#[test]
+fn preflight_finds_what_would_fail_half_way_and_up_runs_it_first() {
+    let lab = Lab::new();
+    // The demo spec fits us-east-1. What the endpoint cannot answer (moto:
+    // EMR's DescribeReleaseLabel, RDS's orderable MySQL options, IAM's
+    // policy simulation) is a warning that says so, never a silent pass.
+    let (code, report) = preflight(&lab, &[]);
+    assert_eq!(code, 0, "{report}");
+    insta::assert_snapshot!("preflight_local_ok", report);
+
+    // A region with three zones asked for four, an instance type the region
+    // does not offer, and an EMR node type the release does not run on.
+    lab.edit_local(
+        "name: lake-local\n",
+        "name: lake-local\nregion: eu-west-3\n",
+    );
+    lab.edit_local(
+        "  nat_gateways: none",
+        "  nat_gateways: none\n  availability_zones: 4",
+    );
+    lab.edit_local(
+        "  fleet_size: 0",
+        "  fleet_size: 1\n  instance_type: u-6tb1.metal\nemr:\n  core: {instance_types: [t2.nano], count: 2}",
+    );
+    let (code, report) = preflight(&lab, &[]);
+    assert_eq!(code, 1, "{report}");
+    insta::assert_snapshot!("preflight_local_errors", report);
+    let o = lab.lakectl(&["preflight", "local", "--output", "json"]);
+    let json: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let verdicts: Vec<(&str, &str)> = json["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["name"].as_str().unwrap(),
+                c.get("verdict").and_then(Value::as_str).unwrap_or(""),
+            )
+        })
+        .collect();
+    let errors: Vec<&str> = json["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|c| c["findings"].as_array().unwrap())
+        .filter(|f| f["severity"] == "error")
+        .map(|f| f["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        errors,
+        [
+            "network.availability_zones",
+            "ingest.instance_type",
+            "emr.core.instance_types.0"
+        ],
+        "{verdicts:?}"
+    );
+
+    // `up` runs the same checks first and creates nothing.
+    let o = lab.up(&["--yes"], 1);
+    assert!(
+        text(&o).contains("preflight found 3 problem(s)"),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(lab.stacks(), Vec::<(String, String)>::new());
+}
+
+#[test]
+fn drift_reports_each_stack_and_says_when_the_endpoint_cannot_detect() {
+    let lab = Lab::new();
+    // Nothing deployed: every stack not deployed, nothing drifted.
+    let o = lab.lakectl(&["drift", "local", "--detailed-exitcode"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    assert_eq!(out.matches(": not deployed").count(), 8, "{out}");
+    assert!(out.contains("0 of 8 stacks drifted"), "{out}");
+
+    // moto has no DetectStackDrift: the error names the call and the stack.
+    lab.up(&["--yes"], 0);
+    let o = lab.lakectl(&["drift", "local", "--detailed-exitcode"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("starting drift detection (DetectStackDrift) on lake-local-network"),
+        "{err}"
+    );
+}
+
+#[test]
+fn status_reads_msk_and_firehose_from_their_own_apis() {
+    let lab = Lab::new();
+    let config = lab.sdk_config();
+    // An MSK cluster and a delivery stream made straight through their APIs
+    // (moto's CloudFormation creates neither), named as stack outputs would.
+    let kafka = aws_sdk_kafka::Client::new(&config);
+    let cluster = lab
+        .block_on(
+            kafka
+                .create_cluster()
+                .cluster_name("lake-prod-kafka")
+                .kafka_version("3.6.0")
+                .number_of_broker_nodes(3)
+                .broker_node_group_info(
+                    aws_sdk_kafka::types::BrokerNodeGroupInfo::builder()
+                        .instance_type("kafka.m5.large")
+                        .client_subnets("subnet-1")
+                        .client_subnets("subnet-2")
+                        .client_subnets("subnet-3")
+                        .build(),
+                )
+                .send(),
+        )
+        .unwrap();
+    let arn = cluster.cluster_arn().unwrap().to_string();
+    let firehose = aws_sdk_firehose::Client::new(&config);
+    lab.block_on(
+        firehose
+            .create_delivery_stream()
+            .delivery_stream_name("lake-prod-raw")
+            .extended_s3_destination_configuration(
+                aws_sdk_firehose::types::ExtendedS3DestinationConfiguration::builder()
+                    .role_arn("arn:aws:iam::123456789012:role/firehose")
+                    .bucket_arn("arn:aws:s3:::lake-prod-data")
+                    .compression_format(aws_sdk_firehose::types::CompressionFormat::Gzip)
+                    .buffering_hints(
+                        aws_sdk_firehose::types::BufferingHints::builder()
+                            .size_in_mbs(64)
+                            .interval_in_seconds(300)
+                            .build(),
+                    )
+                    .encryption_configuration(
+                        aws_sdk_firehose::types::EncryptionConfiguration::builder()
+                            .no_encryption_config(
+                                aws_sdk_firehose::types::NoEncryptionConfig::NoEncryption,
+                            )
+                            .build(),
+                    )
+                    .build()
+                    .unwrap(),
+            )
+            .send(),
+    )
+    .unwrap();
+
+    let env_dir = repo_root().join("environments");
+    let (loaded, _) = lakectl::spec::load_valid(&env_dir, "prod").unwrap();
+    let rendered = lakectl::render::render(&loaded).unwrap();
+    let connection = lakectl::deploy::Connection {
+        endpoint_url: Some(lab.moto.endpoint.clone()),
+        ..Default::default()
+    };
+    // The credential chain reads the environment; every test of this binary
+    // uses the same emulator credentials, so setting them here races nothing.
+    for (k, v) in lab.moto.aws_env() {
+        if k.ends_with("_KEY_ID") || k.ends_with("_SECRET_ACCESS_KEY") {
+            std::env::set_var(k, v);
+        }
+    }
+    let aws = lab
+        .block_on(lakectl::deploy::Aws::connect(
+            &connection,
+            &rendered,
+            None,
+            None,
+        ))
+        .unwrap();
+    let outputs: std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>> = [
+        (
+            "kafka".to_string(),
+            [
+                ("KafkaClusterArn".to_string(), arn.clone()),
+                (
+                    "KafkaBootstrapBrokers".to_string(),
+                    "b-1.lake:9098,b-2.lake:9098".to_string(),
+                ),
+            ]
+            .into(),
+        ),
+        (
+            "stream".to_string(),
+            [(
+                "DeliveryStreamName".to_string(),
+                "lake-prod-raw".to_string(),
+            )]
+            .into(),
+        ),
+    ]
+    .into();
+    let check = || {
+        lab.block_on(lakectl::deploy::health::components(
+            &aws,
+            &rendered,
+            &outputs,
+            &Default::default(),
+            &loaded.spec,
+        ))
+        .unwrap()
+    };
+    let components = check();
+    let by_name = |name: &str| components.iter().find(|c| c.name == name).unwrap();
+
+    // moto's DescribeCluster sends timestamps without a zone, which the
+    // SDK refuses to parse (and it has no GetBootstrapBrokers): the
+    // component says it cannot tell, why, and what the stack output knows.
+    let k = by_name("kafka");
+    assert_eq!(k.facts["cluster_arn"], arn);
+    assert_eq!(k.verdict, lakectl::deploy::health::Verdict::Down);
+    assert!(
+        k.summary
+            .starts_with(&format!("cannot tell: describing MSK cluster {arn}")),
+        "{k:?}"
+    );
+    assert_eq!(k.facts["bootstrap_brokers"], "b-1.lake:9098,b-2.lake:9098");
+
+    let a = by_name("archive");
+    assert_eq!(
+        a.facts.get("status").map(String::as_str),
+        Some("ACTIVE"),
+        "{a:?}"
+    );
+    assert_eq!(a.verdict, lakectl::deploy::health::Verdict::Ok);
+    assert!(a.summary.ends_with("last error: none"), "{a:?}");
+
+    // Not deployed: the stream, leases and database the outputs do not name.
+    assert_eq!(
+        by_name("stream").verdict,
+        lakectl::deploy::health::Verdict::NotDeployed
+    );
+
+    // A delivery stream deleted behind lakectl's back reads as down.
+    lab.block_on(
+        firehose
+            .delete_delivery_stream()
+            .delivery_stream_name("lake-prod-raw")
+            .send(),
+    )
+    .unwrap();
+    let components = check();
+    let a = components.iter().find(|c| c.name == "archive").unwrap();
+    assert_eq!(a.verdict, lakectl::deploy::health::Verdict::Down, "{a:?}");
+    assert!(a.summary.contains("does not exist"), "{a:?}");
 }

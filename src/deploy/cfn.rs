@@ -1,7 +1,7 @@
 //! CloudFormation operations the deployer needs, as small typed calls.
 //!
 //! Owns: every CloudFormation API call (describe, template, change sets,
-//! events, delete, termination protection, stack policy) and the
+//! events, delete, termination protection, stack policy, drift detection) and the
 //! translation of SDK errors into `DeployError`. Must not: decide what to
 //! deploy, in which order, or print anything.
 
@@ -133,6 +133,12 @@ where
 {
     let message = match (&err, err.code(), err.message()) {
         (_, Some(code), Some(message)) => format!("{code}: {message}"),
+        (SdkError::ResponseError(_), _, _) => format!(
+            "the answer could not be read ({}); does the endpoint implement this call fully?",
+            std::error::Error::source(&err)
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| "malformed response".into())
+        ),
         (SdkError::ServiceError(e), _, _) => format!(
             "HTTP {} without an AWS error in the body (does the endpoint implement this call?)",
             e.raw().status()
@@ -176,6 +182,82 @@ impl Cfn {
             .iter()
             .find(|s| s.stack_status().map(|s| s.as_str()) != Some("DELETE_COMPLETE"))
             .map(deployed))
+    }
+
+    /// Start drift detection on `name`; the detection's id.
+    pub async fn detect_drift(&self, name: &str) -> Result<String, DeployError> {
+        let out = self
+            .client
+            .detect_stack_drift()
+            .stack_name(name)
+            .send()
+            .await
+            .map_err(|e| {
+                aws_error(
+                    format!("starting drift detection (DetectStackDrift) on {name}"),
+                    e,
+                )
+            })?;
+        Ok(out
+            .stack_drift_detection_id()
+            .unwrap_or_default()
+            .to_string())
+    }
+
+    /// Wait for a drift detection to end: the stack's drift status
+    /// (`IN_SYNC`, `DRIFTED`, …), or the reason it failed.
+    pub async fn wait_drift_detection(&self, name: &str, id: &str) -> Result<String, DeployError> {
+        loop {
+            let out = self
+                .client
+                .describe_stack_drift_detection_status()
+                .stack_drift_detection_id(id)
+                .send()
+                .await
+                .map_err(|e| aws_error(format!("reading drift detection of {name}"), e))?;
+            match out.detection_status().map(|s| s.as_str()).unwrap_or("") {
+                "DETECTION_IN_PROGRESS" => tokio::time::sleep(self.poll).await,
+                "DETECTION_COMPLETE" => {
+                    return Ok(out
+                        .stack_drift_status()
+                        .map(|s| s.as_str().to_string())
+                        .unwrap_or_else(|| "UNKNOWN".into()))
+                }
+                other => {
+                    return Err(DeployError::Refused(format!(
+                        "drift detection of {name} ended {other}: {}",
+                        out.detection_status_reason().unwrap_or("no reason given")
+                    )))
+                }
+            }
+        }
+    }
+
+    /// The resources of `name` whose live state differs from the template.
+    pub async fn drifted_resources(
+        &self,
+        name: &str,
+    ) -> Result<Vec<aws_sdk_cloudformation::types::StackResourceDrift>, DeployError> {
+        use aws_sdk_cloudformation::types::StackResourceDriftStatus as S;
+        let mut found = Vec::new();
+        let mut token = None;
+        loop {
+            let out = self
+                .client
+                .describe_stack_resource_drifts()
+                .stack_name(name)
+                .stack_resource_drift_status_filters(S::Modified)
+                .stack_resource_drift_status_filters(S::Deleted)
+                .set_next_token(token)
+                .send()
+                .await
+                .map_err(|e| aws_error(format!("reading drifted resources of {name}"), e))?;
+            found.extend(out.stack_resource_drifts().iter().cloned());
+            token = out.next_token().map(String::from);
+            if token.is_none() {
+                return Ok(found);
+            }
+        }
     }
 
     /// The template as it was submitted (stage Original: before transforms).

@@ -12,6 +12,7 @@ use serde::Serialize;
 use super::cfn::aws_error;
 use super::{Aws, DeployError};
 use crate::render::RenderedEnv;
+use crate::spec::EnvSpec;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -71,15 +72,258 @@ pub async fn components(
     aws: &Aws,
     rendered: &RenderedEnv,
     outputs: &Outputs,
-    ingest_fleet_size: u32,
+    parameters: &Outputs,
+    spec: &EnvSpec,
 ) -> Result<Vec<Component>, DeployError> {
-    let mut found = vec![stream(aws, outputs).await?];
-    found.push(ingest(aws, outputs, ingest_fleet_size).await?);
-    found.push(metastore(aws, outputs).await?);
-    found.push(emr(aws, outputs).await?);
+    let ingest_fleet_size = spec.ingest.fleet_size;
+    let mut found = Vec::new();
+    if rendered.stack("kafka").is_some() {
+        found.push(or_cannot_tell("kafka", kafka(aws, rendered, outputs).await));
+    }
+    found.push(or_cannot_tell("stream", stream(aws, outputs).await));
+    if spec.archive.enabled {
+        found.push(or_cannot_tell("archive", firehose(aws, outputs).await));
+    }
+    found.push(or_cannot_tell(
+        "ingest",
+        ingest(aws, outputs, ingest_fleet_size).await,
+    ));
+    match fleet(aws, outputs, parameters, ingest_fleet_size).await {
+        Ok(Some(fleet)) => found.push(fleet),
+        Ok(None) => {}
+        Err(e) => found.push(or_cannot_tell("fleet", Err(e))),
+    }
+    found.push(or_cannot_tell("metastore", metastore(aws, outputs).await));
+    found.push(or_cannot_tell("emr", emr(aws, outputs).await));
     // Components whose stack this spec does not have are left out.
-    found.retain(|c| rendered.stack(&c.name).is_some());
+    found.retain(|c| rendered.stack(stack_of(&c.name)).is_some());
     Ok(found)
+}
+
+/// A component whose API could not be read is reported, not dropped: one
+/// failing call must not hide the rest of the platform from a cron alert.
+fn or_cannot_tell(name: &str, checked: Result<Component, DeployError>) -> Component {
+    checked.unwrap_or_else(|e| Component::new(name, Verdict::Down, format!("cannot tell: {e}")))
+}
+
+/// What CloudFormation still lists but the service no longer has.
+fn deleted_outside(component: &str, what: String) -> Component {
+    Component::new(
+        component,
+        Verdict::Down,
+        format!("{what} does not exist (deleted outside lakectl?)"),
+    )
+}
+
+/// The stack a component lives in.
+fn stack_of(component: &str) -> &str {
+    match component {
+        "archive" => "stream",
+        "fleet" => "ingest",
+        other => other,
+    }
+}
+
+/// Kafka: MSK from its own API (state, brokers, bootstrap strings, which
+/// CloudFormation cannot return), or self-managed brokers as EC2 instances.
+async fn kafka(
+    aws: &Aws,
+    rendered: &RenderedEnv,
+    outputs: &Outputs,
+) -> Result<Component, DeployError> {
+    let bootstrap_output = output(outputs, "kafka", "KafkaBootstrapBrokers").unwrap_or_default();
+    if let Some(arn) = output(outputs, "kafka", "KafkaClusterArn") {
+        return msk(aws, arn, bootstrap_output).await;
+    }
+    if output(outputs, "kafka", "KafkaBootstrapBrokers").is_none() {
+        return Ok(Component::new(
+            "kafka",
+            Verdict::NotDeployed,
+            "no kafka stack".into(),
+        ));
+    }
+    // Self-managed: the stack's instances, by CloudFormation's own tag.
+    let stack = rendered
+        .stack("kafka")
+        .map(|s| s.stack_name.clone())
+        .unwrap_or_default();
+    let found = aws
+        .ec2
+        .describe_instances()
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("tag:aws:cloudformation:stack-name")
+                .values(&stack)
+                .build(),
+        )
+        .send()
+        .await
+        .map_err(|e| aws_error(format!("listing the instances of {stack}"), e))?;
+    let states: Vec<String> = found
+        .reservations()
+        .iter()
+        .flat_map(|r| r.instances())
+        .filter_map(|i| i.state().and_then(|s| s.name()))
+        .map(|s| s.as_str().to_string())
+        .filter(|s| s != "terminated")
+        .collect();
+    let running = states.iter().filter(|s| *s == "running").count();
+    let verdict = if !states.is_empty() && running == states.len() {
+        Verdict::Ok
+    } else if running > 0 {
+        Verdict::Degraded
+    } else {
+        Verdict::Down
+    };
+    Ok(Component::new(
+        "kafka",
+        verdict,
+        format!(
+            "self-managed: {running} of {} instances running (ZooKeeper and brokers); bootstrap {bootstrap_output}",
+            states.len()
+        ),
+    )
+    .fact("instances_running", running)
+    .fact("instances", states.len())
+    .fact("bootstrap_brokers", bootstrap_output))
+}
+
+async fn msk(aws: &Aws, arn: &str, bootstrap_output: &str) -> Result<Component, DeployError> {
+    let described = match aws.kafka.describe_cluster().cluster_arn(arn).send().await {
+        Ok(out) => out,
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_not_found_exception()) =>
+        {
+            return Ok(deleted_outside("kafka", format!("MSK cluster {arn}")))
+        }
+        Err(e) => {
+            // Say what is known (the stack's bootstrap output) beside why
+            // the cluster's own state could not be read.
+            return Ok(Component::new(
+                "kafka",
+                Verdict::Down,
+                format!(
+                    "cannot tell: {}; bootstrap (stack output) {bootstrap_output}",
+                    aws_error(format!("describing MSK cluster {arn}"), e)
+                ),
+            )
+            .fact("cluster_arn", arn)
+            .fact("bootstrap_brokers", bootstrap_output));
+        }
+    };
+    let info = described.cluster_info();
+    let state = info
+        .and_then(|c| c.state())
+        .map(|s| s.as_str().to_string())
+        .unwrap_or_else(|| "UNKNOWN".into());
+    let brokers = info.and_then(|c| c.number_of_broker_nodes()).unwrap_or(0);
+    let name = info.and_then(|c| c.cluster_name()).unwrap_or(arn);
+    let verdict = match state.as_str() {
+        "ACTIVE" => Verdict::Ok,
+        "CREATING" | "UPDATING" | "REBOOTING_BROKER" | "MAINTENANCE" | "HEALING" => {
+            Verdict::Degraded
+        }
+        _ => Verdict::Down,
+    };
+    // The strings clients need; the stack output has them too (through a
+    // custom resource), so an endpoint without the call still shows them.
+    let (bootstrap, source) = match aws
+        .kafka
+        .get_bootstrap_brokers()
+        .cluster_arn(arn)
+        .send()
+        .await
+    {
+        Ok(b) => (
+            [
+                b.bootstrap_broker_string_sasl_iam(),
+                b.bootstrap_broker_string_sasl_scram(),
+                b.bootstrap_broker_string_tls(),
+                b.bootstrap_broker_string(),
+            ]
+            .into_iter()
+            .flatten()
+            .next()
+            .unwrap_or_default()
+            .to_string(),
+            "GetBootstrapBrokers".to_string(),
+        ),
+        Err(e) => (
+            bootstrap_output.to_string(),
+            format!(
+                "stack output; {}",
+                aws_error("GetBootstrapBrokers".into(), e)
+            ),
+        ),
+    };
+    Ok(Component::new(
+        "kafka",
+        verdict,
+        format!("MSK {name}: {state}, {brokers} brokers; bootstrap {bootstrap} (from {source})"),
+    )
+    .fact("cluster_arn", arn)
+    .fact("state", &state)
+    .fact("brokers", brokers)
+    .fact("bootstrap_brokers", bootstrap))
+}
+
+/// Firehose's raw archive: status and its last delivery error.
+async fn firehose(aws: &Aws, outputs: &Outputs) -> Result<Component, DeployError> {
+    let Some(name) = output(outputs, "stream", "DeliveryStreamName") else {
+        return Ok(if outputs.contains_key("stream") {
+            Component::new(
+                "archive",
+                Verdict::Down,
+                "the stream stack has no DeliveryStreamName output: no delivery stream was created"
+                    .into(),
+            )
+        } else {
+            Component::new("archive", Verdict::NotDeployed, "no stream stack".into())
+        });
+    };
+    let described = match aws
+        .firehose
+        .describe_delivery_stream()
+        .delivery_stream_name(name)
+        .send()
+        .await
+    {
+        Ok(out) => out,
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_resource_not_found_exception()) =>
+        {
+            return Ok(deleted_outside("archive", format!("Firehose {name}")))
+        }
+        Err(e) => return Err(aws_error(format!("describing Firehose {name}"), e)),
+    };
+    let d = described.delivery_stream_description();
+    let status = d
+        .map(|d| d.delivery_stream_status().as_str().to_string())
+        .unwrap_or_else(|| "UNKNOWN".into());
+    let failure = d
+        .and_then(|d| d.failure_description())
+        .map(|f| format!("{}: {}", f.r#type().as_str(), f.details()));
+    let verdict = match (status.as_str(), &failure) {
+        ("ACTIVE", None) => Verdict::Ok,
+        ("ACTIVE", Some(_)) | ("CREATING", _) => Verdict::Degraded,
+        _ => Verdict::Down,
+    };
+    let mut component = Component::new(
+        "archive",
+        verdict,
+        format!(
+            "Firehose {name}: {status}; last error: {}",
+            failure.as_deref().unwrap_or("none")
+        ),
+    )
+    .fact("delivery_stream", name)
+    .fact("status", &status);
+    if let Some(f) = failure {
+        component = component.fact("last_error", f);
+    }
+    Ok(component)
 }
 
 async fn stream(aws: &Aws, outputs: &Outputs) -> Result<Component, DeployError> {
@@ -102,11 +346,7 @@ async fn stream(aws: &Aws, outputs: &Outputs) -> Result<Component, DeployError> 
             if e.as_service_error()
                 .is_some_and(|s| s.is_resource_not_found_exception()) =>
         {
-            return Ok(Component::new(
-                "stream",
-                Verdict::Down,
-                format!("Kinesis stream {name} does not exist (deleted outside lakectl?)"),
-            ))
+            return Ok(deleted_outside("stream", format!("Kinesis stream {name}")))
         }
         Err(e) => return Err(aws_error(format!("describing stream {name}"), e)),
     };
@@ -173,6 +413,18 @@ async fn ingest(aws: &Aws, outputs: &Outputs, fleet_size: u32) -> Result<Compone
         .collect();
     workers.sort();
     workers.dedup();
+    // The consumers' lag, as their last checkpoints recorded it.
+    let number =
+        |item: &std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>,
+         key: &str| {
+            item.get(key)
+                .and_then(|v| v.as_n().ok())
+                .and_then(|n| n.parse::<u64>().ok())
+        };
+    let max_lag_ms = open
+        .iter()
+        .filter_map(|i| number(i, "millisBehindLatest"))
+        .max();
     let verdict = if fleet_size == 0 || open.is_empty() || owned == open.len() {
         Verdict::Ok
     } else if owned > 0 {
@@ -184,9 +436,12 @@ async fn ingest(aws: &Aws, outputs: &Outputs, fleet_size: u32) -> Result<Compone
         format!("lease table {table}: no consumer has started yet")
     } else {
         format!(
-            "{owned} of {} open shards leased by {} worker(s){}",
+            "{owned} of {} open shards leased by {} worker(s); lag {}{}",
             open.len(),
             workers.len(),
+            max_lag_ms
+                .map(|ms| format!("{:.1} s at the last checkpoint", ms as f64 / 1000.0))
+                .unwrap_or_else(|| "unknown (no checkpoint yet)".into()),
             if fleet_size == 0 {
                 " (fleet_size 0: consumers run outside AWS)"
             } else {
@@ -198,7 +453,85 @@ async fn ingest(aws: &Aws, outputs: &Outputs, fleet_size: u32) -> Result<Compone
         .fact("lease_table", table)
         .fact("workers", workers.join(","))
         .fact("shards_leased", owned)
-        .fact("shards_open", open.len()))
+        .fact("shards_open", open.len())
+        .fact(
+            "max_lag_ms",
+            max_lag_ms.map(|m| m.to_string()).unwrap_or_default(),
+        ))
+}
+
+/// The ingest fleet: healthy instances against the desired count, and the
+/// artifact it runs (instances on an older launch template are rolling).
+async fn fleet(
+    aws: &Aws,
+    outputs: &Outputs,
+    parameters: &Outputs,
+    fleet_size: u32,
+) -> Result<Option<Component>, DeployError> {
+    let Some(group) = output(outputs, "ingest", "IngestAutoScalingGroupName") else {
+        return Ok(None);
+    };
+    let artifact = output(parameters, "ingest", "IngestArtifactSha256").unwrap_or("unknown");
+    let found = aws
+        .autoscaling
+        .describe_auto_scaling_groups()
+        .auto_scaling_group_names(group)
+        .send()
+        .await
+        .map_err(|e| aws_error(format!("describing Auto Scaling group {group}"), e))?;
+    let Some(g) = found.auto_scaling_groups().first() else {
+        return Ok(Some(deleted_outside(
+            "fleet",
+            format!("Auto Scaling group {group}"),
+        )));
+    };
+    let desired = g.desired_capacity().unwrap_or(0).max(0) as usize;
+    let current_version = g
+        .launch_template()
+        .and_then(|t| t.version())
+        .map(String::from);
+    let instances = g.instances();
+    let healthy = instances
+        .iter()
+        .filter(|i| {
+            i.lifecycle_state().map(|s| s.as_str()) == Some("InService")
+                && i.health_status() == Some("Healthy")
+        })
+        .count();
+    let outdated = instances
+        .iter()
+        .filter(|i| {
+            let version = i.launch_template().and_then(|t| t.version());
+            current_version.is_some() && version.is_some() && version != current_version.as_deref()
+        })
+        .count();
+    let verdict = if healthy >= desired && outdated == 0 {
+        Verdict::Ok
+    } else if healthy > 0 || desired == 0 {
+        Verdict::Degraded
+    } else {
+        Verdict::Down
+    };
+    let short = &artifact[..artifact.len().min(12)];
+    Ok(Some(
+        Component::new(
+            "fleet",
+            verdict,
+            format!(
+                "{healthy} of {desired} instances healthy (spec: {fleet_size}); lake-ingest {short}{}",
+                if outdated > 0 {
+                    format!(", {outdated} still on an older launch template (rolling)")
+                } else {
+                    String::new()
+                }
+            ),
+        )
+        .fact("auto_scaling_group", group)
+        .fact("healthy", healthy)
+        .fact("desired", desired)
+        .fact("artifact_sha256", artifact)
+        .fact("outdated", outdated),
+    ))
 }
 
 async fn metastore(aws: &Aws, outputs: &Outputs) -> Result<Component, DeployError> {

@@ -12,7 +12,9 @@
 pub mod cfn;
 pub mod compact;
 pub mod down;
+pub mod drift;
 pub mod health;
+pub mod preflight;
 pub mod progress;
 pub mod protect;
 pub mod status;
@@ -103,7 +105,14 @@ pub struct Aws {
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub emr: aws_sdk_emr::Client,
     pub rds: aws_sdk_rds::Client,
+    pub firehose: aws_sdk_firehose::Client,
+    pub kafka: aws_sdk_kafka::Client,
+    pub autoscaling: aws_sdk_autoscaling::Client,
+    pub ec2: aws_sdk_ec2::Client,
+    pub iam: aws_sdk_iam::Client,
     pub account: String,
+    /// Who the credentials are (STS GetCallerIdentity), for policy simulation.
+    pub caller_arn: String,
 }
 
 impl Aws {
@@ -138,6 +147,7 @@ impl Aws {
             .await
             .map_err(|e| cfn::aws_error("asking STS who we are".into(), e))?;
         let account = me.account().unwrap_or_default().to_string();
+        let caller_arn = me.arn().unwrap_or_default().to_string();
         if let Some(expected) = account_id {
             if expected != account {
                 return Err(DeployError::WrongAccount {
@@ -161,7 +171,13 @@ impl Aws {
             dynamodb: aws_sdk_dynamodb::Client::new(&shared),
             emr: aws_sdk_emr::Client::new(&shared),
             rds: aws_sdk_rds::Client::new(&shared),
+            firehose: aws_sdk_firehose::Client::new(&shared),
+            kafka: aws_sdk_kafka::Client::new(&shared),
+            autoscaling: aws_sdk_autoscaling::Client::new(&shared),
+            ec2: aws_sdk_ec2::Client::new(&shared),
+            iam: aws_sdk_iam::Client::new(&shared),
             account,
+            caller_arn,
         })
     }
 }

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::diff::{Action, StackAction, StackDiff};
 
-fn show(v: &Option<Value>) -> String {
+pub(crate) fn show(v: &Option<Value>) -> String {
     match v {
         None => "(absent)".into(),
         Some(Value::String(s)) => format!("{s:?}"),

@@ -213,14 +213,33 @@ impl LeaseTable {
         .await
     }
 
-    /// Everything up to `checkpoint` is durable in the lake; the intent is done.
-    pub async fn checkpoint(&self, shard: &str, me: &str, checkpoint: &str) -> Result<bool> {
-        let update = "SET checkpoint = :cp, leaseCounter = leaseCounter + :one REMOVE intent";
+    /// Everything up to `checkpoint` is durable in the lake; the intent is
+    /// done. `lag_ms` (how far behind the stream's tip the shard's reader
+    /// was) and the time are kept beside it for `lakectl status`.
+    pub async fn checkpoint(
+        &self,
+        shard: &str,
+        me: &str,
+        checkpoint: &str,
+        lag_ms: u64,
+    ) -> Result<bool> {
+        let update = "SET checkpoint = :cp, leaseCounter = leaseCounter + :one, \
+                      millisBehindLatest = :lag, checkpointAt = :at REMOVE intent";
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
         self.update(
             shard,
             update,
             "leaseOwner = :me",
-            &[(":me", s(me)), (":cp", s(checkpoint)), (":one", n(1))],
+            &[
+                (":me", s(me)),
+                (":cp", s(checkpoint)),
+                (":one", n(1)),
+                (":lag", n(lag_ms)),
+                (":at", n(now_ms)),
+            ],
         )
         .await
     }

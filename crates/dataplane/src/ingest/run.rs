@@ -413,7 +413,15 @@ fn close_window(
         .stats
         .dead_letters
         .fetch_add(pipeline.counts.dead_lettered, Ordering::SeqCst);
-    rt.block_on(shared.leases.checkpoint(shard, me, seq))
+    let lag_ms = shared
+        .stats
+        .lag_ms
+        .lock()
+        .expect("lag lock")
+        .get(shard)
+        .map(|lag| (*lag).max(0) as u64)
+        .unwrap_or(0);
+    rt.block_on(shared.leases.checkpoint(shard, me, seq, lag_ms))
 }
 
 fn consume(
@@ -549,7 +557,7 @@ fn consume(
             }
         }
         if iterator.is_none() {
-            rt.block_on(shared.leases.checkpoint(shard, me, SHARD_END))?;
+            rt.block_on(shared.leases.checkpoint(shard, me, SHARD_END, 0))?;
             return Ok(ShardEnd::Finished);
         }
         if stopping && intent.is_none() {

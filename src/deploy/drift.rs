@@ -1,0 +1,232 @@
+//! `lakectl drift`: what changed in AWS behind CloudFormation's back, per
+//! stack, resource and property (expected -> actual), in `diff`'s style.
+//!
+//! Owns: running CloudFormation drift detection on every deployed stack of
+//! an environment and turning the result into plain rows and text. Must
+//! not: change any stack (detection is read-only) or compare templates
+//! (that is `plan`).
+
+use std::fmt::Write;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::{deployed_stacks, Aws, DeployError};
+use crate::plan::report::show;
+use crate::render::RenderedEnv;
+
+/// One stack's drift: `IN_SYNC`, `DRIFTED`, `NOT_CHECKED` or `NOT_DEPLOYED`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StackDrift {
+    pub id: String,
+    pub stack_name: String,
+    pub status: String,
+    pub resources: Vec<ResourceDrift>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ResourceDrift {
+    pub logical_id: String,
+    pub resource_type: String,
+    /// `MODIFIED` or `DELETED`.
+    pub status: String,
+    pub properties: Vec<PropertyDrift>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PropertyDrift {
+    /// Dotted, as in `diff` (`Tags.0.Value`).
+    pub path: String,
+    /// `ADD`, `REMOVE` or `NOT_EQUAL`.
+    pub change: String,
+    pub expected: Option<Value>,
+    pub actual: Option<Value>,
+}
+
+impl StackDrift {
+    pub fn drifted(&self) -> bool {
+        !self.resources.is_empty() || self.status == "DRIFTED"
+    }
+}
+
+/// Run drift detection on every deployed stack (all started first, then
+/// waited for: detection takes minutes per stack on AWS).
+pub async fn drift(aws: &Aws, rendered: &RenderedEnv) -> Result<Vec<StackDrift>, DeployError> {
+    let deployed = deployed_stacks(aws, rendered).await?;
+    let mut started = Vec::new();
+    let mut rows = Vec::new();
+    for stack in &rendered.stacks {
+        match deployed.get(&stack.id) {
+            Some(d) => {
+                let detection = aws.cfn.detect_drift(&d.name).await?;
+                started.push((stack.id.clone(), d.name.clone(), detection));
+            }
+            None => rows.push(StackDrift {
+                id: stack.id.clone(),
+                stack_name: stack.stack_name.clone(),
+                status: "NOT_DEPLOYED".into(),
+                resources: Vec::new(),
+            }),
+        }
+    }
+    for (id, name, detection) in started {
+        let status = aws.cfn.wait_drift_detection(&name, &detection).await?;
+        let resources = aws
+            .cfn
+            .drifted_resources(&name)
+            .await?
+            .iter()
+            .map(resource_drift)
+            .collect();
+        rows.push(StackDrift {
+            id,
+            stack_name: name,
+            status,
+            resources,
+        });
+    }
+    // Spec order, whatever order the answers came in.
+    rows.sort_by_key(|r| rendered.stacks.iter().position(|s| s.id == r.id));
+    Ok(rows)
+}
+
+fn resource_drift(r: &aws_sdk_cloudformation::types::StackResourceDrift) -> ResourceDrift {
+    ResourceDrift {
+        logical_id: r.logical_resource_id().unwrap_or_default().to_string(),
+        resource_type: r.resource_type().unwrap_or_default().to_string(),
+        status: r
+            .stack_resource_drift_status()
+            .map(|s| s.as_str().to_string())
+            .unwrap_or_default(),
+        properties: r
+            .property_differences()
+            .iter()
+            .map(|p| PropertyDrift {
+                path: dotted(p.property_path().unwrap_or_default()),
+                change: p
+                    .difference_type()
+                    .map(|d| d.as_str().to_string())
+                    .unwrap_or_default(),
+                expected: json_or_text(p.expected_value().unwrap_or_default()),
+                actual: json_or_text(p.actual_value().unwrap_or_default()),
+            })
+            .collect(),
+    }
+}
+
+/// `/Tags/0/Value` (a JSON pointer, as CloudFormation reports it) as `Tags.0.Value`.
+fn dotted(pointer: &str) -> String {
+    pointer.trim_start_matches('/').replace('/', ".")
+}
+
+/// CloudFormation sends values as JSON text; plain text when it is not.
+fn json_or_text(value: &str) -> Option<Value> {
+    if value.is_empty() {
+        return None;
+    }
+    Some(serde_json::from_str(value).unwrap_or_else(|_| Value::String(value.to_string())))
+}
+
+/// The drift report as text, in `lakectl diff`'s style.
+pub fn text(drifts: &[StackDrift]) -> String {
+    let mut out = String::new();
+    for d in drifts {
+        let status = match d.status.as_str() {
+            "IN_SYNC" => "in sync",
+            "DRIFTED" => "drifted",
+            "NOT_DEPLOYED" => "not deployed",
+            "NOT_CHECKED" => "not checked (no resource that supports drift detection)",
+            other => other,
+        };
+        let _ = writeln!(out, "Stack {} ({}): {status}", d.stack_name, d.id);
+        for r in &d.resources {
+            let (sign, what) = if r.status == "DELETED" {
+                ('-', "deleted outside CloudFormation")
+            } else {
+                ('~', "modified outside CloudFormation")
+            };
+            let _ = writeln!(
+                out,
+                "  {sign} {} {}  ({what})",
+                r.logical_id, r.resource_type
+            );
+            for p in &r.properties {
+                let _ = writeln!(
+                    out,
+                    "      {}: {} -> {}",
+                    p.path,
+                    show(&p.expected),
+                    show(&p.actual)
+                );
+            }
+        }
+    }
+    let drifted = drifts.iter().filter(|d| d.drifted()).count();
+    let resources: usize = drifts.iter().map(|d| d.resources.len()).sum();
+    let _ = writeln!(
+        out,
+        "\n{drifted} of {} stacks drifted: {resources} resources differ from their templates (expected -> actual)",
+        drifts.len()
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_cloudformation::types::{
+        DifferenceType, PropertyDifference, StackResourceDrift, StackResourceDriftStatus,
+    };
+
+    #[test]
+    fn a_modified_property_reads_expected_to_actual() {
+        let drift = StackResourceDrift::builder()
+            .stack_id("arn:stack")
+            .logical_resource_id("OrdersStream")
+            .resource_type("AWS::Kinesis::Stream")
+            .stack_resource_drift_status(StackResourceDriftStatus::Modified)
+            .timestamp(aws_sdk_cloudformation::primitives::DateTime::from_secs(0))
+            .property_differences(
+                PropertyDifference::builder()
+                    .property_path("/ShardCount")
+                    .expected_value("4")
+                    .actual_value("8")
+                    .difference_type(DifferenceType::NotEqual)
+                    .build(),
+            )
+            .property_differences(
+                PropertyDifference::builder()
+                    .property_path("/Tags/1/Value")
+                    .expected_value("lake")
+                    .actual_value("")
+                    .difference_type(DifferenceType::Remove)
+                    .build(),
+            )
+            .build();
+        let drifts = vec![
+            StackDrift {
+                id: "stream".into(),
+                stack_name: "lake-local-stream".into(),
+                status: "DRIFTED".into(),
+                resources: vec![resource_drift(&drift)],
+            },
+            StackDrift {
+                id: "network".into(),
+                stack_name: "lake-local-network".into(),
+                status: "IN_SYNC".into(),
+                resources: vec![],
+            },
+        ];
+        insta::assert_snapshot!(text(&drifts), @r#"
+        Stack lake-local-stream (stream): drifted
+          ~ OrdersStream AWS::Kinesis::Stream  (modified outside CloudFormation)
+              ShardCount: 4 -> 8
+              Tags.1.Value: "lake" -> (absent)
+        Stack lake-local-network (network): in sync
+
+        1 of 2 stacks drifted: 1 resources differ from their templates (expected -> actual)
+        "#);
+        let json = serde_json::to_value(&drifts[0]).unwrap();
+        assert_eq!(json["resources"][0]["properties"][0]["actual"], 8);
+    }
+}
