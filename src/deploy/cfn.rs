@@ -190,6 +190,15 @@ impl Cfn {
             .client
             .detect_stack_drift()
             .stack_name(name)
+            // An endpoint without drift detection answers 500: say so at
+            // once rather than after the deployer's eight attempts.
+            .customize()
+            .config_override(
+                aws_sdk_cloudformation::config::Builder::default().retry_config(
+                    aws_sdk_cloudformation::config::retry::RetryConfig::standard()
+                        .with_max_attempts(2),
+                ),
+            )
             .send()
             .await
             .map_err(|e| {

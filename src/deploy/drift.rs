@@ -228,5 +228,33 @@ mod tests {
         "#);
         let json = serde_json::to_value(&drifts[0]).unwrap();
         assert_eq!(json["resources"][0]["properties"][0]["actual"], 8);
+        insta::assert_snapshot!(serde_json::to_string_pretty(&drifts[0]).unwrap(), @r#"
+        {
+          "id": "stream",
+          "stack_name": "lake-local-stream",
+          "status": "DRIFTED",
+          "resources": [
+            {
+              "logical_id": "OrdersStream",
+              "resource_type": "AWS::Kinesis::Stream",
+              "status": "MODIFIED",
+              "properties": [
+                {
+                  "path": "ShardCount",
+                  "change": "NOT_EQUAL",
+                  "expected": 4,
+                  "actual": 8
+                },
+                {
+                  "path": "Tags.1.Value",
+                  "change": "REMOVE",
+                  "expected": "lake",
+                  "actual": null
+                }
+              ]
+            }
+          ]
+        }
+        "#);
     }
 }

@@ -163,19 +163,33 @@ impl Aws {
         } else {
             Duration::from_secs(5)
         };
+        // The clients `status` and `preflight` read with: a question an
+        // endpoint cannot answer (HTTP 500 from an emulator, a throttled
+        // call) is asked twice, not eight times with back-off, so a check
+        // reports "cannot tell" in a second instead of minutes.
+        let reading = aws_config::retry::RetryConfig::standard().with_max_attempts(2);
+        macro_rules! reading_client {
+            ($sdk:ident) => {
+                $sdk::Client::from_conf(
+                    $sdk::config::Builder::from(&shared)
+                        .retry_config(reading.clone())
+                        .build(),
+                )
+            };
+        }
         Ok(Aws {
             cfn: Cfn::new(aws_sdk_cloudformation::Client::new(&shared), poll),
             s3: lake_dataplane::store::s3_client_from(&shared),
             sfn: aws_sdk_sfn::Client::new(&shared),
             kinesis: aws_sdk_kinesis::Client::new(&shared),
             dynamodb: aws_sdk_dynamodb::Client::new(&shared),
-            emr: aws_sdk_emr::Client::new(&shared),
-            rds: aws_sdk_rds::Client::new(&shared),
-            firehose: aws_sdk_firehose::Client::new(&shared),
-            kafka: aws_sdk_kafka::Client::new(&shared),
-            autoscaling: aws_sdk_autoscaling::Client::new(&shared),
-            ec2: aws_sdk_ec2::Client::new(&shared),
-            iam: aws_sdk_iam::Client::new(&shared),
+            emr: reading_client!(aws_sdk_emr),
+            rds: reading_client!(aws_sdk_rds),
+            firehose: reading_client!(aws_sdk_firehose),
+            kafka: reading_client!(aws_sdk_kafka),
+            autoscaling: reading_client!(aws_sdk_autoscaling),
+            ec2: reading_client!(aws_sdk_ec2),
+            iam: reading_client!(aws_sdk_iam),
             account,
             caller_arn,
         })
