@@ -282,10 +282,7 @@ fn run(cli: &Cli) -> Result<ExitCode, String> {
                     "executed_change_sets": report.executed_change_sets,
                     "uploaded_artifacts": report.uploaded,
                 });
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&json).expect("serialises")
-                );
+                print_json(&json);
             } else {
                 use deploy::up::Outcome;
                 println!(
@@ -365,13 +362,9 @@ fn run(cli: &Cli) -> Result<ExitCode, String> {
                 })
                 .map_err(|e| e.to_string())?;
             match cli.output {
-                Output::Json => println!(
-                    "{}",
-                    serde_json::to_string_pretty(
-                        &serde_json::json!({ "stacks": rows, "components": components })
-                    )
-                    .expect("serialises")
-                ),
+                Output::Json => {
+                    print_json(&serde_json::json!({ "stacks": rows, "components": components }))
+                }
                 Output::Text => print!(
                     "{}\n{}",
                     deploy::status::table(&rows),
@@ -403,10 +396,7 @@ fn run(cli: &Cli) -> Result<ExitCode, String> {
                 ))
                 .map_err(|e| e.to_string())?;
             match cli.output {
-                Output::Json => println!(
-                    "{}",
-                    serde_json::to_string_pretty(&run).expect("serialises")
-                ),
+                Output::Json => print_json(&run),
                 Output::Text => println!(
                     "compaction of {} {}: {}{}",
                     if run.partition.is_empty() {
@@ -435,10 +425,7 @@ fn run(cli: &Cli) -> Result<ExitCode, String> {
                 .run(deploy::status::outputs(&session.aws, &session.rendered))
                 .map_err(|e| e.to_string())?;
             match cli.output {
-                Output::Json => println!(
-                    "{}",
-                    serde_json::to_string_pretty(&outputs).expect("serialises")
-                ),
+                Output::Json => print_json(&outputs),
                 Output::Text => {
                     for (stack, values) in &outputs {
                         for (key, value) in values {
@@ -458,10 +445,7 @@ fn run(cli: &Cli) -> Result<ExitCode, String> {
                 &session.rendered.region,
             ));
             match cli.output {
-                Output::Json => println!(
-                    "{}",
-                    serde_json::to_string_pretty(&report).expect("serialises")
-                ),
+                Output::Json => print_json(&report),
                 Output::Text => print!("{}", deploy::preflight::text(&report)),
             }
             Ok(if report.count(Severity::Error) > 0 {
@@ -479,13 +463,9 @@ fn run(cli: &Cli) -> Result<ExitCode, String> {
                 .run(deploy::drift::drift(&session.aws, &session.rendered))
                 .map_err(|e| e.to_string())?;
             match cli.output {
-                Output::Json => println!(
-                    "{}",
-                    serde_json::to_string_pretty(
-                        &serde_json::json!({ "environment": env, "stacks": drifts })
-                    )
-                    .expect("serialises")
-                ),
+                Output::Json => {
+                    print_json(&serde_json::json!({ "environment": env, "stacks": drifts }))
+                }
                 Output::Text => print!("{}", deploy::drift::text(&drifts)),
             }
             let drifted = drifts.iter().any(|d| d.drifted());
@@ -501,10 +481,7 @@ fn run(cli: &Cli) -> Result<ExitCode, String> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Schema => {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&spec::json_schema()).expect("schema serialises")
-            );
+            print_json(&spec::json_schema());
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -536,10 +513,7 @@ fn validate(cli: &Cli, envs: &[String]) -> Result<ExitCode, String> {
     }
     if cli.output == Output::Json {
         let report = serde_json::json!({ "valid": valid, "diagnostics": all });
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report).expect("report serialises")
-        );
+        print_json(&report);
     } else {
         print_diagnostics(&all);
         for env in &valid {
@@ -551,6 +525,14 @@ fn validate(cli: &Cli, envs: &[String]) -> Result<ExitCode, String> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// Machine-readable output: every `--output json` goes through here.
+fn print_json(value: &impl serde::Serialize) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).expect("plain data serialises")
+    );
 }
 
 fn print_diagnostics(found: &[Diagnostic]) {

@@ -13,6 +13,7 @@ use super::cfn::aws_error;
 use super::{Aws, DeployError};
 use crate::render::RenderedEnv;
 use crate::spec::EnvSpec;
+use lake_dataplane::ingest::lease::{Lease, LeaseTable, SHARD_END};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -106,6 +107,11 @@ fn or_cannot_tell(name: &str, checked: Result<Component, DeployError>) -> Compon
     checked.unwrap_or_else(|e| Component::new(name, Verdict::Down, format!("cannot tell: {e}")))
 }
 
+/// A component whose stack is not deployed.
+fn not_deployed(component: &str, why: &str) -> Component {
+    Component::new(component, Verdict::NotDeployed, why.into())
+}
+
 /// What CloudFormation still lists but the service no longer has.
 fn deleted_outside(component: &str, what: String) -> Component {
     Component::new(
@@ -136,11 +142,7 @@ async fn kafka(
         return msk(aws, arn, bootstrap_output).await;
     }
     if output(outputs, "kafka", "KafkaBootstrapBrokers").is_none() {
-        return Ok(Component::new(
-            "kafka",
-            Verdict::NotDeployed,
-            "no kafka stack".into(),
-        ));
+        return Ok(not_deployed("kafka", "no kafka stack"));
     }
     // Self-managed: the stack's instances, by CloudFormation's own tag.
     let stack = rendered
@@ -279,7 +281,7 @@ async fn firehose(aws: &Aws, outputs: &Outputs) -> Result<Component, DeployError
                     .into(),
             )
         } else {
-            Component::new("archive", Verdict::NotDeployed, "no stream stack".into())
+            not_deployed("archive", "no stream stack")
         });
     };
     let described = match aws
@@ -328,11 +330,7 @@ async fn firehose(aws: &Aws, outputs: &Outputs) -> Result<Component, DeployError
 
 async fn stream(aws: &Aws, outputs: &Outputs) -> Result<Component, DeployError> {
     let Some(name) = output(outputs, "stream", "StreamName") else {
-        return Ok(Component::new(
-            "stream",
-            Verdict::NotDeployed,
-            "no stream stack".into(),
-        ));
+        return Ok(not_deployed("stream", "no stream stack"));
     };
     let summary = match aws
         .kinesis
@@ -375,56 +373,27 @@ async fn stream(aws: &Aws, outputs: &Outputs) -> Result<Component, DeployError> 
 
 async fn ingest(aws: &Aws, outputs: &Outputs, fleet_size: u32) -> Result<Component, DeployError> {
     let Some(table) = output(outputs, "ingest", "LeaseTableName") else {
-        return Ok(Component::new(
-            "ingest",
-            Verdict::NotDeployed,
-            "no ingest stack".into(),
-        ));
+        return Ok(not_deployed("ingest", "no ingest stack"));
     };
-    let scan = aws
-        .dynamodb
+    // The consumers' own reader of their lease table.
+    let leases = LeaseTable::new(aws.dynamodb.clone(), table)
         .scan()
-        .table_name(table)
-        .send()
         .await
-        .map_err(|e| aws_error(format!("reading lease table {table}"), e))?;
-    let text =
-        |item: &std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>,
-         key: &str| {
-            item.get(key)
-                .and_then(|v| v.as_s().ok())
-                .cloned()
-                .unwrap_or_default()
-        };
-    let leases = scan.items();
+        .map_err(|e| DeployError::Aws {
+            doing: format!("reading lease table {table}"),
+            message: format!("{e:#}"),
+        })?;
     // A finished parent shard needs no owner.
-    let open: Vec<_> = leases
+    let open: Vec<&Lease> = leases
         .iter()
-        .filter(|i| text(i, "checkpoint") != "SHARD_END")
+        .filter(|l| l.checkpoint != SHARD_END)
         .collect();
-    let owned = open
-        .iter()
-        .filter(|i| !text(i, "leaseOwner").is_empty())
-        .count();
-    let mut workers: Vec<String> = open
-        .iter()
-        .map(|i| text(i, "leaseOwner"))
-        .filter(|o| !o.is_empty())
-        .collect();
+    let owned = open.iter().filter(|l| l.owner.is_some()).count();
+    let mut workers: Vec<String> = open.iter().filter_map(|l| l.owner.clone()).collect();
     workers.sort();
     workers.dedup();
     // The consumers' lag, as their last checkpoints recorded it.
-    let number =
-        |item: &std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>,
-         key: &str| {
-            item.get(key)
-                .and_then(|v| v.as_n().ok())
-                .and_then(|n| n.parse::<u64>().ok())
-        };
-    let max_lag_ms = open
-        .iter()
-        .filter_map(|i| number(i, "millisBehindLatest"))
-        .max();
+    let max_lag_ms = open.iter().filter_map(|l| l.lag_ms).max();
     let verdict = if fleet_size == 0 || open.is_empty() || owned == open.len() {
         Verdict::Ok
     } else if owned > 0 {
@@ -536,11 +505,7 @@ async fn fleet(
 
 async fn metastore(aws: &Aws, outputs: &Outputs) -> Result<Component, DeployError> {
     let Some(endpoint) = output(outputs, "metastore", "MetastoreEndpoint") else {
-        return Ok(Component::new(
-            "metastore",
-            Verdict::NotDeployed,
-            "no metastore stack".into(),
-        ));
+        return Ok(not_deployed("metastore", "no metastore stack"));
     };
     let secret = output(outputs, "metastore", "MetastoreSecretName").unwrap_or_default();
     let verdict_of = |status: &str| match status {
@@ -615,11 +580,7 @@ async fn metastore(aws: &Aws, outputs: &Outputs) -> Result<Component, DeployErro
 
 async fn emr(aws: &Aws, outputs: &Outputs) -> Result<Component, DeployError> {
     let Some(id) = output(outputs, "emr", "ClusterId") else {
-        return Ok(Component::new(
-            "emr",
-            Verdict::NotDeployed,
-            "no EMR stack".into(),
-        ));
+        return Ok(not_deployed("emr", "no EMR stack"));
     };
     let cluster = aws
         .emr

@@ -606,30 +606,8 @@ async fn metastore(aws: &Aws, spec: &EnvSpec, loc: &Locator) -> Check {
             .await
             .map(|o| o.orderable_db_instance_options().to_vec())
             .unwrap_or_default();
-        let for_engine = ask(None, None)
-            .await
-            .map(|o| o.orderable_db_instance_options().to_vec())
-            .unwrap_or_default();
-        if for_engine.is_empty() {
-            findings.push(loc.warning(
-                "metastore",
-                format!(
-                    "not checked: this endpoint lists no orderable instance options for {engine} at all"
-                ),
-            ));
-        } else if for_version.is_empty() {
-            let versions: BTreeSet<&str> = for_engine
-                .iter()
-                .filter_map(|o| o.engine_version())
-                .collect();
-            findings.push(loc.error(
-                version_field,
-                format!(
-                    "{engine} {version} is not offered; for example: {}",
-                    versions.iter().rev().take(3).cloned().collect::<Vec<_>>().join(", ")
-                ),
-            ));
-        } else {
+        if !for_version.is_empty() {
+            // The version exists: the class is what is wrong.
             let classes: BTreeSet<&str> = for_version
                 .iter()
                 .filter_map(|o| o.db_instance_class())
@@ -641,6 +619,31 @@ async fn metastore(aws: &Aws, spec: &EnvSpec, loc: &Locator) -> Check {
                     classes.into_iter().take(6).collect::<Vec<_>>().join(", ")
                 ),
             ));
+        } else {
+            let for_engine = ask(None, None)
+                .await
+                .map(|o| o.orderable_db_instance_options().to_vec())
+                .unwrap_or_default();
+            if for_engine.is_empty() {
+                findings.push(loc.warning(
+                    "metastore",
+                    format!(
+                        "not checked: this endpoint lists no orderable instance options for {engine} at all"
+                    ),
+                ));
+            } else {
+                let versions: BTreeSet<&str> = for_engine
+                    .iter()
+                    .filter_map(|o| o.engine_version())
+                    .collect();
+                findings.push(loc.error(
+                    version_field,
+                    format!(
+                        "{engine} {version} is not offered; for example: {}",
+                        versions.iter().rev().take(3).cloned().collect::<Vec<_>>().join(", ")
+                    ),
+                ));
+            }
         }
     }
     Check {

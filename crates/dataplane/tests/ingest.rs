@@ -751,6 +751,22 @@ fn a_resharded_stream_is_read_parents_first_and_every_record_lands_once() {
     let leases =
         s.rt.block_on(s.dynamo.scan().table_name("orders-leases").send())
             .unwrap();
+    // Each checkpoint also records the reader's lag (for `lakectl status`).
+    let checkpointed: Vec<_> = leases
+        .items()
+        .iter()
+        .filter(|i| i["checkpoint"].as_s().unwrap() != "TRIM_HORIZON")
+        .collect();
+    assert!(!checkpointed.is_empty());
+    for lease in checkpointed {
+        assert!(
+            lease
+                .get("millisBehindLatest")
+                .and_then(|v| v.as_n().ok())
+                .is_some_and(|n| n.parse::<u64>().is_ok()),
+            "{lease:?}"
+        );
+    }
     let checkpoint = |shard: &str| {
         leases
             .items()

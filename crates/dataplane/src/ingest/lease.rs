@@ -28,6 +28,8 @@ pub struct Lease {
     /// Last sequence number of a window being published, if any.
     pub intent: Option<String>,
     pub parents: Vec<String>,
+    /// How far behind the stream's tip the reader was at the last checkpoint.
+    pub lag_ms: Option<u64>,
 }
 
 pub struct LeaseTable {
@@ -129,14 +131,16 @@ impl LeaseTable {
                 .with_context(|| format!("reading leases from {}", self.table))?;
             for item in resp.items() {
                 let get = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned();
+                let number = |k: &str| {
+                    item.get(k)
+                        .and_then(|v| v.as_n().ok())
+                        .and_then(|v| v.parse().ok())
+                };
                 out.push(Lease {
                     shard: get("leaseKey").unwrap_or_default(),
                     owner: get("leaseOwner"),
-                    counter: item
-                        .get("leaseCounter")
-                        .and_then(|v| v.as_n().ok())
-                        .and_then(|v| v.parse().ok())
-                        .unwrap_or(0),
+                    counter: number("leaseCounter").unwrap_or(0),
+                    lag_ms: number("millisBehindLatest"),
                     checkpoint: get("checkpoint").unwrap_or_else(|| TRIM_HORIZON.into()),
                     intent: get("intent"),
                     parents: item
