@@ -95,7 +95,7 @@ pub enum PublishError {
          crates/dataplane); pass --artifacts DIR holding lake-ingest and lake-compact"
     )]
     NoWorkspace { cwd: String },
-    #[error("building the data-plane binaries failed ({0}); run `cargo build --release -p lake-dataplane --bins` to see why")]
+    #[error("building the data-plane binaries failed ({0}); run `cargo build --release --workspace --bins` to see why")]
     Build(String),
     #[error(
         "{path}: needs glibc {needed} (symbol versions up to GLIBC_{needed}), but the ingest \
@@ -180,8 +180,11 @@ pub fn locate(dir: Option<&Path>) -> Result<BTreeMap<String, Artifact>, PublishE
         .collect()
 }
 
-/// `cargo build --release` of the data plane, from the workspace in the
-/// current directory; returns the directory holding the binaries.
+/// `cargo build --release --workspace --bins` from the workspace in the
+/// current directory; returns the directory holding the binaries. The same
+/// invocation as `scripts/demo.sh` and the test suite's build (one feature
+/// resolution), so it is fresh after either; `-p lake-dataplane` alone would
+/// resolve features differently and compile the AWS crates again.
 fn build_release() -> Result<PathBuf, PublishError> {
     let cwd = std::env::current_dir().unwrap_or_default();
     if !cwd.join("crates/dataplane/Cargo.toml").is_file() {
@@ -191,7 +194,7 @@ fn build_release() -> Result<PathBuf, PublishError> {
     }
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = std::process::Command::new(cargo)
-        .args(["build", "--release", "-p", "lake-dataplane", "--bins"])
+        .args(["build", "--release", "--workspace", "--bins"])
         .current_dir(&cwd)
         .stdout(std::process::Stdio::null())
         .status()
