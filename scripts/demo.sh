@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 say() { printf '\n== %s\n' "$*"; }
 
 say "tools and release build"
-scripts/setup-tools.sh
+scripts/setup-tools.sh demo
 # One invocation builds all three binaries (one feature resolution, so
 # nothing compiles twice); after `scripts/test.sh` this is already fresh.
 cargo build --release -q --workspace --bins
@@ -86,4 +86,4 @@ say "lake-ingest run: shard leases in $leases, CSV files by order hour, until th
 $bin/lake-ingest run --stream "$stream" --sink "s3://$bucket/lake/orders" --lease-table "$leases" \
   --format csv --schema crates/dataplane/tests/data/orders.avsc --roll-records 500 --exit-when-idle 3
 
-python3 scripts/demo_lake.py verify "$bucket" lake/orders "$bin" crates/dataplane/tests/data/orders.avsc
+python3 scripts/demo_lake.py verify "$bucket" lake/orders "$bin" crates/dataplane/tests/data/orders.avsc "$leases"

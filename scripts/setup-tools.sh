@@ -1,18 +1,44 @@
 #!/usr/bin/env bash
-# Install the pinned Python tools (cfn-lint, moto server) if they are missing
-# or at another version. Needs only Python 3 with pip.
+# Install the pinned tools the tests and the demo use, if missing or at
+# another version. Needs Python 3 with pip; Debian packages through apt-get.
+#
+#   scripts/setup-tools.sh          everything the tests need
+#   scripts/setup-tools.sh demo     only what scripts/demo.sh needs
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
+what=${1:-all}
+
+pip_install() {  # requirements file
+  echo "setup-tools: installing $(grep -v '^#' "$1" | xargs)" >&2
+  python3 -m pip install --quiet --disable-pip-version-check -r "$1"
+}
+
 need=0
 cfn-lint --version 2>/dev/null | grep -q "1.51.0" || need=1
 python3 -c "import moto, sys; sys.exit(moto.__version__ != '5.2.1')" 2>/dev/null || need=1
 command -v moto_server >/dev/null || need=1
-if [ "$need" = 1 ]; then
-  echo "setup-tools: installing $(grep -v '^#' "$here/tools/requirements.txt" | xargs)" >&2
-  python3 -m pip install --quiet --disable-pip-version-check -r "$here/tools/requirements.txt"
+aws --version 2>&1 | grep -q "aws-cli/1.45.11" || need=1
+if [ "$need" = 1 ]; then pip_install "$here/tools/requirements.txt"; fi
+for tool in cfn-lint moto_server aws; do
+  command -v "$tool" >/dev/null || {
+    echo "setup-tools: $tool is not on PATH after install;" >&2
+    echo "  add pip's script folder (python3 -m site --user-base)/bin to PATH" >&2
+    exit 1
+  }
+done
+[ "$what" = demo ] && exit 0
+
+# Debian packages: Java for Spark.
+debs=()
+command -v java >/dev/null || debs+=(openjdk-17-jre-headless)
+if [ ${#debs[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "setup-tools: need ${debs[*]}: run as root, or: sudo apt-get install -y ${debs[*]}" >&2
+    exit 1
+  fi
+  echo "setup-tools: installing ${debs[*]} (apt)" >&2
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${debs[@]}" >/dev/null
 fi
-command -v cfn-lint >/dev/null && command -v moto_server >/dev/null || {
-  echo "setup-tools: cfn-lint or moto_server is not on PATH after install;" >&2
-  echo "  add pip's script folder (python3 -m site --user-base)/bin to PATH" >&2
-  exit 1
-}
+python3 -c "import pyspark, sys; sys.exit(pyspark.__version__ != '3.5.2')" 2>/dev/null \
+  || pip_install "$here/tools/requirements-engine.txt"

@@ -133,6 +133,10 @@ enum Command {
         /// `ordertime=2019111315` (default: the whole lake).
         #[arg(long)]
         partition: Option<String>,
+        /// Only register the lake's partitions in the Hive table now (what
+        /// the 15-minute schedule does), no compaction.
+        #[arg(long)]
+        register_only: bool,
         /// Wait until the run ends.
         #[arg(long)]
         wait: bool,
@@ -384,6 +388,7 @@ fn run(cli: &Cli) -> Result<ExitCode, String> {
         Command::Compact {
             env,
             partition,
+            register_only,
             wait,
         } => {
             let session = Session::open(cli, env)?;
@@ -392,6 +397,7 @@ fn run(cli: &Cli) -> Result<ExitCode, String> {
                     &session.aws,
                     &session.rendered,
                     partition.as_deref(),
+                    *register_only,
                     *wait,
                 ))
                 .map_err(|e| e.to_string())?;

@@ -140,6 +140,49 @@ fn bad_specs_give_pinned_messages() {
             ],
         ),
         (
+            "unknown Avro type in the lake schema",
+            "ingest:\n  schema:\n    type: record\n    name: o\n    fields:\n      - {name: ordertime, type: long}\n      - {name: a, type: wat}\n",
+            &["case.yaml:9:19: unknown type `wat`: not an Avro primitive (null, boolean, int, long, float, double, bytes, string) nor a named type defined before it"],
+        ),
+        (
+            "time field missing from the schema",
+            "ingest:\n  schema:\n    type: record\n    name: o\n    fields:\n      - {name: orderid, type: int}\n",
+            &["_base.yaml:77:3: time_field `ordertime` is not a column of ingest.schema (its columns: orderid); every record would be dead-lettered"],
+        ),
+        (
+            "time field that cannot hold a time",
+            "ingest:\n  schema:\n    type: record\n    name: o\n    fields:\n      - {name: ordertime, type: boolean}\n",
+            &["_base.yaml:77:3: time_field `ordertime` is a Boolean column; the order's time must be epoch seconds or milliseconds (int, long, double) or an ISO-8601 string"],
+        ),
+        (
+            "column names Hive cannot take",
+            "ingest:\n  schema:\n    type: record\n    name: o\n    fields:\n      - {name: ordertime, type: long}\n      - {name: order-id, type: int}\n      - {name: OrderTime, type: long}\n",
+            &[
+                "case.yaml:4:3: column `order-id` cannot be a Hive column: use letters, digits and `_`, starting with a letter or `_`, at most 128 characters",
+                "case.yaml:4:3: columns `ordertime` and `OrderTime` are one column to Hive, which ignores case",
+            ],
+        ),
+        (
+            "partition column colliding with a column",
+            "ingest:\n  schema:\n    type: record\n    name: o\n    fields:\n      - {name: ordertime, type: long}\n      - {name: ordertime_part, type: string}\n",
+            &["_base.yaml:78:3: the table's partition column `ordertime_part` (from `ordertime=`) is also a column of ingest.schema; rename one"],
+        ),
+        (
+            "partition format of two levels",
+            "ingest:\n  partition_format: dt=%Y-%m-%d/hour=%H\n",
+            &["case.yaml:4:3: partition_format `dt=%Y-%m-%d/hour=%H` must be one Hive-style directory level `key=<tokens>` (the lake's Hive table has one partition column), e.g. ordertime=%Y%m%d%H"],
+        ),
+        (
+            "cron values EventBridge rejects",
+            "compaction:\n  schedule: cron(99 99 * * ? *)\n",
+            &["case.yaml:4:3: schedule `cron(99 99 * * ? *)`: minutes `99`: `99` is not between 0 and 59"],
+        ),
+        (
+            "cron with both day fields",
+            "compaction:\n  schedule: cron(0 2 * * * *)\n",
+            &["case.yaml:4:3: schedule `cron(0 2 * * * *)`: exactly one of day-of-month and day-of-week must be `?` (EventBridge cannot take both), e.g. cron(0 2 * * ? *)"],
+        ),
+        (
             "account id guard malformed",
             "account_id: \"12345\"\n",
             &["case.yaml:3:1: account_id `12345` must be 12 digits (quote it in YAML to keep leading zeros)"],

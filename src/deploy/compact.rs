@@ -33,9 +33,21 @@ impl Run {
 }
 
 /// The execution input: `{"partition": "<dir>"}` (the state machine's
-/// defaults make an empty partition mean the whole lake).
-pub fn input(partition: Option<&str>) -> String {
+/// defaults make an empty partition mean the whole lake), or
+/// `{"register_only": true}`: bring the Hive table's partitions in line with
+/// the lake now, without compacting.
+pub fn input(partition: Option<&str>, register_only: bool) -> String {
+    if register_only {
+        return serde_json::json!({ "register_only": true }).to_string();
+    }
     serde_json::json!({ "partition": partition.unwrap_or_default() }).to_string()
+}
+
+/// A partition directory name as the compaction step accepts it.
+fn is_partition_dir(p: &str) -> bool {
+    !p.is_empty()
+        && p.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.:+=-".contains(c))
 }
 
 /// Start a compaction run; with `wait`, poll until it ends.
@@ -43,12 +55,13 @@ pub async fn compact(
     aws: &Aws,
     rendered: &RenderedEnv,
     partition: Option<&str>,
+    register_only: bool,
     wait: bool,
 ) -> Result<Run, DeployError> {
     if let Some(p) = partition {
-        if p.starts_with('/') || p.contains("..") || p.contains("://") {
+        if !is_partition_dir(p) || register_only {
             return Err(DeployError::Refused(format!(
-                "--partition `{p}`: give a partition directory under the lake prefix, e.g. ordertime=2019111315"
+                "--partition `{p}`: give one partition directory under the lake prefix, e.g. ordertime=2019111315 (and not with --register-only)"
             )));
         }
     }
@@ -68,7 +81,7 @@ pub async fn compact(
         .sfn
         .start_execution()
         .state_machine_arn(&machine)
-        .input(input(partition))
+        .input(input(partition, register_only))
         .send()
         .await
         .map_err(|e| super::cfn::aws_error(format!("starting {machine}"), e))?;
@@ -113,9 +126,14 @@ mod tests {
     #[test]
     fn the_input_names_the_partition_or_nothing() {
         assert_eq!(
-            input(Some("ordertime=2019111315")),
+            input(Some("ordertime=2019111315"), false),
             r#"{"partition":"ordertime=2019111315"}"#
         );
-        assert_eq!(input(None), r#"{"partition":""}"#);
+        assert_eq!(input(None, false), r#"{"partition":""}"#);
+        assert_eq!(input(None, true), r#"{"register_only":true}"#);
+        assert!(is_partition_dir("ordertime=2019111315"));
+        for bad in ["", "a/b", "../x", "s3://b/x", "x y", "x;y"] {
+            assert!(!is_partition_dir(bad), "{bad}");
+        }
     }
 }

@@ -43,8 +43,8 @@ pub struct Derived {
     pub ingest_schema_b64: String,
     /// The Hive table step script, base64 (empty without a schema).
     pub hive_script_b64: String,
-    /// Arguments of `lake-compact` in the compaction step (after `--src`/`--dest`).
-    pub compact_args: Vec<String>,
+    /// The compaction step script, base64.
+    pub compact_script_b64: String,
     pub emr_market: EmrMarkets,
     /// Parameter group family of the Aurora engine version.
     pub aurora_family: &'static str,
@@ -113,12 +113,7 @@ impl<'a> Context<'a> {
             }
             None => String::new(),
         };
-        let c = &spec.compaction;
-        let mut compact_args = vec![format!("--target-size {}", c.target_size_mib)];
-        if c.delete_on_success {
-            compact_args.push("--delete-on-success".into());
-        }
-        compact_args.push("--output-manifest manifest.gz".into());
+        let lease_table = format!("{}-ingest-leases", spec.name);
         Context {
             spec,
             d: Derived {
@@ -130,7 +125,9 @@ impl<'a> Context<'a> {
                 bucket_policy: if protect { "Retain" } else { "Delete" },
                 database_policy: if protect { "Snapshot" } else { "Delete" },
                 stream_name: format!("{}-orders", spec.name),
-                lease_table: format!("{}-ingest-leases", spec.name),
+                compact_script_b64: base64::engine::general_purpose::STANDARD
+                    .encode(super::compaction_step::script(spec, &lease_table)),
+                lease_table,
                 firehose_compression: spec.archive.compression.cfn_name(),
                 partition_by: ingest.effective_partition_by().as_str(),
                 ingest_format: ingest.format.as_str(),
@@ -139,7 +136,6 @@ impl<'a> Context<'a> {
                 hive_script_b64: super::hive::table_script(spec)
                     .map(|s| base64::engine::general_purpose::STANDARD.encode(s))
                     .unwrap_or_default(),
-                compact_args,
                 emr_market: EmrMarkets {
                     master: spec.emr.master.market.cfn_name(),
                     core: spec.emr.core.market.cfn_name(),

@@ -7,6 +7,7 @@
 //! Must not: call AWS or read spec files (callers hand in a `LoadedSpec`).
 
 pub mod catalog;
+pub mod compaction_step;
 pub mod consumers;
 pub mod context;
 pub mod graph;

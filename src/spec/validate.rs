@@ -772,13 +772,11 @@ impl Validator<'_> {
                     i.format.as_str()
                 ),
             ),
-            (Some(schema), _) => {
-                if let Err(msg) =
-                    lake_dataplane::flatten::schema::typed_columns_from_avro(&schema.to_string(), "_")
-                {
-                    self.error("ingest.schema", msg);
-                }
-            }
+            (Some(schema), _) => match lake_dataplane::flatten::schema::typed_columns(schema, "_") {
+                Err(e) if e.path.is_empty() => self.error("ingest.schema", e.message),
+                Err(e) => self.error(&format!("ingest.schema.{}", e.path), e.message),
+                Ok(columns) => self.lake_columns(spec, &columns),
+            },
             _ => {}
         }
         self.range("ingest.roll_mib", i.roll_mib.into(), 1, 1024);
@@ -798,6 +796,63 @@ impl Validator<'_> {
                     i.fleet_size, spec.stream.shards
                 ),
             );
+        }
+    }
+
+    /// The lake's columns as the Hive table and the partitioner see them.
+    fn lake_columns(
+        &mut self,
+        spec: &EnvSpec,
+        columns: &[(String, lake_dataplane::flatten::schema::ColumnType)],
+    ) {
+        use lake_dataplane::flatten::schema::ColumnType;
+        let i = &spec.ingest;
+        let mut seen: std::collections::HashMap<String, &str> = Default::default();
+        for (name, _) in columns {
+            if !is_hive_identifier(name) {
+                self.error(
+                    "ingest.schema",
+                    format!("column `{name}` cannot be a Hive column: use letters, digits and `_`, starting with a letter or `_`, at most 128 characters"),
+                );
+            }
+            // Hive folds column names to lower case.
+            if let Some(first) = seen.insert(name.to_ascii_lowercase(), name) {
+                self.error(
+                    "ingest.schema",
+                    format!(
+                        "columns `{first}` and `{name}` are one column to Hive, which ignores case"
+                    ),
+                );
+            }
+        }
+        if let Some((key, _)) = i.partition_format.split_once('=') {
+            let part = format!("{key}_part");
+            if seen.contains_key(&part.to_ascii_lowercase()) {
+                self.error(
+                    "ingest.partition_format",
+                    format!("the table's partition column `{part}` (from `{key}=`) is also a column of ingest.schema; rename one"),
+                );
+            }
+        }
+        if i.effective_partition_by() == PartitionBy::OrderTime && !i.time_field.is_empty() {
+            match columns.iter().find(|(n, _)| *n == i.time_field) {
+                None => self.error(
+                    "ingest.time_field",
+                    format!(
+                        "time_field `{}` is not a column of ingest.schema (its columns: {}); every record would be dead-lettered",
+                        i.time_field,
+                        columns.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ")
+                    ),
+                ),
+                Some((_, ColumnType::Int32 | ColumnType::Int64 | ColumnType::Float | ColumnType::Double | ColumnType::String)) => {}
+                Some((_, ty)) => self.error(
+                    "ingest.time_field",
+                    format!(
+                        "time_field `{}` is a {ty:?} column; the order's time must be epoch seconds or milliseconds (int, long, double) or an ISO-8601 string",
+                        i.time_field
+                    ),
+                ),
+            }
         }
     }
 
@@ -890,9 +945,12 @@ pub fn check_partition_format(fmt: &str) -> Result<(), String> {
             ));
         }
     }
-    if fmt.starts_with('/') || fmt.ends_with('/') {
+    let hive_style = fmt
+        .split_once('=')
+        .is_some_and(|(key, value)| is_hive_identifier(key) && !value.contains(['=', '/']));
+    if !hive_style {
         return Err(format!(
-            "partition_format `{fmt}` must not start or end with `/`"
+            "partition_format `{fmt}` must be one Hive-style directory level `key=<tokens>` (the lake's Hive table has one partition column), e.g. ordertime=%Y%m%d%H"
         ));
     }
     let has = |t| seen.contains(&t);
@@ -912,31 +970,225 @@ pub fn check_partition_format(fmt: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// `manual`, `cron(6 fields)` or `rate(N unit)`.
+/// A name Hive takes as a column without quoting.
+fn is_hive_identifier(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && name.len() <= 128
+}
+
+/// `manual`, or a schedule expression EventBridge accepts: `cron(…)` with
+/// six fields (minutes hours day-of-month month day-of-week year; exactly
+/// one of the day fields `?`) or `rate(N unit)` (singular unit for 1).
 pub fn check_schedule(s: &str) -> Result<(), String> {
     if s == "manual" {
         return Ok(());
     }
     if let Some(body) = s.strip_prefix("cron(").and_then(|r| r.strip_suffix(')')) {
-        let n = body.split_whitespace().count();
-        if n != 6 {
+        let fields: Vec<&str> = body.split_whitespace().collect();
+        if fields.len() != 6 {
             return Err(format!(
-                "schedule `{s}` has {n} fields; EventBridge cron takes 6: minutes hours day-of-month month day-of-week year, e.g. cron(0 2 * * ? *)"
+                "schedule `{s}` has {} fields; EventBridge cron takes 6: minutes hours day-of-month month day-of-week year, e.g. cron(0 2 * * ? *)",
+                fields.len()
+            ));
+        }
+        for (field, rule) in fields.iter().zip(&CRON_FIELDS) {
+            check_cron_field(field, rule)
+                .map_err(|e| format!("schedule `{s}`: {} `{field}`: {e}", rule.name))?;
+        }
+        if (fields[2] == "?") == (fields[4] == "?") {
+            return Err(format!(
+                "schedule `{s}`: exactly one of day-of-month and day-of-week must be `?` (EventBridge cannot take both), e.g. cron(0 2 * * ? *)"
             ));
         }
         return Ok(());
     }
     if let Some(body) = s.strip_prefix("rate(").and_then(|r| r.strip_suffix(')')) {
         let mut it = body.split_whitespace();
-        let ok = matches!((it.next().map(str::parse::<u32>), it.next(), it.next()),
-            (Some(Ok(n)), Some(unit), None) if n > 0 && ["minute", "minutes", "hour", "hours", "day", "days"].contains(&unit));
-        if ok {
-            return Ok(());
+        if let (Some(Ok(n)), Some(unit), None) =
+            (it.next().map(str::parse::<u32>), it.next(), it.next())
+        {
+            let singular = ["minute", "hour", "day"].contains(&unit);
+            let plural = ["minutes", "hours", "days"].contains(&unit);
+            if n == 1 && singular || n > 1 && plural {
+                return Ok(());
+            }
+            if n == 0 {
+                return Err(format!("schedule `{s}`: the rate must be at least 1"));
+            }
+            if singular || plural {
+                return Err(format!(
+                    "schedule `{s}`: EventBridge wants `{}` with {n}",
+                    if n == 1 {
+                        unit.trim_end_matches('s').to_string()
+                    } else {
+                        format!("{}s", unit.trim_end_matches('s'))
+                    }
+                ));
+            }
         }
     }
     Err(format!(
         "schedule `{s}` must be `manual`, `cron(…)` or `rate(N minutes|hours|days)`"
     ))
+}
+
+struct CronField {
+    name: &'static str,
+    min: u32,
+    max: u32,
+    names: &'static [&'static str],
+    /// Characters besides `, - * /` the field takes.
+    special: &'static str,
+}
+
+const MONTHS: &[&str] = &[
+    "JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC",
+];
+const WEEKDAYS: &[&str] = &["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"];
+
+/// EventBridge's cron fields ("Schedule expressions for rules").
+const CRON_FIELDS: [CronField; 6] = [
+    CronField {
+        name: "minutes",
+        min: 0,
+        max: 59,
+        names: &[],
+        special: "",
+    },
+    CronField {
+        name: "hours",
+        min: 0,
+        max: 23,
+        names: &[],
+        special: "",
+    },
+    CronField {
+        name: "day-of-month",
+        min: 1,
+        max: 31,
+        names: &[],
+        special: "?LW",
+    },
+    CronField {
+        name: "month",
+        min: 1,
+        max: 12,
+        names: MONTHS,
+        special: "",
+    },
+    CronField {
+        name: "day-of-week",
+        min: 1,
+        max: 7,
+        names: WEEKDAYS,
+        special: "?L#",
+    },
+    CronField {
+        name: "year",
+        min: 1970,
+        max: 2199,
+        names: &[],
+        special: "",
+    },
+];
+
+fn check_cron_field(field: &str, rule: &CronField) -> Result<(), String> {
+    let value = |v: &str| -> Result<u32, String> {
+        if let Some(i) = rule.names.iter().position(|n| n.eq_ignore_ascii_case(v)) {
+            return Ok(i as u32 + rule.min);
+        }
+        match v.parse::<u32>() {
+            Ok(n) if (rule.min..=rule.max).contains(&n) => Ok(n),
+            _ => Err(format!(
+                "`{v}` is not between {} and {}{}",
+                rule.min,
+                rule.max,
+                if rule.names.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        " (or {}-{})",
+                        rule.names[0],
+                        rule.names[rule.names.len() - 1]
+                    )
+                }
+            )),
+        }
+    };
+    if field == "?" {
+        return if rule.special.contains('?') {
+            Ok(())
+        } else {
+            Err("`?` is only for day-of-month and day-of-week".into())
+        };
+    }
+    for item in field.split(',') {
+        if item.is_empty() {
+            return Err("an empty list item".into());
+        }
+        if item == "*" {
+            continue;
+        }
+        if rule.special.contains('L')
+            && (item == "L" || item == "LW")
+            && (item != "LW" || rule.special.contains('W'))
+        {
+            continue;
+        }
+        if let Some(day) = item
+            .strip_suffix('W')
+            .filter(|_| rule.special.contains('W'))
+        {
+            value(day)?;
+            continue;
+        }
+        if let Some(day) = item
+            .strip_suffix('L')
+            .filter(|_| rule.special.contains('L') && rule.special.contains('#'))
+        {
+            value(day)?;
+            continue;
+        }
+        if let Some((day, nth)) = item.split_once('#').filter(|_| rule.special.contains('#')) {
+            value(day)?;
+            match nth.parse::<u32>() {
+                Ok(1..=5) => continue,
+                _ => return Err(format!("`#{nth}`: the week of the month is 1 to 5")),
+            }
+        }
+        let (base, step) = match item.split_once('/') {
+            Some((b, st)) => (b, Some(st)),
+            None => (item, None),
+        };
+        if let Some(st) = step {
+            match st.parse::<u32>() {
+                Ok(n) if n >= 1 && n <= rule.max => {}
+                _ => {
+                    return Err(format!(
+                        "`/{st}`: the step must be between 1 and {}",
+                        rule.max
+                    ))
+                }
+            }
+        }
+        if base == "*" && step.is_some() {
+            continue;
+        }
+        match base.split_once('-') {
+            Some((a, b)) => {
+                value(a)?;
+                value(b)?;
+            }
+            None => {
+                value(base)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -946,7 +1198,13 @@ mod tests {
     #[test]
     fn partition_formats() {
         assert!(check_partition_format("ordertime=%Y%m%d%H").is_ok());
-        assert!(check_partition_format("dt=%Y-%m-%d/hour=%H").is_ok());
+        assert!(check_partition_format("dt=%Y-%m-%d-%H").is_ok());
+        assert!(check_partition_format("dt=%Y-%m-%d/hour=%H")
+            .unwrap_err()
+            .contains("one Hive-style directory level"));
+        assert!(check_partition_format("%Y%m%d%H")
+            .unwrap_err()
+            .contains("key=<tokens>"));
         assert!(check_partition_format("ordertime=%Y%m%d")
             .unwrap_err()
             .contains("hour"));
@@ -971,6 +1229,27 @@ mod tests {
             .contains("5 fields"));
         assert!(check_schedule("rate(0 hours)").is_err());
         assert!(check_schedule("daily").is_err());
+        assert!(check_schedule("cron(15 1 * * ? *)").is_ok());
+        assert!(check_schedule("cron(0/15 8-17 ? * MON-FRI *)").is_ok());
+        assert!(check_schedule("cron(0 10 L * ? 2030)").is_ok());
+        assert!(check_schedule("cron(0 10 ? * 6#3 *)").is_ok());
+        assert_eq!(
+            check_schedule("cron(99 99 * * ? *)").unwrap_err(),
+            "schedule `cron(99 99 * * ? *)`: minutes `99`: `99` is not between 0 and 59"
+        );
+        assert!(check_schedule("cron(0 2 * * * *)")
+            .unwrap_err()
+            .contains("exactly one of day-of-month and day-of-week"));
+        assert!(check_schedule("cron(0 2 ? * ? *)").is_err());
+        assert!(check_schedule("cron(0 2 ? JANUARY * *)")
+            .unwrap_err()
+            .contains("month"));
+        assert!(check_schedule("rate(1 hours)")
+            .unwrap_err()
+            .contains("wants `hour` with 1"));
+        assert!(check_schedule("rate(5 minute)")
+            .unwrap_err()
+            .contains("wants `minutes`"));
     }
 
     #[test]

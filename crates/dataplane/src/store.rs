@@ -140,7 +140,27 @@ pub async fn s3_client(endpoint_url: Option<&str>, region: Option<&str>) -> aws_
     s3_client_from(&aws_config(endpoint_url, region).await)
 }
 
+/// A key names an object inside a store: relative, `/`-separated, with no
+/// empty, `.` or `..` segment. Anything else (an absolute path, `/`, a
+/// climb out of the root) is refused before it reaches a path join.
+pub fn check_key(key: &str) -> Result<()> {
+    let bad = key.is_empty()
+        || key.contains('\0')
+        || key
+            .split('/')
+            .any(|seg| seg.is_empty() || seg == "." || seg == "..");
+    if bad {
+        bail!("`{key}` is not a key inside the store: it must be a relative name like `dir/file.ext`, without empty, `.` or `..` parts");
+    }
+    Ok(())
+}
+
 impl Store {
+    /// The local path of `key` under `root` (callers checked the key).
+    fn local(root: &Path, key: &str) -> PathBuf {
+        root.join(key)
+    }
+
     pub async fn open(location: &Location, client: Option<&aws_sdk_s3::Client>) -> Result<Store> {
         Ok(match location {
             Location::Local(root) => Store::Local {
@@ -213,8 +233,9 @@ impl Store {
     /// A local file with the object's bytes: the file itself on local disk,
     /// or a download into `spool`.
     pub async fn fetch(&self, key: &str, spool: &Path) -> Result<PathBuf> {
+        check_key(key)?;
         match self {
-            Store::Local { root } => Ok(root.join(key)),
+            Store::Local { root } => Ok(Self::local(root, key)),
             Store::S3 {
                 client,
                 bucket,
@@ -239,12 +260,16 @@ impl Store {
 
     /// Small objects (journals, manifests), or None when absent.
     pub async fn get_bytes(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        check_key(key)?;
         match self {
-            Store::Local { root } => match std::fs::read(root.join(key)) {
-                Ok(b) => Ok(Some(b)),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-                Err(e) => Err(e).with_context(|| format!("reading {}", root.join(key).display())),
-            },
+            Store::Local { root } => {
+                let path = Self::local(root, key);
+                match std::fs::read(&path) {
+                    Ok(b) => Ok(Some(b)),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                    Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+                }
+            }
             Store::S3 {
                 client,
                 bucket,
@@ -262,9 +287,10 @@ impl Store {
 
     /// Write a whole object atomically (temp + rename, or one PUT) and durably.
     pub async fn put_bytes(&self, key: &str, bytes: Vec<u8>) -> Result<()> {
+        check_key(key)?;
         match self {
             Store::Local { root } => {
-                let path = root.join(key);
+                let path = Self::local(root, key);
                 let tmp = path.with_extension("partial");
                 std::fs::create_dir_all(path.parent().expect("keys have a parent"))?;
                 std::fs::write(&tmp, &bytes)?;
@@ -293,9 +319,10 @@ impl Store {
 
     /// Upload a finished local file to `key` (local: move it there, durably).
     pub async fn put_file(&self, key: &str, file: &Path) -> Result<()> {
+        check_key(key)?;
         match self {
             Store::Local { root } => {
-                let path = root.join(key);
+                let path = Self::local(root, key);
                 std::fs::create_dir_all(path.parent().expect("keys have a parent"))?;
                 sync_file(file)?;
                 if std::fs::rename(file, &path).is_err() {
@@ -327,8 +354,9 @@ impl Store {
 
     /// Size of `key`, or None when absent.
     pub async fn size(&self, key: &str) -> Result<Option<u64>> {
+        check_key(key)?;
         match self {
-            Store::Local { root } => match std::fs::metadata(root.join(key)) {
+            Store::Local { root } => match std::fs::metadata(Self::local(root, key)) {
                 Ok(m) => Ok(Some(m.len())),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
                 Err(e) => Err(e.into()),
@@ -351,11 +379,13 @@ impl Store {
     /// Publish `from` as `to`: a rename on disk, a server-side copy on S3
     /// (then `from` is deleted). Either way `to` appears complete or not at all.
     pub async fn publish(&self, from: &str, to: &str) -> Result<()> {
+        check_key(from)?;
+        check_key(to)?;
         match self {
             Store::Local { root } => {
-                let target = root.join(to);
+                let target = Self::local(root, to);
                 std::fs::create_dir_all(target.parent().expect("keys have a parent"))?;
-                std::fs::rename(root.join(from), &target)?;
+                std::fs::rename(Self::local(root, from), &target)?;
                 sync_dir(target.parent().expect("keys have a parent"))
             }
             Store::S3 {
@@ -379,12 +409,16 @@ impl Store {
 
     /// Delete `key`; an object already gone is not an error (re-runs).
     pub async fn delete(&self, key: &str) -> Result<()> {
+        check_key(key)?;
         match self {
-            Store::Local { root } => match std::fs::remove_file(root.join(key)) {
-                Ok(()) => Ok(()),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-                Err(e) => Err(e).with_context(|| format!("deleting {}", root.join(key).display())),
-            },
+            Store::Local { root } => {
+                let path = Self::local(root, key);
+                match std::fs::remove_file(&path) {
+                    Ok(()) => Ok(()),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                    Err(e) => Err(e).with_context(|| format!("deleting {}", path.display())),
+                }
+            }
             Store::S3 {
                 client,
                 bucket,
@@ -510,6 +544,26 @@ mod tests {
             loc.url_of("ordertime=1/a.csv"),
             "s3://b/p/ordertime=1/a.csv"
         );
+    }
+
+    #[test]
+    fn keys_stay_inside_the_store() {
+        for ok in ["a", "_compaction/manifest.gz", "ordertime=1/x.csv"] {
+            assert!(check_key(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "/",
+            "/tmp/x.gz",
+            "a//b",
+            "../x",
+            "a/../../x",
+            "a/",
+            "./a",
+        ] {
+            let e = check_key(bad).unwrap_err().to_string();
+            assert!(e.contains("is not a key inside the store"), "{bad}: {e}");
+        }
     }
 
     #[test]

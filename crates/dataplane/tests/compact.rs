@@ -25,7 +25,8 @@ const COLUMNS: [&str; 7] = [
 ];
 
 /// `files` data files of `rows` orders each in `dir/partition/`, as the
-/// ingest writer lays them out; returns the relative keys written.
+/// ingest writer lays them out (CSV without a header); returns the relative
+/// keys written.
 fn write_partition(
     dir: &Path,
     partition: &str,
@@ -44,9 +45,6 @@ fn write_partition(
     let mut keys = Vec::new();
     for f in 0..files {
         let mut body = Vec::new();
-        if ext.starts_with("csv") {
-            body.extend_from_slice(&layout.header());
-        }
         for _ in 0..rows {
             let mut line = Vec::new();
             orders.write_next(&mut line);
@@ -71,8 +69,8 @@ fn write_partition(
     keys
 }
 
-/// Every data row under `dir` (hidden and bookkeeping files excluded; CSV
-/// headers dropped; gzip read), sorted: the lake's row multiset.
+/// Every data row under `dir` (hidden and bookkeeping files excluded; gzip
+/// read), sorted: the lake's row multiset.
 fn rows_under(dir: &Path) -> Vec<String> {
     let mut rows = Vec::new();
     for path in files_under(dir) {
@@ -99,8 +97,7 @@ fn rows_under(dir: &Path) -> Vec<String> {
         } else {
             text = std::fs::read_to_string(&path).unwrap();
         }
-        let skip = usize::from(rel.contains(".csv"));
-        rows.extend(text.lines().skip(skip).map(String::from));
+        rows.extend(text.lines().map(String::from));
     }
     rows.sort();
     rows
@@ -298,19 +295,29 @@ fn gzip_ndjson_to_another_destination_and_previous_manifest() {
 fn a_schema_mismatch_fails_its_group_only() {
     let dir = tempdir();
     let root = dir.path().join("lake");
-    write_partition(&root, "ordertime=2019111315", 3, 10, "csv", 1);
+    // CSV files with headers (not the lake's layout): `--csv-header keep-one`.
+    let good = write_partition(&root, "ordertime=2019111315", 3, 10, "csv", 1);
     let bad = write_partition(&root, "ordertime=2019111316", 3, 10, "csv", 2);
-    let odd = root.join(&bad[1]);
-    let text = std::fs::read_to_string(&odd)
-        .unwrap()
-        .replacen("ordertime,", "order_time,", 1);
-    std::fs::write(&odd, text).unwrap();
+    for (i, key) in good.iter().chain(&bad).enumerate() {
+        let path = root.join(key);
+        let header = if i == 4 { "order_time" } else { "ordertime" };
+        let body = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, format!("{header},orderid,itemid\n{body}")).unwrap();
+    }
     let bad_before: Vec<Vec<u8>> = bad
         .iter()
         .map(|k| std::fs::read(root.join(k)).unwrap())
         .collect();
     let lake = root.to_str().unwrap();
-    let out = compact(&["--src", lake, "--dest", lake, "--delete-on-success"]);
+    let out = compact(&[
+        "--src",
+        lake,
+        "--dest",
+        lake,
+        "--delete-on-success",
+        "--csv-header",
+        "keep-one",
+    ]);
     assert_eq!(
         out.status.code(),
         Some(2),
@@ -691,5 +698,91 @@ fn sigkill_at_random_moments_then_completion_equals_one_clean_run() {
     assert!(
         killed_mid_way >= 6,
         "kills must land mid-run (clean run took {clean_run:?}), got {killed_mid_way}"
+    );
+}
+
+/// A typo never looks like success, and no manifest name leaves --dest.
+#[test]
+fn missing_sources_and_escaping_manifests_are_errors_that_name_them() {
+    let dir = tempdir();
+    let root = dir.path().join("lake");
+    write_partition(&root, "ordertime=2019111315", 2, 5, "csv", 1);
+    let lake = root.to_str().unwrap();
+    let stderr = |out: &Output| String::from_utf8_lossy(&out.stderr).into_owned();
+
+    let missing = format!("{lake}/ordertime=2019111399");
+    let out = compact(&["--src", &missing, "--dest", &missing, "--delete-on-success"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr(&out).trim(),
+        format!("lake-compact: error: --src {missing}: no such directory")
+    );
+
+    // An existing but empty directory is a no-op, said so.
+    let empty = dir.path().join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let e = empty.to_str().unwrap();
+    let out = compact(&["--src", e, "--dest", e, "--delete-on-success"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        stderr(&out).contains(&format!("--src {e} holds no files: nothing to do")),
+        "{}",
+        stderr(&out)
+    );
+
+    // An absolute name must not be written where it points (outside --dest).
+    let outside = dir.path().join("outside.gz");
+    let absolute = outside.to_str().unwrap().to_string();
+    for name in [absolute.as_str(), "/", "../outside.gz", "a/../../x.gz", ""] {
+        let out = compact(&[
+            "--src",
+            lake,
+            "--dest",
+            lake,
+            "--delete-on-success",
+            "--output-manifest",
+            name,
+        ]);
+        assert_eq!(out.status.code(), Some(1), "{name}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains(&format!(
+                "--output-manifest {name}: the manifest is written inside --dest (e.g. _compaction/manifest.gz): `{name}` is not a key inside the store"
+            )),
+            "{name}: {}",
+            stderr(&out)
+        );
+    }
+    assert!(!outside.exists(), "nothing written outside --dest");
+    // Nothing was touched by the refused runs.
+    assert_eq!(files_under(&root).len(), 2);
+}
+
+#[test]
+fn an_s3_prefix_without_objects_is_an_error_unless_allowed() {
+    let moto = Moto::start();
+    let env = moto.aws_env();
+    lake_testkit::aws(&moto, &["s3", "mb", "s3://lake"]);
+    let url = "s3://lake/lake/orders/ordertime=2019111399";
+    let run = |extra: &[&str]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_lake-compact"));
+        cmd.args(["--src", url, "--dest", url, "--delete-on-success"])
+            .args(extra);
+        for (k, v) in &env {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap()
+    };
+    let out = run(&[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim(),
+        format!("lake-compact: error: --src {url}: no objects under this prefix (misspelt? S3 cannot tell a missing prefix from an empty one; pass --allow-empty-src where an empty source is expected)")
+    );
+    let out = run(&["--allow-empty-src"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
 }

@@ -1,9 +1,12 @@
 //! The one test harness every integration test binary shares.
 //!
-//! Owns: locating the repository, temp dirs, requiring external tools with
-//! an actionable message (never a silent skip), and running the local AWS
-//! emulator (moto in server mode) on a free loopback port.
-//! Must not: fake any AWS API; tests talk to the real moto server.
+//! Owns: locating the repository and the workspace's binaries, temp dirs,
+//! requiring external tools with an actionable message (never a silent
+//! skip), running the local AWS emulator (moto in server mode) on a free
+//! loopback port, the real AWS CLI against it, the scripts templates embed,
+//! and the test tier's query engine (Spark SQL with Hive support serving
+//! `hive`). Must not: fake any AWS API; tests talk to the real moto server
+//! and the real CLI.
 
 use std::collections::BTreeMap;
 use std::net::TcpListener;
@@ -153,5 +156,213 @@ impl Drop for Moto {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A binary of this workspace (any package) from the build the running test
+/// belongs to: `target/<profile>/<name>`. `cargo test --workspace` builds
+/// every package's binaries.
+pub fn workspace_bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test binaries live in target/<profile>/deps");
+    let path = profile_dir.join(name);
+    assert!(
+        path.is_file(),
+        "{} is not built; run the tests with `cargo test --release --workspace --all-targets` (scripts/test.sh), which builds every binary",
+        path.display()
+    );
+    path
+}
+
+/// The AWS CLI (the real one, from PyPI) against `moto`; panics with its
+/// output unless it exits 0.
+pub fn aws(moto: &Moto, args: &[&str]) -> String {
+    let tool = require_tool(
+        "aws",
+        "pip install awscli (scripts/setup-tools.sh installs the pinned one)",
+    );
+    let out = Command::new(tool)
+        .args(args)
+        .envs(moto.aws_env())
+        .output()
+        .expect("run aws");
+    assert!(
+        out.status.success(),
+        "aws {}: {}{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Every script a template carries as `echo <base64> | base64 -d | bash …`
+/// (EMR steps, state-machine steps), decoded, in template order.
+pub fn embedded_scripts(template: &str) -> Vec<String> {
+    use base64::Engine;
+    template
+        .match_indices("echo ")
+        .filter_map(|(at, _)| {
+            let rest = &template[at + 5..];
+            let (encoded, tail) = rest.split_once(' ')?;
+            tail.starts_with("| base64 -d | bash")
+                .then(|| {
+                    base64::engine::general_purpose::STANDARD
+                        .decode(encoded)
+                        .ok()
+                })
+                .flatten()
+        })
+        .map(|bytes| String::from_utf8(bytes).expect("scripts are UTF-8"))
+        .collect()
+}
+
+/// The test tier's query engine: Spark SQL with Hive support (pyspark from
+/// PyPI, Java from Debian) serving the `hive` command the lake's step
+/// scripts run (`engine/spark_hive.py`). One per test binary, shared by its
+/// tests; each test uses its own database.
+pub struct SqlEngine {
+    child: std::sync::Mutex<Child>,
+    socket: PathBuf,
+    bin_dir: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl SqlEngine {
+    /// The engine of this test binary, started on first use.
+    pub fn shared() -> &'static SqlEngine {
+        static ENGINE: std::sync::OnceLock<SqlEngine> = std::sync::OnceLock::new();
+        ENGINE.get_or_init(SqlEngine::start)
+    }
+
+    fn start() -> SqlEngine {
+        require_tool(
+            "java",
+            "apt-get install -y openjdk-17-jre-headless (scripts/setup-tools.sh does)",
+        );
+        let probe = Command::new("python3")
+            .args(["-c", "import pyspark, boto3"])
+            .output()
+            .expect("run python3");
+        assert!(
+            probe.status.success(),
+            "pyspark is not importable: pip install pyspark==3.5.2 (scripts/setup-tools.sh installs the pinned one): {}",
+            String::from_utf8_lossy(&probe.stderr)
+        );
+        let dir = tempdir();
+        let script = repo_root().join("crates/testkit/engine/spark_hive.py");
+        let socket = dir.path().join("engine.sock");
+        let log = std::fs::File::create(dir.path().join("engine.log")).expect("engine log");
+        let child = Command::new("python3")
+            .arg(&script)
+            .arg("serve")
+            .arg("--socket")
+            .arg(&socket)
+            .arg("--warehouse")
+            .arg(dir.path().join("warehouse"))
+            .arg("--mirror")
+            .arg(dir.path().join("mirror"))
+            .envs([
+                ("AWS_ACCESS_KEY_ID", "testing"),
+                ("AWS_SECRET_ACCESS_KEY", "testing"),
+                ("AWS_DEFAULT_REGION", "us-east-1"),
+            ])
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start the Spark SQL engine");
+        let bin_dir = dir.path().join("bin");
+        std::fs::create_dir_all(&bin_dir).expect("bin dir");
+        let hive = bin_dir.join("hive");
+        std::fs::write(
+            &hive,
+            format!(
+                "#!/bin/sh\n# `hive` served by Spark SQL (lake-testkit)\nexec python3 {} hive \"$@\"\n",
+                script.display()
+            ),
+        )
+        .expect("write the hive shim");
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&hive, std::fs::Permissions::from_mode(0o755))
+                .expect("chmod hive");
+        }
+        let engine = SqlEngine {
+            child: std::sync::Mutex::new(child),
+            socket,
+            bin_dir,
+            _dir: dir,
+        };
+        let start = Instant::now();
+        loop {
+            if engine.request(&serde_json::json!({"ping": true})).is_some() {
+                return engine;
+            }
+            let exited = engine
+                .child
+                .lock()
+                .expect("engine lock")
+                .try_wait()
+                .ok()
+                .flatten();
+            if exited.is_some() || start.elapsed() > Duration::from_secs(180) {
+                let log = std::fs::read_to_string(engine._dir.path().join("engine.log"))
+                    .unwrap_or_default();
+                panic!(
+                    "the Spark SQL engine did not start ({exited:?}); its log:\n{}",
+                    &log[log.len().saturating_sub(4000)..]
+                );
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+
+    fn request(&self, req: &serde_json::Value) -> Option<serde_json::Value> {
+        use std::io::{BufRead, Write};
+        let mut s = std::os::unix::net::UnixStream::connect(&self.socket).ok()?;
+        s.write_all(format!("{req}\n").as_bytes()).ok()?;
+        let mut line = String::new();
+        std::io::BufReader::new(s).read_line(&mut line).ok()?;
+        serde_json::from_str(&line).ok()
+    }
+
+    /// Environment for a step script: `hive` first on PATH, served by this
+    /// engine in `database`.
+    pub fn script_env(&self, database: &str) -> Vec<(String, String)> {
+        let path = std::env::var("PATH").unwrap_or_default();
+        vec![
+            ("PATH".into(), format!("{}:{path}", self.bin_dir.display())),
+            ("LAKE_SQL_SOCKET".into(), self.socket.display().to_string()),
+            ("LAKE_SQL_DATABASE".into(), database.into()),
+        ]
+    }
+
+    /// Run `sql` in `database` (its `s3://` paths read from `moto`); the
+    /// result rows, or a panic with the engine's error.
+    pub fn query(&self, moto: &Moto, database: &str, sql: &str) -> Vec<Vec<serde_json::Value>> {
+        let reply = self
+            .request(
+                &serde_json::json!({"sql": sql, "database": database, "endpoint": moto.endpoint}),
+            )
+            .expect("the Spark SQL engine answers");
+        assert!(reply["ok"] == true, "{sql}\n{}", reply["err"]);
+        reply["rows"]
+            .as_array()
+            .expect("rows")
+            .iter()
+            .map(|r| r.as_array().expect("a row").clone())
+            .collect()
+    }
+}
+
+impl Drop for SqlEngine {
+    fn drop(&mut self) {
+        if let Ok(mut child) = self.child.lock() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }

@@ -49,11 +49,29 @@ struct Cli {
     /// Groups processed at once.
     #[arg(long, default_value_t = 4)]
     concurrency: usize,
+    /// CSV sources: `none` (every line is a row, as the lake writes them and
+    /// as s3-dist-cp concatenates) or `keep-one` (each starts with the same
+    /// header; the output keeps one).
+    #[arg(long, value_enum, default_value_t = CsvHeaderArg::None)]
+    csv_header: CsvHeaderArg,
+    /// An S3 --src with no objects is a no-op instead of an error.
+    #[arg(long)]
+    allow_empty_src: bool,
+    /// The ingest lease table (DynamoDB): leave files of windows
+    /// `lake-ingest run` has not checkpointed yet.
+    #[arg(long)]
+    lease_table: Option<String>,
     /// AWS API endpoint (also AWS_ENDPOINT_URL), e.g. a local moto server.
     #[arg(long, env = "AWS_ENDPOINT_URL")]
     endpoint_url: Option<String>,
     #[arg(long)]
     region: Option<String>,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum CsvHeaderArg {
+    None,
+    KeepOne,
 }
 
 fn main() -> ExitCode {
@@ -96,6 +114,12 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         worker_count: cli.worker_count,
         dry_run: cli.dry_run,
         concurrency: cli.concurrency,
+        csv_header: match cli.csv_header {
+            CsvHeaderArg::None => compact::merge::CsvHeader::None,
+            CsvHeaderArg::KeepOne => compact::merge::CsvHeader::KeepOne,
+        },
+        allow_empty_src: cli.allow_empty_src,
+        lease_table: cli.lease_table,
         endpoint_url: cli.endpoint_url,
         region: cli.region,
     };
@@ -119,12 +143,18 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         );
         return Ok(ExitCode::SUCCESS);
     }
+    if report.empty_source {
+        eprintln!(
+            "lake-compact: --src {} holds no files: nothing to do",
+            opts.src
+        );
+    }
     for (id, error) in &report.failed {
         eprintln!("lake-compact: group {id} failed, its files are untouched: {error}");
     }
     let s = &report.skipped;
     eprintln!(
-        "lake-compact: {} groups ({} resumed from interrupted runs), {} files -> {} outputs, {} rows; {} failed; skipped: {} single-file groups, {} unmatched, {} unknown format, {} for other workers",
+        "lake-compact: {} groups ({} resumed from interrupted runs), {} files -> {} outputs, {} rows; {} failed; skipped: {} single-file groups, {} unmatched, {} unknown format, {} for other workers, {} not yet checkpointed by ingest",
         report.groups,
         report.recovered,
         report.files_compacted,
@@ -134,7 +164,8 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         s.single_file_groups,
         s.unmatched,
         s.unknown_format,
-        s.other_workers
+        s.other_workers,
+        s.uncommitted
     );
     Ok(if report.failed.is_empty() {
         ExitCode::SUCCESS

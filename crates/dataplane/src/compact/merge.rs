@@ -1,7 +1,8 @@
 //! Merging one output from its source files, on local disk, streaming.
 //!
-//! Owns: the format-aware concatenation (CSV keeps one header and refuses
-//! a different one, NDJSON keeps line boundaries, gzip read and written,
+//! Owns: the format-aware concatenation (CSV: plain concatenation, or with
+//! `--csv-header keep-one` one header kept and a different one refused;
+//! NDJSON keeps line boundaries, gzip read and written,
 //! Parquet by copying column chunks without decoding) and the verification
 //! of the written file (rows and bytes read back). Must not: touch stores,
 //! journals or plans.
@@ -27,6 +28,17 @@ pub struct Written {
 
 const BUF: usize = 1 << 20;
 
+/// Whether CSV sources start with a header line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CsvHeader {
+    /// No header: every line is a row (the lake's CSV files; s3-dist-cp's
+    /// plain concatenation). Nothing is ever dropped.
+    #[default]
+    None,
+    /// Each source starts with the same header; the output keeps one.
+    KeepOne,
+}
+
 fn open_text(path: &Path, gzip: bool) -> Result<Box<dyn BufRead>> {
     let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
     Ok(if gzip {
@@ -43,6 +55,7 @@ fn open_text(path: &Path, gzip: bool) -> Result<Box<dyn BufRead>> {
 pub fn merge_text(
     format: Format,
     gzip: bool,
+    csv_header: CsvHeader,
     sources: &[(&Path, &str)],
     out: &Path,
 ) -> Result<Written> {
@@ -60,7 +73,7 @@ pub fn merge_text(
     let mut buf = vec![0u8; BUF];
     for (path, name) in sources {
         let mut reader = open_text(path, gzip)?;
-        if format == Format::Csv {
+        if format == Format::Csv && csv_header == CsvHeader::KeepOne {
             let mut line = Vec::new();
             reader.read_until(b'\n', &mut line)?;
             let trimmed = trim_eol(&line);
@@ -72,7 +85,7 @@ pub fn merge_text(
                 }
                 Some(h) if h.as_slice() == trimmed => {}
                 Some(h) => bail!(
-                    "{name} has a different CSV header than the rest of its group:\n  {}\n  vs {}\n(the group is left untouched)",
+                    "{name} has a different CSV header than the rest of its group:\n  {}\n  vs {}\n(the group is left untouched; if these files have no header, leave out --csv-header keep-one)",
                     String::from_utf8_lossy(trimmed),
                     String::from_utf8_lossy(h)
                 ),
@@ -108,7 +121,12 @@ fn trim_eol(line: &[u8]) -> &[u8] {
 }
 
 /// Read a finished text output back: data rows (header excluded for CSV).
-pub fn count_text_rows(path: &Path, format: Format, gzip: bool) -> Result<u64> {
+pub fn count_text_rows(
+    path: &Path,
+    format: Format,
+    gzip: bool,
+    csv_header: CsvHeader,
+) -> Result<u64> {
     let mut reader = open_text(path, gzip)?;
     let mut buf = vec![0u8; BUF];
     let mut lines = 0u64;
@@ -119,11 +137,13 @@ pub fn count_text_rows(path: &Path, format: Format, gzip: bool) -> Result<u64> {
         }
         lines += memchr::memchr_iter(b'\n', &buf[..n]).count() as u64;
     }
-    Ok(if format == Format::Csv {
-        lines.saturating_sub(1)
-    } else {
-        lines
-    })
+    Ok(
+        if format == Format::Csv && csv_header == CsvHeader::KeepOne {
+            lines.saturating_sub(1)
+        } else {
+            lines
+        },
+    )
 }
 
 /// Merge Parquet files by copying their column chunks (no decoding). All
@@ -197,13 +217,32 @@ mod tests {
         std::fs::write(&a, "x,y\r\n1,2\r\n3,\"multi\nline\"\r\n").unwrap();
         std::fs::write(&b, "x,y\n5,6").unwrap();
         let out = dir.path().join("o.csv");
-        let w = merge_text(Format::Csv, false, &[(&a, "a"), (&b, "b")], &out).unwrap();
+        let keep = CsvHeader::KeepOne;
+        let w = merge_text(Format::Csv, false, keep, &[(&a, "a"), (&b, "b")], &out).unwrap();
         assert_eq!(
             std::fs::read_to_string(&out).unwrap(),
             "x,y\n1,2\r\n3,\"multi\nline\"\r\n5,6\n"
         );
         assert_eq!(w.rows, 4, "physical lines after the header");
-        assert_eq!(count_text_rows(&out, Format::Csv, false).unwrap(), 4);
+        assert_eq!(count_text_rows(&out, Format::Csv, false, keep).unwrap(), 4);
+    }
+
+    #[test]
+    fn headerless_csv_is_concatenated_and_no_line_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a.csv"), dir.path().join("b.csv"));
+        // Same first line in both: with headers assumed, one would vanish.
+        std::fs::write(&a, "1,2\n3,4\n").unwrap();
+        std::fs::write(&b, "1,2\n5,6").unwrap();
+        let out = dir.path().join("o.csv");
+        let none = CsvHeader::None;
+        let w = merge_text(Format::Csv, false, none, &[(&a, "a"), (&b, "b")], &out).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&out).unwrap(),
+            "1,2\n3,4\n1,2\n5,6\n"
+        );
+        assert_eq!(w.rows, 4);
+        assert_eq!(count_text_rows(&out, Format::Csv, false, none).unwrap(), 4);
     }
 
     #[test]
@@ -215,6 +254,7 @@ mod tests {
         let e = merge_text(
             Format::Csv,
             false,
+            CsvHeader::KeepOne,
             &[(&a, "a.csv"), (&b, "b.csv")],
             &dir.path().join("o"),
         )
@@ -243,6 +283,7 @@ mod tests {
         let w = merge_text(
             Format::Ndjson,
             true,
+            CsvHeader::None,
             &[(&paths[0], "0"), (&paths[1], "1")],
             &out,
         )

@@ -47,6 +47,15 @@ pub struct Options {
     pub worker_count: u32,
     pub dry_run: bool,
     pub concurrency: usize,
+    /// Whether CSV sources start with a header line.
+    pub csv_header: merge::CsvHeader,
+    /// An S3 prefix with no objects is a no-op instead of an error (a local
+    /// directory that exists but is empty always is).
+    pub allow_empty_src: bool,
+    /// The ingest fleet's lease table: files `lake-ingest run` wrote for a
+    /// window that is not checkpointed yet are left alone (a replay would
+    /// write them again, and a compacted copy would then be a duplicate).
+    pub lease_table: Option<String>,
     pub endpoint_url: Option<String>,
     pub region: Option<String>,
 }
@@ -76,6 +85,8 @@ pub struct Report {
     pub failed: Vec<(String, String)>,
     pub plan: Vec<GroupPlan>,
     pub skipped: plan::Skipped,
+    /// The source held no objects at all (nothing to do, said so).
+    pub empty_source: bool,
 }
 
 struct Ctx {
@@ -83,6 +94,7 @@ struct Ctx {
     dest: Store,
     src_loc: Location,
     runtime: tokio::runtime::Handle,
+    csv_header: merge::CsvHeader,
 }
 
 fn journal_key(id: &str) -> String {
@@ -100,6 +112,11 @@ pub async fn run(opts: &Options) -> Result<Report> {
     }
     if opts.target_size == 0 {
         bail!("--target-size must be at least 1 MiB");
+    }
+    if let Some(name) = &opts.output_manifest {
+        crate::store::check_key(name).with_context(|| {
+            format!("--output-manifest {name}: the manifest is written inside --dest (e.g. _compaction/manifest.gz)")
+        })?;
     }
     let src_loc = Location::parse(&opts.src).context("--src")?;
     let dest_loc = Location::parse(&opts.dest).context("--dest")?;
@@ -121,6 +138,7 @@ pub async fn run(opts: &Options) -> Result<Report> {
         dest: Store::open(&dest_loc, client.as_ref()).await?,
         src_loc: src_loc.clone(),
         runtime: tokio::runtime::Handle::current(),
+        csv_header: opts.csv_header,
     });
 
     // 1. Journals of earlier, interrupted runs.
@@ -149,7 +167,27 @@ pub async fn run(opts: &Options) -> Result<Report> {
         None => BTreeSet::new(),
     };
     let listed = ctx.src.list("").await?;
+    if listed.is_empty() {
+        match &src_loc {
+            Location::Local(path) if !path.is_dir() => {
+                bail!("--src {}: no such directory", opts.src)
+            }
+            Location::S3 { .. } if !opts.allow_empty_src => bail!(
+                "--src {}: no objects under this prefix (misspelt? S3 cannot tell a missing prefix from an empty one; pass --allow-empty-src where an empty source is expected)",
+                opts.src
+            ),
+            _ => {}
+        }
+    }
+    let uncommitted = match &opts.lease_table {
+        Some(table) => uncommitted_ingest_files(table, &listed, opts).await?,
+        None => BTreeSet::new(),
+    };
     let candidates: Vec<_> = listed
+        .iter()
+        .filter(|o| !uncommitted.contains(o.key.as_str()))
+        .cloned()
+        .collect::<Vec<_>>()
         .into_iter()
         .filter(|o| !plan::is_hidden(&o.key))
         .filter(|o| !claimed_sources.contains(o.key.as_str()))
@@ -177,7 +215,11 @@ pub async fn run(opts: &Options) -> Result<Report> {
     )?;
     let mut report = Report {
         recovered: journals.len(),
-        skipped,
+        skipped: plan::Skipped {
+            uncommitted: uncommitted.len(),
+            ..skipped
+        },
+        empty_source: listed.is_empty(),
         ..Report::default()
     };
     if opts.dry_run {
@@ -269,6 +311,37 @@ pub async fn run(opts: &Options) -> Result<Report> {
     report.outputs.sort();
     report.plan = published;
     Ok(report)
+}
+
+/// Keys of `listed` that `lake-ingest run` wrote for windows not yet
+/// checkpointed in `table`. Its files are named `<shard>-<first sequence
+/// number>[-<sub-record>].<ext>`; a file is committed once its shard's
+/// checkpoint reaches that sequence number (`Lease::covers`).
+async fn uncommitted_ingest_files(
+    table: &str,
+    listed: &[crate::store::ObjectMeta],
+    opts: &Options,
+) -> Result<BTreeSet<String>> {
+    let config =
+        crate::store::aws_config(opts.endpoint_url.as_deref(), opts.region.as_deref()).await;
+    let leases =
+        crate::ingest::lease::LeaseTable::new(aws_sdk_dynamodb::Client::new(&config), table)
+            .scan()
+            .await
+            .with_context(|| format!("--lease-table {table}"))?;
+    Ok(listed
+        .iter()
+        .filter(|o| {
+            let name = o.key.rsplit('/').next().unwrap_or(&o.key);
+            leases.iter().any(|l| {
+                name.strip_prefix(&l.shard)
+                    .and_then(|rest| rest.strip_prefix('-'))
+                    .map(|rest| rest.split(['-', '.']).next().unwrap_or(rest))
+                    .is_some_and(|seq| !l.covers(seq))
+            })
+        })
+        .map(|o| o.key.clone())
+        .collect())
 }
 
 async fn read_manifest_url(
@@ -377,7 +450,7 @@ fn write_outputs(ctx: &Ctx, group: &GroupPlan) -> Result<u64> {
         let local = scratch.join(partial_name(group, n));
         let written = match group.format {
             Format::Parquet => merge::merge_parquet(&refs, &local)?,
-            text => merge::merge_text(text, group.gzip, &refs, &local)?,
+            text => merge::merge_text(text, group.gzip, ctx.csv_header, &refs, &local)?,
         };
         if group.format != Format::Parquet {
             rows_in = written.rows;
@@ -385,7 +458,7 @@ fn write_outputs(ctx: &Ctx, group: &GroupPlan) -> Result<u64> {
         // Verify what was written by reading it back.
         let rows_out = match group.format {
             Format::Parquet => merge::count_parquet_rows(&local)?,
-            text => merge::count_text_rows(&local, text, group.gzip)?,
+            text => merge::count_text_rows(&local, text, group.gzip, ctx.csv_header)?,
         };
         if rows_out != rows_in || written.rows != rows_in {
             bail!(

@@ -116,6 +116,8 @@ pub struct Skipped {
     pub unknown_format: usize,
     pub single_file_groups: usize,
     pub other_workers: usize,
+    /// Ingest files of windows not checkpointed yet (`--lease-table`).
+    pub uncommitted: usize,
 }
 
 /// Group `objects` (already filtered for hidden, claimed and manifest-listed

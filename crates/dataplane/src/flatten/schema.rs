@@ -48,48 +48,100 @@ impl ColumnType {
 }
 
 /// Columns of an Avro record schema with their types; every column may be
-/// null (a record may lack any key).
+/// null (a record may lack any key). Strict: an unknown type name, a record
+/// without fields, a field without a name is an error.
 pub fn typed_columns_from_avro(
     schema: &str,
     separator: &str,
 ) -> Result<Vec<(String, ColumnType)>, String> {
     let root: Value =
         serde_json::from_str(schema).map_err(|e| format!("the schema is not JSON: {e}"))?;
+    typed_columns(&root, separator).map_err(|e| e.to_string())
+}
+
+/// A problem in an Avro schema, at a path inside it (`fields.4.type`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SchemaError {
+    pub path: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for SchemaError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.path.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", self.path, self.message)
+        }
+    }
+}
+
+/// `typed_columns_from_avro` on a parsed schema, with the error's place.
+pub fn typed_columns(
+    root: &Value,
+    separator: &str,
+) -> Result<Vec<(String, ColumnType)>, SchemaError> {
     if root.get("type").and_then(Value::as_str) != Some("record") {
-        return Err("the schema's top level must be an Avro record (\"type\": \"record\")".into());
+        return Err(SchemaError {
+            path: String::new(),
+            message: "the schema's top level must be an Avro record (\"type\": \"record\")".into(),
+        });
     }
     let mut named = HashMap::new();
     let mut columns = Vec::new();
-    walk(&root, "", separator, &mut named, &mut columns)?;
+    walk(root, "", "", separator, &mut named, &mut columns)?;
     Ok(columns)
+}
+
+const PRIMITIVES: &[&str] = &[
+    "null", "boolean", "int", "long", "float", "double", "bytes", "string",
+];
+
+fn at(path: &str, key: impl std::fmt::Display) -> String {
+    if path.is_empty() {
+        key.to_string()
+    } else {
+        format!("{path}.{key}")
+    }
 }
 
 fn walk(
     record: &Value,
+    path: &str,
     prefix: &str,
     separator: &str,
     named: &mut HashMap<String, Value>,
     columns: &mut Vec<(String, ColumnType)>,
-) -> Result<(), String> {
-    if let Some(name) = record.get("name").and_then(Value::as_str) {
-        named.insert(name.to_string(), record.clone());
-        if let Some(ns) = record.get("namespace").and_then(Value::as_str) {
-            named.insert(format!("{ns}.{name}"), record.clone());
-        }
-    }
+) -> Result<(), SchemaError> {
+    define(record, named);
     let fields = record
         .get("fields")
         .and_then(Value::as_array)
-        .ok_or_else(|| format!("record `{prefix}` has no \"fields\" list"))?;
-    for field in fields {
+        .ok_or_else(|| SchemaError {
+            path: path.to_string(),
+            message: format!("record `{prefix}` has no \"fields\" list"),
+        })?;
+    for (i, field) in fields.iter().enumerate() {
+        let here = at(path, format_args!("fields.{i}"));
         let name = field
             .get("name")
             .and_then(Value::as_str)
-            .ok_or_else(|| format!("a field of record `{prefix}` has no name"))?;
-        let ty = resolve(field.get("type").unwrap_or(&Value::Null), named);
+            .ok_or_else(|| SchemaError {
+                path: here.clone(),
+                message: "a field without a \"name\"".into(),
+            })?;
+        let ty_path = at(&here, "type");
+        let raw = field.get("type").ok_or_else(|| SchemaError {
+            path: here.clone(),
+            message: format!("field `{name}` has no \"type\""),
+        })?;
+        check_type(raw, &ty_path, named)?;
+        let ty = resolve(raw, named);
         if ty.get("type").and_then(Value::as_str) == Some("record") {
+            // A record inline in a union keeps its own path for errors.
             walk(
                 &ty,
+                &ty_path,
                 &format!("{prefix}{name}{separator}"),
                 separator,
                 named,
@@ -100,6 +152,86 @@ fn walk(
         }
     }
     Ok(())
+}
+
+/// Remember a named type (record, enum, fixed) by its name and full name.
+fn define(ty: &Value, named: &mut HashMap<String, Value>) {
+    if let Some(name) = ty.get("name").and_then(Value::as_str) {
+        named.insert(name.to_string(), ty.clone());
+        if let Some(ns) = ty.get("namespace").and_then(Value::as_str) {
+            named.insert(format!("{ns}.{name}"), ty.clone());
+        }
+    }
+}
+
+/// Every type name in `ty` is a primitive, a complex type written out, or
+/// a named type defined before it (Avro's rule).
+fn check_type(
+    ty: &Value,
+    path: &str,
+    named: &mut HashMap<String, Value>,
+) -> Result<(), SchemaError> {
+    let fail = |message: String| SchemaError {
+        path: path.to_string(),
+        message,
+    };
+    match ty {
+        Value::String(name) => {
+            if PRIMITIVES.contains(&name.as_str()) || named.contains_key(name) {
+                Ok(())
+            } else {
+                Err(fail(format!(
+                    "unknown type `{name}`: not an Avro primitive ({}) nor a named type defined before it",
+                    PRIMITIVES.join(", ")
+                )))
+            }
+        }
+        Value::Array(branches) => {
+            if branches.is_empty() {
+                return Err(fail("an empty union".into()));
+            }
+            for (i, b) in branches.iter().enumerate() {
+                check_type(b, &at(path, i), named)?;
+            }
+            Ok(())
+        }
+        Value::Object(o) => match o.get("type") {
+            Some(Value::String(t)) => match t.as_str() {
+                // Fields are checked as the record is walked.
+                "record" | "error" => {
+                    define(ty, named);
+                    Ok(())
+                }
+                "enum" => {
+                    define(ty, named);
+                    match o.get("symbols").and_then(Value::as_array) {
+                        Some(s) if !s.is_empty() => Ok(()),
+                        _ => Err(fail("an enum needs a non-empty \"symbols\" list".into())),
+                    }
+                }
+                "fixed" => {
+                    define(ty, named);
+                    Ok(())
+                }
+                "array" => check_type(
+                    o.get("items")
+                        .ok_or_else(|| fail("an array needs \"items\"".into()))?,
+                    &at(path, "items"),
+                    named,
+                ),
+                "map" => check_type(
+                    o.get("values")
+                        .ok_or_else(|| fail("a map needs \"values\"".into()))?,
+                    &at(path, "values"),
+                    named,
+                ),
+                // `{"type": "long", "logicalType": …}` and the like.
+                other => check_type(&Value::String(other.to_string()), path, named),
+            },
+            _ => Err(fail("a type object needs a \"type\" name".into())),
+        },
+        other => Err(fail(format!("`{other}` is not an Avro type"))),
+    }
 }
 
 /// A field type with named references and `["null", T]` unions resolved.
@@ -163,5 +295,32 @@ mod tests {
             [ColumnType::Int32, ColumnType::Int32, ColumnType::Json]
         );
         assert!(columns_from_avro(r#"{"type":"string"}"#, "_").is_err());
+    }
+
+    #[test]
+    fn unknown_types_are_errors_with_their_place() {
+        let s: Value = serde_json::from_str(
+            r#"{"type":"record","name":"r","fields":[
+            {"name":"a","type":"int"},
+            {"name":"b","type":{"type":"record","name":"p","fields":[{"name":"x","type":"wat"}]}}]}"#,
+        )
+        .unwrap();
+        let e = typed_columns(&s, "_").unwrap_err();
+        assert_eq!(e.path, "fields.1.type.fields.0.type");
+        assert!(e.message.contains("unknown type `wat`"), "{e}");
+        let s: Value = serde_json::from_str(
+            r#"{"type":"record","name":"r","fields":[{"name":"a","type":["null",{"type":"array","items":"nope"}]}]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            typed_columns(&s, "_").unwrap_err().path,
+            "fields.0.type.1.items"
+        );
+        // Logical types and enums are fine.
+        let s: Value = serde_json::from_str(
+            r#"{"type":"record","name":"r","fields":[{"name":"t","type":{"type":"long","logicalType":"timestamp-millis"}},{"name":"e","type":{"type":"enum","name":"E","symbols":["A"]}},{"name":"f","type":"E"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(typed_columns(&s, "_").unwrap().len(), 3);
     }
 }

@@ -275,6 +275,32 @@ impl LeaseTable {
     }
 }
 
+/// Kinesis sequence numbers compared as the decimal integers they are
+/// (up to 128 bits; they are not fixed-width, so text order is wrong when
+/// lengths differ). Non-numeric text sorts before every number.
+pub fn cmp_seq(a: &str, b: &str) -> std::cmp::Ordering {
+    let norm = |s: &str| {
+        let digits = s.bytes().all(|c| c.is_ascii_digit()) && !s.is_empty();
+        (digits, s.trim_start_matches('0').to_string())
+    };
+    let ((da, a), (db, b)) = (norm(a), norm(b));
+    da.cmp(&db)
+        .then(a.len().cmp(&b.len()))
+        .then_with(|| a.cmp(&b))
+}
+
+impl Lease {
+    /// Whether the window holding the record `seq` of this shard is
+    /// checkpointed: the checkpoint is a window's last sequence number and
+    /// windows never overlap, so a checkpoint at or past `seq` covers it.
+    /// Files of such windows are never written again by a replay.
+    pub fn covers(&self, seq: &str) -> bool {
+        self.checkpoint == SHARD_END
+            || (self.checkpoint != TRIM_HORIZON
+                && cmp_seq(&self.checkpoint, seq) != std::cmp::Ordering::Less)
+    }
+}
+
 /// How many leases this worker should hold: an even share over the workers
 /// that are alive (`owners`, including itself).
 pub fn fair_share(leases: usize, workers: usize) -> usize {
@@ -284,6 +310,33 @@ pub fn fair_share(leases: usize, workers: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sequence_numbers_compare_as_numbers() {
+        use std::cmp::Ordering::*;
+        assert_eq!(cmp_seq("9", "10"), Less);
+        assert_eq!(
+            cmp_seq(
+                "49590338271490256608559692538361571095921575989136588898",
+                "49590338271490256608559692538361571095921575989136588899"
+            ),
+            Less
+        );
+        assert_eq!(cmp_seq("0010", "10"), Equal);
+        assert_eq!(cmp_seq("TRIM_HORIZON", "1"), Less);
+        let lease = |cp: &str| Lease {
+            shard: "s".into(),
+            owner: None,
+            counter: 0,
+            checkpoint: cp.into(),
+            intent: None,
+            parents: vec![],
+            lag_ms: None,
+        };
+        assert!(lease("100").covers("99") && lease("100").covers("100"));
+        assert!(!lease("100").covers("101") && !lease(TRIM_HORIZON).covers("1"));
+        assert!(lease(SHARD_END).covers("12345678901234567890"));
+    }
 
     #[test]
     fn shares_are_even_and_cover_every_lease() {

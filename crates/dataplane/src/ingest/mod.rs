@@ -37,6 +37,9 @@ pub(crate) fn trim_ws(s: &[u8]) -> &[u8] {
 #[derive(Debug, Clone)]
 pub enum LakeFormat {
     Ndjson,
+    /// Headerless: Hive honours `skip.header.line.count` but Spark does not
+    /// on partitioned text tables, so a header would be a row there; the
+    /// table declares the columns (`lakectl`'s `render::hive`).
     Csv(CsvLayout),
     /// Typed columns; rows are checked on the way in (a record that does not
     /// fit is a dead letter) and encoded when a file closes.
@@ -51,13 +54,21 @@ impl LakeFormat {
             LakeFormat::Parquet(_) => "parquet",
         }
     }
+}
 
-    pub fn header(&self) -> Vec<u8> {
-        match self {
-            LakeFormat::Ndjson | LakeFormat::Parquet(_) => Vec::new(),
-            LakeFormat::Csv(layout) => layout.header(),
-        }
+/// A CSV lake row must be one line: Hive and Spark text tables split rows
+/// at line breaks whatever the quoting, and OpenCSVSerde's escape character
+/// (set to NUL in the table, so backslashes read back as written) must not
+/// occur in values.
+fn csv_row_fits_text_tables(row: &[u8]) -> Result<(), String> {
+    let body = row.strip_suffix(b"\n").unwrap_or(row);
+    if memchr::memchr2(b'\n', b'\r', body).is_some() {
+        return Err("a value holds a line break, which Hive and Spark read as the end of a row in CSV lake files; use ingest.format ndjson or parquet for such data".into());
     }
+    if memchr::memchr(0, body).is_some() {
+        return Err("a value holds a NUL character, which CSV lake tables read as an escape; use ingest.format ndjson or parquet for such data".into());
+    }
+    Ok(())
 }
 
 /// Which time decides a record's partition.
@@ -144,7 +155,8 @@ impl Pipeline {
             .map_err(|e| e.to_string())
             .and_then(|()| match &self.format {
                 LakeFormat::Parquet(layout) => layout.check(&self.row),
-                _ => Ok(()),
+                LakeFormat::Csv(_) => csv_row_fits_text_tables(&self.row),
+                LakeFormat::Ndjson => Ok(()),
             })
             .and_then(|()| match &self.partition_by {
                 PartitionBy::ArrivalTime => Ok(arrival_secs),

@@ -124,8 +124,10 @@ pub async fn run(opts: RunOptions, shutdown: Arc<AtomicBool>) -> Result<RunRepor
     let me = shared.opts.worker_id.clone();
     let interval = (shared.opts.failover / 3).max(Duration::from_millis(300));
     let mut threads: HashMap<String, ShardThread> = HashMap::new();
-    // Other workers' leases: (counter, when that counter was first seen).
-    let mut seen: HashMap<String, (u64, Instant)> = HashMap::new();
+    // Every lease: (counter, when that counter was first seen, whether it
+    // has moved since this worker started watching). A lease whose counter
+    // never moved may belong to a dead worker: only the failover tells.
+    let mut seen: HashMap<String, (u64, Instant, bool)> = HashMap::new();
     let mut held = HashSet::new();
     let mut last_progress = Instant::now();
     loop {
@@ -141,6 +143,7 @@ pub async fn run(opts: RunOptions, shutdown: Arc<AtomicBool>) -> Result<RunRepor
             .filter(|(_, t)| t.handle.is_finished())
             .map(|(s, _)| s.clone())
             .collect();
+        let finished_this_round = !done.is_empty();
         for shard in done {
             let t = threads.remove(&shard).expect("listed");
             match t.handle.join().expect("shard thread panicked") {
@@ -157,17 +160,22 @@ pub async fn run(opts: RunOptions, shutdown: Arc<AtomicBool>) -> Result<RunRepor
         // Who is alive: owners whose leases moved within the failover time.
         let now = Instant::now();
         for l in &all {
-            let entry = seen.entry(l.shard.clone()).or_insert((l.counter, now));
+            let entry = seen
+                .entry(l.shard.clone())
+                .or_insert((l.counter, now, false));
             if entry.0 != l.counter {
-                *entry = (l.counter, now);
+                *entry = (l.counter, now, true);
             }
         }
         let expired = |l: &Lease| {
             l.owner.is_none()
                 || seen
                     .get(&l.shard)
-                    .is_some_and(|(_, at)| now.duration_since(*at) >= shared.opts.failover)
+                    .is_some_and(|(_, at, _)| now.duration_since(*at) >= shared.opts.failover)
         };
+        // Held by another worker that renewed it since we started watching.
+        let alive =
+            |l: &Lease| !expired(l) && seen.get(&l.shard).is_some_and(|(_, _, moved)| *moved);
         let finished: HashSet<&str> = all
             .iter()
             .filter(|l| l.checkpoint == SHARD_END)
@@ -239,12 +247,21 @@ pub async fn run(opts: RunOptions, shutdown: Arc<AtomicBool>) -> Result<RunRepor
             progress(&shared, &threads);
             last_progress = Instant::now();
         }
+        // Idle: nothing left to read on any shard of the stream. Every shard
+        // not ours is finished or held by a worker known to be alive; a lease
+        // of a worker that may be dead is waited out (failover) and taken. A
+        // shard that just finished may have children not eligible yet: look
+        // again next round.
         let idle = shared.opts.exit_when_idle.is_some_and(|limit| {
             let now_ms = shared.started.elapsed().as_millis() as u64;
-            let free_left = eligible
-                .iter()
-                .any(|l| !threads.contains_key(&l.shard) && (l.owner.is_none() || expired(l)));
-            !free_left
+            // Children of unfinished parents are not readable yet: their
+            // parents are (and are counted).
+            let left_for_us = eligible.iter().any(|l| {
+                !threads.contains_key(&l.shard)
+                    && (l.owner.is_none() || l.owner.as_deref() == Some(&me) || !alive(l))
+            });
+            !left_for_us
+                && !finished_this_round
                 && threads.values().all(|t| {
                     let last = t.last_record.load(Ordering::SeqCst);
                     now_ms.saturating_sub(last) >= limit.as_millis() as u64
@@ -405,6 +422,12 @@ fn close_window(
             pipeline.dead_letters.clone(),
         ))?;
     }
+    // Tests force the crash between publishing and checkpointing that the
+    // exactly-once argument must survive (tests/lake.rs).
+    if std::env::var_os("LAKE_INGEST_FAILPOINT").is_some_and(|v| v == "after-publish") {
+        eprintln!("lake-ingest: failpoint after-publish: {shard}'s window is published; exiting before its checkpoint");
+        std::process::exit(86);
+    }
     shared
         .stats
         .files
@@ -484,7 +507,9 @@ fn consume(
             .expect("lag lock")
             .insert(shard.to_string(), resp.millis_behind_latest().unwrap_or(0));
         let records = resp.records();
-        if !records.is_empty() {
+        // Behind the tip with an empty batch (a sparse shard, a read at the
+        // trim horizon) is not idle: there is more to read.
+        if !records.is_empty() || resp.millis_behind_latest().unwrap_or(0) > 0 {
             last_record.store(
                 shared.started.elapsed().as_millis() as u64,
                 Ordering::SeqCst,

@@ -74,8 +74,6 @@ pub struct PartitionedWriter<'a> {
     runtime: &'a tokio::runtime::Handle,
     scratch: PathBuf,
     policy: RollPolicy,
-    /// Written at the top of every file (the CSV header), or empty.
-    header: Vec<u8>,
     format: LakeFormat,
     /// Final key of a new file: (partition, id of its first record).
     name: NameFn<'a>,
@@ -101,7 +99,6 @@ impl<'a> PartitionedWriter<'a> {
             runtime,
             scratch: scratch.to_path_buf(),
             policy,
-            header: format.header(),
             format: format.clone(),
             name: Box::new(name),
             open: HashMap::new(),
@@ -133,16 +130,15 @@ impl<'a> PartitionedWriter<'a> {
                 std::process::id(),
                 key.replace('/', "_")
             ));
-            let mut out = BufWriter::with_capacity(
+            let out = BufWriter::with_capacity(
                 256 << 10,
                 File::create(&local).with_context(|| format!("creating {}", local.display()))?,
             );
-            out.write_all(&self.header)?;
             let f = OpenFile {
                 key,
                 local,
                 out,
-                bytes: self.header.len() as u64,
+                bytes: 0,
                 records: 0,
                 opened: Instant::now(),
                 last_used: 0,
