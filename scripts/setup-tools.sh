@@ -28,9 +28,13 @@ for tool in cfn-lint moto_server aws; do
 done
 [ "$what" = demo ] && exit 0
 
-# Debian packages: Java for Spark.
+# Debian packages: Java for Spark; shellcheck and systemd's own verifier
+# for the scripts and units the stacks start on nodes.
 debs=()
 command -v java >/dev/null || debs+=(openjdk-17-jre-headless)
+command -v shellcheck >/dev/null || debs+=(shellcheck)
+command -v systemd-analyze >/dev/null || debs+=(systemd)
+command -v unshare >/dev/null || debs+=(util-linux)
 if [ ${#debs[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "setup-tools: need ${debs[*]}: run as root, or: sudo apt-get install -y ${debs[*]}" >&2

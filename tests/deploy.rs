@@ -519,8 +519,39 @@ fn down_asks_then_removes_every_stack() {
     assert!(text(&refused).contains("--yes"));
     assert_eq!(lab.stacks().len(), 8, "nothing was deleted without --yes");
 
+    // What EMR does when its cluster starts (moto's EMR adds tcp/udp/icmp
+    // between the groups, too): rules between its managed security groups,
+    // owned by no stack, that block the groups' deletion (DependencyViolation).
+    let outputs: Value = serde_json::from_slice(
+        &lab.lakectl(&["outputs", "local", "--output", "json"])
+            .stdout,
+    )
+    .unwrap();
+    let sg = |name: &str| outputs["network"][name].as_str().unwrap().to_string();
+    let (master, core) = (sg("EmrMasterSecurityGroupId"), sg("EmrCoreSecurityGroupId"));
+    for (group, source) in [(&master, &core), (&core, &master)] {
+        lake_testkit::aws(
+            &lab.moto,
+            &[
+                "ec2",
+                "authorize-security-group-ingress",
+                "--group-id",
+                group,
+                "--protocol",
+                "-1",
+                "--source-group",
+                source,
+            ],
+        );
+    }
+
     let o = lab.lakectl(&["down", "local", "--yes"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        text(&o).contains("rules EMR added between its security groups"),
+        "{}",
+        text(&o)
+    );
     assert_eq!(lab.stacks(), Vec::<(String, String)>::new());
     let (code, rows, components) = lab.status();
     assert_eq!(code, 1);
@@ -947,4 +978,60 @@ fn status_reads_msk_and_firehose_from_their_own_apis() {
     let a = components.iter().find(|c| c.name == "archive").unwrap();
     assert_eq!(a.verdict, lakectl::deploy::health::Verdict::Down, "{a:?}");
     assert!(a.summary.contains("does not exist"), "{a:?}");
+}
+
+/// An existing VPC: subnets EMR's managed policy cannot launch into (no
+/// `for-use-with-amazon-emr-managed-policies=true` tag) are found before
+/// `up`, at the subnet's place in the spec, with the command that fixes it.
+#[test]
+fn preflight_finds_existing_subnets_emr_cannot_use() {
+    let lab = Lab::new();
+    let aws = |args: &[&str]| lake_testkit::aws(&lab.moto, args);
+    let vpc: Value =
+        serde_json::from_str(&aws(&["ec2", "create-vpc", "--cidr-block", "10.40.0.0/16"])).unwrap();
+    let vpc = vpc["Vpc"]["VpcId"].as_str().unwrap().to_string();
+    let mut subnets = Vec::new();
+    for (cidr, zone) in [
+        ("10.40.0.0/20", "us-east-1a"),
+        ("10.40.16.0/20", "us-east-1b"),
+    ] {
+        let s: Value = serde_json::from_str(&aws(&[
+            "ec2",
+            "create-subnet",
+            "--vpc-id",
+            &vpc,
+            "--cidr-block",
+            cidr,
+            "--availability-zone",
+            zone,
+        ]))
+        .unwrap();
+        subnets.push(s["Subnet"]["SubnetId"].as_str().unwrap().to_string());
+    }
+    aws(&[
+        "ec2",
+        "create-tags",
+        "--resources",
+        &subnets[0],
+        "--tags",
+        "Key=for-use-with-amazon-emr-managed-policies,Value=true",
+    ]);
+    lab.edit_local(
+        "network:\n  nat_gateways: none\n",
+        &format!(
+            "network:\n  mode: existing\n  vpc_id: {vpc}\n  vpc_cidr: 10.40.0.0/16\n  private_subnet_ids: [{}, {}]\n",
+            subnets[0], subnets[1]
+        ),
+    );
+    let (code, report) = preflight(&lab, &[]);
+    assert_eq!(code, 1, "{report}");
+    let want = format!(
+        "<envs>/local.yaml:14:50: subnet {s} lacks the tag for-use-with-amazon-emr-managed-policies=true, without which EMR's managed policy (AmazonEMRServicePolicy_v2) launches no node into it; tag it: aws ec2 create-tags --resources {s} --tags Key=for-use-with-amazon-emr-managed-policies,Value=true",
+        s = subnets[1]
+    );
+    assert!(report.contains(&want), "{report}");
+    assert!(
+        !report.contains(&format!("subnet {} lacks", subnets[0])),
+        "{report}"
+    );
 }

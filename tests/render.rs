@@ -177,7 +177,6 @@ fn poc_and_prod_differ_where_they_should_and_nowhere_else() {
             "compaction.schedule",
             "emr.core.count",
             "emr.core.instance_types",
-            "emr.idle_timeout_minutes",
             "emr.task.count",
             "emr.task.instance_types",
             "ingest.fleet_size",

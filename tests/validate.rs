@@ -147,12 +147,12 @@ fn bad_specs_give_pinned_messages() {
         (
             "time field missing from the schema",
             "ingest:\n  schema:\n    type: record\n    name: o\n    fields:\n      - {name: orderid, type: int}\n",
-            &["_base.yaml:77:3: time_field `ordertime` is not a column of ingest.schema (its columns: orderid); every record would be dead-lettered"],
+            &["_base.yaml:79:3: time_field `ordertime` is not a column of ingest.schema (its columns: orderid); every record would be dead-lettered"],
         ),
         (
             "time field that cannot hold a time",
             "ingest:\n  schema:\n    type: record\n    name: o\n    fields:\n      - {name: ordertime, type: boolean}\n",
-            &["_base.yaml:77:3: time_field `ordertime` is a Boolean column; the order's time must be epoch seconds or milliseconds (int, long, double) or an ISO-8601 string"],
+            &["_base.yaml:79:3: time_field `ordertime` is a Boolean column; the order's time must be epoch seconds or milliseconds (int, long, double) or an ISO-8601 string"],
         ),
         (
             "column names Hive cannot take",
@@ -165,7 +165,7 @@ fn bad_specs_give_pinned_messages() {
         (
             "partition column colliding with a column",
             "ingest:\n  schema:\n    type: record\n    name: o\n    fields:\n      - {name: ordertime, type: long}\n      - {name: ordertime_part, type: string}\n",
-            &["_base.yaml:78:3: the table's partition column `ordertime_part` (from `ordertime=`) is also a column of ingest.schema; rename one"],
+            &["_base.yaml:80:3: the table's partition column `ordertime_part` (from `ordertime=`) is also a column of ingest.schema; rename one"],
         ),
         (
             "partition format of two levels",
@@ -181,6 +181,11 @@ fn bad_specs_give_pinned_messages() {
             "cron with both day fields",
             "compaction:\n  schedule: cron(0 2 * * * *)\n",
             &["case.yaml:4:3: schedule `cron(0 2 * * * *)`: exactly one of day-of-month and day-of-week must be `?` (EventBridge cannot take both), e.g. cron(0 2 * * ? *)"],
+        ),
+        (
+            "an idle timeout on the long-running cluster",
+            "emr:\n  idle_timeout_minutes: 60\n",
+            &["case.yaml:4:3: idle_timeout_minutes 60 cannot work with the lake's Hive table: the cluster is long-running (steps target its id, registration runs every 15 minutes so it never idles); use 0"],
         ),
         (
             "account id guard malformed",

@@ -98,6 +98,104 @@ pub async fn delete_one(aws: &Aws, progress: &Progress, d: &Deployed) -> Result<
     }
 }
 
+/// The network stack's EMR-managed security groups, by output name.
+const EMR_GROUP_OUTPUTS: [&str; 3] = [
+    "EmrMasterSecurityGroupId",
+    "EmrCoreSecurityGroupId",
+    "EmrServiceSecurityGroupId",
+];
+
+/// EMR adds rules between its managed security groups (primary, core,
+/// service access) that no stack owns; while they reference each other,
+/// deleting the groups fails with `DependencyViolation` and the network
+/// stack ends `DELETE_FAILED`. Revoke every rule among those groups first.
+async fn release_emr_security_groups(
+    aws: &Aws,
+    progress: &Progress,
+    network: &Deployed,
+) -> Result<(), DeployError> {
+    let groups: Vec<String> = EMR_GROUP_OUTPUTS
+        .iter()
+        .filter_map(|o| network.outputs.get(*o).cloned())
+        .collect();
+    if groups.is_empty() {
+        return Ok(());
+    }
+    let described = aws
+        .ec2
+        .describe_security_groups()
+        .set_group_ids(Some(groups.clone()))
+        .send()
+        .await
+        .map_err(|e| super::cfn::aws_error("describing EMR's security groups".into(), e))?;
+    let among = |pair: &aws_sdk_ec2::types::UserIdGroupPair| {
+        pair.group_id()
+            .is_some_and(|g| groups.iter().any(|x| x == g))
+    };
+    let mut revoked = 0;
+    for sg in described.security_groups() {
+        let id = sg.group_id().unwrap_or_default();
+        for (egress, perms) in [
+            (false, sg.ip_permissions()),
+            (true, sg.ip_permissions_egress()),
+        ] {
+            let mine: Vec<aws_sdk_ec2::types::IpPermission> = perms
+                .iter()
+                .filter(|p| p.user_id_group_pairs().iter().any(among))
+                .map(|p| {
+                    aws_sdk_ec2::types::IpPermission::builder()
+                        .set_ip_protocol(p.ip_protocol().map(String::from))
+                        .set_from_port(p.from_port())
+                        .set_to_port(p.to_port())
+                        .set_user_id_group_pairs(Some(
+                            p.user_id_group_pairs()
+                                .iter()
+                                .filter(|x| among(x))
+                                .map(|x| {
+                                    aws_sdk_ec2::types::UserIdGroupPair::builder()
+                                        .set_group_id(x.group_id().map(String::from))
+                                        .build()
+                                })
+                                .collect(),
+                        ))
+                        .build()
+                })
+                .collect();
+            if mine.is_empty() {
+                continue;
+            }
+            revoked += mine.len();
+            let what = format!("revoking rules between EMR's security groups on {id}");
+            if egress {
+                aws.ec2
+                    .revoke_security_group_egress()
+                    .group_id(id)
+                    .set_ip_permissions(Some(mine))
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| super::cfn::aws_error(what, e))?;
+            } else {
+                aws.ec2
+                    .revoke_security_group_ingress()
+                    .group_id(id)
+                    .set_ip_permissions(Some(mine))
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| super::cfn::aws_error(what, e))?;
+            }
+        }
+    }
+    if revoked > 0 {
+        progress.line(&format!(
+            "{}: revoked {revoked} rules EMR added between its security groups (they would block deleting them)",
+            network.name
+        ));
+    }
+    Ok(())
+}
+
 pub struct DownOptions {
     pub yes: bool,
     /// Delete a protected environment (termination protection is lifted first).
@@ -181,6 +279,9 @@ pub async fn down(
                     let result = async {
                         if d.termination_protection {
                             aws.cfn.set_termination_protection(&d.name, false).await?;
+                        }
+                        if id == "network" {
+                            release_emr_security_groups(&aws, &progress, &d).await?;
                         }
                         delete_one(&aws, &progress, &d).await
                     }

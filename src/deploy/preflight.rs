@@ -175,8 +175,12 @@ async fn zones(aws: &Aws, spec: &EnvSpec, loc: &Locator, region: &str) -> (Check
     )
 }
 
-/// An existing VPC and its subnets: they exist, belong together, and span
-/// at least two zones (Aurora, MSK and EMR need two).
+/// The tag `AmazonEMRServicePolicy_v2` requires on subnets and security groups.
+pub const EMR_MANAGED_TAG: &str = "for-use-with-amazon-emr-managed-policies";
+
+/// An existing VPC and its subnets: they exist, belong together, span at
+/// least two zones (Aurora, MSK and EMR need two), and carry the tag EMR's
+/// managed policy requires.
 async fn existing_network(
     aws: &Aws,
     e: &crate::spec::model::ExistingNetwork,
@@ -227,6 +231,21 @@ async fn existing_network(
                         ));
                     }
                     zones.extend(s.availability_zone().map(String::from));
+                    // AmazonEMRServicePolicy_v2 launches nodes only into
+                    // subnets carrying this tag; a subnet lakectl does not
+                    // own cannot be tagged by its stacks.
+                    let tagged = s
+                        .tags()
+                        .iter()
+                        .any(|t| t.key() == Some(EMR_MANAGED_TAG) && t.value() == Some("true"));
+                    if !tagged {
+                        findings.push(loc.error(
+                            &field,
+                            format!(
+                                "subnet {id} lacks the tag {EMR_MANAGED_TAG}=true, without which EMR's managed policy (AmazonEMRServicePolicy_v2) launches no node into it; tag it: aws ec2 create-tags --resources {id} --tags Key={EMR_MANAGED_TAG},Value=true"
+                            ),
+                        ));
+                    }
                 }
                 None => findings.push(loc.error(&field, format!("subnet {id} does not exist"))),
             },

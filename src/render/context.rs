@@ -37,7 +37,8 @@ pub struct Derived {
     pub firehose_compression: &'static str,
     pub partition_by: &'static str,
     pub ingest_format: &'static str,
-    /// Arguments of `lake-ingest run` on the fleet (after `--stream` and `--sink`).
+    /// Arguments of `lake-ingest run` on the fleet (after `--stream` and
+    /// `--sink`), one argv entry each.
     pub ingest_args: Vec<String>,
     /// The Avro schema of the lake columns, base64 (empty without one).
     pub ingest_schema_b64: String,
@@ -93,22 +94,27 @@ impl<'a> Context<'a> {
         };
         let protect = spec.protection.retain_data;
         let ingest = &spec.ingest;
-        let mut ingest_args = vec![
-            format!("--format {}", ingest.format.as_str()),
-            format!(
-                "--partition-by {}",
-                ingest.effective_partition_by().as_str()
+        // One argv entry per element: they go into /opt/lake/run.args, one
+        // per line (`lake-ingest @file`), never through a shell or systemd.
+        let mut ingest_args: Vec<String> = [
+            ("--format", ingest.format.as_str().to_string()),
+            (
+                "--partition-by",
+                ingest.effective_partition_by().as_str().to_string(),
             ),
-            format!("--time-field {}", ingest.time_field),
-            format!("--partition-format '{}'", ingest.partition_format),
-            format!("--roll-mib {}", ingest.roll_mib),
-            format!("--roll-seconds {}", ingest.roll_seconds),
-            format!("--failover-seconds {}", ingest.failover_seconds),
-        ];
+            ("--time-field", ingest.time_field.clone()),
+            ("--partition-format", ingest.partition_format.clone()),
+            ("--roll-mib", ingest.roll_mib.to_string()),
+            ("--roll-seconds", ingest.roll_seconds.to_string()),
+            ("--failover-seconds", ingest.failover_seconds.to_string()),
+        ]
+        .into_iter()
+        .flat_map(|(flag, value)| [flag.to_string(), value])
+        .collect();
         // The schema travels in the user data: no second artifact to fetch.
         let ingest_schema_b64 = match &ingest.schema {
             Some(schema) => {
-                ingest_args.push("--schema /opt/lake/schema.avsc".into());
+                ingest_args.extend(["--schema".into(), "/opt/lake/schema.avsc".into()]);
                 base64::engine::general_purpose::STANDARD.encode(schema.to_string())
             }
             None => String::new(),

@@ -529,7 +529,9 @@ pub struct Emr {
     /// Task nodes: compute only, usually spot.
     #[serde(default = "default_task")]
     pub task: NodeGroup,
-    /// Terminate the cluster after this many idle minutes (0 = keep running).
+    /// Terminate the cluster after this many idle minutes (0 = keep running,
+    /// the default; required while the lake table or compaction use the
+    /// cluster).
     #[serde(default = "default_idle")]
     pub idle_timeout_minutes: u32,
     /// Key prefix for cluster logs in the logs bucket.
@@ -853,7 +855,7 @@ fn default_ebs() -> u32 {
     64
 }
 fn default_idle() -> u32 {
-    60
+    0
 }
 fn default_emr_log_prefix() -> String {
     "emr/".into()

@@ -26,7 +26,7 @@ pub fn validate(spec: &EnvSpec, loc: &Locator) -> Vec<Diagnostic> {
     v.stream(&spec.stream);
     v.archive(&spec.archive);
     v.metastore(&spec.metastore);
-    v.emr(&spec.emr);
+    v.emr(spec);
     v.ingest(spec);
     v.compaction(spec);
     v.found
@@ -643,7 +643,8 @@ impl Validator<'_> {
         );
     }
 
-    fn emr(&mut self, e: &Emr) {
+    fn emr(&mut self, spec: &EnvSpec) {
+        let e = &spec.emr;
         let release = match parse_emr_release(&e.release_label) {
             Some(r) => r,
             None => {
@@ -741,6 +742,21 @@ impl Validator<'_> {
                 1,
                 10080,
             );
+            // One model: a long-running cluster. The table's partitions are
+            // registered on it every 15 minutes (so it never idles), and the
+            // compaction state machine adds steps to this cluster's id (so a
+            // terminated cluster would fail every run from then on).
+            let registers = spec.ingest.schema.is_some();
+            if registers || spec.compaction.enabled {
+                self.error(
+                    "emr.idle_timeout_minutes",
+                    format!(
+                        "idle_timeout_minutes {} cannot work with {}: the cluster is long-running (steps target its id, registration runs every 15 minutes so it never idles); use 0",
+                        e.idle_timeout_minutes,
+                        if registers { "the lake's Hive table" } else { "compaction" }
+                    ),
+                );
+            }
         }
         if !e.log_prefix.ends_with('/') {
             self.error("emr.log_prefix", "log_prefix must end with `/`");

@@ -366,3 +366,53 @@ impl Drop for SqlEngine {
         }
     }
 }
+
+/// `shellcheck` over one script (bash); returns its findings, empty when
+/// it has none.
+pub fn shellcheck(script: &str) -> String {
+    let tool = require_tool(
+        "shellcheck",
+        "apt-get install -y shellcheck (scripts/setup-tools.sh does)",
+    );
+    let dir = tempdir();
+    let path = dir.path().join("script.sh");
+    std::fs::write(&path, script).expect("write the script");
+    let out = Command::new(tool)
+        .args(["--shell=bash", "--severity=style", "--format=gcc"])
+        .arg(&path)
+        .output()
+        .expect("run shellcheck");
+    String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+}
+
+/// CloudFormation's `!Sub` on `text`: `${Name}` from `values` (a name not
+/// there is a panic: a new parameter needs a test value), `${!Literal}`
+/// kept as `${Literal}`.
+pub fn cfn_sub(text: &str, values: &BTreeMap<&str, String>) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("${") {
+        out.push_str(&rest[..at]);
+        let tail = &rest[at + 2..];
+        let end = tail.find('}').expect("`${` without `}` in a !Sub string");
+        let name = &tail[..end];
+        match name.strip_prefix('!') {
+            Some(literal) => {
+                out.push_str("${");
+                out.push_str(literal);
+                out.push('}');
+            }
+            None => out.push_str(
+                values
+                    .get(name)
+                    .unwrap_or_else(|| {
+                        panic!("!Sub references ${{{name}}}, which the test gives no value")
+                    })
+                    .as_str(),
+            ),
+        }
+        rest = &tail[end + 1..];
+    }
+    out.push_str(rest);
+    out
+}

@@ -1,6 +1,11 @@
 //! `lake-ingest` command line: parses arguments and dispatches to the
 //! `lake_dataplane` library. Must not: hold flattening or generation logic.
 //!
+//! An argument `@FILE` is replaced by FILE's lines, one argument per line
+//! (as rustc's argfiles): the fleet's systemd unit runs
+//! `lake-ingest @/opt/lake/run.args`, so no argument ever passes through
+//! systemd's specifier (`%`) and quoting rules.
+//!
 //! Exit codes of `flatten` and `backfill`: 0 every record written (or
 //! blank), 2 some went to the dead-letter output, 1 a fatal error.
 
@@ -164,6 +169,10 @@ enum Command {
         /// Stop after this many seconds without new records on any owned shard.
         #[arg(long)]
         exit_when_idle: Option<u64>,
+        /// Check the options (schema, formats, sink) and print them as JSON;
+        /// touch nothing. The fleet's user data runs it before starting the service.
+        #[arg(long)]
+        check: bool,
         #[command(flatten)]
         lake: LakeArgs,
     },
@@ -297,8 +306,37 @@ async fn put_orders(
     Ok(total)
 }
 
+/// The command line with every `@FILE` replaced by FILE's non-empty lines.
+fn expand_argfiles(
+    args: impl Iterator<Item = std::ffi::OsString>,
+) -> Result<Vec<std::ffi::OsString>> {
+    let mut out = Vec::new();
+    for (i, arg) in args.enumerate() {
+        match arg.to_str().and_then(|a| a.strip_prefix('@')) {
+            Some(path) if i > 0 => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading the argument file {path}"))?;
+                out.extend(
+                    text.lines()
+                        .filter(|l| !l.is_empty())
+                        .map(std::ffi::OsString::from),
+                );
+            }
+            _ => out.push(arg),
+        }
+    }
+    Ok(out)
+}
+
 fn main() -> ExitCode {
-    match run(Cli::parse()) {
+    let args = match expand_argfiles(std::env::args_os()) {
+        Ok(args) => args,
+        Err(e) => {
+            eprintln!("lake-ingest: error: {e:#}");
+            return ExitCode::from(1);
+        }
+    };
+    match run(Cli::parse_from(args)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("lake-ingest: error: {e:#}");
@@ -412,6 +450,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             worker_id,
             failover_seconds,
             exit_when_idle,
+            check,
             lake,
         } => {
             let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
@@ -434,6 +473,31 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 endpoint_url: lake.endpoint_url.clone(),
                 region: lake.region.clone(),
             };
+            if check {
+                lake_dataplane::store::Location::parse(&opts.sink).context("--sink")?;
+                let probe = lake_dataplane::ingest::time::format_hour(&opts.partition_format, 0);
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "stream": opts.stream,
+                        "sink": opts.sink,
+                        "lease_table": opts.lease_table,
+                        "format": opts.format.extension(),
+                        "partition_by": match &opts.partition_by {
+                            PartitionBy::OrderTime { field } => format!("order-time ({field})"),
+                            PartitionBy::ArrivalTime => "arrival-time".to_string(),
+                        },
+                        "partition_format": opts.partition_format,
+                        "partition_of_epoch": probe,
+                        "roll_bytes": opts.roll.max_bytes,
+                        "window_seconds": opts.window.as_secs(),
+                        "failover_seconds": opts.failover.as_secs(),
+                        "worker_id": opts.worker_id,
+                        "region": opts.region,
+                    })
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;

@@ -167,7 +167,8 @@ impl Partitioner {
     }
 }
 
-fn format_hour(format: &str, hour: i64) -> String {
+/// The partition directory of an hour (hours since the epoch, UTC).
+pub fn format_hour(format: &str, hour: i64) -> String {
     let days = hour.div_euclid(24);
     let (y, m, d) = civil_from_days(days);
     let h = hour.rem_euclid(24);

@@ -1,0 +1,499 @@
+//! Programs the stacks start on nodes, run by the programs that run them in
+//! AWS wherever those can run here: the ingest fleet's user data executed
+//! by bash (with the real AWS CLI against the moto server fetching the real
+//! binary), its systemd unit checked by systemd's own `systemd-analyze
+//! verify`, its argument file read by `lake-ingest` itself; every embedded
+//! script through shellcheck. What cannot run here (dnf, systemd as PID 1,
+//! the instance metadata service, cfn-signal) is replaced by recording
+//! shims, and `docs/verification.md` says what that leaves unverified.
+//!
+//! The user data runs in a private mount namespace (`unshare --mount
+//! --map-root-user`) with tmpfs over every directory it writes (/opt,
+//! /etc/systemd/system, /etc/logrotate.d), so nothing touches this machine.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+
+use lake_testkit::{
+    aws, cfn_sub, embedded_scripts, repo_root, require_tool, shellcheck, tempdir, workspace_bin,
+    Moto,
+};
+use lakectl::render::{self, RenderedEnv};
+use lakectl::spec;
+use serde_yaml::Value;
+
+fn rendered(env: &str) -> RenderedEnv {
+    let (loaded, _) = spec::load_valid(&repo_root().join("environments"), env).unwrap();
+    render::render(&loaded).unwrap()
+}
+
+/// The `!Sub` text of the ingest launch template's user data.
+fn ingest_user_data(rendered: &RenderedEnv) -> String {
+    let template: Value =
+        serde_yaml::from_str(&rendered.stack("ingest").unwrap().template).unwrap();
+    let user_data = &template["Resources"]["LaunchTemplate"]["Properties"]["LaunchTemplateData"]
+        ["UserData"]["Fn::Base64"];
+    match user_data {
+        Value::Tagged(t) if t.tag == "!Sub" => t.value.as_str().unwrap().to_string(),
+        other => panic!("user data is not a !Sub string: {other:?}"),
+    }
+}
+
+/// Shims for what only an EC2 instance has; each records its arguments.
+fn write_shims(dir: &Path) {
+    let calls = dir.join("calls.log");
+    let shim = |name: &str, body: &str| {
+        let path = dir.join(name);
+        std::fs::write(
+            &path,
+            format!(
+                "#!/bin/bash\necho \"{name} $*\" >> {}\n{body}\n",
+                calls.display()
+            ),
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    };
+    // dnf: the files the packages provide that the user data uses.
+    shim(
+        "dnf",
+        &format!(
+            "mkdir -p /opt/aws/bin /opt/aws/amazon-cloudwatch-agent/etc\ncp {} /opt/aws/bin/cfn-signal",
+            dir.join("cfn-signal").display()
+        ),
+    );
+    shim("cfn-signal", "exit 0");
+    shim("systemctl", "exit 0");
+    // The instance metadata service (IMDSv2); anything else is real curl.
+    shim(
+        "curl",
+        "case \"$*\" in\n  *169.254.169.254/latest/api/token*) echo token-1 ;;\n  *169.254.169.254/latest/meta-data/instance-id*) echo i-0123456789abcdef0 ;;\n  *) exec /usr/bin/curl \"$@\" ;;\nesac",
+    );
+    // The user data waits 20 s to see the service stay up; not here.
+    shim("sleep", "exit 0");
+}
+
+struct Ran {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+    calls: String,
+    /// Files the user data wrote, copied out of the namespace, by path
+    /// with `/` as `_` (`opt_lake_run.args`).
+    files: BTreeMap<String, Vec<u8>>,
+    verify: String,
+}
+
+/// Run `user_data` as an instance would, in a private mount namespace;
+/// then `systemd-analyze verify` its unit there.
+fn run_user_data(moto: &Moto, user_data: &str) -> Ran {
+    require_tool("unshare", "apt-get install -y util-linux");
+    require_tool(
+        "systemd-analyze",
+        "apt-get install -y systemd (scripts/setup-tools.sh does)",
+    );
+    let dir = tempdir();
+    let shims = dir.path().join("shims");
+    std::fs::create_dir_all(&shims).unwrap();
+    write_shims(&shims);
+    let out_dir = dir.path().join("out");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    std::fs::write(dir.path().join("user-data.sh"), user_data).unwrap();
+    let wrapper = format!(
+        r#"set -e
+for d in /opt /etc/systemd/system /etc/logrotate.d; do mount -t tmpfs tmpfs "$d"; done
+set +e
+PATH="{shims}:$PATH" bash {dir}/user-data.sh > {dir}/stdout 2> {dir}/stderr
+echo $? > {dir}/code
+for f in /opt/lake/lake-ingest /opt/lake/schema.avsc /opt/lake/run.args /etc/systemd/system/lake-ingest.service \
+         /etc/logrotate.d/lake-ingest /opt/aws/amazon-cloudwatch-agent/etc/amazon-cloudwatch-agent.json; do
+  if [ -f "$f" ]; then cp "$f" {out}/"$(echo "${{f#/}}" | tr / _)"; fi
+done
+if [ -f /etc/systemd/system/lake-ingest.service ]; then
+  systemd-analyze verify /etc/systemd/system/lake-ingest.service > {dir}/verify 2>&1
+  echo "exit $?" >> {dir}/verify
+fi
+"#,
+        shims = shims.display(),
+        dir = dir.path().display(),
+        out = out_dir.display(),
+    );
+    let status = Command::new("unshare")
+        .args(["--mount", "--map-root-user", "bash", "-c", &wrapper])
+        .envs(moto.aws_env())
+        .status()
+        .unwrap();
+    assert!(status.success(), "the namespace wrapper failed: {status}");
+    let read = |name: &str| std::fs::read_to_string(dir.path().join(name)).unwrap_or_default();
+    let files = std::fs::read_dir(&out_dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read(e.path()).unwrap(),
+            )
+        })
+        .collect();
+    Ran {
+        code: read("code").trim().parse().ok(),
+        stdout: read("stdout"),
+        stderr: read("stderr"),
+        calls: read("shims/calls.log"),
+        files,
+        verify: read("verify"),
+    }
+}
+
+/// The values CloudFormation substitutes into the user data.
+fn sub_values(sha: &str) -> BTreeMap<&'static str, String> {
+    BTreeMap::from([
+        ("AWS::StackName", "lake-poc-ingest".to_string()),
+        ("AWS::Region", "us-east-1".to_string()),
+        ("ArtifactsBucketName", "lake-poc-artifacts".to_string()),
+        ("DataBucketName", "lake-poc-data".to_string()),
+        ("StreamName", "lake-poc-orders".to_string()),
+        ("IngestArtifactSha256", sha.to_string()),
+    ])
+}
+
+#[test]
+fn the_ingest_user_data_installs_checks_and_starts_lake_ingest_then_signals() {
+    let rendered = rendered("poc");
+    let text = ingest_user_data(&rendered);
+    let bin = workspace_bin("lake-ingest");
+    let sha = lakectl::publish::sha256_file(&bin).unwrap();
+    let user_data = cfn_sub(&text, &sub_values(&sha));
+    assert_eq!(
+        shellcheck(&user_data),
+        "",
+        "shellcheck on the ingest user data"
+    );
+
+    let moto = Moto::start();
+    aws(&moto, &["s3", "mb", "s3://lake-poc-artifacts"]);
+    let key = format!("s3://lake-poc-artifacts/bin/lake-ingest/{sha}/lake-ingest");
+    aws(
+        &moto,
+        &[
+            "s3",
+            "cp",
+            "--only-show-errors",
+            bin.to_str().unwrap(),
+            &key,
+        ],
+    );
+    let ran = run_user_data(&moto, &user_data);
+    assert_eq!(
+        ran.code,
+        Some(0),
+        "user data failed:\n{}\n{}\ncalls:\n{}",
+        ran.stdout,
+        ran.stderr,
+        ran.calls
+    );
+    let text_of = |name: &str| {
+        String::from_utf8(
+            ran.files
+                .get(name)
+                .unwrap_or_else(|| panic!("{name} not written"))
+                .clone(),
+        )
+        .unwrap()
+    };
+    // The binary is the published one, byte for byte.
+    assert_eq!(
+        ran.files["opt_lake_lake-ingest"],
+        std::fs::read(&bin).unwrap(),
+        "the installed binary is the published one"
+    );
+    // The schema is the spec's.
+    let (loaded, _) = spec::load_valid(&repo_root().join("environments"), "poc").unwrap();
+    assert_eq!(
+        text_of("opt_lake_schema.avsc"),
+        loaded.spec.ingest.schema.as_ref().unwrap().to_string()
+    );
+    // The argument vector, as lake-ingest read it (`--check` ran in the script).
+    let check: serde_json::Value = serde_json::from_str(ran.stdout.trim()).unwrap_or_else(|e| {
+        panic!(
+            "`lake-ingest @run.args --check` printed no JSON ({e}):\n{}",
+            ran.stdout
+        )
+    });
+    assert_eq!(check["partition_format"], "ordertime=%Y%m%d%H");
+    assert_eq!(check["partition_of_epoch"], "ordertime=1970010100");
+    assert_eq!(check["sink"], "s3://lake-poc-data/lake/orders");
+    assert_eq!(check["stream"], "lake-poc-orders");
+    assert_eq!(check["lease_table"], "lake-poc-ingest-leases");
+    assert_eq!(check["worker_id"], "i-0123456789abcdef0");
+    assert_eq!(check["format"], "csv");
+    // The unit: systemd's verifier accepts it, and no argument passes
+    // through its specifiers (`%`).
+    let unit = &text_of("etc_systemd_system_lake-ingest.service");
+    assert!(!unit.contains('%'), "{unit}");
+    assert!(
+        unit.contains("ExecStart=/opt/lake/lake-ingest @/opt/lake/run.args"),
+        "{unit}"
+    );
+    assert!(
+        ran.verify.ends_with("exit 0\n"),
+        "systemd-analyze verify:\n{}",
+        ran.verify
+    );
+    // Logs reach CloudWatch through the agent's file input.
+    let agent: serde_json::Value = serde_json::from_str(&text_of(
+        "opt_aws_amazon-cloudwatch-agent_etc_amazon-cloudwatch-agent.json",
+    ))
+    .unwrap();
+    let collect = &agent["logs"]["logs_collected"]["files"]["collect_list"][0];
+    assert_eq!(collect["file_path"], "/var/log/lake/ingest.log");
+    assert_eq!(collect["log_group_name"], "/lake/lake-poc/ingest");
+    assert!(
+        unit.contains("StandardOutput=append:/var/log/lake/ingest.log"),
+        "{unit}"
+    );
+    let rotate = text_of("etc_logrotate.d_lake-ingest");
+    assert!(rotate.starts_with("/var/log/lake/ingest.log {"), "{rotate}");
+    // The service is enabled and started, and only then CloudFormation hears success.
+    let calls: Vec<&str> = ran.calls.lines().collect();
+    let start = calls
+        .iter()
+        .position(|c| *c == "systemctl enable --now amazon-cloudwatch-agent lake-ingest")
+        .unwrap_or_else(|| panic!("{calls:#?}"));
+    let signal = calls
+        .iter()
+        .position(|c| {
+            *c == "cfn-signal --exit-code 0 --stack lake-poc-ingest --resource AutoScalingGroup --region us-east-1"
+        })
+        .unwrap_or_else(|| panic!("{calls:#?}"));
+    assert!(start < signal, "{calls:#?}");
+    assert!(calls[start..signal].contains(&"systemctl is-active --quiet lake-ingest"));
+}
+
+#[test]
+fn a_binary_that_is_not_the_published_hash_fails_the_instance_and_signals_failure() {
+    let rendered = rendered("poc");
+    let text = ingest_user_data(&rendered);
+    let sha = "0".repeat(64);
+    let user_data = cfn_sub(&text, &sub_values(&sha));
+    let moto = Moto::start();
+    aws(&moto, &["s3", "mb", "s3://lake-poc-artifacts"]);
+    let dir = tempdir();
+    let fake = dir.path().join("lake-ingest");
+    std::fs::write(&fake, "#!/bin/sh\necho not the binary\n").unwrap();
+    let key = format!("s3://lake-poc-artifacts/bin/lake-ingest/{sha}/lake-ingest");
+    aws(
+        &moto,
+        &[
+            "s3",
+            "cp",
+            "--only-show-errors",
+            fake.to_str().unwrap(),
+            &key,
+        ],
+    );
+    let ran = run_user_data(&moto, &user_data);
+    assert_ne!(ran.code, Some(0), "{}", ran.stderr);
+    assert!(
+        ran.stderr.contains("checksum did NOT match"),
+        "sha256sum says why: {}",
+        ran.stderr
+    );
+    assert!(
+        !ran.files.contains_key("opt_lake_lake-ingest"),
+        "nothing installed"
+    );
+    assert!(
+        ran.calls.lines().any(|c| c
+            == "cfn-signal --exit-code 1 --stack lake-poc-ingest --resource AutoScalingGroup --region us-east-1"),
+        "{}",
+        ran.calls
+    );
+    assert!(!ran.calls.contains("systemctl enable"), "{}", ran.calls);
+}
+
+/// Every script a template carries (EMR steps, state-machine steps) and
+/// every instance's user data passes shellcheck, in every environment and
+/// template variant.
+#[test]
+fn every_embedded_script_passes_shellcheck() {
+    let mut checked = 0;
+    let mut findings = Vec::new();
+    for (dir, envs) in [
+        (
+            repo_root().join("environments"),
+            vec!["local", "poc", "prod"],
+        ),
+        (
+            repo_root().join("tests/fixtures/variants"),
+            vec!["selfmanaged", "existing"],
+        ),
+    ] {
+        for env in envs {
+            let (loaded, _) = spec::load_valid(&dir, env).unwrap();
+            let rendered = render::render(&loaded).unwrap();
+            for stack in &rendered.stacks {
+                let mut scripts = embedded_scripts(&stack.template);
+                let template: Value = serde_yaml::from_str(&stack.template).unwrap();
+                collect_user_data(&template, &mut scripts);
+                for script in scripts {
+                    checked += 1;
+                    let found = shellcheck(&script);
+                    if !found.is_empty() {
+                        findings.push(format!("{env}/{}: {found}", stack.id));
+                    }
+                }
+            }
+        }
+    }
+    assert!(checked >= 10, "only {checked} scripts found");
+    eprintln!("shellcheck: {checked} scripts, no findings");
+    assert!(findings.is_empty(), "{}", findings.join("\n"));
+}
+
+/// Every `UserData` in a template, as bash text (`!Sub` variables become
+/// placeholders shellcheck reads as words).
+fn collect_user_data(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::Mapping(m) => {
+            for (k, v) in m {
+                if k.as_str() == Some("UserData") {
+                    let text = match &v["Fn::Base64"] {
+                        Value::Tagged(t) => t.value.as_str().map(String::from),
+                        Value::String(s) => Some(s.clone()),
+                        _ => None,
+                    };
+                    if let Some(text) = text {
+                        out.push(placeholders(&text));
+                    }
+                } else {
+                    collect_user_data(v, out);
+                }
+            }
+        }
+        Value::Sequence(s) => s.iter().for_each(|v| collect_user_data(v, out)),
+        Value::Tagged(t) => collect_user_data(&t.value, out),
+        _ => {}
+    }
+}
+
+/// `${Name}` (CloudFormation's) -> `CFN_Name`, as a value shellcheck sees.
+fn placeholders(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("${") {
+        out.push_str(&rest[..at]);
+        let tail = &rest[at + 2..];
+        let end = tail.find('}').unwrap();
+        let name = &tail[..end];
+        match name.strip_prefix('!') {
+            Some(lit) => out.push_str(&format!("${{{lit}}}")),
+            None => out.push_str(&format!(
+                "CFN_{}",
+                name.replace("::", "_").replace('.', "_")
+            )),
+        }
+        rest = &tail[end + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The bodies of `cat > /etc/systemd/system/NAME <<'UNIT'` heredocs in a script.
+fn units_in(script: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut lines = script.lines();
+    while let Some(line) = lines.next() {
+        let Some(rest) = line.trim().strip_prefix("cat > /etc/systemd/system/") else {
+            continue;
+        };
+        let Some((name, _)) = rest.split_once(" <<'UNIT'") else {
+            continue;
+        };
+        let body: Vec<&str> = lines.by_ref().take_while(|l| l.trim() != "UNIT").collect();
+        out.push((name.to_string(), body.join("\n") + "\n"));
+    }
+    out
+}
+
+/// Every systemd unit any user data writes (the ingest fleet; self-managed
+/// ZooKeeper and Kafka), checked by systemd's own verifier with the
+/// programs they start present, and free of unescaped specifiers.
+#[test]
+fn every_systemd_unit_passes_systemd_analyze_verify() {
+    let mut units = Vec::new();
+    for (dir, env) in [
+        (repo_root().join("environments"), "poc"),
+        (repo_root().join("tests/fixtures/variants"), "selfmanaged"),
+    ] {
+        let (loaded, _) = spec::load_valid(&dir, env).unwrap();
+        for stack in &render::render(&loaded).unwrap().stacks {
+            let template: Value = serde_yaml::from_str(&stack.template).unwrap();
+            let mut scripts = Vec::new();
+            collect_user_data(&template, &mut scripts);
+            for script in scripts {
+                units.extend(
+                    units_in(&script)
+                        .into_iter()
+                        .map(|(n, u)| (format!("{env}/{}/{n}", stack.id), n, u)),
+                );
+            }
+        }
+    }
+    let names: Vec<&str> = units.iter().map(|(at, _, _)| at.as_str()).collect();
+    assert!(
+        names.iter().any(|n| n.ends_with("lake-ingest.service")),
+        "{names:?}"
+    );
+    assert!(
+        names.iter().any(|n| n.ends_with("kafka.service")),
+        "{names:?}"
+    );
+    assert!(
+        names.iter().any(|n| n.ends_with("zookeeper.service")),
+        "{names:?}"
+    );
+    let dir = tempdir();
+    let mut failures = Vec::new();
+    for (at, name, unit) in &units {
+        for line in unit.lines() {
+            let unescaped = line.replace("%%", "").contains('%');
+            if unescaped {
+                failures.push(format!("{at}: a systemd specifier would rewrite `{line}`"));
+            }
+        }
+        // Placeholders for the programs the unit starts (absolute paths).
+        let programs: Vec<String> = unit
+            .lines()
+            .filter_map(|l| {
+                l.split_once('=')
+                    .filter(|(k, _)| k.starts_with("Exec"))
+                    .map(|(_, v)| v)
+            })
+            .filter_map(|v| v.split_whitespace().next())
+            .map(|p| p.trim_start_matches(['-', '@', '+', '!', ':']).to_string())
+            .collect();
+        let unit_path = dir.path().join(name);
+        std::fs::write(&unit_path, unit).unwrap();
+        let script = format!(
+            "set -e\nmount -t tmpfs tmpfs /opt\nmount -t tmpfs tmpfs /etc/systemd/system\n\
+             for p in {}; do mkdir -p \"$(dirname \"$p\")\"; printf '#!/bin/sh\\n' > \"$p\"; chmod +x \"$p\"; done\n\
+             cp {} /etc/systemd/system/{name}\nset +e\nsystemd-analyze verify /etc/systemd/system/{name} 2>&1\necho \"exit $?\"\n",
+            programs.join(" "),
+            unit_path.display()
+        );
+        let out = Command::new("unshare")
+            .args(["--mount", "--map-root-user", "bash", "-c", &script])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        // verify prints nothing for a clean unit; any line is a finding.
+        if text.trim() != "exit 0" {
+            failures.push(format!("{at}:\n{text}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
