@@ -1035,3 +1035,80 @@ fn preflight_finds_existing_subnets_emr_cannot_use() {
         "{report}"
     );
 }
+
+/// Hive's and Hue's metastore accounts: each password read from its own
+/// secret, the statements sent through the RDS Data API with the master
+/// secret (moto accepts the calls; it runs no SQL: the statements
+/// themselves are unit-tested in `deploy::accounts`).
+#[test]
+fn the_metastore_accounts_are_created_through_the_data_api() {
+    let lab = Lab::new();
+    let aws_cli = |args: &[&str]| lake_testkit::aws(&lab.moto, args);
+    let arn = |name: &str, value: &str| -> String {
+        let out: Value = serde_json::from_str(&aws_cli(&[
+            "secretsmanager",
+            "create-secret",
+            "--name",
+            name,
+            "--secret-string",
+            value,
+        ]))
+        .unwrap();
+        out["ARN"].as_str().unwrap().to_string()
+    };
+    let outputs: std::collections::BTreeMap<String, String> = [
+        (
+            "MetastoreClusterArn",
+            "arn:aws:rds:us-east-1:123456789012:cluster:lake-t-metastore".to_string(),
+        ),
+        (
+            "MetastoreSecretArn",
+            arn(
+                "lake-t-metastore",
+                r#"{"username":"lakeadmin","password":"x"}"#,
+            ),
+        ),
+        (
+            "MetastoreHiveSecretArn",
+            arn("lake-t-metastore-hive", "HivePassw0rd"),
+        ),
+        (
+            "MetastoreHueSecretArn",
+            arn("lake-t-metastore-hue", "HuePassw0rd"),
+        ),
+        ("MetastoreHiveUser", "hive".to_string()),
+        ("MetastoreHueUser", "hue".to_string()),
+        ("MetastoreHiveDatabase", "hive".to_string()),
+        ("MetastoreHueDatabase", "huedb".to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let (loaded, _) = lakectl::spec::load_valid(&lab.envs(), "local").unwrap();
+    let rendered = lakectl::render::render(&loaded).unwrap();
+    let connection = lakectl::deploy::Connection {
+        profile: None,
+        region: Some("us-east-1".into()),
+        endpoint_url: Some(lab.moto.endpoint.clone()),
+    };
+    for (k, v) in lab.moto.aws_env() {
+        std::env::set_var(k, v);
+    }
+    let ensured = lab.block_on(async {
+        let aws = lakectl::deploy::Aws::connect(&connection, &rendered, None, None)
+            .await
+            .unwrap();
+        lakectl::deploy::accounts::ensure(&aws, &outputs).await
+    });
+    assert_eq!(ensured.unwrap(), ["hive", "hue"]);
+    // A development metastore (no cluster ARN) has no accounts of its own.
+    let mut dev = outputs.clone();
+    dev.remove("MetastoreClusterArn");
+    let none = lab.block_on(async {
+        let aws = lakectl::deploy::Aws::connect(&connection, &rendered, None, None)
+            .await
+            .unwrap();
+        lakectl::deploy::accounts::ensure(&aws, &dev).await
+    });
+    assert!(none.unwrap().is_empty());
+}

@@ -497,3 +497,228 @@ fn every_systemd_unit_passes_systemd_analyze_verify() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// A `!Ref`/`!Sub` value of the EMR template, resolved with `values`.
+fn resolve_value(v: &Value, values: &BTreeMap<&str, String>) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Tagged(t) if t.tag == "!Ref" => values
+            .get(t.value.as_str().unwrap())
+            .unwrap_or_else(|| panic!("no test value for !Ref {:?}", t.value))
+            .clone(),
+        Value::Tagged(t) if t.tag == "!Sub" => cfn_sub(t.value.as_str().unwrap(), values),
+        other => panic!("unexpected configuration value {other:?}"),
+    }
+}
+
+/// Properties of a configuration classification, as EMR hands them to the
+/// node: `EMR.secret@KEY: ARN` becomes `KEY: <the secret's value>`.
+fn properties(
+    config: &Value,
+    values: &BTreeMap<&str, String>,
+    secrets: &BTreeMap<String, String>,
+) -> Vec<(String, String)> {
+    config["ConfigurationProperties"]
+        .as_mapping()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| {
+                    let key = k.as_str().unwrap();
+                    let value = resolve_value(v, values);
+                    match key.strip_prefix("EMR.secret@") {
+                        Some(plain) => (plain.to_string(), secrets[&value].clone()),
+                        None => (key.to_string(), value),
+                    }
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// hive-site as XML and hue.ini as ConfigObj text, written from the EMR
+/// stack's configurations the way EMR writes them, read back by Python's
+/// XML parser and by ConfigObj (Hue's parser), with a password holding
+/// every character the secrets' generator may produce.
+#[test]
+fn the_metastore_client_settings_parse_back_in_hive_and_hue() {
+    require_tool("python3", "Python 3 with pip");
+    let alphabet: String = ('A'..='Z').chain('a'..='z').chain('0'..='9').collect();
+    for env in ["poc", "local"] {
+        let rendered = rendered(env);
+        let template: Value =
+            serde_yaml::from_str(&rendered.stack("emr").unwrap().template).unwrap();
+        let configs = template["Resources"]["Cluster"]["Properties"]["Configurations"]
+            .as_sequence()
+            .unwrap();
+        let values: BTreeMap<&str, String> = BTreeMap::from([
+            (
+                "MetastoreEndpoint",
+                "lake.cluster-c1.us-east-1.rds.amazonaws.com".to_string(),
+            ),
+            ("MetastoreHiveUser", "hive".to_string()),
+            ("MetastoreHueUser", "hue".to_string()),
+            ("MetastoreHiveSecretArn", "arn:secret:hive".to_string()),
+            ("MetastoreHueSecretArn", "arn:secret:hue".to_string()),
+        ]);
+        let secrets = BTreeMap::from([
+            ("arn:secret:hive".to_string(), alphabet.clone()),
+            (
+                "arn:secret:hue".to_string(),
+                alphabet.chars().rev().collect::<String>(),
+            ),
+        ]);
+        let hive = configs
+            .iter()
+            .find(|c| c["Classification"] == "hive-site")
+            .unwrap();
+        let hive = properties(hive, &values, &secrets);
+        let hue = configs
+            .iter()
+            .find(|c| c["Classification"] == "hue-ini")
+            .unwrap();
+        let database = &hue["Configurations"][0]["Configurations"][0];
+        assert_eq!(database["Classification"], "database", "{env}");
+        let hue = properties(database, &values, &secrets);
+        let xml_escape = |s: &str| {
+            s.replace('&', "&amp;")
+                .replace('<', "&lt;")
+                .replace('>', "&gt;")
+        };
+        let mut xml = String::from("<?xml version=\"1.0\"?>\n<configuration>\n");
+        for (k, v) in &hive {
+            xml.push_str(&format!(
+                "  <property><name>{}</name><value>{}</value></property>\n",
+                xml_escape(k),
+                xml_escape(v)
+            ));
+        }
+        xml.push_str("</configuration>\n");
+        let mut ini = String::from("[desktop]\n  [[database]]\n");
+        for (k, v) in &hue {
+            ini.push_str(&format!("    {k}={v}\n"));
+        }
+        let dir = tempdir();
+        std::fs::write(dir.path().join("hive-site.xml"), &xml).unwrap();
+        std::fs::write(dir.path().join("hue.ini"), &ini).unwrap();
+        let out = Command::new("python3")
+            .arg("-c")
+            .arg(
+                r#"
+import json, sys, xml.etree.ElementTree as ET
+from configobj import ConfigObj
+d = sys.argv[1]
+hive = {p.find("name").text: p.find("value").text for p in ET.parse(d + "/hive-site.xml").getroot()}
+hue = dict(ConfigObj(d + "/hue.ini")["desktop"]["database"])
+print(json.dumps({"hive": hive, "hue": hue}))
+"#,
+            )
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{env}: {} (pip install configobj: scripts/setup-tools.sh)",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let parsed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        for (k, v) in &hive {
+            assert_eq!(parsed["hive"][k], v.as_str(), "{env}: hive-site {k}");
+        }
+        for (k, v) in &hue {
+            assert_eq!(
+                parsed["hue"][k],
+                v.as_str(),
+                "{env}: hue.ini {k} (ConfigObj)"
+            );
+        }
+        // What the clients are told: verify the server against the RDS CA.
+        let url = parsed["hive"]["javax.jdo.option.ConnectionURL"]
+            .as_str()
+            .unwrap();
+        assert!(
+            url.contains("useSSL=true")
+                && url.contains("trustServerCertificate=false")
+                && url.contains("serverSslCert=/etc/pki/rds/global-bundle.pem"),
+            "{env}: {url}"
+        );
+        let options: serde_json::Value =
+            serde_json::from_str(parsed["hue"]["options"].as_str().unwrap()).unwrap();
+        assert_eq!(
+            options["ssl"]["ca"], "/etc/pki/rds/global-bundle.pem",
+            "{env}"
+        );
+        assert_eq!(
+            parsed["hive"]["javax.jdo.option.ConnectionPassword"],
+            alphabet.as_str()
+        );
+        // The template itself holds no password, only secret ARNs.
+        assert!(
+            !rendered
+                .stack("emr")
+                .unwrap()
+                .template
+                .contains("resolve:secretsmanager"),
+            "{env}"
+        );
+    }
+}
+
+/// The RDS CA bootstrap action every EMR node runs: bash with the URL the
+/// template passes swapped for a local bundle (no internet here), `sudo` a
+/// pass-through.
+#[test]
+fn the_rds_ca_bootstrap_action_installs_the_bundle_or_fails() {
+    use lakectl::render::bootstrap;
+    let script = bootstrap::rds_ca_script();
+    assert_eq!(
+        shellcheck(&script),
+        "",
+        "shellcheck on the bootstrap action"
+    );
+    let emr = rendered("poc").stack("emr").unwrap().template.clone();
+    assert!(
+        emr.contains(&bootstrap::rds_ca_script_key()),
+        "the EMR stack runs the published script"
+    );
+    assert!(emr.contains(bootstrap::RDS_CA_URL) && emr.contains(bootstrap::RDS_CA_PATH));
+    let dir = tempdir();
+    let shims = dir.path().join("shims");
+    std::fs::create_dir_all(&shims).unwrap();
+    std::fs::write(shims.join("sudo"), "#!/bin/sh\nexec \"$@\"\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(shims.join("sudo"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!("{}:{}", shims.display(), std::env::var("PATH").unwrap());
+    let script_path = dir.path().join("rds-ca.sh");
+    std::fs::write(&script_path, &script).unwrap();
+    let bundle = "/etc/ssl/certs/ca-certificates.crt";
+    assert!(
+        Path::new(bundle).is_file(),
+        "Debian's CA bundle stands in for the RDS one (apt-get install -y ca-certificates)"
+    );
+    let dest = dir.path().join("etc/pki/rds/global-bundle.pem");
+    let run = |url: &str| {
+        Command::new("bash")
+            .arg(&script_path)
+            .arg(url)
+            .arg(&dest)
+            .env("PATH", &path)
+            .output()
+            .unwrap()
+    };
+    let ok = run(&format!("file://{bundle}"));
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert_eq!(
+        std::fs::read(&dest).unwrap(),
+        std::fs::read(bundle).unwrap()
+    );
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("certificates in"));
+    let empty = dir.path().join("empty.pem");
+    std::fs::write(&empty, "not a certificate\n").unwrap();
+    let bad = run(&format!("file://{}", empty.display()));
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("holds no certificate"));
+}

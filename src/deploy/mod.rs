@@ -9,6 +9,7 @@
 //! (`render`), compare them (`plan`) or print directly (progress goes
 //! through `progress::Progress`, results are returned to the CLI).
 
+pub mod accounts;
 pub mod cfn;
 pub mod compact;
 pub mod down;
@@ -110,6 +111,8 @@ pub struct Aws {
     pub autoscaling: aws_sdk_autoscaling::Client,
     pub ec2: aws_sdk_ec2::Client,
     pub iam: aws_sdk_iam::Client,
+    pub rdsdata: aws_sdk_rdsdata::Client,
+    pub secrets: aws_sdk_secretsmanager::Client,
     pub account: String,
     /// Who the credentials are (STS GetCallerIdentity), for policy simulation.
     pub caller_arn: String,
@@ -190,6 +193,8 @@ impl Aws {
             autoscaling: reading_client!(aws_sdk_autoscaling),
             ec2: reading_client!(aws_sdk_ec2),
             iam: reading_client!(aws_sdk_iam),
+            rdsdata: aws_sdk_rdsdata::Client::new(&shared),
+            secrets: aws_sdk_secretsmanager::Client::new(&shared),
             account,
             caller_arn,
         })

@@ -73,6 +73,9 @@ const UP_ACTIONS: &[&str] = &[
     "iam:PassRole",
     "s3:PutObject",
     "s3:GetObject",
+    // The metastore's Hive and Hue accounts (deploy::accounts).
+    "rds-data:ExecuteStatement",
+    "secretsmanager:GetSecretValue",
 ];
 
 /// Every check, in the order a deploy would hit them.

@@ -456,6 +456,20 @@ async fn publish_for(
             ));
         }
     }
+    let rds_ca_key = crate::render::bootstrap::rds_ca_script_key();
+    if stack.template.contains(&rds_ca_key) {
+        let bucket = artifacts_bucket(shared)?;
+        let result = publish::put_once(&shared.aws.s3, &bucket, &rds_ca_key, || {
+            Ok(crate::render::bootstrap::rds_ca_script().into_bytes())
+        })
+        .await
+        .map_err(|e| DeployError::Artifact(e.to_string()))?;
+        if result == Published::Uploaded {
+            shared.progress.line(&format!(
+                "EMR bootstrap action (RDS CA bundle) published: s3://{bucket}/{rds_ca_key}"
+            ));
+        }
+    }
     let mut hashes = BTreeMap::new();
     for source in stack.parameters.values() {
         let ParamSource::Artifact { artifact } = source else {
@@ -534,6 +548,19 @@ async fn deploy_stack(shared: &Shared, id: &str) -> Result<Outcome, DeployError>
     }
     let hashes = publish_for(shared, stack).await?;
     let outputs = shared.outputs.lock().expect("lock").clone();
+    if id == "emr" {
+        // Hive's and Hue's own metastore accounts exist before the cluster
+        // connects with them (an Aurora metastore; none for a development one).
+        if let Some(metastore) = outputs.get("metastore") {
+            let ensured = super::accounts::ensure(aws, metastore).await?;
+            if !ensured.is_empty() {
+                progress.line(&format!(
+                    "metastore accounts in place: {} (each limited to its database, TLS only)",
+                    ensured.join(", ")
+                ));
+            }
+        }
+    }
     let params = resolve(stack, &outputs, &hashes).map_err(|message| DeployError::Stuck {
         stack: name.to_string(),
         status: "waiting for a parameter".into(),

@@ -53,6 +53,12 @@ pub struct Derived {
     pub bridge_plugin: (String, String),
     /// Protocol clients use for the Kafka bridge: IAM over TLS, or plaintext in the VPC.
     pub kafka_bridge_auth: &'static str,
+    /// EMR's RDS CA bootstrap action: its key in the artifacts bucket, the
+    /// bundle's URL and path on the nodes; Hue's database options.
+    pub rds_ca_script_key: String,
+    pub rds_ca_url: &'static str,
+    pub rds_ca_path: &'static str,
+    pub hue_db_options: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -163,6 +169,10 @@ impl<'a> Context<'a> {
                     Some(k) if k.mode == KafkaMode::Msk => "IAM",
                     _ => "NONE",
                 },
+                rds_ca_script_key: super::bootstrap::rds_ca_script_key(),
+                rds_ca_url: super::bootstrap::RDS_CA_URL,
+                rds_ca_path: super::bootstrap::RDS_CA_PATH,
+                hue_db_options: super::bootstrap::hue_db_options(),
             },
         }
     }

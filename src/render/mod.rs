@@ -6,6 +6,7 @@
 //! to upstream outputs and the deploy order live in `wiring` and `graph`.
 //! Must not: call AWS or read spec files (callers hand in a `LoadedSpec`).
 
+pub mod bootstrap;
 pub mod catalog;
 pub mod compaction_step;
 pub mod consumers;

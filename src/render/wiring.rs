@@ -38,9 +38,17 @@ pub fn artifact_for_parameter(name: &str) -> Option<&'static str> {
 pub fn wire(stacks: &mut [RenderedStack]) -> Result<(), RenderError> {
     let mut parsed = Vec::with_capacity(stacks.len());
     for s in stacks.iter() {
-        let doc: Value = serde_yaml::from_str(&s.template).map_err(|e| RenderError::NotYaml {
-            stack: s.id.clone(),
-            message: e.to_string(),
+        let doc: Value = serde_yaml::from_str(&s.template).map_err(|e| {
+            // Show the rendered line: the template's line numbers differ.
+            let line = e
+                .location()
+                .and_then(|l| s.template.lines().nth(l.line().saturating_sub(1)))
+                .map(|l| format!("\n  the rendered line: {}", l.trim()))
+                .unwrap_or_default();
+            RenderError::NotYaml {
+                stack: s.id.clone(),
+                message: format!("{e}{line}"),
+            }
         })?;
         parsed.push(doc);
     }
