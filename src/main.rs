@@ -90,6 +90,10 @@ enum Command {
         /// resources; the create-only table alone decides.
         #[arg(long)]
         no_change_set: bool,
+        /// Plan machine images at what their SSM parameters give now instead
+        /// of the pinned ones (shows the instances that would be replaced).
+        #[arg(long)]
+        refresh_images: bool,
     },
     /// Deploy the environment: publish artifacts, then every stack in
     /// dependency order through change sets.
@@ -109,6 +113,10 @@ enum Command {
         /// Do not run `lakectl preflight` first.
         #[arg(long)]
         skip_preflight: bool,
+        /// Move pinned machine images (Kafka nodes, the ingest fleet) to what
+        /// their SSM parameters give now: replaces those instances.
+        #[arg(long)]
+        refresh_images: bool,
     },
     /// Delete every stack of the environment, dependents first.
     Down {
@@ -209,19 +217,25 @@ fn run(cli: &Cli) -> Result<ExitCode, String> {
             detailed_exitcode,
             artifacts,
             no_change_set,
+            refresh_images,
         } => {
-            let artifacts = lakectl::publish::locate(artifacts.artifacts.as_deref())
-                .map_err(|e| e.to_string())?;
             let session = Session::open(cli, env)?;
-            let (diffs, _) = session
+            let artifacts =
+                lakectl::publish::locate_for(&session.rendered, artifacts.artifacts.as_deref())
+                    .map_err(|e| e.to_string())?;
+            let planned = session
                 .run(deploy::up::plan_against_deployed(
                     &session.aws,
                     &session.rendered,
                     &artifacts,
                     !no_change_set,
+                    *refresh_images,
                 ))
                 .map_err(|e| e.to_string())?;
-            print_plan(cli, env, &diffs, *detailed_exitcode)
+            for note in &planned.notes {
+                eprintln!("note: {note}");
+            }
+            print_plan(cli, env, &planned.diffs, *detailed_exitcode)
         }
         Command::Up {
             env,
@@ -230,6 +244,7 @@ fn run(cli: &Cli) -> Result<ExitCode, String> {
             concurrency,
             artifacts,
             skip_preflight,
+            refresh_images,
         } => {
             let session = Session::open(cli, env)?;
             if !skip_preflight {
@@ -238,6 +253,7 @@ fn run(cli: &Cli) -> Result<ExitCode, String> {
                     &session.spec,
                     &session.locator,
                     &session.rendered.region,
+                    &session.rendered.files,
                 ));
                 eprint!("{}", deploy::preflight::text(&report));
                 let errors = report.count(Severity::Error);
@@ -252,6 +268,7 @@ fn run(cli: &Cli) -> Result<ExitCode, String> {
                 approval: *require_approval,
                 concurrency: *concurrency,
                 artifacts_dir: artifacts.artifacts.clone(),
+                refresh_images: *refresh_images,
             };
             let progress = Arc::new(Progress::new(cli.output == Output::Json));
             let Session {
@@ -449,6 +466,7 @@ fn run(cli: &Cli) -> Result<ExitCode, String> {
                 &session.spec,
                 &session.locator,
                 &session.rendered.region,
+                &session.rendered.files,
             ));
             match cli.output {
                 Output::Json => print_json(&report),

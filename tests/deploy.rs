@@ -1112,3 +1112,109 @@ fn the_metastore_accounts_are_created_through_the_data_api() {
     });
     assert!(none.unwrap().is_empty());
 }
+
+/// Machine images are pinned: resolved from their SSM parameter at the
+/// first `up`, kept when the parameter moves (a note says so), moved only
+/// with `--refresh-images`, which `diff` shows first.
+#[test]
+fn machine_images_are_pinned_until_refreshed() {
+    let lab = Lab::new();
+    let put = |ami: &str| {
+        lake_testkit::aws(
+            &lab.moto,
+            &[
+                "ssm",
+                "put-parameter",
+                "--name",
+                "/lake/test/ami",
+                "--type",
+                "String",
+                "--value",
+                ami,
+                "--overwrite",
+            ],
+        )
+    };
+    put("ami-0aaaa1111bbbb2222");
+    lab.edit_local(
+        "  fleet_size: 0",
+        "  fleet_size: 0\n  ami_parameter: /lake/test/ami",
+    );
+    lab.up(&["--yes"], 0);
+    let ami = |lab: &Lab| -> String {
+        let out: Value = serde_json::from_str(&lake_testkit::aws(
+            &lab.moto,
+            &[
+                "cloudformation",
+                "describe-stacks",
+                "--stack-name",
+                "lake-local-ingest",
+            ],
+        ))
+        .unwrap();
+        out["Stacks"][0]["Parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["ParameterKey"] == "IngestAmiId")
+            .unwrap()["ParameterValue"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(ami(&lab), "ami-0aaaa1111bbbb2222");
+
+    // AWS publishes a new image: nothing moves, and up says so.
+    put("ami-0cccc3333dddd4444");
+    let again = lab.up(&["--yes"], 0);
+    assert!(
+        text(&again).contains("IngestAmiId stays at ami-0aaaa1111bbbb2222; /lake/test/ami now gives ami-0cccc3333dddd4444"),
+        "{}",
+        text(&again)
+    );
+    assert_eq!(ami(&lab), "ami-0aaaa1111bbbb2222");
+    let diff = lab.lakectl(&[
+        "diff",
+        "local",
+        "--detailed-exitcode",
+        "--artifacts",
+        lab.artifacts().to_str().unwrap(),
+    ]);
+    assert_eq!(diff.status.code(), Some(0), "{}", text(&diff));
+
+    // Refreshing is planned first, then applied.
+    let planned = lab.lakectl(&[
+        "diff",
+        "local",
+        "--detailed-exitcode",
+        "--refresh-images",
+        "--artifacts",
+        lab.artifacts().to_str().unwrap(),
+    ]);
+    assert_eq!(planned.status.code(), Some(2), "{}", text(&planned));
+    assert!(text(&planned).contains("IngestAmiId"), "{}", text(&planned));
+    lab.up(&["--yes", "--refresh-images"], 0);
+    assert_eq!(ami(&lab), "ami-0cccc3333dddd4444");
+}
+
+/// The Kafka bridge's plugin is the user's own file, published by its
+/// content; preflight finds it missing before anything is deployed.
+#[test]
+fn preflight_finds_a_missing_bridge_plugin() {
+    let lab = Lab::new();
+    lab.edit_local("kafka: null\n", "");
+    let (code, report) = preflight(&lab, &[]);
+    assert_eq!(code, 1, "{report}");
+    let plugin = lab.envs().join("plugins/kinesis-kafka-connector-0.0.9.zip");
+    assert!(
+        report.contains(&format!(
+            "{} does not exist; build the connector (awslabs/kinesis-kafka-connector: `mvn package`, then zip the jar)",
+            plugin.display().to_string().replace(lab.envs().to_str().unwrap(), "<envs>")
+        )),
+        "{report}"
+    );
+    std::fs::create_dir_all(plugin.parent().unwrap()).unwrap();
+    std::fs::write(&plugin, b"PK connector").unwrap();
+    let (_, report) = preflight(&lab, &[]);
+    assert!(report.contains("ok       Kafka bridge plugin"), "{report}");
+}

@@ -147,12 +147,12 @@ fn bad_specs_give_pinned_messages() {
         (
             "time field missing from the schema",
             "ingest:\n  schema:\n    type: record\n    name: o\n    fields:\n      - {name: orderid, type: int}\n",
-            &["_base.yaml:79:3: time_field `ordertime` is not a column of ingest.schema (its columns: orderid); every record would be dead-lettered"],
+            &["_base.yaml:{time_field}:3: time_field `ordertime` is not a column of ingest.schema (its columns: orderid); every record would be dead-lettered"],
         ),
         (
             "time field that cannot hold a time",
             "ingest:\n  schema:\n    type: record\n    name: o\n    fields:\n      - {name: ordertime, type: boolean}\n",
-            &["_base.yaml:79:3: time_field `ordertime` is a Boolean column; the order's time must be epoch seconds or milliseconds (int, long, double) or an ISO-8601 string"],
+            &["_base.yaml:{time_field}:3: time_field `ordertime` is a Boolean column; the order's time must be epoch seconds or milliseconds (int, long, double) or an ISO-8601 string"],
         ),
         (
             "column names Hive cannot take",
@@ -165,7 +165,7 @@ fn bad_specs_give_pinned_messages() {
         (
             "partition column colliding with a column",
             "ingest:\n  schema:\n    type: record\n    name: o\n    fields:\n      - {name: ordertime, type: long}\n      - {name: ordertime_part, type: string}\n",
-            &["_base.yaml:80:3: the table's partition column `ordertime_part` (from `ordertime=`) is also a column of ingest.schema; rename one"],
+            &["_base.yaml:{partition_format}:3: the table's partition column `ordertime_part` (from `ordertime=`) is also a column of ingest.schema; rename one"],
         ),
         (
             "partition format of two levels",
@@ -193,13 +193,28 @@ fn bad_specs_give_pinned_messages() {
             &["case.yaml:3:1: account_id `12345` must be 12 digits (quote it in YAML to keep leading zeros)"],
         ),
     ];
+    // Lines of `_base.yaml` fields some messages point at.
+    let base = std::fs::read_to_string(repo_root().join("environments/_base.yaml")).unwrap();
+    let line_of = |key: &str| {
+        base.lines()
+            .position(|l| l.trim_start().starts_with(key))
+            .map(|i| (i + 1).to_string())
+            .unwrap()
+    };
+    let (time_field, partition_format) = (line_of("time_field:"), line_of("partition_format:"));
     let mut failures = Vec::new();
     for (what, body, expected) in cases {
         let dir = env_dir_with(body);
         let got = diagnostics(dir.path(), "case");
         let mut got_sorted = got.clone();
         got_sorted.sort();
-        let mut want: Vec<String> = expected.iter().map(|s| s.to_string()).collect();
+        let mut want: Vec<String> = expected
+            .iter()
+            .map(|s| {
+                s.replace("{time_field}", &time_field)
+                    .replace("{partition_format}", &partition_format)
+            })
+            .collect();
         want.sort();
         if got_sorted != want {
             failures.push(format!("{what}:\n  want {want:#?}\n  got  {got:#?}"));

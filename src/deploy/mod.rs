@@ -15,6 +15,7 @@ pub mod compact;
 pub mod down;
 pub mod drift;
 pub mod health;
+pub mod images;
 pub mod preflight;
 pub mod progress;
 pub mod protect;
@@ -113,6 +114,7 @@ pub struct Aws {
     pub iam: aws_sdk_iam::Client,
     pub rdsdata: aws_sdk_rdsdata::Client,
     pub secrets: aws_sdk_secretsmanager::Client,
+    pub ssm: aws_sdk_ssm::Client,
     pub account: String,
     /// Who the credentials are (STS GetCallerIdentity), for policy simulation.
     pub caller_arn: String,
@@ -195,6 +197,7 @@ impl Aws {
             iam: reading_client!(aws_sdk_iam),
             rdsdata: aws_sdk_rdsdata::Client::new(&shared),
             secrets: aws_sdk_secretsmanager::Client::new(&shared),
+            ssm: aws_sdk_ssm::Client::new(&shared),
             account,
             caller_arn,
         })
@@ -236,6 +239,7 @@ pub fn parameter_value(
         ParamSource::Output { stack, output } => outputs.get(stack)?.get(output).cloned(),
         ParamSource::Artifact { artifact } => artifacts.get(artifact).cloned(),
         ParamSource::Default { value } => Some(value.clone()),
+        ParamSource::Image { ssm_parameter } => artifacts.get(&images::key(ssm_parameter)).cloned(),
     }
 }
 
@@ -276,12 +280,8 @@ pub fn outputs_by_id(
 ///
 /// - List parameters (`CommaDelimitedList`, `List<…>`) compare item by item;
 ///   an emulator (moto) describes them as a Python list literal.
-/// - SSM-typed parameters (`AWS::SSM::Parameter::Value<…>`): CloudFormation
-///   describes the parameter path; a value that is not a path is an
-///   emulator's resolved value (moto) and stands for the rendered path.
 pub fn comparable_parameters(
     deployed: &BTreeMap<String, String>,
-    rendered: &BTreeMap<String, String>,
     types: &BTreeMap<String, String>,
 ) -> BTreeMap<String, String> {
     deployed
@@ -298,8 +298,6 @@ pub fn comparable_parameters(
                     .map(|item| item.trim().trim_matches('\'').trim_matches('"'))
                     .collect::<Vec<_>>()
                     .join(",")
-            } else if ty.starts_with("AWS::SSM::Parameter::Value<") && !v.starts_with('/') {
-                rendered.get(k).cloned().unwrap_or_else(|| v.clone())
             } else {
                 v.clone()
             };
@@ -342,12 +340,12 @@ mod tests {
     fn deployed_parameters_compare_in_rendered_terms() {
         let types = map(&[
             ("Subnets", "CommaDelimitedList"),
-            ("Ami", "AWS::SSM::Parameter::Value<AWS::EC2::Image::Id>"),
+            ("Ami", "AWS::EC2::Image::Id"),
             ("Name", "String"),
         ]);
         let rendered = map(&[
             ("Subnets", "subnet-1,subnet-2"),
-            ("Ami", "/aws/service/al2023"),
+            ("Ami", "ami-123"),
             ("Name", "x"),
         ]);
         // moto's descriptions
@@ -356,22 +354,19 @@ mod tests {
             ("Ami", "ami-123"),
             ("Name", "x"),
         ]);
-        assert_eq!(
-            comparable_parameters(&emulator, &rendered, &types),
-            rendered
-        );
+        assert_eq!(comparable_parameters(&emulator, &types), rendered);
         // CloudFormation's own descriptions are already comparable, and a
-        // real change (another path, another list) still shows.
+        // real change (another image, another list) still shows.
         let changed = map(&[
             ("Subnets", "subnet-1, subnet-3"),
-            ("Ami", "/aws/service/al2"),
+            ("Ami", "ami-456"),
             ("Name", "y"),
         ]);
         assert_eq!(
-            comparable_parameters(&changed, &rendered, &types),
+            comparable_parameters(&changed, &types),
             map(&[
                 ("Subnets", "subnet-1,subnet-3"),
-                ("Ami", "/aws/service/al2"),
+                ("Ami", "ami-456"),
                 ("Name", "y"),
             ])
         );

@@ -78,8 +78,15 @@ const UP_ACTIONS: &[&str] = &[
     "secretsmanager:GetSecretValue",
 ];
 
-/// Every check, in the order a deploy would hit them.
-pub async fn preflight(aws: &Aws, spec: &EnvSpec, loc: &Locator, region: &str) -> Report {
+/// Every check, in the order a deploy would hit them. `files` are the
+/// local files the spec names (`RenderedEnv::files`).
+pub async fn preflight(
+    aws: &Aws,
+    spec: &EnvSpec,
+    loc: &Locator,
+    region: &str,
+    files: &BTreeMap<String, std::path::PathBuf>,
+) -> Report {
     let (zones_check, zones) = zones(aws, spec, loc, region).await;
     let mut checks = vec![zones_check];
     checks.push(ec2_instance_types(aws, spec, loc, &zones).await);
@@ -88,12 +95,69 @@ pub async fn preflight(aws: &Aws, spec: &EnvSpec, loc: &Locator, region: &str) -
     if let Some(check) = kafka_version(aws, spec, loc).await {
         checks.push(check);
     }
+    if let Some(check) = bridge_plugin(aws, spec, loc, files).await {
+        checks.push(check);
+    }
     checks.push(permissions(aws, loc).await);
     Report {
         environment: spec.name.clone(),
         region: region.to_string(),
         checks,
     }
+}
+
+/// The Kafka bridge's connector plugin exists: the local file `up`
+/// publishes, or the S3 object the spec names (MSK Connect reads it when
+/// the kafka stack creates the plugin, half-way through a deploy).
+async fn bridge_plugin(
+    aws: &Aws,
+    spec: &EnvSpec,
+    loc: &Locator,
+    files: &BTreeMap<String, std::path::PathBuf>,
+) -> Option<Check> {
+    let plugin = &spec.kafka.as_ref()?.bridge.as_ref()?.plugin;
+    let field = "kafka.bridge.plugin";
+    let mut findings = Vec::new();
+    let detail = match files.get(crate::publish::BRIDGE_PLUGIN) {
+        Some(path) => {
+            if !path.is_file() {
+                findings.push(loc.error(
+                    field,
+                    format!(
+                        "{} does not exist; build the connector (awslabs/kinesis-kafka-connector: `mvn package`, then zip the jar) and put it there, or name an s3:// location you own",
+                        path.display()
+                    ),
+                ));
+            }
+            format!("{} (published by up)", path.display())
+        }
+        None => {
+            let (bucket, key) = plugin
+                .strip_prefix("s3://")
+                .and_then(|r| r.split_once('/'))
+                .unwrap_or_default();
+            match aws.s3.head_object().bucket(bucket).key(key).send().await {
+                Ok(_) => {}
+                Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => {
+                    findings.push(loc.error(
+                        field,
+                        format!("{plugin} does not exist (or is not readable by you)"),
+                    ))
+                }
+                Err(e) => findings.push(could_not(
+                    loc,
+                    field,
+                    &aws_error(format!("reading {plugin}"), e),
+                )),
+            }
+            plugin.clone()
+        }
+    };
+    Some(Check {
+        name: "Kafka bridge plugin",
+        detail,
+        findings,
+    })
 }
 
 /// The zones the network will use (the first N available, as `!GetAZs`

@@ -38,6 +38,8 @@ pub struct UpOptions {
     pub concurrency: usize,
     /// Prebuilt `lake-ingest` / `lake-compact`; `None` builds them.
     pub artifacts_dir: Option<PathBuf>,
+    /// Move pinned machine images to what their SSM parameters give now.
+    pub refresh_images: bool,
 }
 
 /// What happened to one stack.
@@ -106,34 +108,56 @@ async fn earlier_of(aws: &Aws, d: &Deployed) -> Result<Option<Earlier>, DeployEr
     }))
 }
 
+/// What `plan_against_deployed` found.
+pub struct Planned {
+    pub diffs: Vec<StackDiff>,
+    pub deployed: BTreeMap<String, Deployed>,
+    /// Each stack's pinned machine images (`images::key` -> image id).
+    pub images: BTreeMap<String, BTreeMap<String, String>>,
+    /// Newer images available than the pinned ones.
+    pub notes: Vec<String>,
+}
+
 /// The plan against what is deployed. With `change_sets`, stacks that
 /// exist and change get a change set (created, read, deleted) so
-/// CloudFormation's replacement verdicts refine the plan.
+/// CloudFormation's replacement verdicts refine the plan. Machine images
+/// stay pinned unless `refresh_images`.
 pub async fn plan_against_deployed(
     aws: &Aws,
     rendered: &RenderedEnv,
     artifacts: &BTreeMap<String, Artifact>,
     change_sets: bool,
-) -> Result<(Vec<StackDiff>, BTreeMap<String, Deployed>), DeployError> {
+    refresh_images: bool,
+) -> Result<Planned, DeployError> {
     let deployed = deployed_stacks(aws, rendered).await?;
     let outputs = outputs_by_id(&deployed);
     let hashes = artifact_hashes(artifacts);
+    let mut images = BTreeMap::new();
+    let mut notes = Vec::new();
+    for stack in &rendered.stacks {
+        let pinned =
+            super::images::pin(aws, stack, deployed.get(&stack.id), refresh_images).await?;
+        notes.extend(pinned.notes);
+        images.insert(stack.id.clone(), pinned.values);
+    }
+    let values_for = |id: &str| {
+        let mut v = hashes.clone();
+        v.extend(images.get(id).cloned().unwrap_or_default());
+        v
+    };
     let mut earlier = BTreeMap::new();
     for (id, d) in &deployed {
         if let Some(mut e) = earlier_of(aws, d).await? {
             if let Some(stack) = rendered.stack(id) {
-                e.parameters = comparable_parameters(
-                    &e.parameters,
-                    &parameters_for_plan(stack, &outputs, &hashes),
-                    &parameter_types(&stack.template),
-                );
+                e.parameters =
+                    comparable_parameters(&e.parameters, &parameter_types(&stack.template));
             }
             earlier.insert(id.clone(), e);
         }
     }
     let mut diffs = plan::compare(
         rendered,
-        |s| parameters_for_plan(s, &outputs, &hashes),
+        |s| parameters_for_plan(s, &outputs, &values_for(&s.id)),
         &earlier,
     )?;
     if change_sets {
@@ -142,14 +166,19 @@ pub async fn plan_against_deployed(
             else {
                 continue;
             };
-            let Ok(params) = resolve(stack, &outputs, &hashes) else {
+            let Ok(params) = resolve(stack, &outputs, &values_for(&stack.id)) else {
                 continue;
             };
             let verdicts = replacement_verdicts(aws, rendered, stack, &params).await?;
             refine_replacement(diff, &verdicts);
         }
     }
-    Ok((diffs, deployed))
+    Ok(Planned {
+        diffs,
+        deployed,
+        images,
+        notes,
+    })
 }
 
 /// Create a change set for `stack`, read CloudFormation's replacement
@@ -263,6 +292,8 @@ struct Shared {
     outputs: Mutex<BTreeMap<String, BTreeMap<String, String>>>,
     published: tokio::sync::Mutex<BTreeMap<String, Published>>,
     executed: Mutex<usize>,
+    /// The images the plan pinned, per stack: what was shown is applied.
+    images: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 /// `lakectl up`: plan, approve, apply. `confirm` asks a person (only called
@@ -274,17 +305,8 @@ pub async fn up(
     progress: Arc<Progress>,
     confirm: impl FnOnce(&[String]) -> bool,
 ) -> Result<UpReport, DeployError> {
-    let artifacts = if rendered
-        .stacks
-        .iter()
-        .flat_map(|s| s.parameters.values())
-        .any(|p| matches!(p, ParamSource::Artifact { .. }))
-    {
-        publish::locate(options.artifacts_dir.as_deref())
-            .map_err(|e| DeployError::Artifact(e.to_string()))?
-    } else {
-        BTreeMap::new()
-    };
+    let artifacts = publish::locate_for(&rendered, options.artifacts_dir.as_deref())
+        .map_err(|e| DeployError::Artifact(e.to_string()))?;
     // Stacks an earlier run left in progress are waited for, not fought.
     for (id, d) in deployed_stacks(&aws, &rendered).await? {
         if d.in_progress() {
@@ -296,7 +318,15 @@ pub async fn up(
             let _ = id;
         }
     }
-    let (diffs, deployed) = plan_against_deployed(&aws, &rendered, &artifacts, false).await?;
+    let Planned {
+        diffs,
+        deployed,
+        images,
+        notes,
+    } = plan_against_deployed(&aws, &rendered, &artifacts, false, options.refresh_images).await?;
+    for note in &notes {
+        progress.line(note);
+    }
     progress.line(&format!("plan:\n{}", crate::plan::report::text(&diffs)));
     let needed = approvals_needed(&diffs, options.approval);
     let approved = needed.is_empty() || options.yes || progress.interactive() && confirm(&needed);
@@ -318,6 +348,7 @@ pub async fn up(
         artifacts,
         published: tokio::sync::Mutex::new(BTreeMap::new()),
         executed: Mutex::new(0),
+        images,
     });
     let mut report = UpReport {
         plan: diffs,
@@ -546,7 +577,8 @@ async fn deploy_stack(shared: &Shared, id: &str) -> Result<Outcome, DeployError>
             current = None;
         }
     }
-    let hashes = publish_for(shared, stack).await?;
+    let mut hashes = publish_for(shared, stack).await?;
+    hashes.extend(shared.images.get(id).cloned().unwrap_or_default());
     let outputs = shared.outputs.lock().expect("lock").clone();
     if id == "emr" {
         // Hive's and Hue's own metastore accounts exist before the cluster
@@ -611,8 +643,7 @@ async fn deploy_stack(shared: &Shared, id: &str) -> Result<Outcome, DeployError>
     };
     let same_template =
         normalize(&aws.cfn.template(name).await?).ok() == normalize(&stack.template).ok();
-    let deployed_params =
-        comparable_parameters(&d.parameters, &params, &parameter_types(&stack.template));
+    let deployed_params = comparable_parameters(&d.parameters, &parameter_types(&stack.template));
     if same_template && deployed_params == params && d.tags == tags {
         protect_stack(shared, stack, &d).await?;
         record_outputs(shared, id, &d);

@@ -29,6 +29,7 @@ pub fn parameter_text(source: &ParamSource) -> String {
         ParamSource::Output { stack, output } => format!("output {stack}.{output}"),
         ParamSource::Artifact { artifact } => format!("sha256 of {artifact}"),
         ParamSource::Default { value } => format!("default {value}"),
+        ParamSource::Image { ssm_parameter } => format!("image of {ssm_parameter}"),
     }
 }
 

@@ -115,7 +115,8 @@ pub enum PublishError {
     },
 }
 
-/// One binary: where it is and its content address.
+/// One artifact (a data-plane binary, the Kafka bridge's plugin): where it
+/// is and its content address.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Artifact {
     pub name: String,
@@ -123,11 +124,60 @@ pub struct Artifact {
     pub sha256: String,
 }
 
+/// The artifact name of the Kafka bridge's connector plugin.
+pub const BRIDGE_PLUGIN: &str = "bridge-plugin";
+
 impl Artifact {
-    /// Its key in the artifacts bucket.
+    /// Its key in the artifacts bucket: `bin/<name>/<sha256>/<name>` for a
+    /// binary, `plugins/<name>/<sha256>/<file name>` for a plugin.
     pub fn key(&self) -> String {
-        format!("bin/{0}/{1}/{0}", self.name, self.sha256)
+        if ARTIFACT_NAMES.contains(&self.name.as_str()) {
+            format!("bin/{0}/{1}/{0}", self.name, self.sha256)
+        } else {
+            let file = self
+                .path
+                .file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            format!("plugins/{}/{}/{file}", self.name, self.sha256)
+        }
     }
+
+    /// A file given in the spec (the bridge's plugin), by its content.
+    pub fn file(name: &str, path: &Path) -> Result<Artifact, PublishError> {
+        if !path.is_file() {
+            return Err(PublishError::File {
+                path: path.display().to_string(),
+                message: format!("no such file (the spec names it for {name})"),
+            });
+        }
+        Ok(Artifact {
+            name: name.to_string(),
+            path: path.to_path_buf(),
+            sha256: sha256_file(path)?,
+        })
+    }
+}
+
+/// Every artifact the rendered stacks need: the data-plane binaries (from
+/// `dir`, or a release build) if any stack takes their hash, and the files
+/// the spec names (`RenderedEnv::files`).
+pub fn locate_for(
+    rendered: &crate::render::RenderedEnv,
+    dir: Option<&Path>,
+) -> Result<BTreeMap<String, Artifact>, PublishError> {
+    let needs_binaries = rendered.stacks.iter().flat_map(|s| s.parameters.values()).any(|p| {
+        matches!(p, crate::render::ParamSource::Artifact { artifact } if ARTIFACT_NAMES.contains(&artifact.as_str()))
+    });
+    let mut found = if needs_binaries {
+        locate(dir)?
+    } else {
+        BTreeMap::new()
+    };
+    for (name, path) in &rendered.files {
+        found.insert(name.clone(), Artifact::file(name, path)?);
+    }
+    Ok(found)
 }
 
 /// The sha256 of a file, streamed.
@@ -340,6 +390,28 @@ mod tests {
         // A static build asks for no glibc at all.
         elf(&path, &[]);
         assert_eq!(glibc_needed(&path).unwrap(), None);
+    }
+
+    #[test]
+    fn a_plugin_file_is_published_under_its_content_and_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kinesis-kafka-connector-0.0.9.zip");
+        std::fs::write(&path, b"PK plugin").unwrap();
+        let a = Artifact::file(BRIDGE_PLUGIN, &path).unwrap();
+        assert_eq!(
+            a.key(),
+            format!(
+                "plugins/bridge-plugin/{}/kinesis-kafka-connector-0.0.9.zip",
+                a.sha256
+            )
+        );
+        let missing = Artifact::file(BRIDGE_PLUGIN, &dir.path().join("nope.zip")).unwrap_err();
+        assert!(
+            missing
+                .to_string()
+                .contains("no such file (the spec names it for bridge-plugin)"),
+            "{missing}"
+        );
     }
 
     #[test]

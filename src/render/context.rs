@@ -49,8 +49,12 @@ pub struct Derived {
     pub emr_market: EmrMarkets,
     /// Parameter group family of the Aurora engine version.
     pub aurora_family: &'static str,
-    /// Bucket and key of the bridge's connector plugin (`s3://bucket/key`).
+    /// Bucket and key of the bridge's connector plugin when the spec gives
+    /// `s3://bucket/key`; empty when it is a local file lakectl publishes.
     pub bridge_plugin: (String, String),
+    /// The plugin's file name when it is a local file (published to
+    /// `plugins/bridge-plugin/<sha256>/<file>` in the artifacts bucket).
+    pub bridge_plugin_file: String,
     /// Protocol clients use for the Kafka bridge: IAM over TLS, or plaintext in the VPC.
     pub kafka_bridge_auth: &'static str,
     /// EMR's RDS CA bootstrap action: its key in the artifacts bucket, the
@@ -164,6 +168,14 @@ impl<'a> Context<'a> {
                     .and_then(|k| k.bridge.as_ref())
                     .and_then(|b| b.plugin.strip_prefix("s3://")?.split_once('/'))
                     .map(|(b, k)| (b.to_string(), k.to_string()))
+                    .unwrap_or_default(),
+                bridge_plugin_file: spec
+                    .kafka
+                    .as_ref()
+                    .and_then(|k| k.bridge.as_ref())
+                    .filter(|b| !b.plugin.starts_with("s3://"))
+                    .and_then(|b| std::path::Path::new(&b.plugin).file_name())
+                    .map(|f| f.to_string_lossy().into_owned())
                     .unwrap_or_default(),
                 kafka_bridge_auth: match &spec.kafka {
                     Some(k) if k.mode == KafkaMode::Msk => "IAM",

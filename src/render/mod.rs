@@ -74,6 +74,10 @@ pub struct RenderedEnv {
     /// Groups of stacks that can deploy in parallel, in order.
     pub waves: Vec<Vec<String>>,
     pub stacks: Vec<RenderedStack>,
+    /// Local files the spec names that `up` publishes as artifacts (the
+    /// Kafka bridge's plugin), by artifact name; paths are machine-specific.
+    #[serde(skip)]
+    pub files: std::collections::BTreeMap<String, PathBuf>,
 }
 
 impl RenderedEnv {
@@ -106,6 +110,24 @@ impl RenderedEnv {
         written.push(write(dir.join("stacks.json"), &self.stacks_json())?);
         Ok(written)
     }
+}
+
+/// The files the spec names that are published with the artifacts: a
+/// bridge plugin given as a path (relative to the environment's directory).
+fn local_files(loaded: &LoadedSpec) -> std::collections::BTreeMap<String, PathBuf> {
+    let mut files = std::collections::BTreeMap::new();
+    if let Some(plugin) = loaded
+        .spec
+        .kafka
+        .as_ref()
+        .and_then(|k| k.bridge.as_ref())
+        .map(|b| b.plugin.as_str())
+        .filter(|p| !p.starts_with("s3://"))
+    {
+        let dir = loaded.file.parent().unwrap_or(Path::new("."));
+        files.insert(crate::publish::BRIDGE_PLUGIN.to_string(), dir.join(plugin));
+    }
+    files
 }
 
 /// The template environment; with `overrides`, any template file of the
@@ -195,6 +217,7 @@ pub fn render_with(
         deploy_order,
         waves,
         stacks,
+        files: local_files(loaded),
     })
 }
 

@@ -1,5 +1,7 @@
 //! Parameter wiring: each stack parameter is fed by the upstream stack that
-//! outputs a value of the same name, by an artifact hash, or by its Default.
+//! outputs a value of the same name, by an artifact hash, by a pinned
+//! machine image (named under the template's `Metadata.lakectl.Images`), or
+//! by its Default.
 //!
 //! Owns: reading Parameters/Outputs from rendered templates and deriving the
 //! dependency edges from them, so templates cannot drift from the graph.
@@ -23,6 +25,11 @@ pub enum ParamSource {
     Artifact { artifact: String },
     /// The template's own Default.
     Default { value: String },
+    /// A machine image: resolved from this SSM parameter at the first
+    /// deploy, then pinned to the value the stack runs (an image id is
+    /// create-only: re-resolving on every update would replace instances
+    /// whenever AWS publishes an image). `up --refresh-images` moves it.
+    Image { ssm_parameter: String },
 }
 
 /// Parameters named `<Binary>ArtifactSha256` take the hash of that binary.
@@ -30,6 +37,7 @@ pub fn artifact_for_parameter(name: &str) -> Option<&'static str> {
     match name {
         "IngestArtifactSha256" => Some("lake-ingest"),
         "CompactArtifactSha256" => Some("lake-compact"),
+        "BridgePluginSha256" => Some("bridge-plugin"),
         _ => None,
     }
 }
@@ -68,8 +76,19 @@ pub fn wire(stacks: &mut [RenderedStack]) -> Result<(), RenderError> {
     for (s, doc) in stacks.iter_mut().zip(&parsed) {
         let mut params = IndexMap::new();
         let mut deps: Vec<String> = Vec::new();
+        let images = doc
+            .get("Metadata")
+            .and_then(|m| m.get("lakectl"))
+            .and_then(|m| m.get("Images"));
         for (name, body) in section_keys(doc, "Parameters") {
-            let source = if let Some(stack) = producer.get(&name).filter(|p| **p != s.id) {
+            let image = images
+                .and_then(|i| i.get(name.as_str()))
+                .and_then(Value::as_str);
+            let source = if let Some(path) = image {
+                ParamSource::Image {
+                    ssm_parameter: path.to_string(),
+                }
+            } else if let Some(stack) = producer.get(&name).filter(|p| **p != s.id) {
                 if !deps.contains(stack) {
                     deps.push(stack.clone());
                 }

@@ -294,7 +294,9 @@ pub struct Topic {
 pub struct Bridge {
     /// Topic to copy into the stream.
     pub topic: String,
-    /// S3 location of the connector plugin (`s3://bucket/key.zip`).
+    /// The connector plugin: a `.zip`/`.jar` file (relative to the
+    /// environments directory; `up` publishes it by its content) or an S3
+    /// location you own (`s3://bucket/key.zip`).
     pub plugin: String,
     /// Connector class in the plugin.
     #[serde(default = "default_connector_class")]
@@ -677,6 +679,10 @@ pub struct Ingest {
     pub fleet_size: u32,
     #[serde(default = "default_ingest_instance")]
     pub instance_type: String,
+    /// SSM parameter naming the fleet's machine image (Amazon Linux 2023),
+    /// resolved at the first deploy and then pinned (`up --refresh-images`).
+    #[serde(default = "default_ami_parameter")]
+    pub ami_parameter: String,
     /// Seconds after which a silent worker's shard leases are taken over.
     #[serde(default = "default_failover")]
     pub failover_seconds: u32,
@@ -695,6 +701,7 @@ impl Default for Ingest {
             roll_seconds: default_roll_seconds(),
             fleet_size: 1,
             instance_type: default_ingest_instance(),
+            ami_parameter: default_ami_parameter(),
             failover_seconds: default_failover(),
         }
     }

@@ -425,16 +425,18 @@ impl Validator<'_> {
                     ),
                 );
             }
-            if !b.plugin.starts_with("s3://")
-                || b.plugin
-                    .trim_start_matches("s3://")
-                    .split_once('/')
-                    .is_none()
-            {
+            let s3_ok = b
+                .plugin
+                .strip_prefix("s3://")
+                .and_then(|r| r.split_once('/'))
+                .is_some_and(|(bucket, key)| !bucket.is_empty() && !key.is_empty());
+            let file_ok = !b.plugin.contains("://")
+                && (b.plugin.ends_with(".zip") || b.plugin.ends_with(".jar"));
+            if !(s3_ok || file_ok) {
                 self.error(
                     "kafka.bridge.plugin",
                     format!(
-                        "plugin `{}` must be an S3 location s3://bucket/key.zip",
+                        "plugin `{}` must be a .zip or .jar file (a path, relative to the environments directory; lakectl publishes it) or an S3 location you own, s3://bucket/key.zip",
                         b.plugin
                     ),
                 );
@@ -794,6 +796,15 @@ impl Validator<'_> {
                 Ok(columns) => self.lake_columns(spec, &columns),
             },
             _ => {}
+        }
+        if !i.ami_parameter.starts_with('/') {
+            self.error(
+                "ingest.ami_parameter",
+                format!(
+                    "ami_parameter `{}` must be an SSM parameter path such as /aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64",
+                    i.ami_parameter
+                ),
+            );
         }
         self.range("ingest.roll_mib", i.roll_mib.into(), 1, 1024);
         self.range("ingest.roll_seconds", i.roll_seconds.into(), 10, 3600);
