@@ -85,6 +85,38 @@ pub fn cfn_lint(files: &[PathBuf]) -> (i32, String) {
     (out.status.code().unwrap_or(-1), text)
 }
 
+/// checkov (pinned; installed by scripts/setup-tools.sh into its own
+/// virtual environment under `.tools/`, apart from moto's and cfn-lint's
+/// dependencies) over a folder of templates, JSON report; returns (exit
+/// code, stdout).
+pub fn checkov(dir: &Path) -> (i32, String) {
+    let local = repo_root().join(".tools/checkov/bin/checkov");
+    let tool = if local.is_file() {
+        local
+    } else {
+        require_tool(
+            "checkov",
+            "scripts/setup-tools.sh (a venv under .tools/checkov)",
+        )
+    };
+    let out = Command::new(tool)
+        .args([
+            "--framework",
+            "cloudformation",
+            "--compact",
+            "--output",
+            "json",
+            "-d",
+        ])
+        .arg(dir)
+        .output()
+        .expect("run checkov");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
 /// A free TCP port on 127.0.0.1 (bound, then released for the child to take).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -415,4 +447,83 @@ pub fn cfn_sub(text: &str, values: &BTreeMap<&str, String>) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// A TCP proxy in front of the moto server that can make AWS unreachable
+/// for a while: `outage()` drops every open connection and answers new
+/// requests with HTTP 503 until `restore()`. It injects faults; it answers
+/// no AWS call itself.
+pub struct FlakyProxy {
+    pub endpoint: String,
+    down: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    open: std::sync::Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
+}
+
+impl FlakyProxy {
+    pub fn start(upstream: &str) -> FlakyProxy {
+        use std::io::{Read, Write};
+        use std::sync::atomic::Ordering;
+        let upstream = upstream.trim_start_matches("http://").to_string();
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the proxy");
+        let endpoint = format!("http://{}", listener.local_addr().expect("address"));
+        let down = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let open = std::sync::Arc::new(std::sync::Mutex::new(Vec::<std::net::TcpStream>::new()));
+        let (d, o) = (down.clone(), open.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                if d.load(Ordering::SeqCst) {
+                    let mut client = client;
+                    std::thread::spawn(move || {
+                        let mut buf = [0u8; 8192];
+                        let mut seen = Vec::new();
+                        while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                            match client.read(&mut buf) {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => seen.extend_from_slice(&buf[..n]),
+                            }
+                        }
+                        let _ = client.write_all(
+                            b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                        );
+                    });
+                    continue;
+                }
+                let Ok(server) = std::net::TcpStream::connect(&upstream) else {
+                    continue;
+                };
+                if let (Ok(c), Ok(s)) = (client.try_clone(), server.try_clone()) {
+                    o.lock().expect("proxy lock").extend([c, s]);
+                }
+                for (mut from, mut to) in [
+                    (
+                        client.try_clone().expect("clone"),
+                        server.try_clone().expect("clone"),
+                    ),
+                    (server, client),
+                ] {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(std::net::Shutdown::Both);
+                    });
+                }
+            }
+        });
+        FlakyProxy {
+            endpoint,
+            down,
+            open,
+        }
+    }
+
+    /// AWS is unreachable: open connections drop, new requests get 503.
+    pub fn outage(&self) {
+        self.down.store(true, std::sync::atomic::Ordering::SeqCst);
+        for s in self.open.lock().expect("proxy lock").drain(..) {
+            let _ = s.shutdown(std::net::Shutdown::Both);
+        }
+    }
+
+    pub fn restore(&self) {
+        self.down.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
 }

@@ -1,7 +1,11 @@
 //! Shard leases in DynamoDB, as the KCL keeps them: one item per shard with
 //! an owner, a counter every renewal bumps, the checkpoint, and the intent
-//! (the last sequence number of a window whose files are being published).
-//! Every change is a conditional write, so two workers never both own a shard.
+//! (the last sequence number of a window whose files are being published,
+//! the files, and the fingerprint of the options that named and cut them).
+//! Every change is a conditional write, so two workers never both own a
+//! shard; the owner is a worker id *and* the incarnation of the process
+//! holding it, so two live processes with one worker id cannot both pass
+//! the owner checks (the newer takes the lease; the older stops).
 //!
 //! Owns: the lease table's items and the operations on them. Must not: read
 //! Kinesis or decide which shards to take (`run` does).
@@ -22,14 +26,50 @@ pub const SHARD_END: &str = "SHARD_END";
 pub struct Lease {
     pub shard: String,
     pub owner: Option<String>,
+    /// The owner's process incarnation (two processes with one worker id
+    /// are two owners).
+    pub incarnation: Option<String>,
     pub counter: u64,
     /// `TRIM_HORIZON`, a sequence number (last one durable), or `SHARD_END`.
     pub checkpoint: String,
     /// Last sequence number of a window being published, if any.
     pub intent: Option<String>,
+    /// Fingerprint of the options that cut and named the intent's files.
+    pub intent_config: Option<String>,
+    /// The keys of the intent's files.
+    pub intent_files: Vec<String>,
     pub parents: Vec<String>,
     /// How far behind the stream's tip the reader was at the last checkpoint.
     pub lag_ms: Option<u64>,
+}
+
+/// Who holds a lease: the worker id and this process's incarnation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owner {
+    pub id: String,
+    pub incarnation: String,
+}
+
+impl Owner {
+    /// `id` in a new process: a fresh incarnation (time and process id).
+    pub fn new(id: &str) -> Owner {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        Owner {
+            id: id.to_string(),
+            incarnation: format!("{nanos:x}-{:x}", std::process::id()),
+        }
+    }
+}
+
+/// The window a worker is publishing: where it ends, its files, and the
+/// fingerprint of the options that made them.
+pub struct Intent<'a> {
+    pub seq: &'a str,
+    pub config: &'a str,
+    pub files: &'a [String],
 }
 
 pub struct LeaseTable {
@@ -43,6 +83,13 @@ fn s(v: &str) -> AttributeValue {
 
 fn n(v: u64) -> AttributeValue {
     AttributeValue::N(v.to_string())
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 fn is_condition_failure<E: std::fmt::Debug>(e: &aws_sdk_dynamodb::error::SdkError<E>) -> bool {
@@ -139,10 +186,17 @@ impl LeaseTable {
                 out.push(Lease {
                     shard: get("leaseKey").unwrap_or_default(),
                     owner: get("leaseOwner"),
+                    incarnation: get("incarnation"),
                     counter: number("leaseCounter").unwrap_or(0),
                     lag_ms: number("millisBehindLatest"),
                     checkpoint: get("checkpoint").unwrap_or_else(|| TRIM_HORIZON.into()),
                     intent: get("intent"),
+                    intent_config: get("intentConfig"),
+                    intent_files: item
+                        .get("intentFiles")
+                        .and_then(|v| v.as_l().ok())
+                        .map(|l| l.iter().filter_map(|p| p.as_s().ok().cloned()).collect())
+                        .unwrap_or_default(),
                     parents: item
                         .get("parentShardIds")
                         .and_then(|v| v.as_l().ok())
@@ -180,39 +234,65 @@ impl LeaseTable {
         self.conditional(req.send().await, shard)
     }
 
-    /// Take `lease` if nobody renewed it since it was read (its counter is unchanged).
-    pub async fn take(&self, lease: &Lease, me: &str) -> Result<bool> {
-        let update = "SET leaseOwner = :me, leaseCounter = leaseCounter + :one";
+    /// Take `lease` if nobody renewed it since it was read (its counter is
+    /// unchanged); this process's incarnation becomes the owner's.
+    pub async fn take(&self, lease: &Lease, me: &Owner) -> Result<bool> {
+        let update = "SET leaseOwner = :me, incarnation = :inc, leaseCounter = leaseCounter + :one";
         self.update(
             &lease.shard,
             update,
             "leaseCounter = :seen",
-            &[(":me", s(me)), (":one", n(1)), (":seen", n(lease.counter))],
+            &[
+                (":me", s(&me.id)),
+                (":inc", s(&me.incarnation)),
+                (":one", n(1)),
+                (":seen", n(lease.counter)),
+            ],
         )
         .await
+    }
+
+    const OWNED: &'static str = "leaseOwner = :me AND incarnation = :inc";
+
+    fn owner_values(me: &Owner) -> [(&'static str, AttributeValue); 2] {
+        [(":me", s(&me.id)), (":inc", s(&me.incarnation))]
     }
 
     /// Bump the counter of a lease `me` owns; false when it was lost.
-    pub async fn renew(&self, shard: &str, me: &str) -> Result<bool> {
+    pub async fn renew(&self, shard: &str, me: &Owner) -> Result<bool> {
+        let [a, b] = Self::owner_values(me);
         self.update(
             shard,
             "SET leaseCounter = leaseCounter + :one",
-            "leaseOwner = :me",
-            &[(":me", s(me)), (":one", n(1))],
+            Self::OWNED,
+            &[a, b, (":one", n(1))],
         )
         .await
     }
 
-    /// Record that the files of a window ending at `seq` are being published.
-    /// The counter moves too: a worker that read the lease before the intent
-    /// existed cannot take it (and replay without the boundary).
-    pub async fn set_intent(&self, shard: &str, me: &str, seq: &str) -> Result<bool> {
-        let update = "SET intent = :seq, leaseCounter = leaseCounter + :one";
+    /// Record that the files of a window ending at `intent.seq` are being
+    /// published (before any of them is). The counter moves too: a worker
+    /// that read the lease before the intent existed cannot take it (and
+    /// replay without the boundary).
+    pub async fn set_intent(&self, shard: &str, me: &Owner, intent: &Intent<'_>) -> Result<bool> {
+        let [a, b] = Self::owner_values(me);
+        let update = "SET intent = :seq, intentConfig = :cfg, intentFiles = :files, \
+                      leaseCounter = leaseCounter + :one";
         self.update(
             shard,
             update,
-            "leaseOwner = :me",
-            &[(":me", s(me)), (":seq", s(seq)), (":one", n(1))],
+            Self::OWNED,
+            &[
+                a,
+                b,
+                (":seq", s(intent.seq)),
+                (":cfg", s(intent.config)),
+                (
+                    ":files",
+                    AttributeValue::L(intent.files.iter().map(|f| s(f)).collect()),
+                ),
+                (":one", n(1)),
+            ],
         )
         .await
     }
@@ -223,41 +303,60 @@ impl LeaseTable {
     pub async fn checkpoint(
         &self,
         shard: &str,
-        me: &str,
+        me: &Owner,
         checkpoint: &str,
         lag_ms: u64,
     ) -> Result<bool> {
+        let [a, b] = Self::owner_values(me);
         let update = "SET checkpoint = :cp, leaseCounter = leaseCounter + :one, \
-                      millisBehindLatest = :lag, checkpointAt = :at REMOVE intent";
-        let now_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0);
+                      millisBehindLatest = :lag, checkpointAt = :at \
+                      REMOVE intent, intentConfig, intentFiles";
         self.update(
             shard,
             update,
-            "leaseOwner = :me",
+            Self::OWNED,
             &[
-                (":me", s(me)),
+                a,
+                b,
                 (":cp", s(checkpoint)),
                 (":one", n(1)),
                 (":lag", n(lag_ms)),
-                (":at", n(now_ms)),
+                (":at", n(now_ms())),
+            ],
+        )
+        .await
+    }
+
+    /// The shard is read to its end and every window is durable: checkpoint
+    /// `SHARD_END` and let go of the lease in one write (a finished shard
+    /// has no owner; its children may start).
+    pub async fn finish(&self, shard: &str, me: &Owner) -> Result<bool> {
+        let [a, b] = Self::owner_values(me);
+        let update = "SET checkpoint = :cp, leaseCounter = leaseCounter + :one, \
+                      checkpointAt = :at, millisBehindLatest = :zero \
+                      REMOVE leaseOwner, incarnation, intent, intentConfig, intentFiles";
+        self.update(
+            shard,
+            update,
+            Self::OWNED,
+            &[
+                a,
+                b,
+                (":cp", s(SHARD_END)),
+                (":one", n(1)),
+                (":zero", n(0)),
+                (":at", n(now_ms())),
             ],
         )
         .await
     }
 
     /// Give a lease back (graceful shutdown): others may take it at once.
-    pub async fn release(&self, shard: &str, me: &str) -> Result<bool> {
-        let update = "REMOVE leaseOwner SET leaseCounter = leaseCounter + :one";
-        self.update(
-            shard,
-            update,
-            "leaseOwner = :me",
-            &[(":me", s(me)), (":one", n(1))],
-        )
-        .await
+    pub async fn release(&self, shard: &str, me: &Owner) -> Result<bool> {
+        let [a, b] = Self::owner_values(me);
+        let update = "REMOVE leaseOwner, incarnation SET leaseCounter = leaseCounter + :one";
+        self.update(shard, update, Self::OWNED, &[a, b, (":one", n(1))])
+            .await
     }
 
     fn conditional<T, E: std::fmt::Debug + std::error::Error + Send + Sync + 'static>(
@@ -327,9 +426,12 @@ mod tests {
         let lease = |cp: &str| Lease {
             shard: "s".into(),
             owner: None,
+            incarnation: None,
             counter: 0,
             checkpoint: cp.into(),
             intent: None,
+            intent_config: None,
+            intent_files: vec![],
             parents: vec![],
             lag_ms: None,
         };

@@ -3,8 +3,8 @@
 //! failures to `<sink>/_errors/` with their reason and original bytes.
 //!
 //! Owns: the per-record path shared by `backfill` (raw-archive objects)
-//! and, next, `run` (the Kinesis consumer). Must not: read Kinesis or
-//! manage leases.
+//! and `run` (the Kinesis consumer). Must not: read Kinesis or manage
+//! leases.
 
 pub mod backfill;
 pub mod kpl;
@@ -174,7 +174,14 @@ impl Pipeline {
                 self.counts.written += 1;
             }
             Err(reason) => {
-                dead_letter::write(&mut self.dead_letters, source, position, &reason, record);
+                // A stream record has no line: its id (shard, sequence
+                // number, sub-record, object) names it.
+                if position == 0 {
+                    let named = format!("{source}/{id}");
+                    dead_letter::write(&mut self.dead_letters, &named, 0, &reason, record);
+                } else {
+                    dead_letter::write(&mut self.dead_letters, source, position, &reason, record);
+                }
                 self.counts.dead_lettered += 1;
             }
         }

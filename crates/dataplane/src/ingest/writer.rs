@@ -5,8 +5,10 @@
 //! Owns: local files being written, their encoding when closed (Parquet
 //! files are written as rows, then encoded column by column), and their
 //! publication to the sink through a `Store` (rename on disk, upload to
-//! S3). Must not: flatten, parse times or choose names (callers pass a
-//! naming function).
+//! S3) — at once in the background, or (`holding`) only when `finish` is
+//! called, so a caller can first claim the right to publish (the Kinesis
+//! consumer writes its window's intent). Must not: flatten, parse times or
+//! choose names (callers pass a naming function).
 
 use std::collections::{HashMap, VecDeque};
 use std::fs::File;
@@ -83,6 +85,18 @@ pub struct PartitionedWriter<'a> {
     clock: u64,
     publishing: VecDeque<Publishing>,
     published: Vec<Published>,
+    /// Closed files are kept in scratch until `finish` (not published as
+    /// they roll).
+    holding: bool,
+    held: Vec<Closed>,
+}
+
+/// A closed file not yet published.
+struct Closed {
+    key: String,
+    local: PathBuf,
+    records: u64,
+    bytes: u64,
 }
 
 impl<'a> PartitionedWriter<'a> {
@@ -106,7 +120,37 @@ impl<'a> PartitionedWriter<'a> {
             clock: 0,
             publishing: VecDeque::new(),
             published: Vec::new(),
+            holding: false,
+            held: Vec::new(),
         }
+    }
+
+    /// Keep closed files in scratch until `finish` instead of publishing
+    /// them as they roll: nothing reaches the sink before the caller says so.
+    pub fn holding(mut self) -> Self {
+        self.holding = true;
+        self
+    }
+
+    /// The keys of every file this writer would publish at `finish`
+    /// (held and open), sorted.
+    pub fn pending_keys(&self) -> Vec<String> {
+        let mut keys: Vec<String> = self
+            .held
+            .iter()
+            .map(|c| c.key.clone())
+            .chain(self.open.values().map(|f| f.key.clone()))
+            .collect();
+        keys.sort();
+        keys
+    }
+
+    /// Whether any row was written since the writer began.
+    pub fn is_empty(&self) -> bool {
+        self.held.is_empty()
+            && self.open.is_empty()
+            && self.published.is_empty()
+            && self.publishing.is_empty()
     }
 
     /// Append one row (with its newline) to `partition`'s current file;
@@ -163,7 +207,7 @@ impl<'a> PartitionedWriter<'a> {
         Ok(())
     }
 
-    /// Close `partition`'s file and start publishing it.
+    /// Close `partition`'s file and start publishing it (or hold it).
     fn close(&mut self, partition: &str) -> Result<()> {
         let Some(mut f) = self.open.remove(partition) else {
             return Ok(());
@@ -173,12 +217,27 @@ impl<'a> PartitionedWriter<'a> {
         }
         f.out.flush()?;
         drop(f.out);
+        let closed = Closed {
+            key: f.key,
+            local: f.local,
+            records: f.records,
+            bytes: f.bytes,
+        };
+        if self.holding {
+            self.held.push(closed);
+            return Ok(());
+        }
+        self.spawn_publish(closed)
+    }
+
+    /// Start publishing one closed file (bounded: waits for the oldest).
+    fn spawn_publish(&mut self, c: Closed) -> Result<()> {
         let (store, format, runtime) = (
             self.store.clone(),
             self.format.clone(),
             self.runtime.clone(),
         );
-        let (key, local, records, bytes) = (f.key, f.local, f.records, f.bytes);
+        let (key, local, records, bytes) = (c.key, c.local, c.records, c.bytes);
         self.publishing
             .push_back(self.runtime.spawn_blocking(move || {
                 publish(&store, &format, &runtime, key, local, records, bytes)
@@ -226,6 +285,9 @@ impl<'a> PartitionedWriter<'a> {
         partitions.sort();
         for p in partitions {
             self.close(&p)?;
+        }
+        for c in std::mem::take(&mut self.held) {
+            self.spawn_publish(c)?;
         }
         while !self.publishing.is_empty() {
             self.wait_oldest()?;
