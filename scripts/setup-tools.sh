@@ -2,7 +2,7 @@
 # Install the pinned tools the tests and the demo use, if missing or at
 # another version. Needs Python 3 with pip; Debian packages through apt-get.
 #
-#   scripts/setup-tools.sh          everything the tests need
+#   scripts/setup-tools.sh          everything the tests need (checkov in .tools/)
 #   scripts/setup-tools.sh demo     only what scripts/demo.sh needs
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -28,6 +28,17 @@ for tool in cfn-lint moto_server aws; do
   }
 done
 [ "$what" = demo ] && exit 0
+
+# checkov in a virtual environment of its own (its pins clash with moto's).
+venv="$here/.tools/checkov"
+if ! "$venv/bin/checkov" --version 2>/dev/null | grep -qx "3.3.30"; then
+  echo "setup-tools: installing checkov 3.3.30 into $venv" >&2
+  python3 -m venv "$venv" || {
+    echo "setup-tools: python3 -m venv failed; on Debian: apt-get install -y python3-venv" >&2
+    exit 1
+  }
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$here/tools/requirements-checkov.txt"
+fi
 
 # Debian packages: Java for Spark; shellcheck and systemd's own verifier
 # for the scripts and units the stacks start on nodes.

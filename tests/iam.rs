@@ -136,6 +136,11 @@ fn each_role_can_do_what_its_service_is_documented_to_need() {
         ("IngestInstanceRole", "s3:PutObject", "arn:aws:s3:::lake-poc-data/lake/orders/ordertime=2019111315/s-1.csv".into(), true, "lake-ingest publishes lake files"),
         ("IngestInstanceRole", "s3:GetObject", "arn:aws:s3:::lake-poc-artifacts/bin/lake-ingest/abc/lake-ingest".into(), true, "the user data fetches lake-ingest"),
         ("IngestInstanceRole", "s3:GetObject", "arn:aws:s3:::lake-poc-artifacts/bin/lake-compact/abc/lake-compact".into(), false, "the fleet runs only lake-ingest"),
+        ("IngestInstanceRole", "s3:DeleteObject", "arn:aws:s3:::lake-poc-data/lake/orders/ordertime=2019111315/s-1.csv".into(), true, "a window replayed under other options removes its earlier files"),
+        ("IngestInstanceRole", "s3:DeleteObject", "arn:aws:s3:::lake-poc-data/raw/2019/11/13/15/x.gz".into(), false, "the raw archive is Firehose's"),
+        ("IngestInstanceRole", "kms:Decrypt", key.clone(), true, "DynamoDB developer guide, encryption at rest: the lease table's customer managed key"),
+        ("IngestInstanceRole", "kms:Encrypt", key.clone(), true, "DynamoDB developer guide, encryption at rest: the lease table's customer managed key (kms:ViaService dynamodb)"),
+        ("EmrInstanceRole", "kms:Decrypt", key.clone(), true, "Secrets Manager: the Hive and Hue secrets are on the environment's key"),
         ("IngestInstanceRole", "logs:PutLogEvents", format!("arn:aws:logs:us-east-1:{ACCOUNT}:log-group:/lake/lake-poc/ingest:log-stream:i-0abc"), true, "CloudWatch agent guide: the agent's role writes its log group"),
     ];
     let mut wrong = Vec::new();

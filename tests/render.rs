@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use lake_testkit::{cfn_lint, repo_root, tempdir};
+use lake_testkit::{cfn_lint, checkov, repo_root, tempdir};
 use lakectl::render::{self, graph, RenderedEnv};
 use lakectl::spec::{self, LoadedSpec};
 use serde_yaml::Value;
@@ -50,12 +50,11 @@ fn resources<'a>(template: &'a Value, ty: &str) -> Vec<(&'a str, &'a Value)> {
         .collect()
 }
 
-#[test]
-fn cfn_lint_reports_nothing_for_every_stack_of_every_environment() {
-    let dir = tempdir();
+/// Every stack of every spec, rendered under `dir` (one folder per spec).
+fn render_all(dir: &Path) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = Vec::new();
     for loaded in all_specs() {
-        let out = dir.path().join(&loaded.env);
+        let out = dir.join(&loaded.env);
         let written = render::render(&loaded).unwrap().write_to(&out).unwrap();
         files.extend(
             written
@@ -67,12 +66,92 @@ fn cfn_lint_reports_nothing_for_every_stack_of_every_environment() {
         files.len(),
         // poc, prod, selfmanaged: 9; local (no Kafka): 8; existing: 7.
         9 + 9 + 8 + 9 + 7,
-        "every stack of every spec is linted"
+        "every stack of every spec"
     );
+    files
+}
+
+#[test]
+fn cfn_lint_reports_nothing_for_every_stack_of_every_environment() {
+    let dir = tempdir();
+    let files = render_all(dir.path());
     let (code, output) = cfn_lint(&files);
     // Zero errors is the bar; we hold warnings to zero too (cfn-lint is pinned in .ci/run).
     assert_eq!(code, 0, "cfn-lint found problems:\n{output}");
     assert!(output.trim().is_empty(), "{output}");
+}
+
+/// checkov, the policy scanner security reviewers run, fails nothing on any
+/// stack of any spec. Each exception is argued in the template, next to its
+/// resource (`Metadata.checkov.skip` with a reason), never on the command
+/// line; a new resource without a decision fails here.
+#[test]
+fn checkov_fails_nothing_and_every_exception_is_argued_in_the_template() {
+    let dir = tempdir();
+    let files = render_all(dir.path());
+    let (code, out) = checkov(dir.path());
+    let report: serde_json::Value = serde_json::from_str(&out)
+        .unwrap_or_else(|e| panic!("checkov did not print a JSON report ({e}):\n{out}"));
+    // One framework asked for: one report (an array when there are several).
+    let report = match report {
+        serde_json::Value::Array(mut all) => all.remove(0),
+        one => one,
+    };
+    let failed: Vec<String> = report["results"]["failed_checks"]
+        .as_array()
+        .expect("failed_checks")
+        .iter()
+        .map(|f| {
+            format!(
+                "{} {} in {}: {}",
+                f["check_id"].as_str().unwrap_or("?"),
+                f["resource"].as_str().unwrap_or("?"),
+                f["file_path"].as_str().unwrap_or("?"),
+                f["check_name"].as_str().unwrap_or("?")
+            )
+        })
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "checkov findings (fix them, or argue the exception in the template):\n{}",
+        failed.join("\n")
+    );
+    assert_eq!(code, 0, "{out}");
+    let summary = &report["summary"];
+    assert_eq!(summary["parsing_errors"], 0, "{summary}");
+    assert!(summary["passed"].as_u64().unwrap() > 500, "{summary}");
+    // Every resource of every template was scanned.
+    let mut resources = 0;
+    let mut declared_skips = 0;
+    for file in &files {
+        let template = yaml(&std::fs::read_to_string(file).unwrap());
+        let map = template["Resources"].as_mapping().unwrap();
+        resources += map.len();
+        for (_, r) in map {
+            if let Some(skips) = r["Metadata"]["checkov"]["skip"].as_sequence() {
+                declared_skips += skips.len();
+            }
+        }
+    }
+    assert_eq!(summary["resource_count"], resources, "{summary}");
+    // Every exception says why, in words a reviewer can weigh, and every
+    // one declared is one checkov applied (none is stale).
+    let skipped = report["results"]["skipped_checks"].as_array().unwrap();
+    for s in skipped {
+        let why = s["check_result"]["suppress_comment"].as_str().unwrap_or("");
+        assert!(
+            why.split_whitespace().count() >= 8,
+            "{} on {} is skipped without a reason a reviewer can weigh: {why:?}",
+            s["check_id"],
+            s["resource"]
+        );
+    }
+    assert_eq!(
+        skipped.len(),
+        declared_skips,
+        "a declared skip names a check checkov does not run on that resource (a typo?)"
+    );
+    assert!(declared_skips > 0);
 }
 
 #[test]
