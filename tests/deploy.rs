@@ -288,6 +288,90 @@ fn up_creates_every_stack_and_a_second_up_changes_nothing() {
     )
     .unwrap();
 
+    // Alarms: `up` created the alert topic (moto models SNS topics); moto's
+    // CloudFormation models no CloudWatch alarm, so the ingest stack's lag
+    // alarm is created here from its rendered definition, then set to
+    // ALARM through the CloudWatch API: status puts it beside ingest.
+    let outputs: Value = serde_json::from_slice(
+        &lab.lakectl(&["outputs", "local", "--output", "json"])
+            .stdout,
+    )
+    .unwrap();
+    let topic = outputs["storage"]["AlertTopicArn"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(topic.ends_with(":lake-local-alerts"), "{topic}");
+    let (spec, _) = lakectl::spec::load_valid(&repo_root().join("environments"), "local").unwrap();
+    let rendered = lakectl::render::render(&spec).unwrap();
+    let ingest: serde_yaml::Value =
+        serde_yaml::from_str(&rendered.stack("ingest").unwrap().template).unwrap();
+    let alarm = &ingest["Resources"]["IngestLagAlarm"]["Properties"];
+    let name = alarm["AlarmName"].as_str().unwrap().to_string();
+    assert_eq!(name, "lake-local-ingest-lag");
+    let cloudwatch = aws_sdk_cloudwatch::Client::new(&lab.sdk_config());
+    lab.block_on(
+        cloudwatch
+            .put_metric_alarm()
+            .alarm_name(&name)
+            .namespace(alarm["Namespace"].as_str().unwrap())
+            .metric_name(alarm["MetricName"].as_str().unwrap())
+            .dimensions(
+                aws_sdk_cloudwatch::types::Dimension::builder()
+                    .name("StreamName")
+                    .value("lake-local-orders")
+                    .build(),
+            )
+            .statistic(aws_sdk_cloudwatch::types::Statistic::Maximum)
+            .period(alarm["Period"].as_i64().unwrap() as i32)
+            .evaluation_periods(alarm["EvaluationPeriods"].as_i64().unwrap() as i32)
+            .threshold(alarm["Threshold"].as_f64().unwrap())
+            .comparison_operator(
+                aws_sdk_cloudwatch::types::ComparisonOperator::GreaterThanThreshold,
+            )
+            .alarm_actions(&topic)
+            .send(),
+    )
+    .unwrap();
+    let set = |state: aws_sdk_cloudwatch::types::StateValue, why: &str| {
+        lab.block_on(
+            cloudwatch
+                .set_alarm_state()
+                .alarm_name(&name)
+                .state_value(state)
+                .state_reason(why)
+                .send(),
+        )
+        .unwrap();
+    };
+    set(
+        aws_sdk_cloudwatch::types::StateValue::Alarm,
+        "Threshold Crossed: iterator age 3 hours",
+    );
+    let (_, _, components) = lab.status();
+    let ingest = components
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "ingest")
+        .unwrap();
+    assert_eq!(ingest["verdict"], "degraded", "{components}");
+    assert!(
+        ingest["summary"]
+            .as_str()
+            .unwrap()
+            .contains("ALARM lake-local-ingest-lag"),
+        "{ingest}"
+    );
+    assert_eq!(
+        ingest["facts"]["alarm lake-local-ingest-lag"],
+        "Threshold Crossed: iterator age 3 hours"
+    );
+    set(aws_sdk_cloudwatch::types::StateValue::Ok, "back");
+    let (_, _, components) = lab.status();
+    assert_eq!(components[2]["name"], "ingest");
+    assert_eq!(components[2]["verdict"], "ok", "{components}");
+
     // Outputs flowed downstream: the ingest stack got the stream's name and
     // the artifact's content address, which is in the artifacts bucket.
     let outputs: Value = serde_json::from_slice(

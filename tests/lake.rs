@@ -633,6 +633,8 @@ impl Lab {
                 "300",
                 "--exit-when-idle",
                 "3",
+                "--failover-seconds",
+                "3",
             ])
             .envs(self.moto.aws_env());
         if failpoint {
@@ -708,7 +710,8 @@ fn ingest_crash_between_publish_and_checkpoint_then_compaction_keeps_every_order
         .and_then(|n| n.trim().parse().ok())
         .unwrap_or_else(|| panic!("{report}"));
     assert!(uncommitted > 0, "window 2's files are left alone: {report}");
-    // The worker comes back (same id: its own lease at once) and replays window 2.
+    // The worker comes back (same id: its own lease once the failover shows
+    // the old process gone) and replays window 2.
     assert_ok(&lab.run_ingest(stream, false), "the replay");
     assert_ok(&lab.compact(None), "compaction after the checkpoint");
     lab.register();

@@ -253,6 +253,10 @@ fn poc_and_prod_differ_where_they_should_and_nowhere_else() {
     assert_eq!(
         diff,
         [
+            "alerts.archive_freshness_minutes",
+            "alerts.dead_letters_per_5_minutes",
+            "alerts.ingest_lag_minutes",
+            "alerts.metastore_cpu_percent",
             "compaction.schedule",
             "emr.core.count",
             "emr.core.instance_types",

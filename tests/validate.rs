@@ -188,6 +188,21 @@ fn bad_specs_give_pinned_messages() {
             &["case.yaml:4:3: idle_timeout_minutes 60 cannot work with the lake's Hive table: the cluster is long-running (steps target its id, registration runs every 15 minutes so it never idles); use 0"],
         ),
         (
+            "an alert address that is not one",
+            "alerts:\n  email:\n    - ops\n",
+            &["case.yaml:5:7: `ops` is not an email address (name@example.com)"],
+        ),
+        (
+            "subscriptions on a topic the platform does not own",
+            "alerts:\n  topic_arn: arn:aws:sns:us-east-1:123456789012:ops\n  email:\n    - a@example.com\n",
+            &["case.yaml:5:3: subscriptions belong to the topic's owner: with alerts.topic_arn, subscribe these addresses to that topic and leave alerts.email out"],
+        ),
+        (
+            "an archive alarm inside Firehose's buffer",
+            "alerts:\n  archive_freshness_minutes: 5\n",
+            &["case.yaml:4:3: 5 minutes is within archive.buffer_seconds (300 s): the alarm would fire on every buffer; give more than 5 minutes"],
+        ),
+        (
             "account id guard malformed",
             "account_id: \"12345\"\n",
             &["case.yaml:3:1: account_id `12345` must be 12 digits (quote it in YAML to keep leading zeros)"],

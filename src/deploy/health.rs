@@ -1,6 +1,7 @@
 //! Live health of the platform's components, each from its own API (what
 //! CloudFormation cannot say: whether the stream takes records, the
-//! cluster runs, the database answers, the consumers hold their shards).
+//! cluster runs, the database answers, the consumers hold their shards),
+//! and the environment's CloudWatch alarms in ALARM beside their component.
 //!
 //! Owns: one check per component and its one-line verdict. Must not:
 //! change anything, or read stack state beyond the outputs it is handed.
@@ -98,7 +99,69 @@ pub async fn components(
     found.push(or_cannot_tell("emr", emr(aws, outputs).await));
     // Components whose stack this spec does not have are left out.
     found.retain(|c| rendered.stack(stack_of(&c.name)).is_some());
+    if spec.alerts.enabled {
+        match firing_alarms(aws, &spec.name).await {
+            Ok(firing) => mark_alarms(&mut found, &spec.name, firing),
+            Err(e) => found.push(or_cannot_tell("alarms", Err(e))),
+        }
+    }
     Ok(found)
+}
+
+/// The environment's CloudWatch alarms in ALARM: (name, reason).
+async fn firing_alarms(aws: &Aws, env: &str) -> Result<Vec<(String, String)>, DeployError> {
+    let mut firing = Vec::new();
+    let mut pages = aws
+        .cloudwatch
+        .describe_alarms()
+        .alarm_name_prefix(format!("{env}-"))
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| aws_error("reading the alarms in ALARM".into(), e))?;
+        // Filtered here, not by the API's StateValue (an emulator ignores it).
+        let alarm = aws_sdk_cloudwatch::types::StateValue::Alarm;
+        for a in page
+            .metric_alarms()
+            .iter()
+            .filter(|a| a.state_value() == Some(&alarm))
+        {
+            firing.push((
+                a.alarm_name().unwrap_or_default().to_string(),
+                a.state_reason().unwrap_or_default().to_string(),
+            ));
+        }
+    }
+    Ok(firing)
+}
+
+/// Put each alarm in ALARM beside its component (`<env>-<component>-<what>`,
+/// the templates' naming): an ok component becomes degraded; a component
+/// status does not list otherwise (compaction) gets a line of its own.
+fn mark_alarms(found: &mut Vec<Component>, env: &str, firing: Vec<(String, String)>) {
+    for (name, reason) in firing {
+        let Some(rest) = name.strip_prefix(env).and_then(|r| r.strip_prefix('-')) else {
+            continue;
+        };
+        let component = rest.split('-').next().unwrap_or(rest).to_string();
+        let at = match found.iter().position(|c| c.name == component) {
+            Some(at) => at,
+            None => {
+                found.push(Component::new(&component, Verdict::Ok, String::new()));
+                found.len() - 1
+            }
+        };
+        let c = &mut found[at];
+        if c.verdict == Verdict::Ok {
+            c.verdict = Verdict::Degraded;
+        }
+        c.summary = if c.summary.is_empty() {
+            format!("ALARM {name}")
+        } else {
+            format!("{}; ALARM {name}", c.summary)
+        };
+        c.facts.insert(format!("alarm {name}"), reason);
+    }
 }
 
 /// A component whose API could not be read is reported, not dropped: one

@@ -115,6 +115,7 @@ pub struct Aws {
     pub rdsdata: aws_sdk_rdsdata::Client,
     pub secrets: aws_sdk_secretsmanager::Client,
     pub ssm: aws_sdk_ssm::Client,
+    pub cloudwatch: aws_sdk_cloudwatch::Client,
     pub account: String,
     /// Who the credentials are (STS GetCallerIdentity), for policy simulation.
     pub caller_arn: String,
@@ -198,6 +199,7 @@ impl Aws {
             rdsdata: aws_sdk_rdsdata::Client::new(&shared),
             secrets: aws_sdk_secretsmanager::Client::new(&shared),
             ssm: aws_sdk_ssm::Client::new(&shared),
+            cloudwatch: reading_client!(aws_sdk_cloudwatch),
             account,
             caller_arn,
         })

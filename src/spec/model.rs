@@ -52,6 +52,8 @@ pub struct EnvSpec {
     pub ingest: Ingest,
     #[serde(default)]
     pub compaction: Compaction,
+    #[serde(default)]
+    pub alerts: Alerts,
 }
 
 /// Guards against losing data or stacks by accident (turn all on for production).
@@ -743,6 +745,61 @@ impl Default for Compaction {
             delete_on_success: true,
         }
     }
+}
+
+/// CloudWatch alarms on every component, notifying one SNS topic.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Alerts {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Email addresses subscribed to the environment's alert topic (each
+    /// confirms once, by mail).
+    #[serde(default)]
+    pub email: Vec<String>,
+    /// An existing SNS topic to notify instead of creating one (its policy
+    /// must let CloudWatch publish).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic_arn: Option<String>,
+    /// Ingest is late when the oldest unread record of the stream is older than this, minutes.
+    #[serde(default = "default_lag_minutes")]
+    pub ingest_lag_minutes: u32,
+    /// Dead letters (records sent to `_errors/`) in 5 minutes above which the alarm fires.
+    #[serde(default = "default_dead_letters")]
+    pub dead_letters_per_5_minutes: u32,
+    /// The raw archive is late when Firehose's oldest undelivered record is older than this, minutes.
+    #[serde(default = "default_freshness_minutes")]
+    pub archive_freshness_minutes: u32,
+    /// Metastore CPU (average over 15 minutes) above which the alarm fires, percent.
+    #[serde(default = "default_cpu_percent")]
+    pub metastore_cpu_percent: u32,
+}
+
+impl Default for Alerts {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            email: Vec::new(),
+            topic_arn: None,
+            ingest_lag_minutes: default_lag_minutes(),
+            dead_letters_per_5_minutes: default_dead_letters(),
+            archive_freshness_minutes: default_freshness_minutes(),
+            metastore_cpu_percent: default_cpu_percent(),
+        }
+    }
+}
+
+fn default_lag_minutes() -> u32 {
+    15
+}
+fn default_dead_letters() -> u32 {
+    100
+}
+fn default_freshness_minutes() -> u32 {
+    30
+}
+fn default_cpu_percent() -> u32 {
+    80
 }
 
 fn yes() -> bool {

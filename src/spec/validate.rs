@@ -29,6 +29,7 @@ pub fn validate(spec: &EnvSpec, loc: &Locator) -> Vec<Diagnostic> {
     v.emr(spec);
     v.ingest(spec);
     v.compaction(spec);
+    v.alerts(spec);
     v.found
 }
 
@@ -903,6 +904,78 @@ impl Validator<'_> {
                 "scenario A writes large files by arrival time and needs no compaction (seed 000)",
             );
         }
+    }
+}
+
+impl Validator<'_> {
+    fn alerts(&mut self, spec: &EnvSpec) {
+        let a = &spec.alerts;
+        if !a.enabled {
+            return;
+        }
+        for (i, address) in a.email.iter().enumerate() {
+            let (local, domain) = address.split_once('@').unwrap_or(("", ""));
+            if local.is_empty() || !domain.contains('.') || address.contains(char::is_whitespace) {
+                self.error(
+                    &format!("alerts.email.{i}"),
+                    format!("`{address}` is not an email address (name@example.com)"),
+                );
+            }
+        }
+        if let Some(arn) = &a.topic_arn {
+            let parts: Vec<&str> = arn.split(':').collect();
+            if parts.len() != 6 || parts[0] != "arn" || parts[2] != "sns" || parts[5].is_empty() {
+                self.error(
+                    "alerts.topic_arn",
+                    format!("`{arn}` is not an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)"),
+                );
+            }
+            if !a.email.is_empty() {
+                self.error(
+                    "alerts.email",
+                    "subscriptions belong to the topic's owner: with alerts.topic_arn, subscribe these addresses to that topic and leave alerts.email out",
+                );
+            }
+        }
+        self.range(
+            "alerts.ingest_lag_minutes",
+            a.ingest_lag_minutes.into(),
+            1,
+            10_080,
+        );
+        self.range(
+            "alerts.dead_letters_per_5_minutes",
+            a.dead_letters_per_5_minutes.into(),
+            0,
+            10_000_000,
+        );
+        self.range(
+            "alerts.archive_freshness_minutes",
+            a.archive_freshness_minutes.into(),
+            1,
+            1440,
+        );
+        // Firehose holds records for its buffer interval before it delivers
+        // at all: a threshold inside it fires on every buffer.
+        if spec.archive.enabled
+            && u64::from(a.archive_freshness_minutes) * 60 <= u64::from(spec.archive.buffer_seconds)
+        {
+            self.error(
+                "alerts.archive_freshness_minutes",
+                format!(
+                    "{} minutes is within archive.buffer_seconds ({} s): the alarm would fire on every buffer; give more than {} minutes",
+                    a.archive_freshness_minutes,
+                    spec.archive.buffer_seconds,
+                    spec.archive.buffer_seconds / 60
+                ),
+            );
+        }
+        self.range(
+            "alerts.metastore_cpu_percent",
+            a.metastore_cpu_percent.into(),
+            1,
+            100,
+        );
     }
 }
 

@@ -1421,4 +1421,54 @@ fn a_dead_letter_flood_spills_and_names_each_record() {
             "{d}"
         );
     }
+    // The DeadLetters metric, as the ingest stack's metric filter reads it
+    // from the log: the filter's selector and value, taken from the
+    // template, applied to what lake-ingest logged.
+    let template =
+        std::fs::read_to_string(lake_testkit::repo_root().join("templates/ingest.yaml.j2"))
+            .unwrap();
+    let filter = &template[template
+        .find("DeadLetterMetric:")
+        .expect("the metric filter")..];
+    let line_of = |key: &str| {
+        filter
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(key))
+            .unwrap_or_else(|| panic!("no {key} in the ingest template"))
+            .trim()
+            .to_string()
+    };
+    let pattern = line_of("FilterPattern:");
+    let (field, want) = pattern
+        .trim_matches('\'')
+        .trim_matches(|c| c == '{' || c == '}' || c == ' ')
+        .split_once(" = ")
+        .map(|(f, v)| {
+            (
+                f.trim().trim_start_matches("$.").to_string(),
+                v.trim().trim_matches('"').to_string(),
+            )
+        })
+        .unwrap_or_else(|| panic!("a filter of the form {{ $.field = \"value\" }}: {pattern}"));
+    let value = line_of("MetricValue:");
+    let value = value.trim_start_matches("$.");
+    let logged = String::from_utf8_lossy(&out.stderr);
+    let windows: Vec<serde_json::Value> = logged
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v[&field] == want.as_str())
+        .collect();
+    assert!(!windows.is_empty(), "no line matches {pattern}: {logged}");
+    let metric: u64 = windows.iter().map(|w| w[value].as_u64().unwrap()).sum();
+    assert_eq!(
+        metric, 80,
+        "the DeadLetters metric counts every dead letter once"
+    );
+    // One start line per process (the fleet's restart metric).
+    let starts = logged
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["event"] == "start" && v["worker"] == "w1")
+        .count();
+    assert_eq!(starts, 1, "{logged}");
 }

@@ -227,6 +227,16 @@ pub async fn run(opts: RunOptions, shutdown: Arc<AtomicBool>) -> Result<RunRepor
         fingerprint: opts.fingerprint(),
         opts,
     });
+    // One JSON line per process start: the ingest stack counts them
+    // (`WorkerStarts`) to tell a service restarting in a loop.
+    eprintln!(
+        "{}",
+        serde_json::json!({
+            "event": "start",
+            "worker": shared.me.id,
+            "incarnation": shared.me.incarnation,
+        })
+    );
     let interval = (shared.opts.failover / 3).max(Duration::from_millis(300));
     let mut worker = Worker {
         threads: HashMap::new(),
@@ -437,6 +447,20 @@ async fn round(shared: &Arc<Shared>, w: &mut Worker, shutdown: &AtomicBool) -> R
 
     if w.last_progress.elapsed() >= shared.opts.progress_every {
         progress(shared, &w.threads);
+        // Shards nobody alive holds (free, or their holder stopped
+        // renewing), as this worker sees them: the ingest stack's
+        // `UnheldShards` metric (its alarm waits out a failover).
+        let unheld = eligible.iter().filter(|l| expired(l)).count();
+        eprintln!(
+            "{}",
+            serde_json::json!({
+                "event": "leases",
+                "worker": me,
+                "shards": eligible.len(),
+                "held_here": w.threads.len(),
+                "unheld": unheld,
+            })
+        );
         w.last_progress = Instant::now();
     }
     // Idle: nothing left to read on any shard of the stream. Every shard
@@ -683,9 +707,38 @@ fn close_window(
         .get(shard)
         .map(|lag| (*lag).max(0) as u64)
         .unwrap_or(0);
-    with_retries(&format!("{shard}: checkpointing {end}"), || {
+    let kept = with_retries(&format!("{shard}: checkpointing {end}"), || {
         rt.block_on(shared.leases.checkpoint(shard, me, end, lag_ms))
+    })?;
+    if kept {
+        eprintln!(
+            "{}",
+            window_line(shard, &first, end, &pipeline.counts, files.len())
+        );
+    }
+    Ok(kept)
+}
+
+/// The line logged for each window made durable: one JSON object, which
+/// the ingest stack's metric filter (`{ $.event = "window" }`, value
+/// `$.dead_letters`) turns into the `DeadLetters` metric its alarm watches.
+pub fn window_line(
+    shard: &str,
+    first: &str,
+    last: &str,
+    counts: &super::Counts,
+    files: usize,
+) -> String {
+    serde_json::json!({
+        "event": "window",
+        "shard": shard,
+        "first": first,
+        "last": last,
+        "records": counts.written,
+        "dead_letters": counts.dead_lettered,
+        "files": files,
     })
+    .to_string()
 }
 
 /// A shard iterator after `checkpoint` (or at the trim horizon).
