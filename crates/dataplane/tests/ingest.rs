@@ -1042,6 +1042,127 @@ fn tight_args<'a>(lake: &'a str, worker: &'a str, idle: &'a str) -> Vec<&'a str>
     args
 }
 
+/// A parent shard read to its end (Kinesis: no next iterator; moto never
+/// says it, so `ShardEndProxy` does for the closed parents): its last window
+/// is published, then `SHARD_END` is checkpointed and the lease released;
+/// only then do its children start.
+#[test]
+fn a_closed_parent_ends_with_shard_end_and_its_children_start_after_it() {
+    let s = Stream::new(2);
+    let put = |seed: &str, start: &str| {
+        let out = s
+            .lake_ingest(&[
+                "datagen",
+                "--count",
+                "2000",
+                "--seed",
+                seed,
+                "--start-ms",
+                start,
+                "--to",
+                "kinesis://orders",
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    put("1", "1573657200000");
+    s.rt.block_on(
+        s.kinesis
+            .update_shard_count()
+            .stream_name("orders")
+            .target_shard_count(4)
+            .scaling_type(aws_sdk_kinesis::types::ScalingType::UniformScaling)
+            .send(),
+    )
+    .unwrap();
+    put("2", "1573700400000");
+    let shards =
+        s.rt.block_on(s.kinesis.list_shards().stream_name("orders").send())
+            .unwrap();
+    let children: Vec<(String, String)> = shards
+        .shards()
+        .iter()
+        .filter_map(|sh| Some((sh.shard_id().to_string(), sh.parent_shard_id()?.to_string())))
+        .collect();
+    let parents: Vec<String> = {
+        let mut p: Vec<String> = children.iter().map(|(_, p)| p.clone()).collect();
+        p.sort();
+        p.dedup();
+        p
+    };
+    assert!(
+        !children.is_empty() && !parents.is_empty(),
+        "{:?}",
+        shards.shards()
+    );
+    let proxy = lake_testkit::ShardEndProxy::start(&s.moto.endpoint, parents.clone());
+    let dir = tempdir();
+    let lake = dir.path().join("lake");
+    let mut cmd = s.lake_ingest(&run_args(lake.to_str().unwrap(), "w1", "3"));
+    cmd.env("AWS_ENDPOINT_URL", &proxy.endpoint);
+    let out = cmd.output().unwrap();
+    let logged = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{logged}");
+    let (rows, dead) = lake_rows(&lake);
+    assert!(dead.is_empty(), "{dead:?}");
+    let expected = expected_rows(&[("1", "1573657200000", 2000), ("2", "1573700400000", 2000)]);
+    assert_eq!(
+        rows.len(),
+        expected.len(),
+        "every record exactly once (count)"
+    );
+    assert!(rows == expected, "every record exactly once (content)");
+    let leases =
+        s.rt.block_on(s.dynamo.scan().table_name("orders-leases").send())
+            .unwrap();
+    let lease = |shard: &str| {
+        leases
+            .items()
+            .iter()
+            .find(|i| i["leaseKey"].as_s().unwrap() == shard)
+            .unwrap_or_else(|| panic!("no lease for {shard}"))
+            .clone()
+    };
+    for p in &parents {
+        let l = lease(p);
+        assert_eq!(l["checkpoint"].as_s().unwrap(), "SHARD_END", "{p}: {l:?}");
+        assert!(
+            !l.contains_key("leaseOwner"),
+            "a finished shard is released: {l:?}"
+        );
+    }
+    for (child, _) in &children {
+        let l = lease(child);
+        let taken: u64 = l["leaseCounter"].as_n().unwrap().parse().unwrap();
+        assert!(
+            taken > 0,
+            "child {child} was started after its parents ended: {l:?}"
+        );
+    }
+    // The order, as the worker logged it: each parent finished before any child started.
+    let first_child = children
+        .iter()
+        .filter_map(|(c, _)| logged.find(&format!("{c}: ")))
+        .min();
+    let last_parent_end = parents
+        .iter()
+        .map(|p| {
+            logged
+                .find(&format!("{p}: Finished"))
+                .unwrap_or_else(|| panic!("{p} never finished: {logged}"))
+        })
+        .max()
+        .unwrap();
+    if let Some(child_at) = first_child {
+        assert!(last_parent_end < child_at, "{logged}");
+    }
+}
+
 /// SIGTERM (publish, checkpoint, release), then the exit status.
 fn stop_gracefully(child: std::process::Child) -> std::process::ExitStatus {
     let pid = child.id().to_string();
