@@ -561,39 +561,33 @@ impl Lab {
         }
         let start = (1_573_657_200_000 + seed as i64 * 3_600_000).to_string();
         let half = (count / 2).to_string();
-        for (s, aggregate) in [(seed, "1"), (seed + 1000, "10")] {
-            let out = self.ingest(&[
+        // Half of the orders of seed `s` (to stdout, or `extra` says where).
+        let datagen = |s: u64, extra: &[&str]| {
+            let s = s.to_string();
+            let mut args = vec![
                 "datagen",
                 "--count",
                 &half,
                 "--seed",
-                &s.to_string(),
+                &s,
                 "--start-ms",
                 &start,
                 "--max-step-ms",
                 "3000",
-                "--to",
-                &format!("kinesis://{stream}"),
-                "--aggregate",
-                aggregate,
-            ]);
+            ];
+            args.extend_from_slice(extra);
+            self.ingest(&args)
+        };
+        let to = format!("kinesis://{stream}");
+        for (s, aggregate) in [(seed, "1"), (seed + 1000, "10")] {
+            let out = datagen(s, &["--to", &to, "--aggregate", aggregate]);
             assert_ok(&out, "datagen --to kinesis");
         }
         // The same orders, as the lake must hold them (ids repeat across the
         // two seeds: key by id and seed).
         let mut orders = BTreeMap::new();
         for (k, s) in [(0i64, seed), (1, seed + 1000)] {
-            let out = self.ingest(&[
-                "datagen",
-                "--count",
-                &half,
-                "--seed",
-                &s.to_string(),
-                "--start-ms",
-                &start,
-                "--max-step-ms",
-                "3000",
-            ]);
+            let out = datagen(s, &[]);
             for line in String::from_utf8_lossy(&out.stdout).lines() {
                 let v: Value = serde_json::from_str(line).unwrap();
                 orders.insert(

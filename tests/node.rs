@@ -159,6 +159,23 @@ fn sub_values(sha: &str) -> BTreeMap<&'static str, String> {
     ])
 }
 
+/// `file` where the ingest user data fetches lake-ingest `sha` from (the poc
+/// artifacts bucket on this moto server).
+fn publish_ingest_artifact(moto: &Moto, sha: &str, file: &Path) {
+    aws(moto, &["s3", "mb", "s3://lake-poc-artifacts"]);
+    let key = format!("s3://lake-poc-artifacts/bin/lake-ingest/{sha}/lake-ingest");
+    aws(
+        moto,
+        &[
+            "s3",
+            "cp",
+            "--only-show-errors",
+            file.to_str().unwrap(),
+            &key,
+        ],
+    );
+}
+
 #[test]
 fn the_ingest_user_data_installs_checks_and_starts_lake_ingest_then_signals() {
     let rendered = rendered("poc");
@@ -173,18 +190,7 @@ fn the_ingest_user_data_installs_checks_and_starts_lake_ingest_then_signals() {
     );
 
     let moto = Moto::start();
-    aws(&moto, &["s3", "mb", "s3://lake-poc-artifacts"]);
-    let key = format!("s3://lake-poc-artifacts/bin/lake-ingest/{sha}/lake-ingest");
-    aws(
-        &moto,
-        &[
-            "s3",
-            "cp",
-            "--only-show-errors",
-            bin.to_str().unwrap(),
-            &key,
-        ],
-    );
+    publish_ingest_artifact(&moto, &sha, &bin);
     let ran = run_user_data(&moto, &user_data);
     assert_eq!(
         ran.code,
@@ -279,21 +285,10 @@ fn a_binary_that_is_not_the_published_hash_fails_the_instance_and_signals_failur
     let sha = "0".repeat(64);
     let user_data = cfn_sub(&text, &sub_values(&sha));
     let moto = Moto::start();
-    aws(&moto, &["s3", "mb", "s3://lake-poc-artifacts"]);
     let dir = tempdir();
     let fake = dir.path().join("lake-ingest");
     std::fs::write(&fake, "#!/bin/sh\necho not the binary\n").unwrap();
-    let key = format!("s3://lake-poc-artifacts/bin/lake-ingest/{sha}/lake-ingest");
-    aws(
-        &moto,
-        &[
-            "s3",
-            "cp",
-            "--only-show-errors",
-            fake.to_str().unwrap(),
-            &key,
-        ],
-    );
+    publish_ingest_artifact(&moto, &sha, &fake);
     let ran = run_user_data(&moto, &user_data);
     assert_ne!(ran.code, Some(0), "{}", ran.stderr);
     assert!(

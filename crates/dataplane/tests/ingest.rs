@@ -454,6 +454,62 @@ impl Stream {
             .unwrap();
     }
 
+    /// `count` generated orders (seed, first order time) into the stream,
+    /// `aggregate` to a KPL record ("1": plain records).
+    fn datagen(&self, count: u32, seed: &str, start: &str, aggregate: &str) {
+        let count = count.to_string();
+        let out = self
+            .lake_ingest(&[
+                "datagen",
+                "--count",
+                &count,
+                "--seed",
+                seed,
+                "--start-ms",
+                start,
+                "--to",
+                "kinesis://orders",
+                "--aggregate",
+                aggregate,
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Reshard to `target` shards; (child, parent) of every child shard.
+    fn reshard(&self, target: i32) -> Vec<(String, String)> {
+        self.rt
+            .block_on(
+                self.kinesis
+                    .update_shard_count()
+                    .stream_name("orders")
+                    .target_shard_count(target)
+                    .scaling_type(aws_sdk_kinesis::types::ScalingType::UniformScaling)
+                    .send(),
+            )
+            .unwrap();
+        let shards = self
+            .rt
+            .block_on(self.kinesis.list_shards().stream_name("orders").send())
+            .unwrap();
+        let children: Vec<(String, String)> = shards
+            .shards()
+            .iter()
+            .filter_map(|sh| Some((sh.shard_id().to_string(), sh.parent_shard_id()?.to_string())))
+            .collect();
+        assert!(
+            !children.is_empty(),
+            "moto made no child shards: {:?}",
+            shards.shards()
+        );
+        children
+    }
+
     fn lake_ingest(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_lake-ingest"));
         cmd.args(args);
@@ -674,27 +730,7 @@ fn run_lands_every_good_record_once_through_a_sigkill_and_restart() {
 fn a_new_worker_drains_the_shards_a_dead_worker_still_holds() {
     let s = Stream::new(4);
     for (seed, aggregate) in [("1", "1"), ("2", "10")] {
-        let out = s
-            .lake_ingest(&[
-                "datagen",
-                "--count",
-                "4000",
-                "--seed",
-                seed,
-                "--start-ms",
-                "1573657200000",
-                "--to",
-                "kinesis://orders",
-                "--aggregate",
-                aggregate,
-            ])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        s.datagen(4000, seed, "1573657200000", aggregate);
     }
     for i in 0..30 {
         s.put(format!("malformed {i}").into_bytes(), &format!("bad-{i}"));
@@ -752,52 +788,15 @@ fn a_new_worker_drains_the_shards_a_dead_worker_still_holds() {
 #[test]
 fn a_resharded_stream_is_read_parents_first_and_every_record_lands_once() {
     let s = Stream::new(2);
-    let put = |seed: &str, start: &str| {
-        let out = s
-            .lake_ingest(&[
-                "datagen",
-                "--count",
-                "3000",
-                "--seed",
-                seed,
-                "--start-ms",
-                start,
-                "--to",
-                "kinesis://orders",
-            ])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
+    let put = |seed: &str, start: &str| s.datagen(3000, seed, start, "1");
     // Records in the two parents, a reshard to four (parents close, children
     // open), then records in the children only.
     put("1", "1573657200000");
-    s.rt.block_on(
-        s.kinesis
-            .update_shard_count()
-            .stream_name("orders")
-            .target_shard_count(4)
-            .scaling_type(aws_sdk_kinesis::types::ScalingType::UniformScaling)
-            .send(),
-    )
-    .unwrap();
+    let children = s.reshard(4);
     put("2", "1573700400000");
-    let shards =
-        s.rt.block_on(s.kinesis.list_shards().stream_name("orders").send())
-            .unwrap();
-    let children = shards
-        .shards()
-        .iter()
-        .filter(|sh| sh.parent_shard_id().is_some())
-        .count();
     assert!(
-        children >= 2,
-        "moto made no child shards: {:?}",
-        shards.shards()
+        children.len() >= 2,
+        "moto made no child shards: {children:?}"
     );
 
     let dir = tempdir();
@@ -852,18 +851,13 @@ fn a_resharded_stream_is_read_parents_first_and_every_record_lands_once() {
             .map(|i| i["checkpoint"].as_s().unwrap().clone())
             .unwrap()
     };
-    for child in shards
-        .shards()
-        .iter()
-        .filter(|sh| sh.parent_shard_id().is_some())
-    {
-        let parent = checkpoint(child.parent_shard_id().unwrap());
+    for (child, parent) in &children {
+        let parent = checkpoint(parent);
         if parent != "SHARD_END" {
             assert_eq!(
-                checkpoint(child.shard_id()),
+                checkpoint(child),
                 "TRIM_HORIZON",
-                "child {} was read before its parent finished ({parent})",
-                child.shard_id()
+                "child {child} was read before its parent finished ({parent})"
             );
         }
     }
@@ -884,27 +878,7 @@ fn within(limit: std::time::Duration, mut f: impl FnMut() -> bool) -> Option<std
 #[test]
 fn workers_rebalance_when_one_joins_and_take_over_when_one_dies() {
     let s = Stream::new(4);
-    let put = |seed: &str, start: &str| {
-        let out = s
-            .lake_ingest(&[
-                "datagen",
-                "--count",
-                "1000",
-                "--seed",
-                seed,
-                "--start-ms",
-                start,
-                "--to",
-                "kinesis://orders",
-            ])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
+    let put = |seed: &str, start: &str| s.datagen(1000, seed, start, "1");
     put("1", "1573657200000");
     let dir = tempdir();
     let lake = dir.path().join("lake");
@@ -1049,57 +1023,17 @@ fn tight_args<'a>(lake: &'a str, worker: &'a str, idle: &'a str) -> Vec<&'a str>
 #[test]
 fn a_closed_parent_ends_with_shard_end_and_its_children_start_after_it() {
     let s = Stream::new(2);
-    let put = |seed: &str, start: &str| {
-        let out = s
-            .lake_ingest(&[
-                "datagen",
-                "--count",
-                "2000",
-                "--seed",
-                seed,
-                "--start-ms",
-                start,
-                "--to",
-                "kinesis://orders",
-            ])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
+    let put = |seed: &str, start: &str| s.datagen(2000, seed, start, "1");
     put("1", "1573657200000");
-    s.rt.block_on(
-        s.kinesis
-            .update_shard_count()
-            .stream_name("orders")
-            .target_shard_count(4)
-            .scaling_type(aws_sdk_kinesis::types::ScalingType::UniformScaling)
-            .send(),
-    )
-    .unwrap();
+    let children = s.reshard(4);
     put("2", "1573700400000");
-    let shards =
-        s.rt.block_on(s.kinesis.list_shards().stream_name("orders").send())
-            .unwrap();
-    let children: Vec<(String, String)> = shards
-        .shards()
-        .iter()
-        .filter_map(|sh| Some((sh.shard_id().to_string(), sh.parent_shard_id()?.to_string())))
-        .collect();
     let parents: Vec<String> = {
         let mut p: Vec<String> = children.iter().map(|(_, p)| p.clone()).collect();
         p.sort();
         p.dedup();
         p
     };
-    assert!(
-        !children.is_empty() && !parents.is_empty(),
-        "{:?}",
-        shards.shards()
-    );
+    assert!(!children.is_empty() && !parents.is_empty(), "{children:?}");
     let proxy = lake_testkit::ShardEndProxy::start(&s.moto.endpoint, parents.clone());
     let dir = tempdir();
     let lake = dir.path().join("lake");
@@ -1330,19 +1264,7 @@ fn a_stale_intent_from_other_options_is_replaced_and_closed_at_its_number() {
 #[test]
 fn two_processes_with_one_worker_id_do_not_both_write() {
     let s = Stream::new(2);
-    let out = s
-        .lake_ingest(&[
-            "datagen",
-            "--count",
-            "3000",
-            "--seed",
-            "3",
-            "--to",
-            "kinesis://orders",
-        ])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
+    s.datagen(3000, "3", "1573657200000", "1");
     let expected = expected_rows(&[("3", "1573657200000", 3000)]);
     let dir = tempdir();
     let lake = dir.path().join("lake");
@@ -1389,19 +1311,7 @@ fn two_processes_with_one_worker_id_do_not_both_write() {
 #[test]
 fn a_paused_worker_that_lost_its_lease_publishes_nothing() {
     let s = Stream::new(1);
-    let out = s
-        .lake_ingest(&[
-            "datagen",
-            "--count",
-            "2000",
-            "--seed",
-            "4",
-            "--to",
-            "kinesis://orders",
-        ])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
+    s.datagen(2000, "4", "1573657200000", "1");
     let expected = expected_rows(&[("4", "1573657200000", 2000)]);
     let dir = tempdir();
     let lake = dir.path().join("lake");
@@ -1473,19 +1383,7 @@ fn a_paused_worker_that_lost_its_lease_publishes_nothing() {
 #[test]
 fn an_outage_of_aws_does_not_end_the_worker() {
     let s = Stream::new(2);
-    let out = s
-        .lake_ingest(&[
-            "datagen",
-            "--count",
-            "4000",
-            "--seed",
-            "5",
-            "--to",
-            "kinesis://orders",
-        ])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
+    s.datagen(4000, "5", "1573657200000", "1");
     let expected = expected_rows(&[("5", "1573657200000", 4000)]);
     let proxy = lake_testkit::FlakyProxy::start(&s.moto.endpoint);
     let dir = tempdir();

@@ -173,20 +173,51 @@ pub fn is_transient(e: &anyhow::Error) -> bool {
     .any(|needle| text.contains(needle))
 }
 
-/// Run `f` until it succeeds or fails with what retrying cannot fix (or
-/// for `GIVE_UP_AFTER`), backing off from 0.5 s to 20 s.
+/// Patience with AWS: the pause before the next attempt after an error
+/// retrying can fix, 0.5 s doubling to 20 s; none (give up) for any other
+/// error, or once `GIVE_UP_AFTER` has passed without a success. One policy
+/// for the worker's rounds, its lease writes and its shard reads.
+struct Backoff {
+    failing_since: Option<Instant>,
+    pause: Duration,
+}
+
+impl Backoff {
+    fn new() -> Backoff {
+        Backoff {
+            failing_since: None,
+            pause: Duration::from_millis(500),
+        }
+    }
+
+    fn after(&mut self, e: &anyhow::Error) -> Option<Duration> {
+        let since = *self.failing_since.get_or_insert_with(Instant::now);
+        if !is_transient(e) || since.elapsed() >= GIVE_UP_AFTER {
+            return None;
+        }
+        let pause = self.pause;
+        self.pause = (self.pause * 2).min(Duration::from_secs(20));
+        Some(pause)
+    }
+
+    fn succeeded(&mut self) {
+        *self = Backoff::new();
+    }
+}
+
+/// Run `f` until it succeeds or fails with what `Backoff` gives up on.
 fn with_retries<T>(what: &str, mut f: impl FnMut() -> Result<T>) -> Result<T> {
-    let started = Instant::now();
-    let mut pause = Duration::from_millis(500);
+    let mut backoff = Backoff::new();
     loop {
         match f() {
             Ok(v) => return Ok(v),
-            Err(e) if is_transient(&e) && started.elapsed() < GIVE_UP_AFTER => {
-                eprintln!("lake-ingest: {what}: {e:#}; retrying in {pause:?}");
-                std::thread::sleep(pause);
-                pause = (pause * 2).min(Duration::from_secs(20));
-            }
-            Err(e) => return Err(e.context(what.to_string())),
+            Err(e) => match backoff.after(&e) {
+                Some(pause) => {
+                    eprintln!("lake-ingest: {what}: {e:#}; retrying in {pause:?}");
+                    std::thread::sleep(pause);
+                }
+                None => return Err(e.context(what.to_string())),
+            },
         }
     }
 }
@@ -244,32 +275,28 @@ pub async fn run(opts: RunOptions, shutdown: Arc<AtomicBool>) -> Result<RunRepor
         held: HashSet::new(),
         last_progress: Instant::now(),
     };
-    let mut failing_since: Option<Instant> = None;
-    let mut pause = Duration::from_millis(500);
+    let mut backoff = Backoff::new();
     loop {
         match round(&shared, &mut worker, &shutdown).await {
             Ok(true) => break,
             Ok(false) => {
-                failing_since = None;
-                pause = Duration::from_millis(500);
+                backoff.succeeded();
                 tokio::time::sleep(interval).await;
             }
-            Err(e)
-                if is_transient(&e)
-                    && !failing_since.is_some_and(|t| t.elapsed() >= GIVE_UP_AFTER) =>
-            {
-                eprintln!("lake-ingest: {e:#}; retrying in {pause:?}");
-                failing_since.get_or_insert_with(Instant::now);
-                tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(Duration::from_secs(20));
-            }
-            Err(e) => {
-                // What retrying cannot fix: stop every shard (each publishes
-                // and checkpoints what it can), give back what we hold.
-                eprintln!("lake-ingest: giving up: {e:#}");
-                stop_all(&shared, &mut worker).await;
-                return Err(e);
-            }
+            Err(e) => match backoff.after(&e) {
+                Some(pause) => {
+                    eprintln!("lake-ingest: {e:#}; retrying in {pause:?}");
+                    tokio::time::sleep(pause).await;
+                }
+                None => {
+                    // What retrying cannot fix: stop every shard (each
+                    // publishes and checkpoints what it can), give back
+                    // what we hold.
+                    eprintln!("lake-ingest: giving up: {e:#}");
+                    stop_all(&shared, &mut worker).await;
+                    return Err(e);
+                }
+            },
         }
     }
     let mut shards_held: Vec<String> = worker.held.into_iter().collect();
@@ -801,6 +828,7 @@ fn consume(
     let mut window = new_window(shared, shard, &scratch_dir);
     let source = format!("kinesis://{}/{shard}", shared.opts.stream);
     let mut user_id = String::with_capacity(64);
+    let mut reading = Backoff::new();
     loop {
         let Some(it) = iterator.take() else {
             // The shard is closed and read to its end: its last window is
@@ -844,15 +872,16 @@ fn consume(
                     iterator = open_iterator(shared, shard, &from)?;
                     continue;
                 }
-                if is_transient(&e) {
-                    eprintln!("lake-ingest: reading {shard}: {e:#}; retrying");
-                    std::thread::sleep(Duration::from_secs(1));
+                if let Some(pause) = reading.after(&e) {
+                    eprintln!("lake-ingest: reading {shard}: {e:#}; retrying in {pause:?}");
+                    std::thread::sleep(pause);
                     iterator = Some(it);
                     continue;
                 }
                 return Err(e).with_context(|| format!("reading {shard}"));
             }
         };
+        reading.succeeded();
         let behind = resp.millis_behind_latest().unwrap_or(0);
         shared
             .stats
