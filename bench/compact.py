@@ -4,9 +4,14 @@
 1. 10,000 small CSV files across 24 hourly partitions, merged by
    `lake-compact` and by `cat` (the I/O floor: one `cat dir/*.csv > out`
    per partition, which keeps every header and verifies nothing);
-2. peak RSS of `lake-compact` on one 2 GiB partition (--mem-gib).
+2. peak RSS of `lake-compact` on one 2 GiB partition (--mem-gib);
+3. Parquet (--parquet-files): one partition of small files as `lake-ingest
+   backfill --roll-records` writes them, compacted; row groups, a DuckDB
+   scan of the partition (one thread) before and after, and lake-compact's
+   time against `cat` of the same files.
 
     python3 bench/compact.py [--files 10000] [--partitions 24] [--mem-gib 2]
+                             [--parquet-files 2000 --parquet-rows 100]
 """
 
 import argparse
@@ -53,6 +58,66 @@ def du(path):
     return sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(path) for f in fs)
 
 
+def parquet_section(work, files, rows, runs):
+    """Small Parquet files of one partition, before and after compaction."""
+    import duckdb
+    raw = os.path.join(work, "pq-raw")
+    os.makedirs(raw)
+    subprocess.run([INGEST, "datagen", "--count", str(files * rows), "--output",
+                    os.path.join(raw, "orders.ndjson")], check=True)
+    src = os.path.join(work, "pq-src")
+    subprocess.run([INGEST, "backfill", "--from", raw, "--sink", src, "--format", "parquet",
+                    "--schema", SCHEMA, "--partition-format", "p=all",
+                    "--roll-records", str(rows)], check=True, capture_output=True)
+    shutil.rmtree(os.path.join(src, "_ingest"), ignore_errors=True)
+    part = os.path.join(src, "p=all")
+    con = duckdb.connect()
+    con.execute("SET threads=1")
+
+    def groups(pattern):
+        return con.execute(f"SELECT count(DISTINCT (file_name, row_group_id)), min(row_group_num_rows), "
+                           f"max(row_group_num_rows) FROM parquet_metadata('{pattern}')").fetchone()
+
+    def scan(pattern):
+        q = (f"SELECT count(*), count(DISTINCT orderid), sum(ordertime), round(sum(orderunits), 6) "
+             f"FROM read_parquet('{pattern}') WHERE address_state = 'State_7'")
+        best, result = None, None
+        for _ in range(max(runs, 3)):
+            start = time.perf_counter()
+            result = con.execute(q).fetchall()
+            secs = time.perf_counter() - start
+            best = secs if best is None else min(best, secs)
+        return best, result
+
+    n_files = len(os.listdir(part))
+    mb = du(part) / 1e6
+    before_groups, before_scan = groups(f"{part}/*.parquet"), scan(f"{part}/*.parquet")
+    best = {}
+    for name in ("cat (I/O floor)", "lake-compact"):
+        times = []
+        for _ in range(runs):
+            dest = os.path.join(work, "pq-dest")
+            shutil.rmtree(dest, ignore_errors=True)
+            os.makedirs(dest)
+            if name.startswith("cat"):
+                secs, rss = timed(f"sh -c 'cat {part}/*.parquet > {dest}/all'", shell=True)
+            else:
+                secs, rss = timed([COMPACT, "--src", src, "--dest", dest, "--target-size", "128"])
+            times.append((secs, rss))
+        best[name] = min(times)
+    out = os.path.join(work, "pq-dest", "p=all", "*.parquet")
+    after_groups, after_scan = groups(out), scan(out)
+    assert before_scan[1] == after_scan[1], "compaction changed the rows"
+    print(f"\nParquet: {n_files} files of {rows} rows ({mb:.1f} MB) in one partition, best of {runs}\n")
+    print("| | row groups | rows per group (min–max) | DuckDB scan, 1 thread |")
+    print("| --- | ---: | ---: | ---: |")
+    print(f"| before | {before_groups[0]} | {before_groups[1]}–{before_groups[2]} | {before_scan[0] * 1000:.1f} ms |")
+    print(f"| after lake-compact | {after_groups[0]} | {after_groups[1]}–{after_groups[2]} | {after_scan[0] * 1000:.1f} ms |")
+    print(f"\nscan {before_scan[0] / after_scan[0]:.1f}x faster after; same result {after_scan[1]}")
+    for name, (secs, rss) in best.items():
+        print(f"{name}: {secs:.3f} s, {mb / secs:,.0f} MB/s, {n_files / secs:,.0f} files/s, peak RSS {rss:.1f} MiB")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--files", type=int, default=10_000)
@@ -60,6 +125,8 @@ def main():
     ap.add_argument("--rows-per-file", type=int, default=150)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--mem-gib", type=float, default=2)
+    ap.add_argument("--parquet-files", type=int, default=2000)
+    ap.add_argument("--parquet-rows", type=int, default=100)
     args = ap.parse_args()
     if not shutil.which("/usr/bin/time"):
         sys.exit("/usr/bin/time is needed: apt-get install -y time")
@@ -109,6 +176,8 @@ def main():
         dest = os.path.join(work, "bigdest")
         secs, rss = timed([COMPACT, "--src", os.path.dirname(big), "--dest", dest, "--target-size", "128"])
         print(f"\none partition of {gib:.2f} GiB ({n} files): {secs:.1f} s, peak RSS {rss:.1f} MiB (target: under 256 MiB)")
+    if args.parquet_files:
+        parquet_section(work, args.parquet_files, args.parquet_rows, args.runs)
     shutil.rmtree(work)
 
 

@@ -52,7 +52,7 @@ pub fn glibc_needed(path: &Path) -> Result<Option<Vec<u32>>, PublishError> {
                 .split('.')
                 .filter_map(|p| p.parse().ok())
                 .collect();
-            if version.len() >= 2 && newest.as_ref().map_or(true, |v| version > *v) {
+            if version.len() >= 2 && newest.as_ref().is_none_or(|v| version > *v) {
                 newest = Some(version);
             }
         }

@@ -284,7 +284,7 @@ impl Validator<'_> {
             KafkaMode::Msk => {
                 let m = &k.msk;
                 let azs = msk_az_count(az_count);
-                if m.broker_count == 0 || m.broker_count % azs as u32 != 0 {
+                if m.broker_count == 0 || !m.broker_count.is_multiple_of(azs as u32) {
                     self.error(
                         "kafka.msk.broker_count",
                         format!(
@@ -316,7 +316,7 @@ impl Validator<'_> {
             }
             KafkaMode::SelfManaged => {
                 let s = &k.self_managed;
-                if s.zookeeper_nodes % 2 == 0 || s.zookeeper_nodes == 0 {
+                if s.zookeeper_nodes.is_multiple_of(2) || s.zookeeper_nodes == 0 {
                     self.error(
                         "kafka.self_managed.zookeeper_nodes",
                         format!(

@@ -11,5 +11,7 @@
 pub mod compact;
 pub mod datagen;
 pub mod flatten;
+mod hash;
 pub mod ingest;
+pub mod parquet_encoding;
 pub mod store;

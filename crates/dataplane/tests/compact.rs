@@ -419,10 +419,16 @@ fn write_parquet(path: &Path, rows: &[(i64, &str)], extra_column: bool) {
     w.close().unwrap();
 }
 
-fn parquet_rows(path: &Path) -> (Vec<String>, usize) {
+/// A Parquet file's rows (as text) and the row count of each row group.
+fn parquet_rows(path: &Path) -> (Vec<String>, Vec<i64>) {
     use parquet::file::reader::{FileReader, SerializedFileReader};
     let reader = SerializedFileReader::new(std::fs::File::open(path).unwrap()).unwrap();
-    let groups = reader.metadata().num_row_groups();
+    let groups = reader
+        .metadata()
+        .row_groups()
+        .iter()
+        .map(|g| g.num_rows())
+        .collect();
     let rows = reader
         .get_row_iter(None)
         .unwrap()
@@ -432,7 +438,7 @@ fn parquet_rows(path: &Path) -> (Vec<String>, usize) {
 }
 
 #[test]
-fn parquet_merges_by_copying_row_groups() {
+fn parquet_small_row_groups_are_rewritten_into_one_and_large_ones_copied() {
     let dir = tempdir();
     let root = dir.path().join("lake");
     let part = root.join("ordertime=2019111315");
@@ -459,7 +465,36 @@ fn parquet_merges_by_copying_row_groups() {
     rows.sort();
     expected.sort();
     assert_eq!(rows, expected);
-    assert_eq!(groups, 8, "row groups copied as they were (4 files x 2)");
+    assert_eq!(
+        groups,
+        [200],
+        "8 row groups of 25 rows (4 files x 2) become one: the small-file problem must not move inside the file"
+    );
+
+    // Row groups already large are copied as they are; the small ones after
+    // them are rewritten into one.
+    let mixed = root.join("ordertime=2019111317");
+    std::fs::create_dir_all(&mixed).unwrap();
+    let big: Vec<(i64, String)> = (0..140_000).map(|i| (i, format!("Item_{i}"))).collect();
+    let refs: Vec<(i64, &str)> = big.iter().map(|(t, s)| (*t, s.as_str())).collect();
+    write_parquet(&mixed.join("a.parquet"), &refs, false);
+    write_parquet(
+        &mixed.join("b.parquet"),
+        &[(-1, "x"), (-2, "y"), (-3, "z")],
+        false,
+    );
+    let mut expected = parquet_rows(&mixed.join("a.parquet")).0;
+    expected.extend(parquet_rows(&mixed.join("b.parquet")).0);
+    ok(&compact(&[
+        "--src",
+        lake,
+        "--dest",
+        lake,
+        "--delete-on-success",
+    ]));
+    let (rows, groups) = parquet_rows(&mixed.join("compacted0.parquet"));
+    assert_eq!(rows, expected, "every row, in order");
+    assert_eq!(groups, [70_000, 70_000, 3]);
 
     // A file with another schema fails its group, untouched.
     let other = root.join("ordertime=2019111316");

@@ -2,8 +2,9 @@
 //!
 //! Owns: the format-aware concatenation (CSV: plain concatenation, or with
 //! `--csv-header keep-one` one header kept and a different one refused;
-//! NDJSON keeps line boundaries, gzip read and written,
-//! Parquet by copying column chunks without decoding) and the verification
+//! NDJSON keeps line boundaries, gzip read and written, Parquet small row
+//! groups rewritten into reader-sized ones and large ones copied without
+//! decoding) and the verification
 //! of the written file (rows and bytes read back). Must not: touch stores,
 //! journals or plans.
 
@@ -13,11 +14,17 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
+use parquet::column::reader::ColumnReader;
 use parquet::column::writer::ColumnCloseResult;
+use parquet::file::metadata::RowGroupMetaData;
 use parquet::file::reader::{FileReader, SerializedFileReader};
 use parquet::file::writer::SerializedFileWriter;
+use parquet::schema::types::SchemaDescriptor;
 
 use super::plan::Format;
+use crate::parquet_encoding::{
+    writer_properties, ColumnValues, ROW_GROUP_ROWS, SMALL_ROW_GROUP_ROWS,
+};
 
 /// What an output holds: data rows (CSV headers excluded) and bytes on disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -146,8 +153,13 @@ pub fn count_text_rows(
     )
 }
 
-/// Merge Parquet files by copying their column chunks (no decoding). All
-/// sources must share one schema.
+/// Merge Parquet files into one, in row groups readers are served well by.
+/// Small row groups (ingest files of a few rows, or any group under
+/// `SMALL_ROW_GROUP_ROWS`) are decoded and written again into groups of
+/// `ROW_GROUP_ROWS`; a large group met while nothing is buffered is copied
+/// as it is (column chunks, no decoding). Row order is kept. Memory holds
+/// at most one output row group. All sources must share one schema; a
+/// schema with nested or repeated columns is only copied.
 pub fn merge_parquet(sources: &[(&Path, &str)], out: &Path) -> Result<Written> {
     let mut readers = Vec::with_capacity(sources.len());
     for (path, name) in sources {
@@ -166,37 +178,148 @@ pub fn merge_parquet(sources: &[(&Path, &str)], out: &Path) -> Result<Written> {
             );
         }
     }
-    let props = Arc::new(parquet::file::properties::WriterProperties::builder().build());
+    let flat = schema.columns().iter().all(|c| c.max_rep_level() == 0);
+    let props = Arc::new(writer_properties(&schema, "lake-compact"));
     let out_file = File::create(out).with_context(|| format!("creating {}", out.display()))?;
     let mut writer = SerializedFileWriter::new(
         BufWriter::with_capacity(BUF, out_file),
         schema.root_schema_ptr(),
         props,
     )?;
+    let mut buffer = Buffered::new(&schema);
     let mut rows = 0u64;
-    for (file, reader, _) in &readers {
-        for rg in reader.metadata().row_groups() {
-            let mut rg_writer = writer.next_row_group()?;
-            for column in rg.columns() {
-                rg_writer.append_column(
-                    file,
-                    ColumnCloseResult {
-                        bytes_written: column.compressed_size() as u64,
-                        rows_written: rg.num_rows() as u64,
-                        metadata: column.clone(),
-                        bloom_filter: None,
-                        column_index: None,
-                        offset_index: None,
-                    },
-                )?;
+    for (file, reader, name) in &readers {
+        for (index, rg) in reader.metadata().row_groups().iter().enumerate() {
+            let group_rows = rg.num_rows() as usize;
+            rows += group_rows as u64;
+            if !flat || (group_rows > SMALL_ROW_GROUP_ROWS && buffer.rows == 0) {
+                copy_row_group(&mut writer, file, rg)?;
+                continue;
             }
-            rg_writer.close()?;
-            rows += rg.num_rows() as u64;
+            let group = reader.get_row_group(index)?;
+            let mut columns = (0..schema.num_columns())
+                .map(|c| group.get_column_reader(c))
+                .collect::<parquet::errors::Result<Vec<_>>>()
+                .with_context(|| format!("reading {name}"))?;
+            let mut left = group_rows;
+            while left > 0 {
+                let take = left.min(ROW_GROUP_ROWS - buffer.rows);
+                buffer
+                    .read(&mut columns, take)
+                    .with_context(|| format!("reading {name}, row group {index}"))?;
+                left -= take;
+                if buffer.rows == ROW_GROUP_ROWS {
+                    buffer.write(&mut writer)?;
+                }
+            }
         }
+    }
+    if buffer.rows > 0 {
+        buffer.write(&mut writer)?;
     }
     writer.close()?;
     let bytes = std::fs::metadata(out)?.len();
     Ok(Written { rows, bytes })
+}
+
+/// Copy one row group's column chunks as they are.
+fn copy_row_group(
+    writer: &mut SerializedFileWriter<BufWriter<File>>,
+    file: &File,
+    rg: &RowGroupMetaData,
+) -> Result<()> {
+    let mut rg_writer = writer.next_row_group()?;
+    for column in rg.columns() {
+        rg_writer.append_column(
+            file,
+            ColumnCloseResult {
+                bytes_written: column.compressed_size() as u64,
+                rows_written: rg.num_rows() as u64,
+                metadata: column.clone(),
+                bloom_filter: None,
+                column_index: None,
+                offset_index: None,
+            },
+        )?;
+    }
+    rg_writer.close()?;
+    Ok(())
+}
+
+/// Rows decoded from small row groups, waiting to be written as one.
+struct Buffered {
+    rows: usize,
+    /// Per column: values, definition levels (for nullable columns).
+    columns: Vec<(ColumnValues, Option<Vec<i16>>)>,
+}
+
+impl Buffered {
+    fn new(schema: &SchemaDescriptor) -> Buffered {
+        let columns = schema
+            .columns()
+            .iter()
+            .map(|c| {
+                (
+                    ColumnValues::of(c.physical_type()),
+                    (c.max_def_level() > 0).then(Vec::new),
+                )
+            })
+            .collect();
+        Buffered { rows: 0, columns }
+    }
+
+    /// Append the next `rows` rows of every column.
+    fn read(&mut self, readers: &mut [ColumnReader], rows: usize) -> Result<()> {
+        for (reader, (values, defs)) in readers.iter_mut().zip(&mut self.columns) {
+            macro_rules! read {
+                ($r:expr, $v:expr) => {{
+                    let mut done = 0;
+                    while done < rows {
+                        let (records, _, _) =
+                            $r.read_records(rows - done, defs.as_mut(), None, $v)?;
+                        if records == 0 {
+                            bail!("a column ends {} rows early", rows - done);
+                        }
+                        done += records;
+                    }
+                }};
+            }
+            match (reader, values) {
+                (ColumnReader::BoolColumnReader(r), ColumnValues::Bool(v)) => read!(r, v),
+                (ColumnReader::Int32ColumnReader(r), ColumnValues::I32(v)) => read!(r, v),
+                (ColumnReader::Int64ColumnReader(r), ColumnValues::I64(v)) => read!(r, v),
+                (ColumnReader::Int96ColumnReader(r), ColumnValues::I96(v)) => read!(r, v),
+                (ColumnReader::FloatColumnReader(r), ColumnValues::F32(v)) => read!(r, v),
+                (ColumnReader::DoubleColumnReader(r), ColumnValues::F64(v)) => read!(r, v),
+                (ColumnReader::ByteArrayColumnReader(r), ColumnValues::Bytes(v)) => read!(r, v),
+                (ColumnReader::FixedLenByteArrayColumnReader(r), ColumnValues::Fixed(v)) => {
+                    read!(r, v)
+                }
+                _ => bail!("a column reader does not match its schema type"),
+            }
+        }
+        self.rows += rows;
+        Ok(())
+    }
+
+    /// Write the buffered rows as one row group and clear the buffers.
+    fn write(&mut self, writer: &mut SerializedFileWriter<BufWriter<File>>) -> Result<()> {
+        let mut group = writer.next_row_group()?;
+        for (values, defs) in &mut self.columns {
+            let mut column = group
+                .next_column()?
+                .expect("one column writer per schema column");
+            values.write(&mut column, defs.as_deref())?;
+            column.close()?;
+            values.clear();
+            if let Some(defs) = defs {
+                defs.clear();
+            }
+        }
+        group.close()?;
+        self.rows = 0;
+        Ok(())
+    }
 }
 
 /// Rows of a Parquet file, from its footer.
@@ -208,6 +331,68 @@ pub fn count_parquet_rows(path: &Path) -> Result<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Lake files as lake-ingest writes them (optional columns, nulls) merge
+    /// into one row group, value for value, nulls kept.
+    #[test]
+    fn ingest_files_with_nulls_merge_into_one_row_group() {
+        use crate::flatten::schema::ColumnType;
+        use crate::flatten::{FlattenConfig, Flattener};
+        use crate::ingest::parquet::{ParquetFile, ParquetLayout};
+        let layout = Arc::new(
+            ParquetLayout::new(vec![
+                ("t".into(), ColumnType::Int64),
+                ("s".into(), ColumnType::String),
+                ("b".into(), ColumnType::Boolean),
+                ("x".into(), ColumnType::Double),
+            ])
+            .unwrap(),
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let mut flattener = Flattener::new(FlattenConfig::default());
+        let mut sources = Vec::new();
+        let mut expected = Vec::new();
+        for f in 0..3 {
+            let path = dir.path().join(format!("{f}.parquet"));
+            // Row groups of 7 rows: several small groups per file.
+            let mut file = ParquetFile::with_group_rows(&layout, &path, 7).unwrap();
+            for i in 0..20 {
+                let record = match i % 3 {
+                    0 => format!(r#"{{"t":{},"s":"v{i}","b":true,"x":1.5}}"#, f * 1000 + i),
+                    1 => format!(r#"{{"t":{},"s":null}}"#, f * 1000 + i),
+                    _ => format!(r#"{{"s":"é{i}","x":-0.25}}"#),
+                };
+                let mut row = Vec::new();
+                flattener
+                    .flatten_typed(record.as_bytes(), layout.typed(), &mut row)
+                    .unwrap();
+                file.push(&row).unwrap();
+            }
+            file.finish().unwrap();
+            expected.extend(rows_of(&path));
+            sources.push(path);
+        }
+        let refs: Vec<(&Path, &str)> = sources.iter().map(|p| (p.as_path(), "src")).collect();
+        let out = dir.path().join("out.parquet");
+        let written = merge_parquet(&refs, &out).unwrap();
+        assert_eq!(written.rows, 60);
+        let reader = SerializedFileReader::new(File::open(&out).unwrap()).unwrap();
+        assert_eq!(reader.metadata().num_row_groups(), 1);
+        assert_eq!(rows_of(&out), expected);
+        assert!(
+            expected.iter().any(|r| r.contains("s: null")),
+            "nulls covered"
+        );
+    }
+
+    fn rows_of(path: &Path) -> Vec<String> {
+        let reader = SerializedFileReader::new(File::open(path).unwrap()).unwrap();
+        reader
+            .get_row_iter(None)
+            .unwrap()
+            .map(|r| r.unwrap().to_string())
+            .collect()
+    }
 
     #[test]
     fn csv_keeps_one_header_and_fixes_missing_newlines() {

@@ -1,14 +1,15 @@
 //! CSV encoding of flattened records: a fixed column layout (from an Avro
 //! schema or the first record), RFC 4180 quoting, JSON strings decoded.
 //!
-//! Owns: the header, the key -> column map and the per-record column slots.
+//! Owns: the header and the per-record CSV fields (`columns` maps keys to
+//! columns).
 //! Must not: scan JSON (it receives validated leaves from the flattener).
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::HashSet;
 
+use super::columns::{new_layout_id, ColumnSlots};
 use super::scan::{decode_string, ValueKind};
-use super::{ErrorKind, Key, Leaf, Sink};
+use super::{ErrorKind, Leaf, Sink};
 
 /// The columns of a CSV output, in order. Rows end with LF, not CRLF: Hive
 /// and Spark read the lake line by line and would keep a CR in the last column.
@@ -17,21 +18,18 @@ pub struct CsvLayout {
     /// Identity, so a flattener re-attaches only when the layout changes.
     id: u64,
     columns: Vec<String>,
-    index: HashMap<Vec<u8>, usize>,
 }
-
-static NEXT_LAYOUT_ID: AtomicU64 = AtomicU64::new(1);
 
 impl CsvLayout {
     pub fn new(columns: Vec<String>) -> Result<Self, String> {
-        let mut index = HashMap::with_capacity(columns.len());
-        for (i, c) in columns.iter().enumerate() {
-            if index.insert(c.as_bytes().to_vec(), i).is_some() {
+        let mut seen = HashSet::with_capacity(columns.len());
+        for c in &columns {
+            if !seen.insert(c.as_str()) {
                 return Err(format!("column `{c}` appears twice"));
             }
         }
-        let id = NEXT_LAYOUT_ID.fetch_add(1, Ordering::Relaxed);
-        Ok(CsvLayout { id, columns, index })
+        let id = new_layout_id();
+        Ok(CsvLayout { id, columns })
     }
 
     pub fn columns(&self) -> &[String] {
@@ -74,44 +72,19 @@ fn push_quoted_if_needed(field: &[u8], out: &mut Vec<u8>) {
 /// Per-record slots: the encoded field of each column, in an arena.
 #[derive(Default)]
 pub(super) struct CsvSink {
-    layout: u64,
-    index: HashMap<Vec<u8>, usize>,
-    names: Vec<Vec<u8>>,
-    /// (generation, start, end) into `arena` per column.
-    slots: Vec<(u32, u32, u32)>,
+    columns: ColumnSlots,
+    /// (start, end) into `arena` per column set in this record.
+    ranges: Vec<(u32, u32)>,
     arena: Vec<u8>,
     decoded: Vec<u8>,
-    generation: u32,
-    /// Column expected next: records usually follow the header order.
-    next: usize,
 }
 
 impl CsvSink {
     /// Use `layout`'s columns (cheap when it is the same layout as last time).
     pub(super) fn attach(&mut self, layout: &CsvLayout) {
-        if self.layout == layout.id {
-            return;
-        }
-        self.layout = layout.id;
-        self.index = layout.index.clone();
-        self.names = layout
-            .columns
-            .iter()
-            .map(|c| c.as_bytes().to_vec())
-            .collect();
-        self.slots = vec![(0, 0, 0); layout.columns.len()];
-        self.generation = 0;
-    }
-
-    #[inline]
-    fn column_of(&mut self, key: Key<'_>) -> Option<usize> {
-        if self.names.get(self.next).is_some_and(|n| key.eq_bytes(n)) {
-            return Some(self.next);
-        }
-        if key.prefix.is_empty() {
-            self.index.get(key.last).copied()
-        } else {
-            self.index.get(&key.to_vec()).copied()
+        let names = layout.columns.iter().map(String::as_str);
+        if self.columns.attach(layout.id, "the CSV header", names) {
+            self.ranges = vec![(0, 0); self.columns.len()];
         }
     }
 }
@@ -119,29 +92,14 @@ impl CsvSink {
 impl Sink for CsvSink {
     #[inline]
     fn begin(&mut self, _out: &mut Vec<u8>) {
-        self.generation = self.generation.wrapping_add(1);
-        if self.generation == 0 {
-            self.slots.iter_mut().for_each(|s| s.0 = 0);
-            self.generation = 1;
-        }
+        self.columns.begin();
         self.arena.clear();
-        self.next = 0;
     }
 
     #[inline]
     fn leaf(&mut self, _out: &mut Vec<u8>, leaf: &Leaf<'_>) -> Result<(), ErrorKind> {
         let (value, kind) = (leaf.value, leaf.kind);
-        let Some(col) = self.column_of(leaf.key) else {
-            return Err(ErrorKind::UnknownColumn {
-                key: String::from_utf8_lossy(&leaf.key.to_vec()).into_owned(),
-            });
-        };
-        if self.slots[col].0 == self.generation {
-            return Err(ErrorKind::Collision {
-                key: String::from_utf8_lossy(&leaf.key.to_vec()).into_owned(),
-            });
-        }
-        self.next = col + 1;
+        let col = self.columns.claim(leaf.key)?;
         let start = self.arena.len() as u32;
         match kind {
             ValueKind::String => {
@@ -165,17 +123,17 @@ impl Sink for CsvSink {
                 self.arena.extend_from_slice(value)
             }
         }
-        self.slots[col] = (self.generation, start, self.arena.len() as u32);
+        self.ranges[col] = (start, self.arena.len() as u32);
         Ok(())
     }
 
     #[inline]
     fn end(&mut self, out: &mut Vec<u8>, _record: &[u8]) -> Result<(), ErrorKind> {
-        for (i, &(generation, start, end)) in self.slots.iter().enumerate() {
+        for (i, &(start, end)) in self.ranges.iter().enumerate() {
             if i > 0 {
                 out.push(b',');
             }
-            if generation == self.generation {
+            if self.columns.is_set(i) {
                 out.extend_from_slice(&self.arena[start as usize..end as usize]);
             }
         }
@@ -219,7 +177,10 @@ mod tests {
         assert_eq!(csv(&["a", "b"], r#"{"b":true}"#).unwrap(), ",true\n");
         assert_eq!(
             csv(&["a"], r#"{"a":1,"z":{"y":2}}"#),
-            Err(ErrorKind::UnknownColumn { key: "z_y".into() })
+            Err(ErrorKind::UnknownColumn {
+                key: "z_y".into(),
+                of: "the CSV header"
+            })
         );
         assert_eq!(
             csv(&["a"], r#"{"a":1,"a":2}"#),

@@ -13,18 +13,23 @@
 //! buffers. No allocation per record in the steady state: scratch buffers
 //! are reused and output is appended to the caller's buffer.
 
+mod columns;
 pub mod csv;
 pub mod dead_letter;
 pub mod scan;
 pub mod schema;
 pub mod stream;
+pub mod typed;
 
 use std::fmt;
 
+use crate::hash::hash_bytes;
 use scan::Cursor;
 pub use scan::ValueKind;
 
 pub use self::csv::CsvLayout;
+pub use self::typed::TypedLayout;
+use schema::ColumnType;
 
 /// Default nesting limit (objects and arrays), as serde_json's is 128.
 pub const DEFAULT_MAX_DEPTH: usize = 64;
@@ -56,9 +61,18 @@ pub enum ErrorKind {
     EnvelopePayload {
         found: &'static str,
     },
-    /// CSV: a key that is not a column of the header.
+    /// A fixed-column output (CSV, typed columns): a key that is not one
+    /// of the columns (`of` says which: "the CSV header", "the schema").
     UnknownColumn {
         key: String,
+        of: &'static str,
+    },
+    /// A typed-column output: a value that does not fit its column's type.
+    Type {
+        key: String,
+        column: ColumnType,
+        /// The value's JSON text (shortened when long).
+        value: String,
     },
     /// Bytes after the closing brace.
     Trailing {
@@ -86,8 +100,14 @@ impl fmt::Display for ErrorKind {
                     "JsonConverter envelope whose payload is {found}, not an object"
                 )
             }
-            ErrorKind::UnknownColumn { key } => {
-                write!(f, "key `{key}` is not a column of the CSV header")
+            ErrorKind::UnknownColumn { key, of } => {
+                write!(f, "key `{key}` is not a column of {of}")
+            }
+            ErrorKind::Type { key, column, value } => {
+                write!(
+                    f,
+                    "column `{key}` is {column:?} in the schema; the record has {value}"
+                )
             }
             ErrorKind::Trailing { at } => write!(
                 f,
@@ -299,6 +319,7 @@ pub struct Flattener {
     seen: KeySet,
     template: KeyTemplate,
     csv: Option<csv::CsvSink>,
+    typed: Option<typed::TypedSink>,
     /// A flattened key whose value the caller wants back (the partitioning
     /// time field), and where it was in the last record.
     capture_key: Option<Vec<u8>>,
@@ -315,6 +336,7 @@ impl Flattener {
             seen: KeySet::default(),
             template: KeyTemplate::default(),
             csv: None,
+            typed: None,
             capture_key: None,
             captured: None,
         }
@@ -361,6 +383,25 @@ impl Flattener {
             .run(record, out, &mut sink)
             .inspect_err(|_| out.truncate(mark));
         self.csv = Some(sink);
+        result
+    }
+
+    /// Flatten one record, check it against `layout`'s typed columns and
+    /// append it to `out` as one typed row (`typed::TypedRow` reads it). On
+    /// error `out` is left as it was.
+    pub fn flatten_typed(
+        &mut self,
+        record: &[u8],
+        layout: &TypedLayout,
+        out: &mut Vec<u8>,
+    ) -> Result<(), ErrorKind> {
+        let mark = out.len();
+        let mut sink = self.typed.take().unwrap_or_default();
+        sink.attach(layout);
+        let result = self
+            .run(record, out, &mut sink)
+            .inspect_err(|_| out.truncate(mark));
+        self.typed = Some(sink);
         result
     }
 
@@ -805,21 +846,6 @@ impl KeySet {
             self.slots[i] = s;
         }
     }
-}
-
-/// FxHash-style multiplicative hash over 8-byte words; keys are short.
-#[inline]
-fn hash_bytes(bytes: &[u8]) -> u64 {
-    const K: u64 = 0x517c_c1b7_2722_0a95;
-    let mut h = bytes.len() as u64;
-    let mut chunks = bytes.chunks_exact(8);
-    for c in &mut chunks {
-        h = (h.rotate_left(5) ^ u64::from_le_bytes(c.try_into().expect("8 bytes"))).wrapping_mul(K);
-    }
-    let mut tail = [0u8; 8];
-    tail[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
-    h = (h.rotate_left(5) ^ u64::from_le_bytes(tail)).wrapping_mul(K);
-    h ^ (h >> 29)
 }
 
 #[cfg(test)]

@@ -135,12 +135,11 @@ pub async fn run(opts: &BackfillOptions) -> Result<BackfillReport> {
                 let mut rest = super::trim_ws(line);
                 while !rest.is_empty() {
                     position += 1;
-                    let record_id = position.to_string();
                     match pipeline.record(
                         &mut writer,
                         &url_for_task,
                         position,
-                        &record_id,
+                        &position,
                         rest,
                         arrival.unwrap_or(0),
                     ) {

@@ -41,8 +41,9 @@ pub enum LakeFormat {
     /// on partitioned text tables, so a header would be a row there; the
     /// table declares the columns (`lakectl`'s `render::hive`).
     Csv(CsvLayout),
-    /// Typed columns; rows are checked on the way in (a record that does not
-    /// fit is a dead letter) and encoded when a file closes.
+    /// Typed columns; rows are checked while they are flattened (a record
+    /// that does not fit is a dead letter) and go straight into the open
+    /// file's column buffers.
     Parquet(std::sync::Arc<parquet::ParquetLayout>),
 }
 
@@ -126,22 +127,25 @@ impl Pipeline {
     /// `position` name it). `arrival_secs` is used for arrival-time
     /// partitioning. Returns how many bytes of `input` the record took: all,
     /// or less when another record follows back to back (the caller goes
-    /// on from there). Only writer (I/O) failures are errors.
+    /// on from there). Only writer (I/O) failures are errors. `id` is
+    /// formatted only when it names a new file or a dead letter.
     pub fn record(
         &mut self,
         writer: &mut PartitionedWriter<'_>,
         source: &str,
         position: u64,
-        id: &str,
+        id: &dyn std::fmt::Display,
         input: &[u8],
         arrival_secs: i64,
     ) -> Result<usize> {
         self.row.clear();
         let flattened = match &self.format {
-            LakeFormat::Ndjson | LakeFormat::Parquet(_) => {
-                self.flattener.flatten_ndjson(input, &mut self.row)
-            }
+            LakeFormat::Ndjson => self.flattener.flatten_ndjson(input, &mut self.row),
             LakeFormat::Csv(layout) => self.flattener.flatten_csv(input, layout, &mut self.row),
+            LakeFormat::Parquet(layout) => {
+                self.flattener
+                    .flatten_typed(input, layout.typed(), &mut self.row)
+            }
         };
         if let Err(ErrorKind::Trailing { at }) = flattened {
             // A complete object with more after it: the first of several.
@@ -154,9 +158,8 @@ impl Pipeline {
         let when = flattened
             .map_err(|e| e.to_string())
             .and_then(|()| match &self.format {
-                LakeFormat::Parquet(layout) => layout.check(&self.row),
                 LakeFormat::Csv(_) => csv_row_fits_text_tables(&self.row),
-                LakeFormat::Ndjson => Ok(()),
+                LakeFormat::Ndjson | LakeFormat::Parquet(_) => Ok(()),
             })
             .and_then(|()| match &self.partition_by {
                 PartitionBy::ArrivalTime => Ok(arrival_secs),

@@ -1,333 +1,410 @@
-//! Parquet lake files: flattened rows checked against typed columns (from an
-//! Avro record schema), then a finished file of rows encoded column by
-//! column with Snappy.
+//! Parquet lake files, written as the rows come: each typed row (from the
+//! flattener, already checked against the schema's types) goes straight into
+//! per-column buffers, which become a row group when they are large enough.
 //!
-//! Owns: the column layout of Parquet files, the per-record type check (a
-//! record that does not fit is a dead letter, never a lost or mangled row)
-//! and the NDJSON -> Parquet encoding of one closed file, in row groups so
-//! memory stays bounded. Must not: roll, name or publish files (the
-//! partitioned writer does) or flatten records.
+//! Owns: the column layout of Parquet files (physical and logical types;
+//! encodings and compression are `parquet_encoding`'s) and one file being written, in row groups so
+//! memory stays bounded. Must not: check or flatten records (the flattener's
+//! typed sink does), roll, name or publish files (the partitioned writer
+//! does).
 
-use std::collections::HashMap;
 use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::BufWriter;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
-use parquet::basic::{Compression, LogicalType, Repetition, Type as PhysicalType};
-use parquet::data_type::{
-    BoolType, ByteArray, ByteArrayType, DoubleType, FloatType, Int32Type, Int64Type,
-};
-use parquet::file::properties::WriterProperties;
+use bytes::Bytes;
+use parquet::basic::{LogicalType, Repetition, Type as PhysicalType};
+use parquet::data_type::ByteArray;
+use parquet::file::properties::WriterPropertiesPtr;
 use parquet::file::writer::SerializedFileWriter;
-use parquet::schema::types::Type;
-use serde_json::{Map, Value};
+use parquet::schema::types::{SchemaDescriptor, Type};
 
 use crate::flatten::schema::ColumnType;
+use crate::flatten::typed::{TypedRow, TypedValue};
+use crate::flatten::TypedLayout;
+use crate::parquet_encoding::{writer_properties, ColumnValues};
 
-/// Rows per row group: bounds the memory of one conversion.
-const ROW_GROUP_ROWS: usize = 65_536;
+pub use crate::parquet_encoding::ROW_GROUP_ROWS;
 
-/// The typed columns of Parquet lake files.
-#[derive(Debug, Clone)]
+/// Bytes of buffered values at which a file's row group is written even
+/// with fewer rows (wide rows, long strings).
+pub const ROW_GROUP_BYTES: usize = 64 << 20;
+
+/// The typed columns of Parquet lake files and how they are encoded.
+#[derive(Debug)]
 pub struct ParquetLayout {
-    columns: Vec<(String, ColumnType)>,
-    index: HashMap<String, usize>,
+    typed: TypedLayout,
+    schema: Arc<Type>,
+    props: WriterPropertiesPtr,
+    /// Column buffers of finished files, for the next file to reuse.
+    spare: Mutex<Vec<Group>>,
 }
 
 impl ParquetLayout {
     pub fn new(columns: Vec<(String, ColumnType)>) -> Result<ParquetLayout, String> {
-        if columns.is_empty() {
-            return Err("a Parquet layout needs at least one column".into());
-        }
-        let mut index = HashMap::new();
-        for (i, (name, _)) in columns.iter().enumerate() {
-            if index.insert(name.clone(), i).is_some() {
-                return Err(format!("column `{name}` appears twice"));
-            }
-        }
-        Ok(ParquetLayout { columns, index })
+        let typed = TypedLayout::new(columns)?;
+        let schema = schema(typed.columns()).map_err(|e| e.to_string())?;
+        let props = writer_properties(&SchemaDescriptor::new(schema.clone()), "lake-ingest");
+        Ok(ParquetLayout {
+            typed,
+            schema,
+            props: Arc::new(props),
+            spare: Mutex::new(Vec::new()),
+        })
     }
 
     pub fn columns(&self) -> &[(String, ColumnType)] {
-        &self.columns
+        self.typed.columns()
     }
 
-    /// Whether a flattened NDJSON row fits the columns; the reason if not.
-    pub fn check(&self, row: &[u8]) -> Result<(), String> {
-        let object = parse_row(row)?;
-        for (key, value) in &object {
-            let Some(&i) = self.index.get(key) else {
-                return Err(format!("key `{key}` is not a column of the schema"));
+    /// The typed columns the flattener checks rows against.
+    pub fn typed(&self) -> &TypedLayout {
+        &self.typed
+    }
+}
+
+fn schema(columns: &[(String, ColumnType)]) -> parquet::errors::Result<Arc<Type>> {
+    let fields = columns
+        .iter()
+        .map(|(name, ty)| {
+            let logical = match ty {
+                ColumnType::String => Some(LogicalType::String),
+                ColumnType::Json => Some(LogicalType::Json),
+                _ => None,
             };
-            let ty = self.columns[i].1;
-            if !fits(ty, value) {
-                return Err(format!(
-                    "column `{key}` is {ty:?} in the schema; the record has {value}"
-                ));
-            }
+            Type::primitive_type_builder(name, physical_type(*ty))
+                .with_repetition(Repetition::OPTIONAL)
+                .with_logical_type(logical)
+                .build()
+                .map(Arc::new)
+        })
+        .collect::<parquet::errors::Result<Vec<_>>>()?;
+    Ok(Arc::new(
+        Type::group_type_builder("record")
+            .with_fields(fields)
+            .build()?,
+    ))
+}
+
+/// One Parquet file being written.
+pub struct ParquetFile {
+    layout: Arc<ParquetLayout>,
+    writer: SerializedFileWriter<BufWriter<File>>,
+    group: Group,
+    rows_per_group: usize,
+}
+
+impl ParquetFile {
+    pub fn create(layout: &Arc<ParquetLayout>, path: &Path) -> Result<ParquetFile> {
+        ParquetFile::with_group_rows(layout, path, ROW_GROUP_ROWS)
+    }
+
+    /// A file whose row groups hold (at most) `rows_per_group` rows.
+    pub fn with_group_rows(
+        layout: &Arc<ParquetLayout>,
+        path: &Path,
+        rows_per_group: usize,
+    ) -> Result<ParquetFile> {
+        let out = File::create(path).with_context(|| format!("creating {}", path.display()))?;
+        let writer = SerializedFileWriter::new(
+            BufWriter::with_capacity(256 << 10, out),
+            layout.schema.clone(),
+            layout.props.clone(),
+        )?;
+        let group = layout
+            .spare
+            .lock()
+            .ok()
+            .and_then(|mut spare| spare.pop())
+            .unwrap_or_else(|| Group::new(layout.columns()));
+        Ok(ParquetFile {
+            layout: layout.clone(),
+            writer,
+            group,
+            rows_per_group: rows_per_group.max(1),
+        })
+    }
+
+    /// Append one typed row (`Flattener::flatten_typed`'s output).
+    #[inline]
+    pub fn push(&mut self, row: &[u8]) -> Result<()> {
+        self.group
+            .push(self.layout.columns(), row)
+            .map_err(anyhow::Error::msg)?;
+        if self.group.rows >= self.rows_per_group || self.group.bytes >= ROW_GROUP_BYTES {
+            self.write_group()?;
         }
         Ok(())
     }
 
-    fn schema(&self) -> Result<Arc<Type>> {
-        let fields = self
-            .columns
-            .iter()
-            .map(|(name, ty)| {
-                let (physical, logical) = match ty {
-                    ColumnType::Boolean => (PhysicalType::BOOLEAN, None),
-                    ColumnType::Int32 => (PhysicalType::INT32, None),
-                    ColumnType::Int64 => (PhysicalType::INT64, None),
-                    ColumnType::Float => (PhysicalType::FLOAT, None),
-                    ColumnType::Double => (PhysicalType::DOUBLE, None),
-                    ColumnType::String => (PhysicalType::BYTE_ARRAY, Some(LogicalType::String)),
-                    ColumnType::Json => (PhysicalType::BYTE_ARRAY, Some(LogicalType::Json)),
-                };
-                Type::primitive_type_builder(name, physical)
-                    .with_repetition(Repetition::OPTIONAL)
-                    .with_logical_type(logical)
-                    .build()
-                    .map(Arc::new)
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Arc::new(
-            Type::group_type_builder("record")
-                .with_fields(fields)
-                .build()?,
-        ))
+    /// Bytes of values buffered for the current row group.
+    pub fn buffered_bytes(&self) -> usize {
+        self.group.bytes
     }
 
-    /// Encode the flattened NDJSON rows of `src` (each already `check`ed)
-    /// as a Parquet file at `dest`.
-    pub fn convert(&self, src: &Path, dest: &Path) -> Result<()> {
-        let props = Arc::new(
-            WriterProperties::builder()
-                .set_compression(Compression::SNAPPY)
-                .set_created_by("lake-ingest".into())
-                .build(),
-        );
-        let out = File::create(dest).with_context(|| format!("creating {}", dest.display()))?;
-        let mut writer = SerializedFileWriter::new(out, self.schema()?, props)?;
-        let input = BufReader::with_capacity(
-            256 << 10,
-            File::open(src).with_context(|| format!("opening {}", src.display()))?,
-        );
-        let mut group = Group::new(&self.columns);
-        for (n, line) in input.split(b'\n').enumerate() {
-            let line = line?;
-            if line.is_empty() {
-                continue;
-            }
-            let row = parse_row(&line)
-                .map_err(|e| anyhow::anyhow!("{}: row {}: {e}", src.display(), n + 1))?;
-            group.push(self, &row);
-            if group.rows == ROW_GROUP_ROWS {
-                group.write(&mut writer)?;
-                group = Group::new(&self.columns);
+    /// Write the buffered rows as a row group now (the writer does so when
+    /// the memory of all open files runs over its budget).
+    pub fn write_group(&mut self) -> Result<()> {
+        if self.group.rows == 0 {
+            return Ok(());
+        }
+        self.group.write(&mut self.writer)
+    }
+
+    /// Write what is buffered and the footer; returns the file's size.
+    pub fn finish(mut self) -> Result<u64> {
+        self.write_group()?;
+        // The next file reuses the buffers (no page faults, no regrowth),
+        // unless they grew large.
+        let group = std::mem::replace(&mut self.group, Group::empty());
+        if group.capacity() <= SPARE_MAX_BYTES {
+            if let Ok(mut spare) = self.layout.spare.lock() {
+                if spare.len() < SPARE_GROUPS {
+                    spare.push(group);
+                }
             }
         }
-        if group.rows > 0 {
-            group.write(&mut writer)?;
-        }
-        writer.close()?;
-        Ok(())
+        let out = self.writer.into_inner()?;
+        let file = out.into_inner().map_err(|e| e.into_error())?;
+        Ok(file.metadata()?.len())
     }
 }
 
-fn parse_row(row: &[u8]) -> Result<Map<String, Value>, String> {
-    match serde_json::from_slice::<Value>(row) {
-        Ok(Value::Object(m)) => Ok(m),
-        Ok(_) => Err("the flattened record is not an object".into()),
-        Err(e) => Err(format!("the flattened record does not parse: {e}")),
-    }
+/// Column buffers kept for reuse per layout: how many, and up to what size.
+const SPARE_GROUPS: usize = 2;
+const SPARE_MAX_BYTES: usize = 16 << 20;
+
+/// One column of a row group being buffered: its values, definition
+/// levels (1 = a value, 0 = null) and, for strings, every value's bytes
+/// back to back and where each ends (the values become slices of them).
+struct Column {
+    values: ColumnValues,
+    defs: Vec<i16>,
+    arena: Vec<u8>,
+    ends: Vec<usize>,
 }
 
-fn fits(ty: ColumnType, v: &Value) -> bool {
-    match (ty, v) {
-        (_, Value::Null) | (ColumnType::Json, _) => true,
-        (ColumnType::Boolean, Value::Bool(_)) => true,
-        (ColumnType::Int32, Value::Number(n)) => {
-            n.as_i64().is_some_and(|x| i32::try_from(x).is_ok())
-        }
-        (ColumnType::Int64, Value::Number(n)) => n.as_i64().is_some(),
-        (ColumnType::Float | ColumnType::Double, Value::Number(n)) => n.as_f64().is_some(),
-        (ColumnType::String, Value::String(_)) => true,
-        _ => false,
-    }
-}
-
-/// One column's values of a row group, without nulls, and its definition
-/// levels (1 = a value, 0 = null).
-enum Values {
-    Bool(Vec<bool>),
-    I32(Vec<i32>),
-    I64(Vec<i64>),
-    F32(Vec<f32>),
-    F64(Vec<f64>),
-    Bytes(Vec<ByteArray>),
-}
-
-struct Group {
+/// The buffered rows of one row group. Cleared, not dropped, when written.
+pub(crate) struct Group {
     rows: usize,
-    columns: Vec<(Values, Vec<i16>)>,
+    bytes: usize,
+    columns: Vec<Column>,
+}
+
+impl std::fmt::Debug for Group {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Group({} rows)", self.rows)
+    }
 }
 
 impl Group {
+    fn empty() -> Group {
+        Group {
+            rows: 0,
+            bytes: 0,
+            columns: Vec::new(),
+        }
+    }
+
     fn new(columns: &[(String, ColumnType)]) -> Group {
         Group {
             rows: 0,
+            bytes: 0,
             columns: columns
                 .iter()
-                .map(|(_, ty)| {
-                    let values = match ty {
-                        ColumnType::Boolean => Values::Bool(Vec::new()),
-                        ColumnType::Int32 => Values::I32(Vec::new()),
-                        ColumnType::Int64 => Values::I64(Vec::new()),
-                        ColumnType::Float => Values::F32(Vec::new()),
-                        ColumnType::Double => Values::F64(Vec::new()),
-                        ColumnType::String | ColumnType::Json => Values::Bytes(Vec::new()),
-                    };
-                    (values, Vec::new())
+                .map(|(_, ty)| Column {
+                    values: ColumnValues::of(physical_type(*ty)),
+                    defs: Vec::new(),
+                    arena: Vec::new(),
+                    ends: Vec::new(),
                 })
                 .collect(),
         }
     }
 
-    fn push(&mut self, layout: &ParquetLayout, row: &Map<String, Value>) {
-        self.rows += 1;
-        for (i, (name, ty)) in layout.columns.iter().enumerate() {
-            let (values, defs) = &mut self.columns[i];
-            let value = row.get(name).filter(|v| !v.is_null());
-            let Some(v) = value else {
-                defs.push(0);
-                continue;
-            };
-            defs.push(1);
-            match values {
-                Values::Bool(x) => x.push(v.as_bool().unwrap_or_default()),
-                Values::I32(x) => x.push(v.as_i64().unwrap_or_default() as i32),
-                Values::I64(x) => x.push(v.as_i64().unwrap_or_default()),
-                Values::F32(x) => x.push(v.as_f64().unwrap_or_default() as f32),
-                Values::F64(x) => x.push(v.as_f64().unwrap_or_default()),
-                Values::Bytes(x) => x.push(match (ty, v) {
-                    (ColumnType::String, Value::String(s)) => {
-                        ByteArray::from(s.as_bytes().to_vec())
-                    }
-                    _ => ByteArray::from(v.to_string().into_bytes()),
-                }),
-            }
-        }
+    /// Bytes the buffers hold (allocated, not used).
+    fn capacity(&self) -> usize {
+        self.columns
+            .iter()
+            .map(|c| {
+                c.values.capacity_bytes()
+                    + c.defs.capacity() * 2
+                    + c.arena.capacity()
+                    + c.ends.capacity() * 8
+            })
+            .sum()
     }
 
-    fn write(self, writer: &mut SerializedFileWriter<File>) -> Result<()> {
+    #[inline]
+    fn push(&mut self, columns: &[(String, ColumnType)], row: &[u8]) -> Result<(), String> {
+        let mut values = TypedRow::new(row);
+        for ((_, ty), column) in columns.iter().zip(&mut self.columns) {
+            let Some(value) = values.next(*ty)? else {
+                column.defs.push(0);
+                continue;
+            };
+            column.defs.push(1);
+            match (&mut column.values, value) {
+                (ColumnValues::Bool(x), TypedValue::Bool(v)) => x.push(v),
+                (ColumnValues::I32(x), TypedValue::I32(v)) => x.push(v),
+                (ColumnValues::I64(x), TypedValue::I64(v)) => x.push(v),
+                (ColumnValues::F32(x), TypedValue::F32(v)) => x.push(v),
+                (ColumnValues::F64(x), TypedValue::F64(v)) => x.push(v),
+                (ColumnValues::Bytes(_), TypedValue::Bytes(v)) => {
+                    column.arena.extend_from_slice(v);
+                    column.ends.push(column.arena.len());
+                }
+                _ => unreachable!("TypedRow reads each column as its own type"),
+            }
+        }
+        self.rows += 1;
+        self.bytes += row.len();
+        Ok(())
+    }
+
+    /// Write the rows as one row group and clear the buffers.
+    fn write(&mut self, writer: &mut SerializedFileWriter<BufWriter<File>>) -> Result<()> {
         let mut group = writer.next_row_group()?;
-        for (values, defs) in self.columns {
+        for c in &mut self.columns {
             let mut column = group
                 .next_column()?
                 .expect("one column writer per schema column");
-            let defs = Some(defs.as_slice());
-            match values {
-                Values::Bool(v) => column.typed::<BoolType>().write_batch(&v, defs, None)?,
-                Values::I32(v) => column.typed::<Int32Type>().write_batch(&v, defs, None)?,
-                Values::I64(v) => column.typed::<Int64Type>().write_batch(&v, defs, None)?,
-                Values::F32(v) => column.typed::<FloatType>().write_batch(&v, defs, None)?,
-                Values::F64(v) => column.typed::<DoubleType>().write_batch(&v, defs, None)?,
-                Values::Bytes(v) => column
-                    .typed::<ByteArrayType>()
-                    .write_batch(&v, defs, None)?,
+            // Strings: slices of one shared buffer, no allocation per value.
+            let shared = match &mut c.values {
+                ColumnValues::Bytes(slices) => {
+                    let capacity = c.arena.capacity();
+                    let shared = Bytes::from(std::mem::take(&mut c.arena));
+                    let mut start = 0;
+                    slices.extend(c.ends.iter().map(|&end| {
+                        let value = ByteArray::from(shared.slice(start..end));
+                        start = end;
+                        value
+                    }));
+                    c.ends.clear();
+                    Some((shared, capacity))
+                }
+                _ => None,
             };
+            let written = c.values.write(&mut column, Some(&c.defs));
+            c.values.clear();
+            c.defs.clear();
+            written?;
             column.close()?;
+            if let Some((shared, capacity)) = shared {
+                // Take the buffer back when nothing else holds it.
+                c.arena = match shared.try_into_mut() {
+                    Ok(unique) => Vec::from(unique),
+                    Err(_) => Vec::with_capacity(capacity),
+                };
+                c.arena.clear();
+            }
         }
         group.close()?;
+        self.rows = 0;
+        self.bytes = 0;
         Ok(())
+    }
+}
+
+fn physical_type(ty: ColumnType) -> PhysicalType {
+    match ty {
+        ColumnType::Boolean => PhysicalType::BOOLEAN,
+        ColumnType::Int32 => PhysicalType::INT32,
+        ColumnType::Int64 => PhysicalType::INT64,
+        ColumnType::Float => PhysicalType::FLOAT,
+        ColumnType::Double => PhysicalType::DOUBLE,
+        ColumnType::String | ColumnType::Json => PhysicalType::BYTE_ARRAY,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::flatten::{FlattenConfig, Flattener};
+    use parquet::basic::Compression;
     use parquet::file::reader::{FileReader, SerializedFileReader};
+    use parquet::record::RowAccessor;
 
-    fn layout() -> ParquetLayout {
-        ParquetLayout::new(vec![
-            ("ordertime".into(), ColumnType::Int64),
-            ("orderid".into(), ColumnType::Int32),
-            ("itemid".into(), ColumnType::String),
-            ("orderunits".into(), ColumnType::Double),
-            ("gift".into(), ColumnType::Boolean),
-            ("tags".into(), ColumnType::Json),
-        ])
-        .unwrap()
-    }
-
-    #[test]
-    fn rows_that_do_not_fit_are_named() {
-        let l = layout();
-        assert!(l
-            .check(br#"{"ordertime":1,"itemid":"a","tags":[1,"x"]}"#)
-            .is_ok());
-        assert!(l.check(br#"{"orderid":null}"#).is_ok());
-        assert_eq!(
-            l.check(br#"{"orderid":"7"}"#).unwrap_err(),
-            r#"column `orderid` is Int32 in the schema; the record has "7""#
-        );
-        assert_eq!(
-            l.check(br#"{"orderid":4294967296}"#).unwrap_err(),
-            "column `orderid` is Int32 in the schema; the record has 4294967296"
-        );
-        assert_eq!(
-            l.check(br#"{"colour":"red"}"#).unwrap_err(),
-            "key `colour` is not a column of the schema"
-        );
-        assert_eq!(
-            l.check(br#"{"ordertime":1.5}"#).unwrap_err(),
-            "column `ordertime` is Int64 in the schema; the record has 1.5"
-        );
+    fn layout() -> Arc<ParquetLayout> {
+        Arc::new(
+            ParquetLayout::new(vec![
+                ("ordertime".into(), ColumnType::Int64),
+                ("orderid".into(), ColumnType::Int32),
+                ("itemid".into(), ColumnType::String),
+                ("orderunits".into(), ColumnType::Double),
+                ("gift".into(), ColumnType::Boolean),
+                ("tags".into(), ColumnType::Json),
+                ("ratio".into(), ColumnType::Float),
+            ])
+            .unwrap(),
+        )
     }
 
     #[test]
     fn a_file_of_rows_reads_back_value_for_value() {
         let dir = tempfile::tempdir().unwrap();
-        let src = dir.path().join("rows.ndjson");
-        let mut rows = String::new();
-        for i in 0..(ROW_GROUP_ROWS + 10) {
-            rows.push_str(&format!(
-                "{{\"ordertime\":{},\"orderid\":{i},\"itemid\":\"Item_{i}\",\"orderunits\":{}.5,\"gift\":{}}}\n",
+        let dest = dir.path().join("rows.parquet");
+        let layout = layout();
+        let group_rows = 1000;
+        let mut file = ParquetFile::with_group_rows(&layout, &dest, group_rows).unwrap();
+        let mut flattener = Flattener::new(FlattenConfig::default());
+        let mut row = Vec::new();
+        let mut push = |record: &str| {
+            row.clear();
+            flattener
+                .flatten_typed(record.as_bytes(), layout.typed(), &mut row)
+                .unwrap();
+            file.push(&row).unwrap();
+        };
+        for i in 0..(group_rows + 10) {
+            push(&format!(
+                "{{\"ordertime\":{},\"orderid\":{i},\"itemid\":\"Item_{}\",\"orderunits\":{}.5,\"gift\":{},\"ratio\":0.25}}",
                 1_500_000_000_000i64 + i as i64,
+                i % 7,
                 i % 10,
                 i % 2 == 0
             ));
         }
-        rows.push_str("{\"itemid\":\"ü \\\"q\\\"\",\"tags\":[1,{\"a\":null}]}\n");
-        std::fs::write(&src, rows).unwrap();
-        let dest = dir.path().join("rows.parquet");
-        layout().convert(&src, &dest).unwrap();
+        push("{\"itemid\":\"\\u00fc \\\"q\\\"\",\"tags\":[1,{\"a\":null}]}");
+        let size = file.finish().unwrap();
+        assert_eq!(size, std::fs::metadata(&dest).unwrap().len());
 
         let reader = SerializedFileReader::new(File::open(&dest).unwrap()).unwrap();
         let meta = reader.metadata();
-        assert_eq!(meta.file_metadata().num_rows(), ROW_GROUP_ROWS as i64 + 11);
+        assert_eq!(meta.file_metadata().num_rows(), group_rows as i64 + 11);
         assert_eq!(meta.num_row_groups(), 2, "row groups bound memory");
+        let first = meta.row_group(0);
+        assert_eq!(first.num_rows(), group_rows as i64);
+        assert_eq!(first.column(0).compression(), Compression::SNAPPY);
+        // Statistics are written: readers skip row groups by them.
+        let stats = first.column(1).statistics().expect("orderid statistics");
+        assert_eq!(stats.min_bytes_opt(), Some(&0i32.to_le_bytes()[..]));
         assert_eq!(
-            meta.row_group(0).column(0).compression(),
-            Compression::SNAPPY
+            stats.max_bytes_opt(),
+            Some(&(group_rows as i32 - 1).to_le_bytes()[..])
         );
+        // Strings repeat: dictionary-encoded; distinct numbers are not.
+        let encodings = |c: usize| first.column(c).encodings().collect::<Vec<_>>();
+        assert!(encodings(2).contains(&parquet::basic::Encoding::RLE_DICTIONARY));
+        assert!(!encodings(0).contains(&parquet::basic::Encoding::RLE_DICTIONARY));
+
         let rows: Vec<parquet::record::Row> = reader
             .get_row_iter(None)
             .unwrap()
             .map(|r| r.unwrap())
             .collect();
-        use parquet::record::RowAccessor;
         let r = &rows[3];
         assert_eq!(r.get_long(0).unwrap(), 1_500_000_000_003);
         assert_eq!(r.get_int(1).unwrap(), 3);
         assert_eq!(r.get_string(2).unwrap(), "Item_3");
         assert_eq!(r.get_double(3).unwrap(), 3.5);
         assert!(!r.get_bool(4).unwrap());
+        assert_eq!(r.get_float(6).unwrap(), 0.25);
         assert_eq!(
-            rows[ROW_GROUP_ROWS + 9].get_int(1).unwrap(),
-            ROW_GROUP_ROWS as i32 + 9
+            rows[group_rows + 9].get_int(1).unwrap(),
+            group_rows as i32 + 9
         );
         let last = rows.last().unwrap();
         assert_eq!(last.get_string(2).unwrap(), "ü \"q\"");
@@ -337,6 +414,21 @@ mod tests {
             .filter(|(_, f)| matches!(f, parquet::record::Field::Null))
             .map(|(name, _)| name.as_str())
             .collect();
-        assert_eq!(nulls, ["ordertime", "orderid", "orderunits", "gift"]);
+        assert_eq!(
+            nulls,
+            ["ordertime", "orderid", "orderunits", "gift", "ratio"]
+        );
+    }
+
+    #[test]
+    fn an_empty_file_is_a_valid_file_of_no_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("empty.parquet");
+        ParquetFile::create(&layout(), &dest)
+            .unwrap()
+            .finish()
+            .unwrap();
+        let reader = SerializedFileReader::new(File::open(&dest).unwrap()).unwrap();
+        assert_eq!(reader.metadata().file_metadata().num_rows(), 0);
     }
 }

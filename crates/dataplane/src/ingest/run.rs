@@ -1027,7 +1027,7 @@ fn process(
         };
         let used = window
             .pipeline
-            .record(&mut window.writer, source, 0, this, rest, arrival)?;
+            .record(&mut window.writer, source, 0, &this, rest, arrival)?;
         rest = super::trim_ws(&rest[used..]);
         object += 1;
     }

@@ -2,15 +2,17 @@
 //! size, record count and age, with a bound on open files (least recently
 //! used closed first) so late, out-of-order data cannot exhaust memory.
 //!
-//! Owns: local files being written, their encoding when closed (Parquet
-//! files are written as rows, then encoded column by column), and their
+//! Owns: local files being written (text rows appended; Parquet rows into
+//! the file's column buffers, row groups written as they fill, within one
+//! memory budget for all open files), and their
 //! publication to the sink through a `Store` (rename on disk, upload to
 //! S3) — at once in the background, or (`holding`) only when `finish` is
 //! called, so a caller can first claim the right to publish (the Kinesis
 //! consumer writes its window's intent). Must not: flatten, parse times or
 //! choose names (callers pass a naming function).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+use std::fmt::Display;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -18,8 +20,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
+use super::parquet::ParquetFile;
 use super::LakeFormat;
+use crate::hash::ShortKeyMap;
 use crate::store::Store;
+
+/// Memory for the buffered row groups of all open Parquet files: past it,
+/// the largest buffer is written as a (smaller) row group.
+const PARQUET_BUFFER_BUDGET: usize = 64 << 20;
 
 /// When files roll and how many stay open.
 #[derive(Debug, Clone)]
@@ -44,11 +52,19 @@ impl Default for RollPolicy {
 struct OpenFile {
     key: String,
     local: PathBuf,
-    out: BufWriter<File>,
+    out: Output,
     bytes: u64,
     records: u64,
     opened: Instant,
     last_used: u64,
+}
+
+/// Where an open file's rows go.
+enum Output {
+    /// NDJSON and CSV: rows appended as they are.
+    Text(BufWriter<File>),
+    /// Typed rows into column buffers.
+    Parquet(Box<ParquetFile>),
 }
 
 /// A published file: its key in the sink and what it holds.
@@ -59,10 +75,9 @@ pub struct Published {
     pub bytes: u64,
 }
 
-/// Closed files being encoded and published in the background: the next
-/// rows are flattened while the disk or S3 takes the last file (and, on
-/// more cores, Parquet files encode in parallel). Bounded, so scratch space
-/// holds at most this many closed files.
+/// Closed files being published in the background: the next rows are
+/// flattened while the disk or S3 takes the last file. Bounded, so scratch
+/// space holds at most this many closed files.
 const PUBLISHING_AT_ONCE: usize = 4;
 
 type Publishing = tokio::task::JoinHandle<Result<Published>>;
@@ -79,7 +94,7 @@ pub struct PartitionedWriter<'a> {
     format: LakeFormat,
     /// Final key of a new file: (partition, id of its first record).
     name: NameFn<'a>,
-    open: HashMap<String, OpenFile>,
+    open: ShortKeyMap<String, OpenFile>,
     /// The partition written last: consecutive records usually share it.
     last: String,
     clock: u64,
@@ -89,6 +104,8 @@ pub struct PartitionedWriter<'a> {
     /// they roll).
     holding: bool,
     held: Vec<Closed>,
+    /// Bytes buffered by all open Parquet files.
+    buffered: usize,
 }
 
 /// A closed file not yet published.
@@ -115,13 +132,14 @@ impl<'a> PartitionedWriter<'a> {
             policy,
             format: format.clone(),
             name: Box::new(name),
-            open: HashMap::new(),
+            open: ShortKeyMap::default(),
             last: String::new(),
             clock: 0,
             publishing: VecDeque::new(),
             published: Vec::new(),
             holding: false,
             held: Vec::new(),
+            buffered: 0,
         }
     }
 
@@ -154,8 +172,9 @@ impl<'a> PartitionedWriter<'a> {
     }
 
     /// Append one row (with its newline) to `partition`'s current file;
-    /// `id` names the record (a new file is named after its first record).
-    pub fn write(&mut self, partition: &str, row: &[u8], id: &str) -> Result<()> {
+    /// `id` names the record (a new file is named after its first record;
+    /// it is formatted only then).
+    pub fn write(&mut self, partition: &str, row: &[u8], id: &dyn Display) -> Result<()> {
         self.clock += 1;
         if self.last != partition && !self.open.contains_key(partition) {
             if self.open.len() >= self.policy.max_open {
@@ -167,17 +186,23 @@ impl<'a> PartitionedWriter<'a> {
                     .expect("not empty");
                 self.close(&oldest)?;
             }
-            let key = (self.name)(partition, id);
+            let key = (self.name)(partition, &id.to_string());
             // Unique per final key and process: shard threads and workers share scratch space.
             let local = self.scratch.join(format!(
                 "{}-{}.partial",
                 std::process::id(),
                 key.replace('/', "_")
             ));
-            let out = BufWriter::with_capacity(
-                256 << 10,
-                File::create(&local).with_context(|| format!("creating {}", local.display()))?,
-            );
+            let out = match &self.format {
+                LakeFormat::Parquet(layout) => {
+                    Output::Parquet(Box::new(ParquetFile::create(layout, &local)?))
+                }
+                _ => Output::Text(BufWriter::with_capacity(
+                    256 << 10,
+                    File::create(&local)
+                        .with_context(|| format!("creating {}", local.display()))?,
+                )),
+            };
             let f = OpenFile {
                 key,
                 local,
@@ -194,34 +219,71 @@ impl<'a> PartitionedWriter<'a> {
             self.last.push_str(partition);
         }
         let f = self.open.get_mut(partition).expect("opened above");
-        f.out.write_all(row)?;
+        match &mut f.out {
+            Output::Text(out) => out.write_all(row)?,
+            Output::Parquet(file) => {
+                let before = file.buffered_bytes();
+                file.push(row)
+                    .with_context(|| format!("writing {}", f.key))?;
+                self.buffered = self.buffered + file.buffered_bytes() - before;
+            }
+        }
         f.bytes += row.len() as u64;
         f.records += 1;
         f.last_used = self.clock;
         // The clock is read every 4096 rows, not every row. (`run` turns age
         // off: its files must end where a replay would end them.)
-        let aged = f.records % 4096 == 0 && f.opened.elapsed() >= self.policy.max_age;
+        let aged = f.records.is_multiple_of(4096) && f.opened.elapsed() >= self.policy.max_age;
         if f.bytes >= self.policy.max_bytes || f.records >= self.policy.max_records || aged {
             self.close(partition)?;
+        }
+        if self.buffered > PARQUET_BUFFER_BUDGET {
+            self.write_largest_group()?;
+        }
+        Ok(())
+    }
+
+    /// Write the largest buffered Parquet row group (memory over budget).
+    fn write_largest_group(&mut self) -> Result<()> {
+        let largest = self
+            .open
+            .values_mut()
+            .filter_map(|f| match &mut f.out {
+                Output::Parquet(file) => Some(file),
+                Output::Text(_) => None,
+            })
+            .max_by_key(|file| file.buffered_bytes());
+        if let Some(file) = largest {
+            self.buffered -= file.buffered_bytes();
+            file.write_group()?;
         }
         Ok(())
     }
 
     /// Close `partition`'s file and start publishing it (or hold it).
     fn close(&mut self, partition: &str) -> Result<()> {
-        let Some(mut f) = self.open.remove(partition) else {
+        let Some(f) = self.open.remove(partition) else {
             return Ok(());
         };
         if self.last == partition {
             self.last.clear();
         }
-        f.out.flush()?;
-        drop(f.out);
+        let bytes = match f.out {
+            Output::Text(mut out) => {
+                out.flush()?;
+                f.bytes
+            }
+            Output::Parquet(file) => {
+                self.buffered -= file.buffered_bytes();
+                file.finish()
+                    .with_context(|| format!("writing {}", f.key))?
+            }
+        };
         let closed = Closed {
             key: f.key,
             local: f.local,
             records: f.records,
-            bytes: f.bytes,
+            bytes,
         };
         if self.holding {
             self.held.push(closed);
@@ -232,16 +294,11 @@ impl<'a> PartitionedWriter<'a> {
 
     /// Start publishing one closed file (bounded: waits for the oldest).
     fn spawn_publish(&mut self, c: Closed) -> Result<()> {
-        let (store, format, runtime) = (
-            self.store.clone(),
-            self.format.clone(),
-            self.runtime.clone(),
+        let (store, runtime) = (self.store.clone(), self.runtime.clone());
+        self.publishing.push_back(
+            self.runtime
+                .spawn_blocking(move || publish(&store, &runtime, c)),
         );
-        let (key, local, records, bytes) = (c.key, c.local, c.records, c.bytes);
-        self.publishing
-            .push_back(self.runtime.spawn_blocking(move || {
-                publish(&store, &format, &runtime, key, local, records, bytes)
-            }));
         while self.publishing.len() > PUBLISHING_AT_ONCE {
             self.wait_oldest()?;
         }
@@ -296,35 +353,15 @@ impl<'a> PartitionedWriter<'a> {
     }
 }
 
-/// Encode (Parquet) and publish one closed file; runs off the writer's thread.
-fn publish(
-    store: &Store,
-    format: &LakeFormat,
-    runtime: &tokio::runtime::Handle,
-    key: String,
-    local: PathBuf,
-    records: u64,
-    bytes: u64,
-) -> Result<Published> {
-    let (file, bytes) = match format {
-        LakeFormat::Parquet(layout) => {
-            let encoded = local.with_extension("parquet.partial");
-            layout
-                .convert(&local, &encoded)
-                .with_context(|| format!("encoding {key} as Parquet"))?;
-            let _ = std::fs::remove_file(&local);
-            let bytes = std::fs::metadata(&encoded)?.len();
-            (encoded, bytes)
-        }
-        _ => (local, bytes),
-    };
+/// Publish one closed file; runs off the writer's thread.
+fn publish(store: &Store, runtime: &tokio::runtime::Handle, c: Closed) -> Result<Published> {
     runtime
-        .block_on(store.put_file(&key, &file))
-        .with_context(|| format!("publishing {key}"))?;
-    let _ = std::fs::remove_file(&file);
+        .block_on(store.put_file(&c.key, &c.local))
+        .with_context(|| format!("publishing {}", c.key))?;
+    let _ = std::fs::remove_file(&c.local);
     Ok(Published {
-        key,
-        records,
-        bytes,
+        key: c.key,
+        records: c.records,
+        bytes: c.bytes,
     })
 }

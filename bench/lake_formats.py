@@ -1,0 +1,163 @@
+#!/usr/bin/env python3
+"""Lake files from a backfill, against what users would use instead, in one
+run, one core each (taskset -c 0): `lake-ingest backfill` and DuckDB
+(`SET threads=1`, `COPY (SELECT … flattened …) TO … (PARTITION_BY …)`) on
+the same generated orders, for Parquet, CSV and NDJSON; pyarrow
+(`json.read_json` + `flatten` + `write_to_dataset`) for Parquet.
+
+Both outputs are read back through DuckDB and compared partition by
+partition (rows, distinct order ids, sums of ordertime, orderid, zipcode and
+orderunits); Parquet column types are checked. Prints seconds, MB/s, peak
+RSS and the ratio. DuckDB's time is its COPY statement alone (no interpreter
+start-up), which favours DuckDB.
+
+    python3 bench/lake_formats.py [--orders 1000000] [--runs 3]
+
+Needs duckdb and pyarrow (tools/requirements-bench.txt).
+"""
+
+import argparse
+import glob
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.path.join(ROOT, "target", "release", "lake-ingest")
+SCHEMA = os.path.join(ROOT, "crates", "dataplane", "tests", "data", "orders.avsc")
+
+COLUMNS = ("{ordertime:'BIGINT',orderid:'INTEGER',itemid:'VARCHAR',orderunits:'DOUBLE',"
+           "address:'STRUCT(city VARCHAR, state VARCHAR, zipcode BIGINT)'}")
+FLAT = ("ordertime, orderid, itemid, orderunits, address.city AS address_city, "
+        "address.state AS address_state, address.zipcode AS address_zipcode")
+
+DUCK = r"""
+import duckdb, sys, time
+fmt, src, out = sys.argv[1:4]
+con = duckdb.connect()
+con.execute("SET threads=1")
+q = "SELECT {FLAT}, strftime(make_timestamp(ordertime * 1000), '%Y%m%d%H') AS p FROM read_ndjson('" + src + "', columns={COLUMNS})"
+opts = {"parquet": "FORMAT parquet, COMPRESSION snappy", "csv": "FORMAT csv, HEADER false", "ndjson": "FORMAT json"}[fmt]
+start = time.perf_counter()
+con.execute(f"COPY ({q}) TO '{out}' ({opts}, PARTITION_BY (p))")
+print(time.perf_counter() - start)
+""".replace("{FLAT}", FLAT).replace("{COLUMNS}", COLUMNS)
+
+PYARROW = r"""
+import sys, time
+import pyarrow as pa, pyarrow.compute as pc, pyarrow.dataset as ds, pyarrow.json as pj
+pa.set_cpu_count(1); pa.set_io_thread_count(1)
+src, out = sys.argv[1:3]
+start = time.perf_counter()
+t = pj.read_json(src, read_options=pj.ReadOptions(use_threads=False)).flatten()
+t = t.rename_columns([c.replace(".", "_") for c in t.column_names])
+p = pc.strftime(pc.cast(t["ordertime"], pa.timestamp("ms")), format="%Y%m%d%H")
+t = t.append_column("p", p)
+ds.write_dataset(t, out, format="parquet", partitioning=["p"], partitioning_flavor="hive",
+                 use_threads=False, existing_data_behavior="overwrite_or_ignore")
+print(time.perf_counter() - start)
+"""
+
+
+def timed(cmd):
+    """(seconds, peak RSS MiB, stdout) of a command pinned to CPU 0."""
+    with tempfile.NamedTemporaryFile("r") as report:
+        start = time.perf_counter()
+        out = subprocess.run(
+            ["/usr/bin/time", "-f", "%M", "-o", report.name, "taskset", "-c", "0"] + cmd,
+            check=True, capture_output=True, text=True,
+        ).stdout
+        secs = time.perf_counter() - start
+        return secs, int(report.read().strip().splitlines()[-1]) / 1024, out
+
+
+def summary(con, fmt, root):
+    """Per partition: rows, distinct ids and sums, read through DuckDB."""
+    if fmt == "parquet":
+        rel = f"read_parquet('{root}/*/*.parquet', filename=true, hive_partitioning=false)"
+    elif fmt == "csv":
+        cols = ("{ordertime:'BIGINT',orderid:'INTEGER',itemid:'VARCHAR',orderunits:'DOUBLE',"
+                "address_city:'VARCHAR',address_state:'VARCHAR',address_zipcode:'BIGINT'}")
+        rel = f"read_csv('{root}/*/*.csv', header=false, columns={cols}, filename=true, hive_partitioning=false)"
+    else:
+        cols = ("{ordertime:'BIGINT',orderid:'INTEGER',itemid:'VARCHAR',orderunits:'DOUBLE',"
+                "address_city:'VARCHAR',address_state:'VARCHAR',address_zipcode:'BIGINT'}")
+        rel = f"read_json('{root}/*/*.*json', columns={cols}, filename=true, hive_partitioning=false)"
+    rows = con.execute(f"""
+        SELECT regexp_extract(filename, '=([0-9]{{10}})/', 1) AS hour, count(*), count(DISTINCT orderid),
+               sum(ordertime), sum(orderid), sum(address_zipcode), round(sum(orderunits), 6),
+               count(DISTINCT itemid || address_city || address_state)
+        FROM {rel} GROUP BY hour ORDER BY hour""").fetchall()
+    return rows
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--orders", type=int, default=1_000_000)
+    ap.add_argument("--runs", type=int, default=3)
+    args = ap.parse_args()
+    import duckdb
+
+    work = tempfile.mkdtemp(prefix="lake-formats-")
+    try:
+        src_dir = os.path.join(work, "raw")
+        os.makedirs(src_dir)
+        src = os.path.join(src_dir, "orders.ndjson")
+        subprocess.run([BIN, "datagen", "--count", str(args.orders), "--output", src], check=True)
+        size_mb = os.path.getsize(src) / 1e6
+        con = duckdb.connect()
+        print(f"input: {args.orders} orders, {size_mb:.0f} MB NDJSON, one core (taskset -c 0), best of {args.runs}\n")
+        print("| output | tool | seconds | MB/s | peak RSS MiB | ours is × faster |")
+        print("| --- | --- | ---: | ---: | ---: | ---: |")
+        for fmt in ("parquet", "csv", "ndjson"):
+            results = []
+            ours_out = os.path.join(work, f"ours-{fmt}")
+            best = None
+            for _ in range(args.runs):
+                shutil.rmtree(ours_out, ignore_errors=True)
+                secs, rss, _ = timed([BIN, "backfill", "--from", src_dir, "--sink", ours_out,
+                                      "--format", fmt, "--schema", SCHEMA])
+                best = min(best or (secs, rss), (secs, rss))
+            results.append((f"lake-ingest backfill --format {fmt}", *best))
+            duck_out = os.path.join(work, f"duck-{fmt}")
+            best = None
+            for _ in range(args.runs):
+                shutil.rmtree(duck_out, ignore_errors=True)
+                _, rss, out = timed([sys.executable, "-c", DUCK, fmt, src, duck_out])
+                best = min(best or (float(out), rss), (float(out), rss))
+            results.append((f"DuckDB {duckdb.__version__}, threads=1 (COPY only)", *best))
+            if fmt == "parquet":
+                import pyarrow
+                arrow_out = os.path.join(work, "arrow-parquet")
+                best = None
+                for _ in range(args.runs):
+                    shutil.rmtree(arrow_out, ignore_errors=True)
+                    _, rss, out = timed([sys.executable, "-c", PYARROW, src, arrow_out])
+                    best = min(best or (float(out), rss), (float(out), rss))
+                results.append((f"pyarrow {pyarrow.__version__}, one thread", *best))
+
+            # Same rows on both sides, partition by partition.
+            ours, theirs = summary(con, fmt, ours_out), summary(con, fmt, duck_out)
+            assert ours == theirs, f"{fmt}: lake-ingest and DuckDB outputs differ"
+            assert sum(r[1] for r in ours) == args.orders, f"{fmt}: rows lost"
+            if fmt == "parquet":
+                types = con.execute(
+                    f"SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM read_parquet('{ours_out}/*/*.parquet', hive_partitioning=false))"
+                ).fetchall()
+                assert types == [("ordertime", "BIGINT"), ("orderid", "INTEGER"), ("itemid", "VARCHAR"),
+                                 ("orderunits", "DOUBLE"), ("address_city", "VARCHAR"),
+                                 ("address_state", "VARCHAR"), ("address_zipcode", "BIGINT")], types
+            ref = results[0][1]
+            for name, secs, rss in results:
+                print(f"| {fmt} | {name} | {secs:.2f} | {size_mb / secs:,.0f} | {rss:.0f} | {secs / ref:.2f} |")
+        print(f"\nchecked: every output holds the same {args.orders} rows per partition (DuckDB read-back)")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,109 @@
+//! Fixed-column outputs share one job: find a flattened key's column, and
+//! refuse a key that is no column or that a record sets twice.
+//!
+//! Owns: the key -> column index of a layout and the per-record "already
+//! set" marks (a generation counter, so a new record clears nothing).
+//! Must not: encode values (the CSV and typed sinks do) or scan JSON.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::{ErrorKind, Key};
+
+static NEXT_LAYOUT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// A new layout's identity: a sink re-attaches only when the layout changes.
+pub(super) fn new_layout_id() -> u64 {
+    NEXT_LAYOUT_ID.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Which column each key of a record goes to, for one layout at a time.
+#[derive(Default)]
+pub(super) struct ColumnSlots {
+    /// Identity of the attached layout (0 = none yet).
+    layout: u64,
+    index: HashMap<Vec<u8>, usize>,
+    names: Vec<Vec<u8>>,
+    /// The generation in which each column was last set.
+    set: Vec<u32>,
+    generation: u32,
+    /// Column expected next: records usually follow the layout's order.
+    next: usize,
+    /// What the columns are, for errors ("the CSV header", "the schema").
+    of: &'static str,
+}
+
+impl ColumnSlots {
+    /// Use these columns (cheap when `id` is the layout attached last);
+    /// returns whether the layout changed.
+    pub(super) fn attach<'a>(
+        &mut self,
+        id: u64,
+        of: &'static str,
+        columns: impl Iterator<Item = &'a str>,
+    ) -> bool {
+        if self.layout == id {
+            return false;
+        }
+        self.layout = id;
+        self.of = of;
+        self.names = columns.map(|c| c.as_bytes().to_vec()).collect();
+        self.index = self
+            .names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.clone(), i))
+            .collect();
+        self.set = vec![0; self.names.len()];
+        self.generation = 0;
+        true
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    /// Start a record: no column is set.
+    #[inline]
+    pub(super) fn begin(&mut self) {
+        self.generation = self.generation.wrapping_add(1);
+        if self.generation == 0 {
+            self.set.iter_mut().for_each(|s| *s = 0);
+            self.generation = 1;
+        }
+        self.next = 0;
+    }
+
+    /// The column of `key`, now marked set; an error if it is no column or
+    /// was set before in this record.
+    #[inline]
+    pub(super) fn claim(&mut self, key: Key<'_>) -> Result<usize, ErrorKind> {
+        let found = if self.names.get(self.next).is_some_and(|n| key.eq_bytes(n)) {
+            Some(self.next)
+        } else if key.prefix.is_empty() {
+            self.index.get(key.last).copied()
+        } else {
+            self.index.get(&key.to_vec()).copied()
+        };
+        let Some(col) = found else {
+            return Err(ErrorKind::UnknownColumn {
+                key: String::from_utf8_lossy(&key.to_vec()).into_owned(),
+                of: self.of,
+            });
+        };
+        if self.set[col] == self.generation {
+            return Err(ErrorKind::Collision {
+                key: String::from_utf8_lossy(&key.to_vec()).into_owned(),
+            });
+        }
+        self.set[col] = self.generation;
+        self.next = col + 1;
+        Ok(col)
+    }
+
+    /// Whether the current record set column `col`.
+    #[inline]
+    pub(super) fn is_set(&self, col: usize) -> bool {
+        self.set[col] == self.generation
+    }
+}
