@@ -117,6 +117,12 @@ enum Command {
         /// their SSM parameters give now: replaces those instances.
         #[arg(long)]
         refresh_images: bool,
+        /// In a protected environment, let this update replace or delete
+        /// one data store (`STACK/LogicalId`, e.g. `metastore/Cluster`;
+        /// repeatable). Without it such an update is refused before it
+        /// starts: the stack policy would fail it half-way.
+        #[arg(long, value_name = "STACK/LOGICAL_ID")]
+        allow_replace: Vec<String>,
     },
     /// Delete every stack of the environment, dependents first.
     Down {
@@ -126,6 +132,11 @@ enum Command {
         /// Delete even a protected environment (its termination protection is lifted).
         #[arg(long)]
         allow_protected: bool,
+        /// A stack CloudFormation cannot delete completely (DELETE_FAILED: a
+        /// bucket with objects, a group in use): delete it again and leave
+        /// those resources in place (named in the output).
+        #[arg(long)]
+        retain_failed: bool,
         #[arg(long, default_value_t = 4)]
         concurrency: usize,
     },
@@ -245,6 +256,7 @@ fn run(cli: &Cli) -> Result<ExitCode, String> {
             artifacts,
             skip_preflight,
             refresh_images,
+            allow_replace,
         } => {
             let session = Session::open(cli, env)?;
             if !skip_preflight {
@@ -269,6 +281,7 @@ fn run(cli: &Cli) -> Result<ExitCode, String> {
                 concurrency: *concurrency,
                 artifacts_dir: artifacts.artifacts.clone(),
                 refresh_images: *refresh_images,
+                allow_replace: allow_replace.clone(),
             };
             let progress = Arc::new(Progress::new(cli.output == Output::Json));
             let Session {
@@ -322,11 +335,17 @@ fn run(cli: &Cli) -> Result<ExitCode, String> {
             env,
             yes,
             allow_protected,
+            retain_failed,
             concurrency,
         } => {
             let session = Session::open(cli, env)?;
             let options = deploy::down::DownOptions {
                 yes: *yes,
+                on_failed: if *retain_failed {
+                    deploy::down::OnDeleteFailed::Retain
+                } else {
+                    deploy::down::OnDeleteFailed::Stop
+                },
                 allow_protected: *allow_protected,
                 concurrency: *concurrency,
             };

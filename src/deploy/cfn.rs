@@ -2,8 +2,10 @@
 //!
 //! Owns: every CloudFormation API call (describe, template, change sets,
 //! events, delete, termination protection, stack policy, drift detection) and the
-//! translation of SDK errors into `DeployError`. Must not: decide what to
-//! deploy, in which order, or print anything.
+//! translation of SDK errors into `DeployError`; a token on every call that
+//! starts an operation; scripted answers in place of the API for unit tests
+//! (`script`). Must not: decide what to deploy, in which order, or print
+//! anything.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -16,7 +18,41 @@ use aws_sdk_cloudformation::types::{
 };
 use aws_sdk_cloudformation::Client;
 
+use super::script::Script;
 use super::DeployError;
+
+/// The largest template CloudFormation takes inline (`TemplateBody`);
+/// larger ones must be uploaded to S3 and passed as `TemplateURL`.
+pub const TEMPLATE_BODY_LIMIT: usize = 51_200;
+
+/// A token for one CloudFormation operation (`ClientRequestToken`): the
+/// SDK sends the same token on each of its retries, so a call that was
+/// accepted but timed out is recognised as the same operation instead of
+/// failing with `AlreadyExistsException`; the stack's events of that
+/// operation carry it.
+pub fn request_token(operation: &str) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!(
+        "lakectl-{operation}-{nanos:x}-{}",
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Refuse a template CloudFormation would refuse, with what to do.
+fn check_template_size(stack: &str, body: &str) -> Result<(), DeployError> {
+    if body.len() > TEMPLATE_BODY_LIMIT {
+        return Err(DeployError::TemplateTooLarge {
+            stack: stack.to_string(),
+            bytes: body.len(),
+        });
+    }
+    Ok(())
+}
 
 /// A deployed stack, as far as the deployer cares.
 #[derive(Debug, Clone, PartialEq)]
@@ -156,16 +192,39 @@ where
 pub struct Cfn {
     client: Client,
     pub poll: Duration,
+    /// Scripted answers instead of the API (unit tests of the state machine).
+    script: Option<std::sync::Arc<Script>>,
 }
 
 impl Cfn {
     pub fn new(client: Client, poll: Duration) -> Cfn {
-        Cfn { client, poll }
+        Cfn {
+            client,
+            poll,
+            script: None,
+        }
+    }
+
+    /// Answers from `script` instead of CloudFormation (no network).
+    pub fn scripted(script: std::sync::Arc<Script>) -> Cfn {
+        let config = aws_sdk_cloudformation::Config::builder()
+            .behavior_version(aws_sdk_cloudformation::config::BehaviorVersion::latest())
+            .region(aws_sdk_cloudformation::config::Region::new("us-east-1"))
+            .build();
+        Cfn {
+            client: Client::from_conf(config),
+            poll: Duration::from_millis(1),
+            script: Some(script),
+        }
     }
 
     /// The stack named `name`, or `None` when there is none (deleted
     /// stacks are not returned by name).
     pub async fn describe(&self, name: &str) -> Result<Option<Deployed>, DeployError> {
+        if let Some(script) = &self.script {
+            let call = format!("describe {name}");
+            return script.answer(call.clone()).stack(&call);
+        }
         let result = self.client.describe_stacks().stack_name(name).send().await;
         let out = match result {
             Ok(out) => out,
@@ -271,6 +330,10 @@ impl Cfn {
 
     /// The template as it was submitted (stage Original: before transforms).
     pub async fn template(&self, name: &str) -> Result<String, DeployError> {
+        if let Some(script) = &self.script {
+            let call = format!("template {name}");
+            return script.answer(call.clone()).template(&call);
+        }
         let out = self
             .client
             .get_template()
@@ -283,6 +346,15 @@ impl Cfn {
     }
 
     pub async fn create_change_set(&self, req: &ChangeSetRequest<'_>) -> Result<(), DeployError> {
+        check_template_size(req.stack_name, req.template_body)?;
+        let token = request_token("change-set");
+        if let Some(script) = &self.script {
+            let call = format!(
+                "create_change_set {} {} token={token}",
+                req.stack_name, req.change_set_name
+            );
+            return script.answer(call.clone()).done(&call);
+        }
         let (parameters, tags) = parameters_and_tags(req);
         self.client
             .create_change_set()
@@ -294,6 +366,8 @@ impl Cfn {
             .set_tags(Some(tags))
             .capabilities(Capability::CapabilityIam)
             .capabilities(Capability::CapabilityNamedIam)
+            .capabilities(Capability::CapabilityAutoExpand)
+            .client_token(token)
             .description(req.description)
             .send()
             .await
@@ -310,6 +384,15 @@ impl Cfn {
         termination_protection: bool,
         stack_policy: Option<&str>,
     ) -> Result<(), DeployError> {
+        check_template_size(req.stack_name, req.template_body)?;
+        let token = request_token("create");
+        if let Some(script) = &self.script {
+            let call = format!(
+                "create_stack {} protection={termination_protection} token={token}",
+                req.stack_name
+            );
+            return script.answer(call.clone()).done(&call);
+        }
         let (parameters, tags) = parameters_and_tags(req);
         self.client
             .create_stack()
@@ -319,6 +402,8 @@ impl Cfn {
             .set_tags(Some(tags))
             .capabilities(Capability::CapabilityIam)
             .capabilities(Capability::CapabilityNamedIam)
+            .capabilities(Capability::CapabilityAutoExpand)
+            .client_request_token(token)
             .enable_termination_protection(termination_protection)
             .set_stack_policy_body(stack_policy.map(String::from))
             .send()
@@ -333,6 +418,10 @@ impl Cfn {
         stack: &str,
         change_set: &str,
     ) -> Result<ChangeSetOutcome, DeployError> {
+        if let Some(script) = &self.script {
+            let call = format!("wait_change_set {stack} {change_set}");
+            return script.answer(call.clone()).change_set(&call);
+        }
         loop {
             let mut changes = Vec::new();
             let mut token: Option<String> = None;
@@ -396,10 +485,16 @@ impl Cfn {
         stack: &str,
         change_set: &str,
     ) -> Result<(), DeployError> {
+        let token = request_token("execute");
+        if let Some(script) = &self.script {
+            let call = format!("execute_change_set {stack} {change_set} token={token}");
+            return script.answer(call.clone()).done(&call);
+        }
         self.client
             .execute_change_set()
             .stack_name(stack)
             .change_set_name(change_set)
+            .client_request_token(token)
             .send()
             .await
             .map_err(|e| aws_error(format!("executing the change set of {stack}"), e))?;
@@ -411,6 +506,10 @@ impl Cfn {
         stack: &str,
         change_set: &str,
     ) -> Result<(), DeployError> {
+        if let Some(script) = &self.script {
+            let call = format!("delete_change_set {stack} {change_set}");
+            return script.answer(call.clone()).done(&call);
+        }
         self.client
             .delete_change_set()
             .stack_name(stack)
@@ -421,10 +520,22 @@ impl Cfn {
         Ok(())
     }
 
-    pub async fn delete_stack(&self, stack: &str) -> Result<(), DeployError> {
+    /// Delete `stack`; `retain` names resources to leave in place (only
+    /// valid for a stack in `DELETE_FAILED`).
+    pub async fn delete_stack(&self, stack: &str, retain: &[String]) -> Result<(), DeployError> {
+        let token = request_token("delete");
+        if let Some(script) = &self.script {
+            let call = format!(
+                "delete_stack {stack} retain=[{}] token={token}",
+                retain.join(",")
+            );
+            return script.answer(call.clone()).done(&call);
+        }
         self.client
             .delete_stack()
             .stack_name(stack)
+            .set_retain_resources((!retain.is_empty()).then(|| retain.to_vec()))
+            .client_request_token(token)
             .send()
             .await
             .map_err(|e| aws_error(format!("deleting stack {stack}"), e))?;
@@ -436,6 +547,10 @@ impl Cfn {
         stack: &str,
         on: bool,
     ) -> Result<(), DeployError> {
+        if let Some(script) = &self.script {
+            let call = format!("set_termination_protection {stack} {on}");
+            return script.answer(call.clone()).done(&call);
+        }
         self.client
             .update_termination_protection()
             .stack_name(stack)
@@ -446,7 +561,30 @@ impl Cfn {
         Ok(())
     }
 
+    /// The stack policy in force, if any.
+    pub async fn stack_policy(&self, stack: &str) -> Result<Option<String>, DeployError> {
+        if let Some(script) = &self.script {
+            let call = format!("get_stack_policy {stack}");
+            return script
+                .answer(call.clone())
+                .template(&call)
+                .map(|p| (!p.is_empty()).then_some(p));
+        }
+        let out = self
+            .client
+            .get_stack_policy()
+            .stack_name(stack)
+            .send()
+            .await
+            .map_err(|e| aws_error(format!("reading the stack policy of {stack}"), e))?;
+        Ok(out.stack_policy_body().map(String::from))
+    }
+
     pub async fn set_stack_policy(&self, stack: &str, policy: &str) -> Result<(), DeployError> {
+        if let Some(script) = &self.script {
+            let call = format!("set_stack_policy {stack} {policy}");
+            return script.answer(call.clone()).done(&call);
+        }
         self.client
             .set_stack_policy()
             .stack_name(stack)
@@ -461,6 +599,10 @@ impl Cfn {
     /// time and the ids at that page, so a watch shows only what follows
     /// (server time, so the caller's clock does not matter).
     pub async fn event_mark(&self, stack: &str) -> Result<EventMark, DeployError> {
+        if let Some(script) = &self.script {
+            let call = format!("event_mark {stack}");
+            return script.answer(call.clone()).mark(&call);
+        }
         let out = self
             .client
             .describe_stack_events()
@@ -489,6 +631,14 @@ impl Cfn {
         since: &DateTime,
         seen: &mut std::collections::HashSet<String>,
     ) -> Result<Vec<Event>, DeployError> {
+        if let Some(script) = &self.script {
+            let call = format!("events {stack}");
+            let events = script.answer(call.clone()).events(&call)?;
+            return Ok(events
+                .into_iter()
+                .filter(|e| seen.insert(e.id.clone()))
+                .collect());
+        }
         let mut fresh = Vec::new();
         let mut token: Option<String> = None;
         'pages: loop {

@@ -68,11 +68,81 @@ pub async fn watch(
     Ok(watch_from(aws, progress, id, name, mark).await?.0)
 }
 
-/// Delete one stack and wait until it is gone.
-pub async fn delete_one(aws: &Aws, progress: &Progress, d: &Deployed) -> Result<(), DeployError> {
+/// What to do with resources CloudFormation could not delete (a bucket
+/// that still holds objects, a security group still in use).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnDeleteFailed {
+    /// Stop, name them and say how to go on.
+    #[default]
+    Stop,
+    /// Delete the stack again and leave them in place (DeleteStack's
+    /// `RetainResources`, valid only for a stack in `DELETE_FAILED`).
+    Retain,
+}
+
+/// Delete one stack and wait until it is gone. Termination protection is
+/// lifted first (the caller has decided the stack goes). A stack already
+/// in `DELETE_FAILED` (an earlier run) is not deleted blindly again: its
+/// resources that failed are named, and kept with `OnDeleteFailed::Retain`.
+pub async fn delete_one(
+    aws: &Aws,
+    progress: &Progress,
+    d: &Deployed,
+    on_failed: OnDeleteFailed,
+) -> Result<(), DeployError> {
+    if d.termination_protection {
+        aws.cfn.set_termination_protection(&d.name, false).await?;
+    }
+    let mut retain = Vec::new();
+    if d.status == "DELETE_FAILED" {
+        let failed = undeletable(aws, d).await?;
+        if on_failed == OnDeleteFailed::Stop {
+            return Err(delete_failed(d, failed));
+        }
+        retain = failed.iter().map(|e| e.logical_id.clone()).collect();
+    }
+    let (left, failures) = delete_and_watch(aws, progress, d, &retain).await?;
+    let Some(left) = left else {
+        progress.finish(&d.name, "deleted");
+        return Ok(());
+    };
+    let failed: Vec<Event> = failures
+        .into_iter()
+        .filter(|e| e.resource_type != "AWS::CloudFormation::Stack")
+        .collect();
+    if left.status == "DELETE_FAILED" && on_failed == OnDeleteFailed::Retain && retain.is_empty() {
+        // Once more, keeping what could not go.
+        let retain: Vec<String> = failed.iter().map(|e| e.logical_id.clone()).collect();
+        progress.line(&format!(
+            "{}: DELETE_FAILED; deleting it again and keeping {}",
+            d.name,
+            retain.join(", ")
+        ));
+        if let (None, _) = delete_and_watch(aws, progress, &left, &retain).await? {
+            progress.finish(&d.name, &format!("deleted (kept: {})", retain.join(", ")));
+            return Ok(());
+        }
+    }
+    if left.status == "DELETE_FAILED" {
+        return Err(delete_failed(&left, failed));
+    }
+    Err(DeployError::StackFailed {
+        stack: d.name.clone(),
+        status: left.status,
+        failures: failed,
+    })
+}
+
+/// One DeleteStack call and the watch until CloudFormation is done.
+async fn delete_and_watch(
+    aws: &Aws,
+    progress: &Progress,
+    d: &Deployed,
+    retain: &[String],
+) -> Result<(Option<Deployed>, Vec<Event>), DeployError> {
     progress.start(&d.name, "deleting");
     let mark = aws.cfn.event_mark(&d.id).await?;
-    if let Err(e) = aws.cfn.delete_stack(&d.id).await {
+    if let Err(e) = aws.cfn.delete_stack(&d.id, retain).await {
         // What counts is the end state: an emulator (moto) deletes the stack
         // and then reports a resource it could not delete as an API error.
         if aws.cfn.describe(&d.id).await?.is_some() {
@@ -82,19 +152,57 @@ pub async fn delete_one(aws: &Aws, progress: &Progress, d: &Deployed) -> Result<
             &d.name,
             &format!("deleted, but CloudFormation also answered: {e}"),
         );
-        return Ok(());
+        return Ok((None, Vec::new()));
     }
-    let (left, failures) = watch_from(aws, progress, &d.id, &d.name, mark).await?;
-    match left {
-        None => {
-            progress.finish(&d.name, "deleted");
-            Ok(())
+    watch_from(aws, progress, &d.id, &d.name, mark).await
+}
+
+/// The resources whose last event is `DELETE_FAILED` (a stack left in
+/// `DELETE_FAILED` by an earlier run).
+async fn undeletable(aws: &Aws, d: &Deployed) -> Result<Vec<Event>, DeployError> {
+    let mut seen = HashSet::new();
+    let events = aws
+        .cfn
+        .events_since(&d.id, &EventMark::beginning().since, &mut seen)
+        .await?;
+    let mut last: BTreeMap<String, Event> = BTreeMap::new();
+    for e in events {
+        if e.resource_type != "AWS::CloudFormation::Stack" {
+            last.insert(e.logical_id.clone(), e);
         }
-        Some(left) => Err(DeployError::StackFailed {
-            stack: d.name.clone(),
-            status: left.status,
-            failures,
-        }),
+    }
+    Ok(last
+        .into_values()
+        .filter(|e| e.status == "DELETE_FAILED")
+        .collect())
+}
+
+/// A stack CloudFormation could not delete, with what stayed and the way on.
+fn delete_failed(d: &Deployed, failed: Vec<Event>) -> DeployError {
+    let names: Vec<&str> = failed.iter().map(|e| e.logical_id.as_str()).collect();
+    DeployError::Stuck {
+        stack: d.name.clone(),
+        status: "DELETE_FAILED".into(),
+        hint: format!(
+            "these resources could not be deleted: {}. Run `lakectl down --retain-failed` to \
+             delete the stack and leave them in place (then empty and delete them yourself), or \
+             remove what holds them (objects in a bucket, a network interface in a group) and run \
+             `lakectl down` again{}",
+            if names.is_empty() {
+                "none named by CloudFormation".to_string()
+            } else {
+                names.join(", ")
+            },
+            failed
+                .iter()
+                .map(|e| format!(
+                    "\n  {} {}: {}",
+                    e.logical_id,
+                    e.resource_type,
+                    e.reason.as_deref().unwrap_or("no reason given")
+                ))
+                .collect::<String>()
+        ),
     }
 }
 
@@ -198,6 +306,8 @@ async fn release_emr_security_groups(
 
 pub struct DownOptions {
     pub yes: bool,
+    /// Resources CloudFormation cannot delete: stop, or keep them.
+    pub on_failed: OnDeleteFailed,
     /// Delete a protected environment (termination protection is lifted first).
     pub allow_protected: bool,
     pub concurrency: usize,
@@ -275,15 +385,13 @@ pub async fn down(
                 at_work.insert(id.clone());
                 let d = left[&id].clone();
                 let (aws, progress) = (Arc::clone(&aws), Arc::clone(&progress));
+                let on_failed = options.on_failed;
                 running.spawn(async move {
                     let result = async {
-                        if d.termination_protection {
-                            aws.cfn.set_termination_protection(&d.name, false).await?;
-                        }
                         if id == "network" {
                             release_emr_security_groups(&aws, &progress, &d).await?;
                         }
-                        delete_one(&aws, &progress, &d).await
+                        delete_one(&aws, &progress, &d, on_failed).await
                     }
                     .await;
                     (id, result)
@@ -310,5 +418,233 @@ pub async fn down(
                 .collect::<Vec<_>>()
                 .join("\n"),
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The delete path in states moto never produces, driven by scripted
+    //! answers that follow CloudFormation's documentation: DeleteStack
+    //! (`RetainResources`: "You can specify this parameter only when the
+    //! stack is in the DELETE_FAILED state"), UpdateTerminationProtection
+    //! ("you can't delete a stack with termination protection enabled"),
+    //! and the User Guide's "Delete stack fails" troubleshooting entry (a
+    //! non-empty bucket ends the stack DELETE_FAILED).
+    use super::*;
+    use crate::deploy::script::{step, Answer, Script};
+
+    fn stack(status: &str, protected: bool) -> Deployed {
+        Deployed {
+            name: "lake-poc-storage".into(),
+            id: "arn:stack/lake-poc-storage/1".into(),
+            status: status.into(),
+            reason: None,
+            last_updated: "2026-11-29T00:00:00Z".into(),
+            outputs: BTreeMap::new(),
+            parameters: BTreeMap::new(),
+            tags: BTreeMap::new(),
+            termination_protection: protected,
+        }
+    }
+
+    fn event(logical_id: &str, resource_type: &str, status: &str, reason: &str) -> Event {
+        Event {
+            id: format!("{logical_id}-{status}"),
+            time: "2026-11-29T00:00:01Z".into(),
+            logical_id: logical_id.into(),
+            resource_type: resource_type.into(),
+            status: status.into(),
+            reason: Some(reason.into()),
+        }
+    }
+
+    const ID: &str = "arn:stack/lake-poc-storage/1";
+
+    /// DeleteStack accepted; the bucket with objects fails; the stack ends
+    /// DELETE_FAILED (newest event first, as CloudFormation lists them).
+    fn first_delete_fails() -> Vec<crate::deploy::script::Step> {
+        vec![
+            step(format!("event_mark {ID}"), Answer::Mark),
+            step(format!("delete_stack {ID} retain=[] token=lakectl-delete-"), Answer::Done),
+            step(
+                format!("events {ID}"),
+                Answer::Events(vec![
+                    event("lake-poc-storage", "AWS::CloudFormation::Stack", "DELETE_FAILED",
+                        "The following resource(s) failed to delete: [ArtifactsBucket]."),
+                    event("ArtifactsBucket", "AWS::S3::Bucket", "DELETE_FAILED",
+                        "The bucket you tried to delete is not empty. You must delete all versions in the bucket."),
+                    event("DataKey", "AWS::KMS::Key", "DELETE_COMPLETE", ""),
+                ]),
+            ),
+            step(format!("describe {ID}"), Answer::Stack(Some(stack("DELETE_FAILED", false)))),
+            step(format!("events {ID}"), Answer::Events(Vec::new())),
+        ]
+    }
+
+    fn gone() -> Vec<crate::deploy::script::Step> {
+        vec![
+            step(format!("events {ID}"), Answer::Events(Vec::new())),
+            step(format!("describe {ID}"), Answer::Stack(None)),
+            step(format!("events {ID}"), Answer::Events(Vec::new())),
+        ]
+    }
+
+    #[tokio::test]
+    async fn a_delete_that_fails_names_what_stayed_and_how_to_go_on() {
+        let script = Script::new(first_delete_fails());
+        let aws = Aws::scripted(script.clone());
+        let err = delete_one(
+            &aws,
+            &Progress::new(true),
+            &stack("CREATE_COMPLETE", false),
+            OnDeleteFailed::Stop,
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("lake-poc-storage is DELETE_FAILED"), "{err}");
+        assert!(
+            err.contains("could not be deleted: ArtifactsBucket."),
+            "{err}"
+        );
+        assert!(err.contains("lakectl down --retain-failed"), "{err}");
+        assert!(
+            err.contains("The bucket you tried to delete is not empty"),
+            "{err}"
+        );
+        assert!(!err.contains("DataKey"), "only what stayed: {err}");
+        assert!(script.left().is_empty(), "{:?}", script.left());
+    }
+
+    #[tokio::test]
+    async fn retain_failed_deletes_again_keeping_only_what_failed() {
+        let mut steps = first_delete_fails();
+        steps.push(step(format!("event_mark {ID}"), Answer::Mark));
+        steps.push(step(
+            format!("delete_stack {ID} retain=[ArtifactsBucket] token="),
+            Answer::Done,
+        ));
+        steps.extend(gone());
+        let script = Script::new(steps);
+        let aws = Aws::scripted(script.clone());
+        delete_one(
+            &aws,
+            &Progress::new(true),
+            &stack("CREATE_COMPLETE", false),
+            OnDeleteFailed::Retain,
+        )
+        .await
+        .unwrap();
+        assert!(script.left().is_empty(), "{:?}", script.left());
+        // One token per operation: the retry of an operation is not a new one.
+        let tokens: Vec<String> = script
+            .calls()
+            .iter()
+            .filter_map(|c| c.split("token=").nth(1).map(String::from))
+            .collect();
+        assert_eq!(tokens.len(), 2);
+        assert_ne!(tokens[0], tokens[1]);
+        for t in &tokens {
+            // ClientRequestToken: [a-zA-Z][-a-zA-Z0-9]*, at most 128 characters.
+            assert!(t.len() <= 128 && t.starts_with("lakectl-delete-"), "{t}");
+            assert!(
+                t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'),
+                "{t}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_stack_left_delete_failed_is_not_deleted_blindly_again() {
+        // An earlier run ended DELETE_FAILED: its history says what failed.
+        let history = Answer::Events(vec![
+            event(
+                "ArtifactsBucket",
+                "AWS::S3::Bucket",
+                "DELETE_FAILED",
+                "The bucket you tried to delete is not empty.",
+            ),
+            event(
+                "ArtifactsBucket",
+                "AWS::S3::Bucket",
+                "DELETE_IN_PROGRESS",
+                "",
+            ),
+            event("LogsBucket", "AWS::S3::Bucket", "DELETE_COMPLETE", ""),
+        ]);
+        let script = Script::new(vec![step(format!("events {ID}"), history)]);
+        let aws = Aws::scripted(script.clone());
+        let err = delete_one(
+            &aws,
+            &Progress::new(true),
+            &stack("DELETE_FAILED", false),
+            OnDeleteFailed::Stop,
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("could not be deleted: ArtifactsBucket."),
+            "{err}"
+        );
+        assert!(
+            !script.calls().iter().any(|c| c.starts_with("delete_stack")),
+            "{:?}",
+            script.calls()
+        );
+
+        // With --retain-failed: one DeleteStack that keeps it.
+        let history = Answer::Events(vec![event(
+            "ArtifactsBucket",
+            "AWS::S3::Bucket",
+            "DELETE_FAILED",
+            "not empty",
+        )]);
+        let mut steps = vec![
+            step(format!("events {ID}"), history),
+            step(format!("event_mark {ID}"), Answer::Mark),
+            step(
+                format!("delete_stack {ID} retain=[ArtifactsBucket] token="),
+                Answer::Done,
+            ),
+        ];
+        steps.extend(gone());
+        let script = Script::new(steps);
+        let aws = Aws::scripted(script.clone());
+        delete_one(
+            &aws,
+            &Progress::new(true),
+            &stack("DELETE_FAILED", false),
+            OnDeleteFailed::Retain,
+        )
+        .await
+        .unwrap();
+        assert!(script.left().is_empty(), "{:?}", script.left());
+    }
+
+    #[tokio::test]
+    async fn termination_protection_is_lifted_before_the_delete() {
+        // A protected environment's failed first create (ROLLBACK_COMPLETE):
+        // DeleteStack would be refused while protection is on.
+        let mut steps = vec![
+            step(
+                "set_termination_protection lake-poc-storage false",
+                Answer::Done,
+            ),
+            step(format!("event_mark {ID}"), Answer::Mark),
+            step(format!("delete_stack {ID} retain=[] token="), Answer::Done),
+        ];
+        steps.extend(gone());
+        let script = Script::new(steps);
+        let aws = Aws::scripted(script.clone());
+        delete_one(
+            &aws,
+            &Progress::new(true),
+            &stack("ROLLBACK_COMPLETE", true),
+            OnDeleteFailed::Stop,
+        )
+        .await
+        .unwrap();
+        assert!(script.left().is_empty(), "{:?}", script.left());
     }
 }

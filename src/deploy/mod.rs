@@ -19,6 +19,7 @@ pub mod images;
 pub mod preflight;
 pub mod progress;
 pub mod protect;
+pub mod script;
 pub mod status;
 pub mod up;
 
@@ -58,6 +59,25 @@ pub enum DeployError {
         stack: String,
         status: String,
         hint: String,
+    },
+    #[error(
+        "the template of {stack} is {bytes} bytes; CloudFormation takes at most {} bytes inline. \
+         Split the stack, or shorten embedded scripts (they are the bulk of a template)",
+        cfn::TEMPLATE_BODY_LIMIT
+    )]
+    TemplateTooLarge { stack: String, bytes: usize },
+    #[error(
+        "{stack}: this update would replace or delete the data store(s) {} (CloudFormation's \
+         verdict in the change set). The stack policy of this protected environment denies that, \
+         so CloudFormation would fail the update half-way and roll back; nothing was changed. If \
+         you mean it, re-run with {}",
+        .resources.join(", "),
+        .resources.iter().map(|r| format!("--allow-replace {id}/{r}")).collect::<Vec<_>>().join(" ")
+    )]
+    DataStoreReplacement {
+        stack: String,
+        id: String,
+        resources: Vec<String>,
     },
     #[error("{0}")]
     Plan(#[from] PlanError),
@@ -203,6 +223,39 @@ impl Aws {
             account,
             caller_arn,
         })
+    }
+}
+
+impl Aws {
+    /// CloudFormation answers from `script`; every other client points at
+    /// an address nothing listens on (a unit test must not reach them).
+    #[cfg(test)]
+    pub(crate) fn scripted(script: std::sync::Arc<script::Script>) -> Aws {
+        let shared = aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .endpoint_url("http://127.0.0.1:9")
+            .build();
+        Aws {
+            cfn: Cfn::scripted(script),
+            s3: aws_sdk_s3::Client::new(&shared),
+            sfn: aws_sdk_sfn::Client::new(&shared),
+            kinesis: aws_sdk_kinesis::Client::new(&shared),
+            dynamodb: aws_sdk_dynamodb::Client::new(&shared),
+            emr: aws_sdk_emr::Client::new(&shared),
+            rds: aws_sdk_rds::Client::new(&shared),
+            firehose: aws_sdk_firehose::Client::new(&shared),
+            kafka: aws_sdk_kafka::Client::new(&shared),
+            autoscaling: aws_sdk_autoscaling::Client::new(&shared),
+            ec2: aws_sdk_ec2::Client::new(&shared),
+            iam: aws_sdk_iam::Client::new(&shared),
+            rdsdata: aws_sdk_rdsdata::Client::new(&shared),
+            secrets: aws_sdk_secretsmanager::Client::new(&shared),
+            ssm: aws_sdk_ssm::Client::new(&shared),
+            cloudwatch: aws_sdk_cloudwatch::Client::new(&shared),
+            account: "123456789012".into(),
+            caller_arn: "arn:aws:iam::123456789012:user/test".into(),
+        }
     }
 }
 

@@ -39,10 +39,27 @@ pub fn data_stores(template: &Value) -> Vec<String> {
 /// replacing or deleting a data store (an operator who means it lifts the
 /// policy for one update with `--stack-policy-during-update-body`).
 pub fn stack_policy(template: &Value) -> String {
+    stack_policy_allowing(template, &[])
+}
+
+/// The policy of a stack whose environment is no longer protected.
+pub fn allow_all_policy() -> String {
+    serde_json::to_string(&json!({ "Statement": [{
+        "Effect": "Allow", "Principal": "*", "Action": "Update:*", "Resource": "*"
+    }]}))
+    .expect("policy serialises")
+}
+
+/// The stack policy with `allowed` data stores free to be replaced or
+/// deleted (one update an operator asked for with `--allow-replace`).
+pub fn stack_policy_allowing(template: &Value, allowed: &[String]) -> String {
     let mut statements = vec![json!({
         "Effect": "Allow", "Principal": "*", "Action": "Update:*", "Resource": "*"
     })];
-    let stores = data_stores(template);
+    let stores: Vec<String> = data_stores(template)
+        .into_iter()
+        .filter(|id| !allowed.contains(id))
+        .collect();
     if !stores.is_empty() {
         let resources: Vec<String> = stores
             .iter()

@@ -40,6 +40,9 @@ pub struct UpOptions {
     pub artifacts_dir: Option<PathBuf>,
     /// Move pinned machine images to what their SSM parameters give now.
     pub refresh_images: bool,
+    /// Data stores a protected environment's update may replace or delete
+    /// (`STACK/LogicalId`).
+    pub allow_replace: Vec<String>,
 }
 
 /// What happened to one stack.
@@ -294,6 +297,8 @@ struct Shared {
     executed: Mutex<usize>,
     /// The images the plan pinned, per stack: what was shown is applied.
     images: BTreeMap<String, BTreeMap<String, String>>,
+    /// `--allow-replace`: `STACK/LogicalId` of data stores that may go.
+    allow_replace: BTreeSet<String>,
 }
 
 /// `lakectl up`: plan, approve, apply. `confirm` asks a person (only called
@@ -349,6 +354,7 @@ pub async fn up(
         published: tokio::sync::Mutex::new(BTreeMap::new()),
         executed: Mutex::new(0),
         images,
+        allow_replace: options.allow_replace.iter().cloned().collect(),
     });
     let mut report = UpReport {
         plan: diffs,
@@ -363,13 +369,25 @@ pub async fn up(
             .iter()
             .map(|s| s.id.as_str())
             .collect();
-        let removed: Vec<&Deployed> = deployed
-            .iter()
-            .filter(|(id, _)| !rendered_ids.contains(id.as_str()))
-            .map(|(_, d)| d)
-            .collect();
-        for d in removed.into_iter().rev() {
-            down::delete_one(&shared.aws, &shared.progress, d).await?;
+        let removed = removal_order(
+            deployed
+                .iter()
+                .filter(|(id, _)| !rendered_ids.contains(id.as_str()))
+                .map(|(id, d)| (id.as_str(), d)),
+        );
+        for d in removed {
+            // Ctrl-C stops the wait here too; CloudFormation carries on.
+            tokio::select! {
+                deleted = down::delete_one(
+                    &shared.aws,
+                    &shared.progress,
+                    d,
+                    down::OnDeleteFailed::Stop,
+                ) => deleted?,
+                _ = tokio::signal::ctrl_c() => {
+                    return Err(DeployError::Interrupted(vec![d.name.clone()]));
+                }
+            }
             report.outcomes.push((d.name.clone(), Outcome::Deleted));
         }
     }
@@ -551,6 +569,18 @@ fn artifacts_bucket(shared: &Shared) -> Result<String, DeployError> {
         })
 }
 
+/// Stacks whose part left the spec, in the order to delete them:
+/// dependents first (the reverse of the catalog's creation order); a stack
+/// the catalog does not know has no known dependents and goes first.
+fn removal_order<'a>(removed: impl Iterator<Item = (&'a str, &'a Deployed)>) -> Vec<&'a Deployed> {
+    let kinds = crate::render::catalog::stack_kinds();
+    let created_at = |id: &str| kinds.iter().position(|k| k.id == id);
+    let mut removed: Vec<(Option<usize>, &Deployed)> =
+        removed.map(|(id, d)| (created_at(id), d)).collect();
+    removed.sort_by_key(|(at, _)| std::cmp::Reverse(at.map_or(usize::MAX, |i| i)));
+    removed.into_iter().map(|(_, d)| d).collect()
+}
+
 /// Bring one stack to its rendered state.
 async fn deploy_stack(shared: &Shared, id: &str) -> Result<Outcome, DeployError> {
     let stack = shared.rendered.stack(id).expect("rendered");
@@ -573,7 +603,7 @@ async fn deploy_stack(shared: &Shared, id: &str) -> Result<Outcome, DeployError>
             progress.line(&format!(
                 "{name}: ROLLBACK_COMPLETE from a failed first create holds no resources; deleting it to create it again"
             ));
-            down::delete_one(aws, progress, d).await?;
+            down::delete_one(aws, progress, d, down::OnDeleteFailed::Stop).await?;
             current = None;
         }
     }
@@ -604,7 +634,7 @@ async fn deploy_stack(shared: &Shared, id: &str) -> Result<Outcome, DeployError>
         progress.line(&format!(
             "{name}: REVIEW_IN_PROGRESS (a change set never executed) holds no resources; deleting it to create the stack"
         ));
-        down::delete_one(aws, progress, d).await?;
+        down::delete_one(aws, progress, d, down::OnDeleteFailed::Stop).await?;
         current = None;
     }
     let request = |change_set_name| ChangeSetRequest {
@@ -671,12 +701,83 @@ async fn deploy_stack(shared: &Shared, id: &str) -> Result<Outcome, DeployError>
                     c.logical_id, c.resource_type
                 ));
             }
+            if shared.rendered.termination_protection {
+                let losing = data_stores_lost(&changes);
+                let refused: Vec<String> = losing
+                    .iter()
+                    .filter(|r| !shared.allow_replace.contains(&format!("{id}/{r}")))
+                    .cloned()
+                    .collect();
+                if !refused.is_empty() {
+                    aws.cfn.delete_change_set(name, &change_set).await?;
+                    return Err(DeployError::DataStoreReplacement {
+                        stack: name.to_string(),
+                        id: id.to_string(),
+                        resources: refused,
+                    });
+                }
+                if !losing.is_empty() {
+                    return execute_allowing(shared, id, stack, &d, &change_set, &losing).await;
+                }
+            }
         }
     }
     let mark = aws.cfn.event_mark(&d.id).await?;
     aws.cfn.execute_change_set(name, &change_set).await?;
     *shared.executed.lock().expect("lock") += 1;
     finish(shared, id, stack, &d.id, mark, Outcome::Updated).await
+}
+
+/// Data stores a change set replaces (surely or possibly) or removes: what
+/// a protected stack's policy denies.
+fn data_stores_lost(changes: &[cfn::PlannedChange]) -> Vec<String> {
+    let mut lost: Vec<String> = changes
+        .iter()
+        .filter(|c| protect::DATA_STORE_TYPES.contains(&c.resource_type.as_str()))
+        .filter(|c| {
+            c.action == "Remove" || matches!(c.replacement.as_deref(), Some("True" | "Conditional"))
+        })
+        .map(|c| c.logical_id.clone())
+        .collect();
+    lost.sort();
+    lost.dedup();
+    lost
+}
+
+/// Execute a change set that replaces data stores the operator allowed:
+/// the stack policy lets exactly those go for this update, and the full
+/// policy is back afterwards, whether the update succeeded or not.
+async fn execute_allowing(
+    shared: &Shared,
+    id: &str,
+    stack: &RenderedStack,
+    d: &Deployed,
+    change_set: &str,
+    allowed: &[String],
+) -> Result<Outcome, DeployError> {
+    let (aws, name) = (&shared.aws, stack.stack_name.as_str());
+    let template = normalized(stack)?;
+    shared.progress.line(&format!(
+        "{name}: --allow-replace lets {} go for this update; the stack policy is restored after",
+        allowed.join(", ")
+    ));
+    aws.cfn
+        .set_stack_policy(name, &protect::stack_policy_allowing(&template, allowed))
+        .await?;
+    let result = async {
+        let mark = aws.cfn.event_mark(&d.id).await?;
+        aws.cfn.execute_change_set(name, change_set).await?;
+        *shared.executed.lock().expect("lock") += 1;
+        finish(shared, id, stack, &d.id, mark, Outcome::Updated).await
+    }
+    .await;
+    if result.is_err() {
+        // A successful update got its full policy back from `finish`.
+        aws.cfn
+            .set_stack_policy(name, &protect::stack_policy(&template))
+            .await?;
+    }
+    result
 }
 
 /// Watch a create or update to its end; a healthy stack gets its
@@ -719,40 +820,264 @@ fn record_outputs(shared: &Shared, id: &str, d: &Deployed) {
 }
 
 /// Termination protection and the data-store stack policy, for protected
-/// environments; set only when missing so re-runs make no calls.
+/// environments; set only when missing or different, so re-runs make no
+/// calls that change anything. An environment whose protection was switched
+/// off gets an allow-all policy in place of the one that denied replacing
+/// its data stores (a stack policy cannot be removed, only replaced).
 async fn protect_stack(
     shared: &Shared,
     stack: &RenderedStack,
     d: &Deployed,
 ) -> Result<(), DeployError> {
+    let cfn = &shared.aws.cfn;
+    let current = cfn.stack_policy(&d.name).await?;
     if !shared.rendered.termination_protection {
+        if current.as_deref().is_some_and(|p| p.contains("Deny")) {
+            cfn.set_stack_policy(&d.name, &protect::allow_all_policy())
+                .await?;
+        }
         return Ok(());
     }
     if !d.termination_protection {
-        shared
-            .aws
-            .cfn
-            .set_termination_protection(&d.name, true)
-            .await?;
+        cfn.set_termination_protection(&d.name, true).await?;
     }
     let policy = stack_policy(stack)?;
-    shared.aws.cfn.set_stack_policy(&d.name, &policy).await
+    let same = current
+        .as_deref()
+        .and_then(|c| serde_json::from_str::<serde_json::Value>(c).ok())
+        == serde_json::from_str::<serde_json::Value>(&policy).ok();
+    if !same {
+        cfn.set_stack_policy(&d.name, &policy).await?;
+    }
+    Ok(())
 }
 
 /// The stack policy of a protected stack, from its rendered template.
 fn stack_policy(stack: &RenderedStack) -> Result<String, DeployError> {
-    let template = normalize(&stack.template).map_err(|message| {
+    Ok(protect::stack_policy(&normalized(stack)?))
+}
+
+/// A rendered template as a value.
+fn normalized(stack: &RenderedStack) -> Result<serde_json::Value, DeployError> {
+    normalize(&stack.template).map_err(|message| {
         DeployError::Plan(crate::plan::PlanError::Template {
             path: format!("{} (rendered)", stack.id),
             message,
         })
-    })?;
-    Ok(protect::stack_policy(&template))
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn deployed(name: &str) -> Deployed {
+        Deployed {
+            name: name.into(),
+            id: format!("arn:{name}"),
+            status: "CREATE_COMPLETE".into(),
+            reason: None,
+            last_updated: String::new(),
+            outputs: BTreeMap::new(),
+            parameters: BTreeMap::new(),
+            tags: BTreeMap::new(),
+            termination_protection: false,
+        }
+    }
+
+    #[test]
+    fn removed_stacks_go_dependents_first_not_alphabetically() {
+        let (compaction, ingest, kafka, network, old) = (
+            deployed("c"),
+            deployed("i"),
+            deployed("k"),
+            deployed("n"),
+            deployed("o"),
+        );
+        // As `deployed_stacks` returns them: by id, alphabetically.
+        let removed = [
+            ("compaction", &compaction),
+            ("ingest", &ingest),
+            ("kafka", &kafka),
+            ("network", &network),
+            ("retired-kind", &old),
+        ];
+        let order: Vec<&str> = removal_order(removed.into_iter())
+            .iter()
+            .map(|d| d.name.as_str())
+            .collect();
+        // Unknown kinds have no known dependents; then the catalog backwards.
+        assert_eq!(order, ["o", "c", "i", "k", "n"]);
+    }
+
+    /// A protected environment's one-stack env: a Kinesis stream (a data
+    /// store) and nothing to publish.
+    fn protected_env() -> RenderedEnv {
+        RenderedEnv {
+            environment: "prod".into(),
+            name: "lake-prod".into(),
+            region: "us-east-1".into(),
+            termination_protection: true,
+            tags: Default::default(),
+            deploy_order: vec!["stream".into()],
+            waves: vec![vec!["stream".into()]],
+            stacks: vec![RenderedStack {
+                id: "stream".into(),
+                stack_name: "lake-prod-stream".into(),
+                summary: String::new(),
+                template: "Resources:\n  OrdersStream:\n    Type: AWS::Kinesis::Stream\n    Properties: {Name: orders-2, ShardCount: 4}\n  Role:\n    Type: AWS::IAM::Role\n    Properties: {AssumeRolePolicyDocument: {}}\n".into(),
+                depends_on: Vec::new(),
+                parameters: Default::default(),
+                outputs: Vec::new(),
+            }],
+            files: Default::default(),
+        }
+    }
+
+    fn shared(script: &Arc<crate::deploy::script::Script>, allow: &[&str]) -> Shared {
+        Shared {
+            aws: Aws::scripted(script.clone()),
+            rendered: protected_env(),
+            progress: Arc::new(Progress::new(true)),
+            artifacts: BTreeMap::new(),
+            outputs: Mutex::new(BTreeMap::new()),
+            published: tokio::sync::Mutex::new(BTreeMap::new()),
+            executed: Mutex::new(0),
+            images: BTreeMap::new(),
+            allow_replace: allow.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    /// Up to a ready change set that replaces the stream (CloudFormation's
+    /// DescribeChangeSet: `Replacement: True` for a new stream `Name`).
+    fn replacing_steps() -> Vec<crate::deploy::script::Step> {
+        use crate::deploy::script::{step, Answer};
+        let mut stack = deployed("lake-prod-stream");
+        stack.termination_protection = true;
+        vec![
+            step("describe lake-prod-stream", Answer::Stack(Some(stack))),
+            step(
+                "template lake-prod-stream",
+                Answer::Template("Resources:\n  OrdersStream:\n    Type: AWS::Kinesis::Stream\n    Properties: {Name: orders, ShardCount: 4}\n".into()),
+            ),
+            step("create_change_set lake-prod-stream lakectl", Answer::Done),
+            step(
+                "wait_change_set lake-prod-stream lakectl",
+                Answer::ChangeSet(ChangeSetOutcome::Ready(vec![cfn::PlannedChange {
+                    action: "Modify".into(),
+                    logical_id: "OrdersStream".into(),
+                    resource_type: "AWS::Kinesis::Stream".into(),
+                    replacement: Some("True".into()),
+                }])),
+            ),
+        ]
+    }
+
+    #[tokio::test]
+    async fn a_protected_data_store_replacement_is_refused_before_it_starts() {
+        use crate::deploy::script::{step, Answer, Script};
+        let mut steps = replacing_steps();
+        steps.push(step(
+            "delete_change_set lake-prod-stream lakectl",
+            Answer::Done,
+        ));
+        let script = Script::new(steps);
+        let err = deploy_stack(&shared(&script, &[]), "stream")
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("would replace or delete the data store(s) OrdersStream"),
+            "{err}"
+        );
+        assert!(err.contains("nothing was changed"), "{err}");
+        assert!(err.contains("--allow-replace stream/OrdersStream"), "{err}");
+        assert!(script.left().is_empty(), "{:?}", script.left());
+        assert!(
+            !script.calls().iter().any(|c| c.starts_with("execute")),
+            "{:?}",
+            script.calls()
+        );
+    }
+
+    #[tokio::test]
+    async fn an_allowed_replacement_lifts_the_policy_for_that_store_only_and_restores_it() {
+        use crate::deploy::script::{step, Answer, Script};
+        let mut steps = replacing_steps();
+        let mut updated = deployed("lake-prod-stream");
+        updated.status = "UPDATE_COMPLETE".into();
+        updated.termination_protection = true;
+        steps.extend([
+            step("set_stack_policy lake-prod-stream", Answer::Done),
+            step("event_mark arn:lake-prod-stream", Answer::Mark),
+            step("execute_change_set lake-prod-stream lakectl", Answer::Done),
+            step("events arn:lake-prod-stream", Answer::Events(Vec::new())),
+            step(
+                "describe arn:lake-prod-stream",
+                Answer::Stack(Some(updated)),
+            ),
+            step("events arn:lake-prod-stream", Answer::Events(Vec::new())),
+            // `finish` puts the full policy back (it differs from the lifted one).
+            step(
+                "get_stack_policy lake-prod-stream",
+                Answer::Template(String::new()),
+            ),
+            step("set_stack_policy lake-prod-stream", Answer::Done),
+        ]);
+        let script = Script::new(steps);
+        let outcome = deploy_stack(&shared(&script, &["stream/OrdersStream"]), "stream")
+            .await
+            .unwrap();
+        assert_eq!(outcome, Outcome::Updated);
+        assert!(script.left().is_empty(), "{:?}", script.left());
+        let policies: Vec<String> = script
+            .calls()
+            .into_iter()
+            .filter(|c| c.starts_with("set_stack_policy"))
+            .collect();
+        assert!(
+            !policies[0].contains("OrdersStream"),
+            "lifted for the update: {}",
+            policies[0]
+        );
+        assert!(
+            policies[1].contains("LogicalResourceId/OrdersStream"),
+            "restored: {}",
+            policies[1]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_template_cloudformation_would_refuse_is_refused_before_any_call() {
+        use crate::deploy::cfn::{ChangeSetRequest, TEMPLATE_BODY_LIMIT};
+        use crate::deploy::script::Script;
+        let script = Script::new(Vec::new());
+        let cfn = crate::deploy::cfn::Cfn::scripted(script.clone());
+        let body = "#".repeat(TEMPLATE_BODY_LIMIT + 1);
+        let empty = BTreeMap::new();
+        let request = ChangeSetRequest {
+            stack_name: "lake-poc-emr",
+            change_set_name: "cs",
+            template_body: &body,
+            parameters: &empty,
+            tags: &empty,
+            description: "",
+        };
+        let err = cfn.create_stack(&request, false, None).await.unwrap_err();
+        assert!(
+            matches!(err, DeployError::TemplateTooLarge { bytes, .. } if bytes == TEMPLATE_BODY_LIMIT + 1)
+        );
+        let err = cfn
+            .create_change_set(&request)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("51201 bytes; CloudFormation takes at most 51200"),
+            "{err}"
+        );
+        assert!(script.calls().is_empty(), "nothing was sent");
+    }
     use crate::plan::diff::{diff_stack, StackAction};
     use crate::plan::normalize::normalize;
 

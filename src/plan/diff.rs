@@ -237,7 +237,10 @@ pub fn diff_stack(
                 action: Action::Remove,
                 requires_replacement: false,
                 properties: Vec::new(),
-                retained: o["DeletionPolicy"].as_str() == Some("Retain"),
+                retained: matches!(
+                    o["DeletionPolicy"].as_str(),
+                    Some("Retain" | "RetainExceptOnCreate")
+                ),
             }),
             (Some(o), Some(n)) if o != n => {
                 let mut raw = Vec::new();

@@ -28,8 +28,14 @@ pub struct Derived {
     pub msk_azs: usize,
     /// Fixed addresses of ZooKeeper nodes (self-managed Kafka), one per node.
     pub zookeeper_ips: Vec<String>,
-    /// `Retain` in protected environments, else `Delete`.
+    /// DeletionPolicy of data stores kept when the stack goes: in protected
+    /// environments `RetainExceptOnCreate` (kept, except when the stack's
+    /// first create fails and rolls back: a kept bucket would collide by
+    /// name with the next create), else `Delete`.
     pub bucket_policy: &'static str,
+    /// UpdateReplacePolicy of the same (`RetainExceptOnCreate` is not valid
+    /// there): `Retain` in protected environments, else `Delete`.
+    pub bucket_replace_policy: &'static str,
     /// `Snapshot` in protected environments, else `Delete`.
     pub database_policy: &'static str,
     pub stream_name: String,
@@ -138,7 +144,12 @@ impl<'a> Context<'a> {
                 private_subnets,
                 msk_azs: msk_az_count(azs),
                 zookeeper_ips,
-                bucket_policy: if protect { "Retain" } else { "Delete" },
+                bucket_policy: if protect {
+                    "RetainExceptOnCreate"
+                } else {
+                    "Delete"
+                },
+                bucket_replace_policy: if protect { "Retain" } else { "Delete" },
                 database_policy: if protect { "Snapshot" } else { "Delete" },
                 stream_name: format!("{}-orders", spec.name),
                 compact_script_b64: base64::engine::general_purpose::STANDARD
