@@ -108,6 +108,7 @@ async fn earlier_of(aws: &Aws, d: &Deployed) -> Result<Option<Earlier>, DeployEr
         origin: format!("deployed stack {}", d.name),
         template: aws.cfn.template(&d.name).await?,
         parameters: d.parameters.clone(),
+        tags: Some(d.tags.clone()),
     }))
 }
 
@@ -172,8 +173,25 @@ pub async fn plan_against_deployed(
             let Ok(params) = resolve(stack, &outputs, &values_for(&stack.id)) else {
                 continue;
             };
-            let verdicts = replacement_verdicts(aws, rendered, stack, &params).await?;
-            refine_replacement(diff, &verdicts);
+            // One stack that cannot get a change set (busy, failed, or a
+            // reviewer without CreateChangeSet) does not stop the plan.
+            let d = &deployed[&diff.id];
+            if d.in_progress() || stuck_hint(d).is_some() {
+                notes.push(format!(
+                    "{}: {}, no change set possible now; its `requires replacement` marks come \
+                     from the create-only table alone",
+                    stack.stack_name, d.status
+                ));
+                continue;
+            }
+            match replacement_verdicts(aws, rendered, stack, &params).await {
+                Ok(verdicts) => refine_replacement(diff, &verdicts),
+                Err(e) => notes.push(format!(
+                    "{}: no change set ({e}); its `requires replacement` marks come from the \
+                     create-only table alone",
+                    stack.stack_name
+                )),
+            }
         }
     }
     Ok(Planned {
@@ -205,7 +223,9 @@ async fn replacement_verdicts(
         })
         .await?;
     let outcome = aws.cfn.wait_change_set(&stack.stack_name, &name).await;
-    aws.cfn.delete_change_set(&stack.stack_name, &name).await?;
+    // A concurrent `up` may have removed it already; a diff change set
+    // left behind is never executed.
+    let _ = aws.cfn.delete_change_set(&stack.stack_name, &name).await;
     Ok(match outcome? {
         ChangeSetOutcome::Empty => Vec::new(),
         ChangeSetOutcome::Ready(changes) => changes
@@ -1045,6 +1065,128 @@ mod tests {
             "restored: {}",
             policies[1]
         );
+    }
+
+    #[tokio::test]
+    async fn diff_plans_every_stack_when_one_cannot_get_a_change_set() {
+        use crate::deploy::script::{step, Answer, Script};
+        let mut env = protected_env();
+        let mut second = env.stacks[0].clone();
+        second.id = "ingest".into();
+        second.stack_name = "lake-prod-ingest".into();
+        env.stacks.push(second);
+        let old = "Resources:\n  OrdersStream:\n    Type: AWS::Kinesis::Stream\n    Properties: {Name: orders, ShardCount: 4}\n";
+        let mut busy = deployed("lake-prod-ingest");
+        busy.status = "UPDATE_IN_PROGRESS".into();
+        // DescribeStacks for every stack kind the environment can have.
+        let mut steps = Vec::new();
+        for kind in crate::render::catalog::stack_kinds() {
+            let answer = match kind.id {
+                "stream" => Some(deployed("lake-prod-stream")),
+                "ingest" => Some(busy.clone()),
+                _ => None,
+            };
+            steps.push(step(
+                format!("describe lake-prod-{}", kind.id),
+                Answer::Stack(answer),
+            ));
+        }
+        steps.extend([
+            // GetTemplate, in id order (ingest, stream).
+            step("template lake-prod-ingest", Answer::Template(old.into())),
+            step("template lake-prod-stream", Answer::Template(old.into())),
+            // A reviewer role without cloudformation:CreateChangeSet.
+            step(
+                "create_change_set lake-prod-stream lakectl-diff",
+                Answer::Fail(
+                    "AccessDenied",
+                    "not authorized to perform: cloudformation:CreateChangeSet".into(),
+                ),
+            ),
+        ]);
+        let script = Script::new(steps);
+        let aws = Aws::scripted(script.clone());
+        let planned = plan_against_deployed(&aws, &env, &BTreeMap::new(), true, false)
+            .await
+            .unwrap();
+        assert!(script.left().is_empty(), "{:?}", script.left());
+        assert_eq!(planned.diffs.len(), 2);
+        assert!(planned.diffs.iter().all(|d| d.has_changes()));
+        let notes = planned.notes.join("\n");
+        assert!(
+            notes.contains("lake-prod-ingest: UPDATE_IN_PROGRESS, no change set possible now"),
+            "{notes}"
+        );
+        assert!(
+            notes.contains("lake-prod-stream: no change set (") && notes.contains("AccessDenied"),
+            "{notes}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_tag_change_alone_is_a_change_of_the_plan() {
+        use crate::deploy::script::{step, Answer, Script};
+        let mut env = protected_env();
+        env.tags.insert("CostCenter".into(), "data-2".into());
+        env.tags.insert("Owner".into(), "platform".into());
+        let mut stream = deployed("lake-prod-stream");
+        stream.tags = [("CostCenter", "data-1"), ("Team", "lake")]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let mut steps = Vec::new();
+        for kind in crate::render::catalog::stack_kinds() {
+            let answer = (kind.id == "stream").then(|| stream.clone());
+            steps.push(step(
+                format!("describe lake-prod-{}", kind.id),
+                Answer::Stack(answer),
+            ));
+        }
+        // The deployed template is the rendered one: only the tags differ.
+        steps.push(step(
+            "template lake-prod-stream",
+            Answer::Template(env.stacks[0].template.clone()),
+        ));
+        let script = Script::new(steps);
+        let aws = Aws::scripted(script.clone());
+        let planned = plan_against_deployed(&aws, &env, &BTreeMap::new(), false, false)
+            .await
+            .unwrap();
+        assert!(script.left().is_empty(), "{:?}", script.left());
+        let diff = &planned.diffs[0];
+        assert!(
+            diff.has_changes(),
+            "`diff --detailed-exitcode` exits 2 for it"
+        );
+        assert!(diff.resources.is_empty());
+        insta::assert_snapshot!(crate::plan::report::text(&planned.diffs), @r"
+        Stack lake-prod-stream (stream): update
+          tags (CloudFormation re-tags every resource of the stack):
+            CostCenter: data-1 -> data-2
+            Owner: (absent) -> platform
+            Team: lake -> (absent)
+
+        1 of 1 stacks change: 0 resources to add, 0 to modify (0 by replacement), 0 to remove; 0 broadening IAM/security changes
+        ");
+        insta::assert_snapshot!(serde_json::to_string_pretty(&diff.tags).unwrap(), @r#"
+        [
+          {
+            "name": "CostCenter",
+            "old": "data-1",
+            "new": "data-2"
+          },
+          {
+            "name": "Owner",
+            "old": null,
+            "new": "platform"
+          },
+          {
+            "name": "Team",
+            "old": "lake",
+            "new": null
+          }
+        ]
+        "#);
     }
 
     #[tokio::test]

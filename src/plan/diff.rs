@@ -66,6 +66,9 @@ pub struct StackDiff {
     pub resources: Vec<ResourceChange>,
     pub parameters: Vec<ValueChange>,
     pub outputs: Vec<ValueChange>,
+    /// Stack tags (applied by CloudFormation to every resource that takes
+    /// tags): changed, added or removed. Updates only.
+    pub tags: Vec<ValueChange>,
     pub security: Vec<SecurityChange>,
 }
 
@@ -308,7 +311,24 @@ pub fn diff_stack(
         resources,
         parameters,
         outputs: outputs_changed,
+        tags: Vec::new(),
         security,
+    }
+}
+
+/// Record the stack's tag changes; a stack that otherwise stays as it is
+/// is updated for them (CloudFormation re-tags every resource).
+pub fn set_tag_changes(
+    diff: &mut StackDiff,
+    old: &BTreeMap<String, String>,
+    new: &BTreeMap<String, String>,
+) {
+    if diff.action == StackAction::Create || diff.action == StackAction::Delete {
+        return;
+    }
+    diff.tags = value_changes(old, new);
+    if !diff.tags.is_empty() && diff.action == StackAction::Unchanged {
+        diff.action = StackAction::Update;
     }
 }
 

@@ -41,6 +41,10 @@ pub struct Earlier {
     pub origin: String,
     pub template: String,
     pub parameters: BTreeMap<String, String>,
+    /// The stack's tags, when known (a deployed stack; an earlier render's
+    /// `stacks.json`): `up` applies the spec's tags to every stack and
+    /// every resource, so a change of them is a change of the plan.
+    pub tags: Option<BTreeMap<String, String>>,
 }
 
 /// Compare a fresh render (with the parameter values `new_params` gives each
@@ -57,6 +61,11 @@ pub fn compare(
             message,
         })
     };
+    let new_tags: BTreeMap<String, String> = rendered
+        .tags
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     let mut diffs = Vec::new();
     for stack in &rendered.stacks {
         let new = normalize::normalize(&stack.template).map_err(|message| PlanError::Template {
@@ -66,12 +75,16 @@ pub fn compare(
         let params = new_params(stack);
         let old = earlier.get(&stack.id).map(parse).transpose()?;
         let old_params = earlier.get(&stack.id).map(|e| &e.parameters);
-        diffs.push(diff::diff_stack(
+        let mut d = diff::diff_stack(
             &stack.id,
             &stack.stack_name,
             old.as_ref().zip(old_params),
             Some((&new, &params)),
-        ));
+        );
+        if let Some(old_tags) = earlier.get(&stack.id).and_then(|e| e.tags.as_ref()) {
+            diff::set_tag_changes(&mut d, old_tags, &new_tags);
+        }
+        diffs.push(d);
     }
     for (id, e) in earlier
         .iter()
@@ -103,6 +116,11 @@ pub fn against_render(rendered: &RenderedEnv, dir: &Path) -> Result<Vec<StackDif
     // A template file without a stacks.json entry (a hand-made or partial
     // render) still counts: its stack has no parameters then.
     let listed = stacks["stacks"].as_array().cloned().unwrap_or_default();
+    let tags: Option<BTreeMap<String, String>> = stacks["tags"].as_object().map(|t| {
+        t.iter()
+            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+            .collect()
+    });
     let mut ids: Vec<String> = rendered.stacks.iter().map(|s| s.id.clone()).collect();
     ids.extend(
         listed
@@ -132,6 +150,7 @@ pub fn against_render(rendered: &RenderedEnv, dir: &Path) -> Result<Vec<StackDif
                 origin: path.display().to_string(),
                 template,
                 parameters,
+                tags: tags.clone(),
             },
         );
     }

@@ -146,6 +146,18 @@ pub fn text(diffs: &[StackDiff]) -> String {
                 p.new.as_deref().unwrap_or("(absent)")
             );
         }
+        if !d.tags.is_empty() {
+            out.push_str("  tags (CloudFormation re-tags every resource of the stack):\n");
+        }
+        for t in &d.tags {
+            let _ = writeln!(
+                out,
+                "    {}: {} -> {}",
+                t.name,
+                t.old.as_deref().unwrap_or("(absent)"),
+                t.new.as_deref().unwrap_or("(absent)")
+            );
+        }
         for o in &d.outputs {
             let _ = writeln!(
                 out,
