@@ -2,8 +2,11 @@
 //! flagged: what a reviewer must not miss in a pull request.
 //!
 //! Owns: reducing policies to permission atoms (effect, principal, action,
-//! resource, condition) and security groups to rule atoms, and classifying
-//! their differences. Must not: diff anything else.
+//! resource, condition; `Not*` elements kept apart, `Fn::If` statements with
+//! both branches, attachments of policies, instance profiles, permission
+//! boundaries, endpoint policies and Lambda permissions) and security groups
+//! to rule atoms (EC2's implicit allow-all egress included), and
+//! classifying their differences. Must not: diff anything else.
 
 use std::collections::BTreeSet;
 
@@ -76,24 +79,71 @@ fn principals(p: Option<&Value>) -> Vec<String> {
     }
 }
 
-fn statements(doc: &Value) -> Vec<&Value> {
-    match doc.get("Statement") {
+/// The statements of a policy document; a statement chosen by `Fn::If`
+/// counts with both branches (either may be in force), marked with the
+/// condition's name. `AWS::NoValue` branches drop out.
+fn statements(doc: &Value) -> Vec<(Value, Option<String>)> {
+    let listed: Vec<&Value> = match doc.get("Statement") {
         Some(Value::Array(s)) => s.iter().collect(),
         Some(one @ Value::Object(_)) => vec![one],
         _ => Vec::new(),
+    };
+    let mut out = Vec::new();
+    for st in listed {
+        match st.get("Fn::If").and_then(Value::as_array) {
+            Some(branches) if branches.len() == 3 => {
+                let cond = text(&branches[0]);
+                for (branch, when) in [(&branches[1], "true"), (&branches[2], "false")] {
+                    let no_value =
+                        branch.get("Ref").and_then(Value::as_str) == Some("AWS::NoValue");
+                    if branch.is_object() && !no_value {
+                        out.push((branch.clone(), Some(format!("if {cond} is {when}"))));
+                    }
+                }
+            }
+            _ => out.push((st.clone(), None)),
+        }
+    }
+    out
+}
+
+/// The values of `key`, or of its `Not` form marked `not ` (a statement
+/// with `NotAction: iam:*` grants everything but IAM: it must never read as
+/// one granting IAM).
+fn strings_or_not(st: &Value, key: &str) -> Vec<String> {
+    match (st.get(key), st.get(format!("Not{key}"))) {
+        (None, Some(not)) => strings(Some(not))
+            .into_iter()
+            .map(|v| format!("not {v}"))
+            .collect(),
+        (given, _) => strings(given),
     }
 }
 
 fn add_policy(source: &str, doc: &Value, out: &mut BTreeSet<PermissionAtom>) {
-    for st in statements(doc) {
+    for (st, chosen_by) in statements(doc) {
         let effect = text(st.get("Effect").unwrap_or(&Value::Null));
-        let condition = st
+        let mut condition = st
             .get("Condition")
             .map(|c| c.to_string())
             .unwrap_or_default();
-        let actions = strings(st.get("Action").or(st.get("NotAction")));
-        let resources = strings(st.get("Resource").or(st.get("NotResource")));
-        for principal in principals(st.get("Principal")) {
+        if let Some(chosen_by) = chosen_by {
+            condition = [chosen_by, condition]
+                .into_iter()
+                .filter(|c| !c.is_empty())
+                .collect::<Vec<_>>()
+                .join(" and ");
+        }
+        let actions = strings_or_not(&st, "Action");
+        let resources = strings_or_not(&st, "Resource");
+        let principals = match (st.get("Principal"), st.get("NotPrincipal")) {
+            (None, Some(not)) => principals(Some(not))
+                .into_iter()
+                .map(|p| format!("everyone but {p}"))
+                .collect(),
+            (given, _) => principals(given),
+        };
+        for principal in principals {
             for action in &actions {
                 for resource in &resources {
                     out.insert(PermissionAtom {
@@ -144,6 +194,20 @@ pub fn permissions(template: &Value) -> BTreeSet<PermissionAtom> {
                         &mut out,
                     );
                 }
+                // A boundary limits the role: losing it grants more.
+                if let Some(boundary) = props.get("PermissionsBoundary") {
+                    out.insert(PermissionAtom {
+                        source: format!("{id}/boundary"),
+                        effect: "Deny".into(),
+                        principal: String::new(),
+                        action: format!(
+                            "anything outside permissions boundary {}",
+                            attachment(boundary)
+                        ),
+                        resource: String::new(),
+                        condition: String::new(),
+                    });
+                }
                 for arn in props["ManagedPolicyArns"].as_array().into_iter().flatten() {
                     out.insert(PermissionAtom {
                         source: format!("{id}/managed"),
@@ -156,7 +220,59 @@ pub fn permissions(template: &Value) -> BTreeSet<PermissionAtom> {
                 }
             }
             "AWS::IAM::Policy" | "AWS::IAM::ManagedPolicy" => {
-                add_policy(id, &props["PolicyDocument"], &mut out)
+                // Granted to whom it is attached: each attachment is its
+                // own grant (attaching to one more role broadens).
+                let mut attached: Vec<String> = Vec::new();
+                for (kind, key) in [("role", "Roles"), ("user", "Users"), ("group", "Groups")] {
+                    for target in props[key].as_array().into_iter().flatten() {
+                        attached.push(format!("{kind} {}", attachment(target)));
+                    }
+                }
+                if attached.is_empty() {
+                    add_policy(id, &props["PolicyDocument"], &mut out);
+                }
+                for target in attached {
+                    add_policy(
+                        &format!("{id} (attached to {target})"),
+                        &props["PolicyDocument"],
+                        &mut out,
+                    );
+                }
+            }
+            "AWS::IAM::InstanceProfile" => {
+                for role in props["Roles"].as_array().into_iter().flatten() {
+                    out.insert(PermissionAtom {
+                        source: id.to_string(),
+                        effect: "Allow".into(),
+                        principal: String::new(),
+                        action: format!(
+                            "instances launched with it act as role {}",
+                            attachment(role)
+                        ),
+                        resource: String::new(),
+                        condition: String::new(),
+                    });
+                }
+            }
+            "AWS::EC2::VPCEndpoint" => add_policy(
+                &format!("{id}/endpoint policy"),
+                &props["PolicyDocument"],
+                &mut out,
+            ),
+            "AWS::Lambda::Permission" => {
+                let condition = ["SourceArn", "SourceAccount", "PrincipalOrgID"]
+                    .iter()
+                    .filter_map(|k| props.get(*k).map(|v| format!("{k}={}", text(v))))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                out.insert(PermissionAtom {
+                    source: id.to_string(),
+                    effect: "Allow".into(),
+                    principal: text(&props["Principal"]),
+                    action: text(&props["Action"]),
+                    resource: attachment(&props["FunctionName"]),
+                    condition,
+                });
             }
             "AWS::S3::BucketPolicy" => add_policy(id, &props["PolicyDocument"], &mut out),
             "AWS::KMS::Key" => {
@@ -166,6 +282,14 @@ pub fn permissions(template: &Value) -> BTreeSet<PermissionAtom> {
         }
     }
     out
+}
+
+/// A resource named by reference: the logical id of a `Ref`, else its text.
+fn attachment(v: &Value) -> String {
+    match v.get("Ref") {
+        Some(Value::String(s)) => s.clone(),
+        _ => text(v),
+    }
 }
 
 fn ports(rule: &Value) -> String {
@@ -232,7 +356,42 @@ pub fn rules(template: &Value) -> BTreeSet<RuleAtom> {
             _ => {}
         }
     }
+    // EC2 gives a group without egress rules one that allows all outbound
+    // traffic; the first explicit egress rule replaces it (a narrowing).
+    for (id, ty, _) in resources(template) {
+        if ty == "AWS::EC2::SecurityGroup"
+            && !out.iter().any(|r| r.group == id && r.direction == "egress")
+        {
+            out.insert(RuleAtom {
+                group: id.to_string(),
+                direction: "egress".into(),
+                protocol: "-1".into(),
+                ports: DEFAULT_EGRESS.into(),
+                peer: "0.0.0.0/0".into(),
+            });
+        }
+    }
     out
+}
+
+/// The ports text of EC2's implicit allow-all egress rule.
+const DEFAULT_EGRESS: &str = "all (EC2's default egress)";
+
+/// Whether rule `a` allows everything rule `b` allows (same group and
+/// direction; all protocols or the same; all ports or the same; a peer
+/// network that contains `b`'s).
+fn covers(a: &RuleAtom, b: &RuleAtom) -> bool {
+    let ports_all = |p: &str| p.starts_with("all");
+    let nets = a
+        .peer
+        .parse::<IpNet>()
+        .ok()
+        .zip(b.peer.parse::<IpNet>().ok());
+    a.group == b.group
+        && a.direction == b.direction
+        && (a.protocol == "-1" || a.protocol == b.protocol)
+        && (ports_all(&a.ports) || a.ports == b.ports)
+        && (a.peer == b.peer || nets.is_some_and(|(x, y)| x.contains(&y)))
 }
 
 fn group_name(group_id: &Value) -> String {
@@ -268,7 +427,9 @@ pub fn changes(old: &Value, new: &Value) -> Vec<SecurityChange> {
         out.push(SecurityChange {
             sign: '+',
             description: describe_rule(r),
-            broadening: true,
+            // Nothing new when an old rule already allowed all of it (the
+            // first egress rule replacing EC2's default allow-all).
+            broadening: !or.iter().any(|o| covers(o, r)),
         });
     }
     for r in or.difference(&nr) {
@@ -278,38 +439,7 @@ pub fn changes(old: &Value, new: &Value) -> Vec<SecurityChange> {
             broadening: false,
         });
     }
-    // A rule that replaced a narrower CIDR on the same group/ports is still broadening (already flagged);
-    // a replacement by a narrower CIDR is not.
-    for c in out
-        .iter_mut()
-        .filter(|c| c.sign == '+' && c.description.contains(" from "))
-    {
-        if let Some(narrower) = narrows_existing(c, &or, &nr) {
-            c.broadening = !narrower;
-        }
-    }
     out
-}
-
-/// For an added rule, whether it only narrows a removed rule of the same
-/// group, direction, protocol and ports (new CIDR inside the old one).
-fn narrows_existing(
-    change: &SecurityChange,
-    old: &BTreeSet<RuleAtom>,
-    new: &BTreeSet<RuleAtom>,
-) -> Option<bool> {
-    let added = new
-        .difference(old)
-        .find(|r| describe_rule(r) == change.description)?;
-    let new_net: IpNet = added.peer.parse().ok()?;
-    let removed = old.difference(new).find(|r| {
-        r.group == added.group
-            && r.direction == added.direction
-            && r.protocol == added.protocol
-            && r.ports == added.ports
-    })?;
-    let old_net: IpNet = removed.peer.parse().ok()?;
-    Some(old_net.contains(&new_net))
 }
 
 fn describe_permission(a: &PermissionAtom) -> String {
@@ -385,5 +515,92 @@ mod tests {
         );
         let narrower = changes(&sg("10.0.0.0/16"), &sg("10.0.1.0/24"));
         assert!(narrower.iter().all(|c| !c.broadening), "{narrower:?}");
+    }
+
+    fn t(yaml: &str) -> Value {
+        normalize(yaml).unwrap()
+    }
+
+    fn shown(c: &[SecurityChange]) -> String {
+        c.iter()
+            .map(|c| {
+                format!(
+                    "{} {}{}\n",
+                    c.sign,
+                    c.description,
+                    if c.broadening { "  [broadening]" } else { "" }
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn flipping_action_to_not_action_is_a_change_and_broadens() {
+        let policy = |key: &str| {
+            t(&format!("Resources:\n  P:\n    Type: AWS::IAM::Policy\n    Properties:\n      PolicyName: p\n      PolicyDocument:\n        Statement:\n          - {{Effect: Allow, {key}: iam:*, Resource: '*'}}\n"))
+        };
+        insta::assert_snapshot!(shown(&changes(&policy("Action"), &policy("NotAction"))), @r"
+        + P: Allow not iam:* on *  [broadening]
+        - P: Allow iam:* on *
+        ");
+        let principal = |key: &str| {
+            t(&format!("Resources:\n  B:\n    Type: AWS::S3::BucketPolicy\n    Properties:\n      Bucket: b\n      PolicyDocument:\n        Statement:\n          - {{Effect: Deny, {key}: {{AWS: arn:aws:iam::1:root}}, Action: s3:*, Resource: '*'}}\n"))
+        };
+        insta::assert_snapshot!(shown(&changes(&principal("Principal"), &principal("NotPrincipal"))), @r"
+        + B: Deny s3:* on * for everyone but AWS:arn:aws:iam::1:root
+        - B: Deny s3:* on * for AWS:arn:aws:iam::1:root  [broadening]
+        ");
+    }
+
+    #[test]
+    fn attaching_a_policy_to_one_more_role_broadens() {
+        let attached = |roles: &str| {
+            t(&format!("Resources:\n  P:\n    Type: AWS::IAM::ManagedPolicy\n    Properties:\n      Roles: [{roles}]\n      PolicyDocument:\n        Statement:\n          - {{Effect: Allow, Action: s3:GetObject, Resource: '*'}}\n"))
+        };
+        insta::assert_snapshot!(shown(&changes(&attached("!Ref A"), &attached("!Ref A, !Ref B"))), @"+ P (attached to role B): Allow s3:GetObject on *  [broadening]");
+        insta::assert_snapshot!(shown(&changes(&attached("!Ref A, !Ref B"), &attached("!Ref A"))), @"- P (attached to role B): Allow s3:GetObject on *");
+        let profile = |roles: &str| {
+            t(&format!("Resources:\n  I:\n    Type: AWS::IAM::InstanceProfile\n    Properties: {{Roles: [{roles}]}}\n"))
+        };
+        insta::assert_snapshot!(shown(&changes(&profile("!Ref A"), &profile("!Ref Admin"))), @r"
+        + I: Allow instances launched with it act as role Admin  [broadening]
+        - I: Allow instances launched with it act as role A
+        ");
+    }
+
+    #[test]
+    fn removing_a_permissions_boundary_broadens() {
+        let with = t("Resources:\n  R:\n    Type: AWS::IAM::Role\n    Properties:\n      AssumeRolePolicyDocument: {}\n      PermissionsBoundary: arn:aws:iam::1:policy/limit\n");
+        let without = t("Resources:\n  R:\n    Type: AWS::IAM::Role\n    Properties:\n      AssumeRolePolicyDocument: {}\n");
+        insta::assert_snapshot!(shown(&changes(&with, &without)), @"- R/boundary: Deny anything outside permissions boundary arn:aws:iam::1:policy/limit  [broadening]");
+    }
+
+    #[test]
+    fn the_first_egress_rule_narrows_ec2s_default() {
+        let none = t("Resources:\n  G:\n    Type: AWS::EC2::SecurityGroup\n    Properties: {GroupDescription: g}\n");
+        let https = t("Resources:\n  G:\n    Type: AWS::EC2::SecurityGroup\n    Properties:\n      GroupDescription: g\n      SecurityGroupEgress: [{IpProtocol: tcp, FromPort: 443, ToPort: 443, CidrIp: 0.0.0.0/0}]\n");
+        insta::assert_snapshot!(shown(&changes(&none, &https)), @r"
+        + G egress tcp 443 to 0.0.0.0/0 (the whole internet)
+        - G egress -1 all (EC2's default egress) to 0.0.0.0/0 (the whole internet)
+        ");
+        // Back to no rule: allow-all again.
+        assert!(changes(&https, &none)
+            .iter()
+            .any(|c| c.sign == '+' && c.broadening));
+    }
+
+    #[test]
+    fn endpoint_policies_lambda_permissions_and_conditional_statements_count() {
+        let endpoint = |action: &str| {
+            t(&format!("Resources:\n  E:\n    Type: AWS::EC2::VPCEndpoint\n    Properties:\n      VpcId: v\n      ServiceName: s3\n      PolicyDocument:\n        Statement: [{{Effect: Allow, Principal: '*', Action: '{action}', Resource: '*'}}]\n"))
+        };
+        insta::assert_snapshot!(shown(&changes(&endpoint("s3:GetObject"), &endpoint("s3:*"))), @r"
+        + E/endpoint policy: Allow s3:* on * for *  [broadening]
+        - E/endpoint policy: Allow s3:GetObject on * for *
+        ");
+        let lambda = t("Resources:\n  L:\n    Type: AWS::Lambda::Permission\n    Properties: {Action: lambda:InvokeFunction, FunctionName: !Ref F, Principal: s3.amazonaws.com}\n");
+        insta::assert_snapshot!(shown(&changes(&Value::Null, &lambda)), @"+ L: Allow lambda:InvokeFunction on F for s3.amazonaws.com  [broadening]");
+        let conditional = t("Resources:\n  P:\n    Type: AWS::IAM::Policy\n    Properties:\n      PolicyName: p\n      PolicyDocument:\n        Statement:\n          - Fn::If: [IsProd, {Effect: Allow, Action: kms:Decrypt, Resource: '*'}, !Ref AWS::NoValue]\n");
+        insta::assert_snapshot!(shown(&changes(&Value::Null, &conditional)), @"+ P: Allow kms:Decrypt on * when if IsProd is true  [broadening]");
     }
 }
