@@ -6,17 +6,7 @@
 
 use serde_json::{json, Value};
 
-/// Resource types whose replacement or deletion loses data.
-pub const DATA_STORE_TYPES: [&str; 8] = [
-    "AWS::S3::Bucket",
-    "AWS::RDS::DBCluster",
-    "AWS::RDS::DBInstance",
-    "AWS::DynamoDB::Table",
-    "AWS::Kinesis::Stream",
-    "AWS::KMS::Key",
-    "AWS::MSK::Cluster",
-    "AWS::SecretsManager::Secret",
-];
+pub use crate::plan::diff::DATA_STORE_TYPES;
 
 /// Logical ids of the data stores in a normalised template, sorted.
 pub fn data_stores(template: &Value) -> Vec<String> {

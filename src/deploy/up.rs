@@ -294,6 +294,18 @@ pub fn approvals_needed(diffs: &[StackDiff], approval: Approval) -> Vec<String> 
                 if d.action == crate::plan::diff::StackAction::Delete {
                     needed.push(format!("{}: the stack is deleted", d.stack_name));
                 }
+                needed.extend(d.resources.iter().filter(|r| r.loses_data).map(|r| {
+                    format!(
+                        "{}: {} {} deletes its data",
+                        d.stack_name,
+                        if r.action == crate::plan::diff::Action::Remove {
+                            "removing"
+                        } else {
+                            "replacing"
+                        },
+                        r.logical_id
+                    )
+                }));
                 needed.extend(
                     d.security
                         .iter()

@@ -30,15 +30,60 @@ pub struct PropertyChange {
     pub requires_replacement: bool,
 }
 
+/// Resource types whose replacement or deletion loses data.
+pub const DATA_STORE_TYPES: [&str; 8] = [
+    "AWS::S3::Bucket",
+    "AWS::RDS::DBCluster",
+    "AWS::RDS::DBInstance",
+    "AWS::DynamoDB::Table",
+    "AWS::Kinesis::Stream",
+    "AWS::KMS::Key",
+    "AWS::MSK::Cluster",
+    "AWS::SecretsManager::Secret",
+];
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ResourceChange {
     pub logical_id: String,
     pub resource_type: String,
     pub action: Action,
     pub requires_replacement: bool,
+    /// CloudFormation's verdict was `Conditional`: replaced or not depending
+    /// on a value known only while the update runs.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub conditional: bool,
     pub properties: Vec<PropertyChange>,
     /// For removals: the resource is kept in AWS (DeletionPolicy Retain).
     pub retained: bool,
+    /// A data store whose replacement or removal deletes its data (its
+    /// UpdateReplacePolicy / DeletionPolicy is `Delete`, the default).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub loses_data: bool,
+    /// Data store, UpdateReplacePolicy (what a replacement does to the old one).
+    #[serde(skip)]
+    keeps_replaced: Option<bool>,
+}
+
+impl ResourceChange {
+    /// Recompute `loses_data` from the replacement verdict.
+    fn judge_data_loss(&mut self) {
+        self.loses_data = match (self.action, self.keeps_replaced) {
+            (Action::Modify, Some(keeps)) => self.requires_replacement && !keeps,
+            _ => self.loses_data,
+        };
+    }
+}
+
+/// For a data store: whether a replacement keeps the old one (its
+/// UpdateReplacePolicy is `Retain` or `Snapshot`); `None` for other types.
+fn keeps_replaced(resource: &Value) -> Option<bool> {
+    let ty = resource["Type"].as_str().unwrap_or_default();
+    DATA_STORE_TYPES.contains(&ty).then(|| {
+        matches!(
+            resource["UpdateReplacePolicy"].as_str(),
+            Some("Retain" | "Snapshot")
+        )
+    })
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -231,8 +276,11 @@ pub fn diff_stack(
                 resource_type: ty(n),
                 action: Action::Add,
                 requires_replacement: false,
+                conditional: false,
                 properties: Vec::new(),
                 retained: false,
+                loses_data: false,
+                keeps_replaced: None,
             }),
             (Some(o), None) => resources.push(ResourceChange {
                 logical_id: rid.into(),
@@ -240,10 +288,17 @@ pub fn diff_stack(
                 action: Action::Remove,
                 requires_replacement: false,
                 properties: Vec::new(),
+                conditional: false,
                 retained: matches!(
                     o["DeletionPolicy"].as_str(),
                     Some("Retain" | "RetainExceptOnCreate")
                 ),
+                loses_data: DATA_STORE_TYPES.contains(&ty(o).as_str())
+                    && !matches!(
+                        o["DeletionPolicy"].as_str(),
+                        Some("Retain" | "RetainExceptOnCreate" | "Snapshot")
+                    ),
+                keeps_replaced: None,
             }),
             (Some(o), Some(n)) if o != n => {
                 let mut raw = Vec::new();
@@ -264,14 +319,19 @@ pub fn diff_stack(
                         }
                     })
                     .collect();
-                resources.push(ResourceChange {
+                let mut change = ResourceChange {
                     logical_id: rid.into(),
                     resource_type: new_ty,
                     action: Action::Modify,
                     requires_replacement: properties.iter().any(|p| p.requires_replacement),
+                    conditional: false,
                     properties,
                     retained: false,
-                });
+                    loses_data: false,
+                    keeps_replaced: keeps_replaced(n),
+                };
+                change.judge_data_loss();
+                resources.push(change);
             }
             _ => {}
         }
@@ -344,11 +404,13 @@ pub fn refine_replacement(diff: &mut StackDiff, verdicts: &[(String, String)]) {
     {
         if let Some((_, verdict)) = verdicts.iter().find(|(id, _)| *id == r.logical_id) {
             r.requires_replacement = verdict != "False";
+            r.conditional = verdict == "Conditional";
             if !r.requires_replacement {
                 r.properties
                     .iter_mut()
                     .for_each(|p| p.requires_replacement = false);
             }
+            r.judge_data_loss();
         }
     }
 }
@@ -375,6 +437,42 @@ mod tests {
 
     fn t(body: &str) -> Value {
         normalize(body).unwrap()
+    }
+
+    #[test]
+    fn conditional_replacements_and_lost_data_are_said_as_such() {
+        let old = t("Resources:\n  S:\n    Type: AWS::Kinesis::Stream\n    Properties: {Name: a, ShardCount: 2}\n  Q:\n    Type: AWS::DynamoDB::Table\n    UpdateReplacePolicy: Retain\n    Properties: {TableName: q, BillingMode: PAY_PER_REQUEST}\n  B:\n    Type: AWS::S3::Bucket\n  K:\n    Type: AWS::S3::Bucket\n    DeletionPolicy: Retain\n");
+        let new = t("Resources:\n  S:\n    Type: AWS::Kinesis::Stream\n    Properties: {Name: b, ShardCount: 2}\n  Q:\n    Type: AWS::DynamoDB::Table\n    UpdateReplacePolicy: Retain\n    Properties: {TableName: q2, BillingMode: PAY_PER_REQUEST}\n");
+        let empty = BTreeMap::new();
+        let mut d = diff_stack("x", "lake-x", Some((&old, &empty)), Some((&new, &empty)));
+        // CloudFormation's verdicts: the stream surely, the table Conditionally.
+        refine_replacement(
+            &mut d,
+            &[
+                ("S".into(), "True".into()),
+                ("Q".into(), "Conditional".into()),
+            ],
+        );
+        insta::assert_snapshot!(crate::plan::report::text(&[d.clone()]), @r#"
+        Stack lake-x (x): update
+          - B AWS::S3::Bucket  (DeletionPolicy Delete: its data is deleted)
+          - K AWS::S3::Bucket  (DeletionPolicy Retain: kept in AWS)
+          ~ Q AWS::DynamoDB::Table  may require replacement (CloudFormation: Conditional, decided by a value known only during the update)
+              Properties.TableName: "q" -> "q2"  (may require replacement)
+          ~ S AWS::Kinesis::Stream  requires replacement; UpdateReplacePolicy Delete: the old one and its data are deleted
+              Properties.Name: "a" -> "b"  (requires replacement)
+
+        1 of 1 stacks change: 0 resources to add, 2 to modify (2 by replacement), 2 to remove; 0 broadening IAM/security changes
+        "#);
+        let approval =
+            crate::deploy::up::approvals_needed(&[d], crate::deploy::up::Approval::Broadening);
+        assert_eq!(
+            approval,
+            [
+                "lake-x: removing B deletes its data",
+                "lake-x: replacing S deletes its data"
+            ]
+        );
     }
 
     #[test]

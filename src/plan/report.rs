@@ -91,6 +91,8 @@ pub fn text(diffs: &[StackDiff]) -> String {
                         '-',
                         if r.retained {
                             "  (DeletionPolicy Retain: kept in AWS)".into()
+                        } else if r.loses_data {
+                            "  (DeletionPolicy Delete: its data is deleted)".into()
                         } else {
                             String::new()
                         },
@@ -101,22 +103,27 @@ pub fn text(diffs: &[StackDiff]) -> String {
                     if r.requires_replacement {
                         replace += 1;
                     }
-                    (
-                        '~',
-                        if r.requires_replacement {
-                            "  requires replacement".into()
-                        } else {
-                            String::new()
-                        },
-                    )
+                    let mut note = match (r.requires_replacement, r.conditional) {
+                        (true, true) => "  may require replacement (CloudFormation: Conditional, \
+                                         decided by a value known only during the update)"
+                            .to_string(),
+                        (true, false) => "  requires replacement".into(),
+                        _ => String::new(),
+                    };
+                    if r.loses_data {
+                        note.push_str(
+                            "; UpdateReplacePolicy Delete: the old one and its data are deleted",
+                        );
+                    }
+                    ('~', note)
                 }
             };
             let _ = writeln!(out, "  {sign} {} {}{note}", r.logical_id, r.resource_type);
             for p in &r.properties {
-                let mark = if p.requires_replacement {
-                    "  (requires replacement)"
-                } else {
-                    ""
+                let mark = match (p.requires_replacement, r.conditional) {
+                    (true, true) => "  (may require replacement)",
+                    (true, false) => "  (requires replacement)",
+                    _ => "",
                 };
                 match (&p.old, &p.new) {
                     (Some(Value::String(a)), Some(Value::String(b)))
