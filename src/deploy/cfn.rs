@@ -115,6 +115,22 @@ pub struct PlannedChange {
     pub resource_type: String,
     /// `True`, `False` or `Conditional` (modifications only).
     pub replacement: Option<String>,
+    /// What changes in it and why (DescribeChangeSet's `Details`).
+    pub details: Vec<ChangeDetail>,
+}
+
+/// One `Details` entry of a resource change: the property (or attribute)
+/// that changes, whether that recreates the resource, and what caused it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChangeDetail {
+    /// `Properties.Name`, `Tags`, … (Target's attribute and name).
+    pub target: String,
+    /// `Never`, `Conditionally` or `Always`.
+    pub requires_recreation: String,
+    /// `ParameterReference`, `ResourceReference`, `DirectModification`, …
+    pub source: String,
+    /// The parameter or resource behind it (`CausingEntity`).
+    pub causing_entity: Option<String>,
 }
 
 /// How waiting for a change set ended.
@@ -447,6 +463,34 @@ impl Cfn {
                         logical_id: r.logical_resource_id().unwrap_or_default().to_string(),
                         resource_type: r.resource_type().unwrap_or_default().to_string(),
                         replacement: r.replacement().map(|x| x.as_str().to_string()),
+                        details: r
+                            .details()
+                            .iter()
+                            .map(|d| {
+                                let target = d.target();
+                                let attribute = target
+                                    .and_then(|t| t.attribute())
+                                    .map(|a| a.as_str().to_string())
+                                    .unwrap_or_default();
+                                let name = target.and_then(|t| t.name()).unwrap_or_default();
+                                ChangeDetail {
+                                    target: if name.is_empty() {
+                                        attribute
+                                    } else {
+                                        format!("{attribute}.{name}")
+                                    },
+                                    requires_recreation: target
+                                        .and_then(|t| t.requires_recreation())
+                                        .map(|r| r.as_str().to_string())
+                                        .unwrap_or_default(),
+                                    source: d
+                                        .change_source()
+                                        .map(|c| c.as_str().to_string())
+                                        .unwrap_or_default(),
+                                    causing_entity: d.causing_entity().map(String::from),
+                                }
+                            })
+                            .collect(),
                     })
                 }));
                 let s = out.status().cloned();

@@ -18,7 +18,7 @@ use super::{
     cfn, comparable_parameters, deployed_stacks, down, outputs_by_id, parameter_types,
     parameter_value, parameters_for_plan, protect, Aws, DeployError,
 };
-use crate::plan::diff::{refine_replacement, StackDiff};
+use crate::plan::diff::{refine_replacement, StackDiff, Verdict};
 use crate::plan::{self, normalize::normalize, Earlier};
 use crate::publish::{self, Artifact, Published};
 use crate::render::{ParamSource, RenderedEnv, RenderedStack};
@@ -209,7 +209,7 @@ async fn replacement_verdicts(
     rendered: &RenderedEnv,
     stack: &RenderedStack,
     params: &BTreeMap<String, String>,
-) -> Result<Vec<(String, String)>, DeployError> {
+) -> Result<Vec<Verdict>, DeployError> {
     let name = change_set_name("lakectl-diff");
     let tags = tags(rendered);
     aws.cfn
@@ -231,7 +231,33 @@ async fn replacement_verdicts(
         ChangeSetOutcome::Ready(changes) => changes
             .into_iter()
             .filter(|c| c.action == "Modify")
-            .filter_map(|c| Some((c.logical_id, c.replacement?)))
+            .map(|c| Verdict {
+                via: c
+                    .details
+                    .iter()
+                    .filter(|d| {
+                        matches!(
+                            d.source.as_str(),
+                            "ParameterReference" | "ResourceReference"
+                        )
+                    })
+                    .map(|d| {
+                        let kind = if d.source == "ParameterReference" {
+                            "parameter"
+                        } else {
+                            "resource"
+                        };
+                        (
+                            d.target.clone(),
+                            d.requires_recreation.clone(),
+                            format!("{kind} {}", d.causing_entity.as_deref().unwrap_or("?")),
+                        )
+                    })
+                    .collect(),
+                replacement: c.replacement.unwrap_or_else(|| "False".into()),
+                logical_id: c.logical_id,
+                resource_type: c.resource_type,
+            })
             .collect(),
     })
 }
@@ -1000,6 +1026,7 @@ mod tests {
                     logical_id: "OrdersStream".into(),
                     resource_type: "AWS::Kinesis::Stream".into(),
                     replacement: Some("True".into()),
+                    details: Vec::new(),
                 }])),
             ),
         ]
@@ -1199,6 +1226,81 @@ mod tests {
           }
         ]
         "#);
+    }
+
+    #[tokio::test]
+    async fn a_change_that_arrives_through_a_parameter_is_shown_with_its_cause() {
+        use crate::deploy::cfn::ChangeDetail;
+        use crate::deploy::script::{step, Answer, Script};
+        use crate::render::wiring::ParamSource;
+        let template = "Parameters:\n  Subnets: {Type: String}\nResources:\n  Fleet:\n    Type: AWS::AutoScaling::AutoScalingGroup\n    Properties: {MinSize: '0', MaxSize: '1', VPCZoneIdentifier: [!Ref Subnets]}\n";
+        let mut env = protected_env();
+        env.stacks[0].id = "ingest".into();
+        env.stacks[0].stack_name = "lake-prod-ingest".into();
+        env.stacks[0].template = template.into();
+        env.stacks[0].parameters.insert(
+            "Subnets".into(),
+            ParamSource::Default {
+                value: "subnet-new".into(),
+            },
+        );
+        let mut ingest = deployed("lake-prod-ingest");
+        ingest
+            .parameters
+            .insert("Subnets".into(), "subnet-old".into());
+        let mut steps = Vec::new();
+        for kind in crate::render::catalog::stack_kinds() {
+            let answer = (kind.id == "ingest").then(|| ingest.clone());
+            steps.push(step(
+                format!("describe lake-prod-{}", kind.id),
+                Answer::Stack(answer),
+            ));
+        }
+        steps.extend([
+            step(
+                "template lake-prod-ingest",
+                Answer::Template(template.into()),
+            ),
+            step(
+                "create_change_set lake-prod-ingest lakectl-diff",
+                Answer::Done,
+            ),
+            // DescribeChangeSet: the template is the same; the new subnet
+            // reaches the group through the parameter.
+            step(
+                "wait_change_set lake-prod-ingest lakectl-diff",
+                Answer::ChangeSet(ChangeSetOutcome::Ready(vec![cfn::PlannedChange {
+                    action: "Modify".into(),
+                    logical_id: "Fleet".into(),
+                    resource_type: "AWS::AutoScaling::AutoScalingGroup".into(),
+                    replacement: Some("Conditional".into()),
+                    details: vec![ChangeDetail {
+                        target: "Properties.VPCZoneIdentifier".into(),
+                        requires_recreation: "Conditionally".into(),
+                        source: "ParameterReference".into(),
+                        causing_entity: Some("Subnets".into()),
+                    }],
+                }])),
+            ),
+            step(
+                "delete_change_set lake-prod-ingest lakectl-diff",
+                Answer::Done,
+            ),
+        ]);
+        let script = Script::new(steps);
+        let aws = Aws::scripted(script.clone());
+        let planned = plan_against_deployed(&aws, &env, &BTreeMap::new(), true, false)
+            .await
+            .unwrap();
+        assert!(script.left().is_empty(), "{:?}", script.left());
+        insta::assert_snapshot!(crate::plan::report::text(&planned.diffs), @r"
+        Stack lake-prod-ingest (ingest): update
+          ~ Fleet AWS::AutoScaling::AutoScalingGroup  (via parameter Subnets)  may require replacement (CloudFormation: Conditional, decided by a value known only during the update)
+              Properties.VPCZoneIdentifier: changes through parameter Subnets  (may require replacement)
+          parameter Subnets: subnet-old -> subnet-new
+
+        1 of 1 stacks change: 0 resources to add, 1 to modify (1 by replacement), 0 to remove; 0 broadening IAM/security changes
+        ");
     }
 
     #[tokio::test]

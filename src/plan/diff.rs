@@ -59,9 +59,26 @@ pub struct ResourceChange {
     /// UpdateReplacePolicy / DeletionPolicy is `Delete`, the default).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub loses_data: bool,
+    /// Changes that arrive through a parameter or another resource, not
+    /// the template (`parameter SubnetIds`, `resource Cluster`), from the
+    /// change set.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub via: Vec<String>,
     /// Data store, UpdateReplacePolicy (what a replacement does to the old one).
     #[serde(skip)]
     keeps_replaced: Option<bool>,
+}
+
+/// CloudFormation's verdict on one resource a change set modifies.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Verdict {
+    pub logical_id: String,
+    pub resource_type: String,
+    /// `True`, `False` or `Conditional`.
+    pub replacement: String,
+    /// Properties that change through a parameter or another resource:
+    /// (property path, recreates: `Always`/`Conditionally`/`Never`, cause).
+    pub via: Vec<(String, String, String)>,
 }
 
 impl ResourceChange {
@@ -280,6 +297,7 @@ pub fn diff_stack(
                 properties: Vec::new(),
                 retained: false,
                 loses_data: false,
+                via: Vec::new(),
                 keeps_replaced: None,
             }),
             (Some(o), None) => resources.push(ResourceChange {
@@ -298,6 +316,7 @@ pub fn diff_stack(
                         o["DeletionPolicy"].as_str(),
                         Some("Retain" | "RetainExceptOnCreate" | "Snapshot")
                     ),
+                via: Vec::new(),
                 keeps_replaced: None,
             }),
             (Some(o), Some(n)) if o != n => {
@@ -328,6 +347,7 @@ pub fn diff_stack(
                     properties,
                     retained: false,
                     loses_data: false,
+                    via: Vec::new(),
                     keeps_replaced: keeps_replaced(n),
                 };
                 change.judge_data_loss();
@@ -393,25 +413,65 @@ pub fn set_tag_changes(
 }
 
 /// Refine replacement marks with CloudFormation's own verdict from a change
-/// set (`(logical id, Replacement)` of its Modify changes): `True` and
-/// `Conditional` mark the resource as replaced, `False` clears the mark the
-/// create-only table set (CloudFormation knows the resource better).
-pub fn refine_replacement(diff: &mut StackDiff, verdicts: &[(String, String)]) {
+/// set (its Modify changes): `True` and `Conditional` mark the resource as
+/// replaced, `False` clears the mark the create-only table set
+/// (CloudFormation knows the resource better). A resource the template diff
+/// does not show, but the change set modifies through a parameter or
+/// another resource (a new upstream output, an artifact hash), is added,
+/// with the properties and their causes.
+pub fn refine_replacement(diff: &mut StackDiff, verdicts: &[Verdict]) {
+    for v in verdicts {
+        let known = diff.resources.iter().any(|r| r.logical_id == v.logical_id);
+        if !known && !v.via.is_empty() {
+            diff.resources.push(ResourceChange {
+                logical_id: v.logical_id.clone(),
+                resource_type: v.resource_type.clone(),
+                action: Action::Modify,
+                requires_replacement: false,
+                conditional: false,
+                properties: v
+                    .via
+                    .iter()
+                    .map(|(path, recreates, _)| PropertyChange {
+                        path: path.clone(),
+                        old: None,
+                        new: None,
+                        requires_replacement: recreates == "Always" || recreates == "Conditionally",
+                    })
+                    .collect(),
+                retained: false,
+                loses_data: false,
+                via: Vec::new(),
+                // Its UpdateReplacePolicy is in the template, not here:
+                // the protected-environment guard at execution judges it.
+                keeps_replaced: None,
+            });
+            if diff.action == StackAction::Unchanged {
+                diff.action = StackAction::Update;
+            }
+        }
+    }
+    diff.resources
+        .sort_by(|a, b| a.logical_id.cmp(&b.logical_id));
     for r in diff
         .resources
         .iter_mut()
         .filter(|r| r.action == Action::Modify)
     {
-        if let Some((_, verdict)) = verdicts.iter().find(|(id, _)| *id == r.logical_id) {
-            r.requires_replacement = verdict != "False";
-            r.conditional = verdict == "Conditional";
-            if !r.requires_replacement {
-                r.properties
-                    .iter_mut()
-                    .for_each(|p| p.requires_replacement = false);
-            }
-            r.judge_data_loss();
+        let Some(v) = verdicts.iter().find(|v| v.logical_id == r.logical_id) else {
+            continue;
+        };
+        r.requires_replacement = v.replacement != "False";
+        r.conditional = v.replacement == "Conditional";
+        if !r.requires_replacement {
+            r.properties
+                .iter_mut()
+                .for_each(|p| p.requires_replacement = false);
         }
+        r.via = v.via.iter().map(|(_, _, cause)| cause.clone()).collect();
+        r.via.sort();
+        r.via.dedup();
+        r.judge_data_loss();
     }
 }
 
@@ -439,6 +499,14 @@ mod tests {
         normalize(body).unwrap()
     }
 
+    fn verdict(id: &str, replacement: &str) -> Verdict {
+        Verdict {
+            logical_id: id.into(),
+            replacement: replacement.into(),
+            ..Verdict::default()
+        }
+    }
+
     #[test]
     fn conditional_replacements_and_lost_data_are_said_as_such() {
         let old = t("Resources:\n  S:\n    Type: AWS::Kinesis::Stream\n    Properties: {Name: a, ShardCount: 2}\n  Q:\n    Type: AWS::DynamoDB::Table\n    UpdateReplacePolicy: Retain\n    Properties: {TableName: q, BillingMode: PAY_PER_REQUEST}\n  B:\n    Type: AWS::S3::Bucket\n  K:\n    Type: AWS::S3::Bucket\n    DeletionPolicy: Retain\n");
@@ -446,13 +514,7 @@ mod tests {
         let empty = BTreeMap::new();
         let mut d = diff_stack("x", "lake-x", Some((&old, &empty)), Some((&new, &empty)));
         // CloudFormation's verdicts: the stream surely, the table Conditionally.
-        refine_replacement(
-            &mut d,
-            &[
-                ("S".into(), "True".into()),
-                ("Q".into(), "Conditional".into()),
-            ],
-        );
+        refine_replacement(&mut d, &[verdict("S", "True"), verdict("Q", "Conditional")]);
         insta::assert_snapshot!(crate::plan::report::text(&[d.clone()]), @r#"
         Stack lake-x (x): update
           - B AWS::S3::Bucket  (DeletionPolicy Delete: its data is deleted)
@@ -601,10 +663,7 @@ mod tests {
         assert!(!marked(&d, "B"));
         refine_replacement(
             &mut d,
-            &[
-                ("S".into(), "False".into()),
-                ("B".into(), "Conditional".into()),
-            ],
+            &[verdict("S", "False"), verdict("B", "Conditional")],
         );
         assert!(!marked(&d, "S"));
         assert!(

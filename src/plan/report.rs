@@ -115,6 +115,9 @@ pub fn text(diffs: &[StackDiff]) -> String {
                             "; UpdateReplacePolicy Delete: the old one and its data are deleted",
                         );
                     }
+                    if !r.via.is_empty() {
+                        note = format!("  (via {}){note}", r.via.join(", "));
+                    }
                     ('~', note)
                 }
             };
@@ -126,6 +129,16 @@ pub fn text(diffs: &[StackDiff]) -> String {
                     _ => "",
                 };
                 match (&p.old, &p.new) {
+                    // Known only to CloudFormation: it changes through a
+                    // parameter or another resource.
+                    (None, None) => {
+                        let _ = writeln!(
+                            out,
+                            "      {}: changes through {}{mark}",
+                            p.path,
+                            r.via.join(", ")
+                        );
+                    }
                     (Some(Value::String(a)), Some(Value::String(b)))
                         if long_string_diff(a, b, "").is_some() =>
                     {
