@@ -694,15 +694,18 @@ impl Cfn {
                 .send()
                 .await
                 .map_err(|e| aws_error(format!("reading the events of {stack}"), e))?;
-            // Newest first: stop at the first event older than `since`.
+            // Newest first: stop at the first event older than `since`, or
+            // at the first one already seen (everything older was read by
+            // an earlier call): a watch reads one page, not the history.
             for e in out.stack_events() {
                 if e.timestamp().is_some_and(|t| t.secs() < since.secs()) {
                     break 'pages;
                 }
                 let ev = event(e);
-                if seen.insert(ev.id.clone()) {
-                    fresh.push(ev);
+                if !seen.insert(ev.id.clone()) {
+                    break 'pages;
                 }
+                fresh.push(ev);
             }
             token = out.next_token().map(String::from);
             if token.is_none() {

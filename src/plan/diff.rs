@@ -356,8 +356,22 @@ pub fn diff_stack(
             _ => {}
         }
     }
+    // NoEcho parameters: CloudFormation describes them as `****`, so they
+    // would differ on every run, and their values must never be printed.
+    let no_echo = |t: Option<&Value>| -> Vec<String> {
+        section(t, "Parameters")
+            .into_iter()
+            .filter(|(_, p)| p["NoEcho"] == Value::Bool(true) || p["NoEcho"] == "true")
+            .map(|(k, _)| k.to_string())
+            .collect()
+    };
+    let hidden: Vec<String> = no_echo(old_t).into_iter().chain(no_echo(new_t)).collect();
     let params = |p: Option<(&Value, &BTreeMap<String, String>)>| -> BTreeMap<String, String> {
-        p.map(|(_, m)| m.clone()).unwrap_or_default()
+        p.map(|(_, m)| m.clone())
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|(k, _)| !hidden.contains(k))
+            .collect()
     };
     let outputs = |t: Option<&Value>| -> BTreeMap<String, String> {
         section(t, "Outputs")
@@ -534,6 +548,38 @@ mod tests {
                 "lake-x: removing B deletes its data",
                 "lake-x: replacing S deletes its data"
             ]
+        );
+    }
+
+    #[test]
+    fn no_echo_parameters_are_never_shown_nor_a_change() {
+        let tpl = t("Parameters:\n  Password: {Type: String, NoEcho: true}\n  Size: {Type: String}\nResources: {}\n");
+        let deployed: BTreeMap<String, String> = [("Password", "****"), ("Size", "1")]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let mut rendered = deployed.clone();
+        rendered.insert("Password".into(), "hunter2".into());
+        let d = diff_stack(
+            "x",
+            "lake-x",
+            Some((&tpl, &deployed)),
+            Some((&tpl, &rendered)),
+        );
+        assert!(!d.has_changes(), "{d:?}");
+        rendered.insert("Size".into(), "2".into());
+        let d = diff_stack(
+            "x",
+            "lake-x",
+            Some((&tpl, &deployed)),
+            Some((&tpl, &rendered)),
+        );
+        let text = crate::plan::report::text(&[d]);
+        assert!(
+            text.contains("parameter Size: 1 -> 2")
+                && !text.contains("hunter2")
+                && !text.contains("Password"),
+            "{text}"
         );
     }
 
