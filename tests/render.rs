@@ -586,3 +586,34 @@ fn the_lake_table_step_carries_a_valid_script() {
         }
     }
 }
+
+/// CloudFormation re-resolves SSM-typed parameters on every update, and a
+/// plan that compares only the parameter's path would never show a new
+/// value (a new AMI rolling the fleet on an unrelated change). lakectl pins
+/// images instead (`deploy::images`: resolved once, shown as a note when a
+/// newer one exists, taken with `up --refresh-images`); this keeps it so.
+#[test]
+fn no_template_declares_an_ssm_typed_parameter() {
+    let mut images = 0;
+    for spec in all_specs() {
+        let env = render::render(&spec).unwrap();
+        for stack in &env.stacks {
+            let template = yaml(&stack.template);
+            for (name, p) in template["Parameters"]
+                .as_mapping()
+                .into_iter()
+                .flatten()
+            {
+                let ty = p["Type"].as_str().unwrap_or_default();
+                images += usize::from(ty == "AWS::EC2::Image::Id");
+                assert!(
+                    !ty.starts_with("AWS::SSM::Parameter::Value"),
+                    "{} {}: parameter {name:?} is {ty}; pin it as an image parameter instead",
+                    spec.env,
+                    stack.id
+                );
+            }
+        }
+    }
+    assert!(images > 0, "the image parameters are plain AMI ids, pinned");
+}
