@@ -599,11 +599,7 @@ fn no_template_declares_an_ssm_typed_parameter() {
         let env = render::render(&spec).unwrap();
         for stack in &env.stacks {
             let template = yaml(&stack.template);
-            for (name, p) in template["Parameters"]
-                .as_mapping()
-                .into_iter()
-                .flatten()
-            {
+            for (name, p) in template["Parameters"].as_mapping().into_iter().flatten() {
                 let ty = p["Type"].as_str().unwrap_or_default();
                 images += usize::from(ty == "AWS::EC2::Image::Id");
                 assert!(

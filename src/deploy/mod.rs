@@ -67,6 +67,18 @@ pub enum DeployError {
     )]
     TemplateTooLarge { stack: String, bytes: usize },
     #[error(
+        "{stack}: upstream outputs changed while this run deployed ({}), and the change set now \
+         replaces or removes {} — not in the plan that was approved. Nothing was changed in \
+         {stack}; run `lakectl diff` to review the new plan and `lakectl up` again",
+        .moved.join(", "),
+        .replaced.join(", ")
+    )]
+    PlanMoved {
+        stack: String,
+        moved: Vec<String>,
+        replaced: Vec<String>,
+    },
+    #[error(
         "{stack}: this update would replace or delete the data store(s) {} (CloudFormation's \
          verdict in the change set). The stack policy of this protected environment denies that, \
          so CloudFormation would fail the update half-way and roll back; nothing was changed. If \

@@ -120,6 +120,9 @@ pub struct Planned {
     pub images: BTreeMap<String, BTreeMap<String, String>>,
     /// Newer images available than the pinned ones.
     pub notes: Vec<String>,
+    /// Every stack's parameter values as planned (`(known after deploy …)`
+    /// for those an upstream deploy gives).
+    pub parameters: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 /// The plan against what is deployed. With `change_sets`, stacks that
@@ -194,11 +197,22 @@ pub async fn plan_against_deployed(
             }
         }
     }
+    let parameters = rendered
+        .stacks
+        .iter()
+        .map(|s| {
+            (
+                s.id.clone(),
+                parameters_for_plan(s, &outputs, &values_for(&s.id)),
+            )
+        })
+        .collect();
     Ok(Planned {
         diffs,
         deployed,
         images,
         notes,
+        parameters,
     })
 }
 
@@ -357,6 +371,10 @@ struct Shared {
     images: BTreeMap<String, BTreeMap<String, String>>,
     /// `--allow-replace`: `STACK/LogicalId` of data stores that may go.
     allow_replace: BTreeSet<String>,
+    /// The parameter values the approved plan showed, per stack.
+    planned: BTreeMap<String, BTreeMap<String, String>>,
+    /// Whether a change the plan did not show may go ahead unasked.
+    unasked: bool,
 }
 
 /// `lakectl up`: plan, approve, apply. `confirm` asks a person (only called
@@ -386,6 +404,7 @@ pub async fn up(
         deployed,
         images,
         notes,
+        parameters,
     } = plan_against_deployed(&aws, &rendered, &artifacts, false, options.refresh_images).await?;
     for note in &notes {
         progress.line(note);
@@ -413,6 +432,8 @@ pub async fn up(
         executed: Mutex::new(0),
         images,
         allow_replace: options.allow_replace.iter().cloned().collect(),
+        planned: parameters,
+        unasked: options.yes || options.approval == Approval::Never,
     });
     let mut report = UpReport {
         plan: diffs,
@@ -759,6 +780,32 @@ async fn deploy_stack(shared: &Shared, id: &str) -> Result<Outcome, DeployError>
                     c.logical_id, c.resource_type
                 ));
             }
+            // An upstream stack's outputs moved during this run: the change
+            // set is not the one the plan showed. What it now replaces or
+            // removes was not approved.
+            let moved = moved_parameters(shared.planned.get(id), &params);
+            if !moved.is_empty() {
+                progress.line(&format!(
+                    "{name}: upstream outputs changed since the plan: {}",
+                    moved.join(", ")
+                ));
+                let replaced: Vec<String> = changes
+                    .iter()
+                    .filter(|c| {
+                        c.action == "Remove"
+                            || matches!(c.replacement.as_deref(), Some("True" | "Conditional"))
+                    })
+                    .map(|c| c.logical_id.clone())
+                    .collect();
+                if !replaced.is_empty() && !shared.unasked {
+                    aws.cfn.delete_change_set(name, &change_set).await?;
+                    return Err(DeployError::PlanMoved {
+                        stack: name.to_string(),
+                        moved,
+                        replaced,
+                    });
+                }
+            }
             if shared.rendered.termination_protection {
                 let losing = data_stores_lost(&changes);
                 let refused: Vec<String> = losing
@@ -784,6 +831,23 @@ async fn deploy_stack(shared: &Shared, id: &str) -> Result<Outcome, DeployError>
     aws.cfn.execute_change_set(name, &change_set).await?;
     *shared.executed.lock().expect("lock") += 1;
     finish(shared, id, stack, &d.id, mark, Outcome::Updated).await
+}
+
+/// Parameters whose value the plan knew and which now differ.
+fn moved_parameters(
+    planned: Option<&BTreeMap<String, String>>,
+    now: &BTreeMap<String, String>,
+) -> Vec<String> {
+    let Some(planned) = planned else {
+        return Vec::new();
+    };
+    now.iter()
+        .filter_map(|(k, v)| {
+            let was = planned.get(k)?;
+            (!was.starts_with("(known after deploy") && was != v)
+                .then(|| format!("{k}: {was} -> {v}"))
+        })
+        .collect()
 }
 
 /// Data stores a change set replaces (surely or possibly) or removes: what
@@ -1003,6 +1067,8 @@ mod tests {
             executed: Mutex::new(0),
             images: BTreeMap::new(),
             allow_replace: allow.iter().map(|s| s.to_string()).collect(),
+            planned: BTreeMap::new(),
+            unasked: false,
         }
     }
 
@@ -1301,6 +1367,52 @@ mod tests {
 
         1 of 1 stacks change: 0 resources to add, 1 to modify (1 by replacement), 0 to remove; 0 broadening IAM/security changes
         ");
+    }
+
+    #[tokio::test]
+    async fn a_replacement_the_approved_plan_did_not_show_is_refused() {
+        use crate::deploy::script::{step, Answer, Script};
+        use crate::render::wiring::ParamSource;
+        let script = Script::new({
+            let mut steps = replacing_steps();
+            steps.push(step(
+                "delete_change_set lake-prod-stream lakectl",
+                Answer::Done,
+            ));
+            steps
+        });
+        let mut shared = shared(&script, &[]);
+        // Unprotected: the data-store guard stays out of it.
+        shared.rendered.termination_protection = false;
+        shared.rendered.stacks[0].parameters.insert(
+            "KeyArn".into(),
+            ParamSource::Output {
+                stack: "storage".into(),
+                output: "KeyArn".into(),
+            },
+        );
+        // The plan showed key-a; the storage stack's update gave key-b.
+        shared.planned.insert(
+            "stream".into(),
+            [("KeyArn".to_string(), "key-a".to_string())].into(),
+        );
+        shared.outputs.lock().unwrap().insert(
+            "storage".into(),
+            [("KeyArn".to_string(), "key-b".to_string())].into(),
+        );
+        let err = deploy_stack(&shared, "stream")
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(
+                "upstream outputs changed while this run deployed (KeyArn: key-a -> key-b)"
+            ),
+            "{err}"
+        );
+        assert!(err.contains("replaces or removes OrdersStream"), "{err}");
+        assert!(script.left().is_empty(), "{:?}", script.left());
+        assert!(!script.calls().iter().any(|c| c.starts_with("execute")));
     }
 
     #[tokio::test]
