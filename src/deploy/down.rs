@@ -15,6 +15,10 @@ use super::progress::Progress;
 use super::{deployed_stacks, Aws, DeployError};
 use crate::render::RenderedEnv;
 
+/// How often a final status is read again before the operation has shown
+/// itself (an event, or an in-progress status).
+const UNCONFIRMED_READS: usize = 3;
+
 /// Report events of stack `id` from `mark` until it leaves `*_IN_PROGRESS`;
 /// returns its final state (`None` once deleted) and the failed events seen.
 pub async fn watch_from(
@@ -25,11 +29,17 @@ pub async fn watch_from(
     mut mark: EventMark,
 ) -> Result<(Option<Deployed>, Vec<Event>), DeployError> {
     let mut failures = Vec::new();
+    // A final status read before the operation shows (no event yet, never
+    // seen in progress) may be the state from before it: DescribeStacks is
+    // eventually consistent. Such a status is read again a few times.
+    let mut started = false;
+    let mut unconfirmed = 0;
     loop {
         let fresh = aws
             .cfn
             .events_since(id, &mark.since, &mut mark.seen)
             .await?;
+        started |= !fresh.is_empty();
         for e in &fresh {
             progress.event(name, e);
             if e.failed() {
@@ -38,7 +48,14 @@ pub async fn watch_from(
         }
         let state = aws.cfn.describe(id).await?;
         match state {
-            Some(d) if d.in_progress() => tokio::time::sleep(aws.cfn.poll).await,
+            Some(d) if d.in_progress() => {
+                started = true;
+                tokio::time::sleep(aws.cfn.poll).await
+            }
+            Some(_) if !started && unconfirmed < UNCONFIRMED_READS => {
+                unconfirmed += 1;
+                tokio::time::sleep(aws.cfn.poll).await
+            }
             other => {
                 // Events written between the last read and the final state.
                 for e in aws

@@ -1136,7 +1136,24 @@ mod tests {
             step("set_stack_policy lake-prod-stream", Answer::Done),
             step("event_mark arn:lake-prod-stream", Answer::Mark),
             step("execute_change_set lake-prod-stream lakectl", Answer::Done),
+            // DescribeStacks may still say the state from before the update
+            // (eventually consistent): read again until the update shows.
             step("events arn:lake-prod-stream", Answer::Events(Vec::new())),
+            step(
+                "describe arn:lake-prod-stream",
+                Answer::Stack(Some(deployed("lake-prod-stream"))),
+            ),
+            step(
+                "events arn:lake-prod-stream",
+                Answer::Events(vec![cfn::Event {
+                    id: "e1".into(),
+                    time: String::new(),
+                    logical_id: "lake-prod-stream".into(),
+                    resource_type: "AWS::CloudFormation::Stack".into(),
+                    status: "UPDATE_COMPLETE".into(),
+                    reason: None,
+                }]),
+            ),
             step(
                 "describe arn:lake-prod-stream",
                 Answer::Stack(Some(updated)),

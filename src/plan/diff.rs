@@ -55,6 +55,9 @@ pub struct ResourceChange {
     pub properties: Vec<PropertyChange>,
     /// For removals: the resource is kept in AWS (DeletionPolicy Retain).
     pub retained: bool,
+    /// For removals: a final snapshot is taken (DeletionPolicy Snapshot).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub snapshot: bool,
     /// A data store whose replacement or removal deletes its data (its
     /// UpdateReplacePolicy / DeletionPolicy is `Delete`, the default).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
@@ -296,6 +299,7 @@ pub fn diff_stack(
                 conditional: false,
                 properties: Vec::new(),
                 retained: false,
+                snapshot: false,
                 loses_data: false,
                 via: Vec::new(),
                 keeps_replaced: None,
@@ -311,6 +315,7 @@ pub fn diff_stack(
                     o["DeletionPolicy"].as_str(),
                     Some("Retain" | "RetainExceptOnCreate")
                 ),
+                snapshot: o["DeletionPolicy"].as_str() == Some("Snapshot"),
                 loses_data: DATA_STORE_TYPES.contains(&ty(o).as_str())
                     && !matches!(
                         o["DeletionPolicy"].as_str(),
@@ -346,6 +351,7 @@ pub fn diff_stack(
                     conditional: false,
                     properties,
                     retained: false,
+                    snapshot: false,
                     loses_data: false,
                     via: Vec::new(),
                     keeps_replaced: keeps_replaced(n),
@@ -454,6 +460,7 @@ pub fn refine_replacement(diff: &mut StackDiff, verdicts: &[Verdict]) {
                     })
                     .collect(),
                 retained: false,
+                snapshot: false,
                 loses_data: false,
                 via: Vec::new(),
                 // Its UpdateReplacePolicy is in the template, not here:
@@ -523,7 +530,7 @@ mod tests {
 
     #[test]
     fn conditional_replacements_and_lost_data_are_said_as_such() {
-        let old = t("Resources:\n  S:\n    Type: AWS::Kinesis::Stream\n    Properties: {Name: a, ShardCount: 2}\n  Q:\n    Type: AWS::DynamoDB::Table\n    UpdateReplacePolicy: Retain\n    Properties: {TableName: q, BillingMode: PAY_PER_REQUEST}\n  B:\n    Type: AWS::S3::Bucket\n  K:\n    Type: AWS::S3::Bucket\n    DeletionPolicy: Retain\n");
+        let old = t("Resources:\n  S:\n    Type: AWS::Kinesis::Stream\n    Properties: {Name: a, ShardCount: 2}\n  Q:\n    Type: AWS::DynamoDB::Table\n    UpdateReplacePolicy: Retain\n    Properties: {TableName: q, BillingMode: PAY_PER_REQUEST}\n  B:\n    Type: AWS::S3::Bucket\n  K:\n    Type: AWS::S3::Bucket\n    DeletionPolicy: Retain\n  D:\n    Type: AWS::RDS::DBInstance\n    DeletionPolicy: Snapshot\n");
         let new = t("Resources:\n  S:\n    Type: AWS::Kinesis::Stream\n    Properties: {Name: b, ShardCount: 2}\n  Q:\n    Type: AWS::DynamoDB::Table\n    UpdateReplacePolicy: Retain\n    Properties: {TableName: q2, BillingMode: PAY_PER_REQUEST}\n");
         let empty = BTreeMap::new();
         let mut d = diff_stack("x", "lake-x", Some((&old, &empty)), Some((&new, &empty)));
@@ -532,13 +539,14 @@ mod tests {
         insta::assert_snapshot!(crate::plan::report::text(&[d.clone()]), @r#"
         Stack lake-x (x): update
           - B AWS::S3::Bucket  (DeletionPolicy Delete: its data is deleted)
+          - D AWS::RDS::DBInstance  (DeletionPolicy Snapshot: a final snapshot is kept)
           - K AWS::S3::Bucket  (DeletionPolicy Retain: kept in AWS)
           ~ Q AWS::DynamoDB::Table  may require replacement (CloudFormation: Conditional, decided by a value known only during the update)
               Properties.TableName: "q" -> "q2"  (may require replacement)
           ~ S AWS::Kinesis::Stream  requires replacement; UpdateReplacePolicy Delete: the old one and its data are deleted
               Properties.Name: "a" -> "b"  (requires replacement)
 
-        1 of 1 stacks change: 0 resources to add, 2 to modify (2 by replacement), 2 to remove; 0 broadening IAM/security changes
+        1 of 1 stacks change: 0 resources to add, 2 to modify (2 by replacement), 3 to remove; 0 broadening IAM/security changes
         "#);
         let approval =
             crate::deploy::up::approvals_needed(&[d], crate::deploy::up::Approval::Broadening);

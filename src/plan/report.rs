@@ -91,6 +91,8 @@ pub fn text(diffs: &[StackDiff]) -> String {
                         '-',
                         if r.retained {
                             "  (DeletionPolicy Retain: kept in AWS)".into()
+                        } else if r.snapshot {
+                            "  (DeletionPolicy Snapshot: a final snapshot is kept)".into()
                         } else if r.loses_data {
                             "  (DeletionPolicy Delete: its data is deleted)".into()
                         } else {
