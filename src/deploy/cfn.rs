@@ -98,6 +98,8 @@ pub struct Event {
     pub resource_type: String,
     pub status: String,
     pub reason: Option<String>,
+    /// The `ClientRequestToken` of the operation that caused it, if any.
+    pub token: Option<String>,
 }
 
 impl Event {
@@ -141,11 +143,13 @@ pub enum ChangeSetOutcome {
     Empty,
 }
 
-/// A position in a stack's event history.
+/// A position in a stack's event history, and the token of the operation
+/// being watched (its events; another operation's are not ours to report).
 #[derive(Debug, Clone)]
 pub struct EventMark {
     pub since: DateTime,
     pub seen: std::collections::HashSet<String>,
+    pub token: Option<String>,
 }
 
 impl EventMark {
@@ -154,6 +158,7 @@ impl EventMark {
         EventMark {
             since: DateTime::from_secs(0),
             seen: Default::default(),
+            token: None,
         }
     }
 }
@@ -399,7 +404,7 @@ impl Cfn {
         req: &ChangeSetRequest<'_>,
         termination_protection: bool,
         stack_policy: Option<&str>,
-    ) -> Result<(), DeployError> {
+    ) -> Result<String, DeployError> {
         check_template_size(req.stack_name, req.template_body)?;
         let token = request_token("create");
         if let Some(script) = &self.script {
@@ -407,7 +412,7 @@ impl Cfn {
                 "create_stack {} protection={termination_protection} token={token}",
                 req.stack_name
             );
-            return script.answer(call.clone()).done(&call);
+            return script.answer(call.clone()).done(&call).map(|()| token);
         }
         let (parameters, tags) = parameters_and_tags(req);
         self.client
@@ -419,13 +424,13 @@ impl Cfn {
             .capabilities(Capability::CapabilityIam)
             .capabilities(Capability::CapabilityNamedIam)
             .capabilities(Capability::CapabilityAutoExpand)
-            .client_request_token(token)
+            .client_request_token(&token)
             .enable_termination_protection(termination_protection)
             .set_stack_policy_body(stack_policy.map(String::from))
             .send()
             .await
             .map_err(|e| aws_error(format!("creating stack {}", req.stack_name), e))?;
-        Ok(())
+        Ok(token)
     }
 
     /// Wait until the change set is ready, then list its changes.
@@ -528,21 +533,21 @@ impl Cfn {
         &self,
         stack: &str,
         change_set: &str,
-    ) -> Result<(), DeployError> {
+    ) -> Result<String, DeployError> {
         let token = request_token("execute");
         if let Some(script) = &self.script {
             let call = format!("execute_change_set {stack} {change_set} token={token}");
-            return script.answer(call.clone()).done(&call);
+            return script.answer(call.clone()).done(&call).map(|()| token);
         }
         self.client
             .execute_change_set()
             .stack_name(stack)
             .change_set_name(change_set)
-            .client_request_token(token)
+            .client_request_token(&token)
             .send()
             .await
             .map_err(|e| aws_error(format!("executing the change set of {stack}"), e))?;
-        Ok(())
+        Ok(token)
     }
 
     pub async fn delete_change_set(
@@ -566,24 +571,28 @@ impl Cfn {
 
     /// Delete `stack`; `retain` names resources to leave in place (only
     /// valid for a stack in `DELETE_FAILED`).
-    pub async fn delete_stack(&self, stack: &str, retain: &[String]) -> Result<(), DeployError> {
+    pub async fn delete_stack(
+        &self,
+        stack: &str,
+        retain: &[String],
+    ) -> Result<String, DeployError> {
         let token = request_token("delete");
         if let Some(script) = &self.script {
             let call = format!(
                 "delete_stack {stack} retain=[{}] token={token}",
                 retain.join(",")
             );
-            return script.answer(call.clone()).done(&call);
+            return script.answer(call.clone()).done(&call).map(|()| token);
         }
         self.client
             .delete_stack()
             .stack_name(stack)
             .set_retain_resources((!retain.is_empty()).then(|| retain.to_vec()))
-            .client_request_token(token)
+            .client_request_token(&token)
             .send()
             .await
             .map_err(|e| aws_error(format!("deleting stack {stack}"), e))?;
-        Ok(())
+        Ok(token)
     }
 
     pub async fn set_termination_protection(
@@ -664,6 +673,7 @@ impl Cfn {
                 .iter()
                 .map(|e| e.event_id().unwrap_or_default().to_string())
                 .collect(),
+            token: None,
         })
     }
 
@@ -782,5 +792,6 @@ fn event(e: &StackEvent) -> Event {
             .map(|s| s.as_str().to_string())
             .unwrap_or_default(),
         reason: e.resource_status_reason().map(String::from),
+        token: e.client_request_token().map(String::from),
     }
 }

@@ -15,6 +15,15 @@ use super::progress::Progress;
 use super::{deployed_stacks, Aws, DeployError};
 use crate::render::RenderedEnv;
 
+/// Keep the events of the watched operation: those carrying its token, and
+/// those carrying none (an emulator's, a console operation's). Another
+/// operation's (a concurrent run) are not this watch's to report.
+fn ours(events: &mut Vec<Event>, mark: &EventMark) {
+    if let Some(token) = &mark.token {
+        events.retain(|e| e.token.as_ref().is_none_or(|t| t == token));
+    }
+}
+
 /// How often a final status is read again before the operation has shown
 /// itself (an event, or an in-progress status).
 const UNCONFIRMED_READS: usize = 3;
@@ -35,10 +44,11 @@ pub async fn watch_from(
     let mut started = false;
     let mut unconfirmed = 0;
     loop {
-        let fresh = aws
+        let mut fresh = aws
             .cfn
             .events_since(id, &mark.since, &mut mark.seen)
             .await?;
+        ours(&mut fresh, &mark);
         started |= !fresh.is_empty();
         for e in &fresh {
             progress.event(name, e);
@@ -58,11 +68,12 @@ pub async fn watch_from(
             }
             other => {
                 // Events written between the last read and the final state.
-                for e in aws
+                let mut last = aws
                     .cfn
                     .events_since(id, &mark.since, &mut mark.seen)
-                    .await?
-                {
+                    .await?;
+                ours(&mut last, &mark);
+                for e in last {
                     progress.event(name, &e);
                     if e.failed() {
                         failures.push(e);
@@ -158,18 +169,22 @@ async fn delete_and_watch(
     retain: &[String],
 ) -> Result<(Option<Deployed>, Vec<Event>), DeployError> {
     progress.start(&d.name, "deleting");
-    let mark = aws.cfn.event_mark(&d.id).await?;
-    if let Err(e) = aws.cfn.delete_stack(&d.id, retain).await {
-        // What counts is the end state: an emulator (moto) deletes the stack
-        // and then reports a resource it could not delete as an API error.
-        if aws.cfn.describe(&d.id).await?.is_some() {
-            return Err(e);
+    let mut mark = aws.cfn.event_mark(&d.id).await?;
+    match aws.cfn.delete_stack(&d.id, retain).await {
+        Ok(token) => mark.token = Some(token),
+        Err(e) => {
+            // What counts is the end state: an emulator (moto) deletes the
+            // stack and then reports a resource it could not delete as an
+            // API error.
+            if aws.cfn.describe(&d.id).await?.is_some() {
+                return Err(e);
+            }
+            progress.finish(
+                &d.name,
+                &format!("deleted, but CloudFormation also answered: {e}"),
+            );
+            return Ok((None, Vec::new()));
         }
-        progress.finish(
-            &d.name,
-            &format!("deleted, but CloudFormation also answered: {e}"),
-        );
-        return Ok((None, Vec::new()));
     }
     watch_from(aws, progress, &d.id, &d.name, mark).await
 }
@@ -466,6 +481,7 @@ mod tests {
 
     fn event(logical_id: &str, resource_type: &str, status: &str, reason: &str) -> Event {
         Event {
+            token: None,
             id: format!("{logical_id}-{status}"),
             time: "2026-11-29T00:00:01Z".into(),
             logical_id: logical_id.into(),
@@ -636,6 +652,47 @@ mod tests {
         )
         .await
         .unwrap();
+        assert!(script.left().is_empty(), "{:?}", script.left());
+    }
+
+    #[tokio::test]
+    async fn another_operations_events_are_not_this_watchs() {
+        // DescribeStackEvents carries each event's ClientRequestToken: a
+        // concurrent run's failure must not fail (or show in) this delete.
+        let mut foreign = event(
+            "Other",
+            "AWS::SQS::Queue",
+            "UPDATE_FAILED",
+            "someone else's",
+        );
+        foreign.token = Some("console-or-another-run".into());
+        let mut steps = vec![
+            step(format!("event_mark {ID}"), Answer::Mark),
+            step(format!("delete_stack {ID} retain=[] token="), Answer::Done),
+            step(
+                format!("events {ID}"),
+                Answer::Events(vec![
+                    foreign,
+                    event("DataKey", "AWS::KMS::Key", "DELETE_COMPLETE", ""),
+                ]),
+            ),
+        ];
+        steps.extend([
+            step(format!("describe {ID}"), Answer::Stack(None)),
+            step(format!("events {ID}"), Answer::Events(Vec::new())),
+        ]);
+        let script = Script::new(steps);
+        let aws = Aws::scripted(script.clone());
+        let (left, failures) = delete_and_watch(
+            &aws,
+            &Progress::new(true),
+            &stack("CREATE_COMPLETE", false),
+            &[],
+        )
+        .await
+        .unwrap();
+        assert!(left.is_none());
+        assert!(failures.is_empty(), "{failures:?}");
         assert!(script.left().is_empty(), "{:?}", script.left());
     }
 

@@ -728,7 +728,8 @@ async fn deploy_stack(shared: &Shared, id: &str) -> Result<Outcome, DeployError>
         progress.start(name, "creating");
         let protected = shared.rendered.termination_protection;
         let policy = protected.then(|| stack_policy(stack)).transpose()?;
-        aws.cfn
+        let token = aws
+            .cfn
             .create_stack(&request(""), protected, policy.as_deref())
             .await?;
         let d = aws
@@ -745,7 +746,10 @@ async fn deploy_stack(shared: &Shared, id: &str) -> Result<Outcome, DeployError>
             id,
             stack,
             &d.id,
-            cfn::EventMark::beginning(),
+            cfn::EventMark {
+                token: Some(token),
+                ..cfn::EventMark::beginning()
+            },
             Outcome::Created,
         )
         .await;
@@ -827,8 +831,8 @@ async fn deploy_stack(shared: &Shared, id: &str) -> Result<Outcome, DeployError>
             }
         }
     }
-    let mark = aws.cfn.event_mark(&d.id).await?;
-    aws.cfn.execute_change_set(name, &change_set).await?;
+    let mut mark = aws.cfn.event_mark(&d.id).await?;
+    mark.token = Some(aws.cfn.execute_change_set(name, &change_set).await?);
     *shared.executed.lock().expect("lock") += 1;
     finish(shared, id, stack, &d.id, mark, Outcome::Updated).await
 }
@@ -887,8 +891,8 @@ async fn execute_allowing(
         .set_stack_policy(name, &protect::stack_policy_allowing(&template, allowed))
         .await?;
     let result = async {
-        let mark = aws.cfn.event_mark(&d.id).await?;
-        aws.cfn.execute_change_set(name, change_set).await?;
+        let mut mark = aws.cfn.event_mark(&d.id).await?;
+        mark.token = Some(aws.cfn.execute_change_set(name, change_set).await?);
         *shared.executed.lock().expect("lock") += 1;
         finish(shared, id, stack, &d.id, mark, Outcome::Updated).await
     }
@@ -1146,6 +1150,7 @@ mod tests {
             step(
                 "events arn:lake-prod-stream",
                 Answer::Events(vec![cfn::Event {
+                    token: None,
                     id: "e1".into(),
                     time: String::new(),
                     logical_id: "lake-prod-stream".into(),
