@@ -522,19 +522,36 @@ mod tests {
         ]
     }
 
-    #[tokio::test]
-    async fn a_delete_that_fails_names_what_stayed_and_how_to_go_on() {
-        let script = Script::new(first_delete_fails());
+    /// `delete_one` of a stack in `status` against `steps`; the script and
+    /// the result (the caller asserts what it expects).
+    async fn delete_scripted(
+        steps: Vec<crate::deploy::script::Step>,
+        status: &str,
+        protected: bool,
+        on_failed: OnDeleteFailed,
+    ) -> (Arc<Script>, Result<(), DeployError>) {
+        let script = Script::new(steps);
         let aws = Aws::scripted(script.clone());
-        let err = delete_one(
+        let result = delete_one(
             &aws,
             &Progress::new(true),
-            &stack("CREATE_COMPLETE", false),
+            &stack(status, protected),
+            on_failed,
+        )
+        .await;
+        (script, result)
+    }
+
+    #[tokio::test]
+    async fn a_delete_that_fails_names_what_stayed_and_how_to_go_on() {
+        let (script, result) = delete_scripted(
+            first_delete_fails(),
+            "CREATE_COMPLETE",
+            false,
             OnDeleteFailed::Stop,
         )
-        .await
-        .unwrap_err()
-        .to_string();
+        .await;
+        let err = result.unwrap_err().to_string();
         assert!(err.contains("lake-poc-storage is DELETE_FAILED"), "{err}");
         assert!(
             err.contains("could not be deleted: ArtifactsBucket."),
@@ -558,16 +575,9 @@ mod tests {
             Answer::Done,
         ));
         steps.extend(gone());
-        let script = Script::new(steps);
-        let aws = Aws::scripted(script.clone());
-        delete_one(
-            &aws,
-            &Progress::new(true),
-            &stack("CREATE_COMPLETE", false),
-            OnDeleteFailed::Retain,
-        )
-        .await
-        .unwrap();
+        let (script, result) =
+            delete_scripted(steps, "CREATE_COMPLETE", false, OnDeleteFailed::Retain).await;
+        result.unwrap();
         assert!(script.left().is_empty(), "{:?}", script.left());
         // One token per operation: the retry of an operation is not a new one.
         let tokens: Vec<String> = script
@@ -605,17 +615,14 @@ mod tests {
             ),
             event("LogsBucket", "AWS::S3::Bucket", "DELETE_COMPLETE", ""),
         ]);
-        let script = Script::new(vec![step(format!("events {ID}"), history)]);
-        let aws = Aws::scripted(script.clone());
-        let err = delete_one(
-            &aws,
-            &Progress::new(true),
-            &stack("DELETE_FAILED", false),
+        let (script, result) = delete_scripted(
+            vec![step(format!("events {ID}"), history)],
+            "DELETE_FAILED",
+            false,
             OnDeleteFailed::Stop,
         )
-        .await
-        .unwrap_err()
-        .to_string();
+        .await;
+        let err = result.unwrap_err().to_string();
         assert!(
             err.contains("could not be deleted: ArtifactsBucket."),
             "{err}"
@@ -642,16 +649,9 @@ mod tests {
             ),
         ];
         steps.extend(gone());
-        let script = Script::new(steps);
-        let aws = Aws::scripted(script.clone());
-        delete_one(
-            &aws,
-            &Progress::new(true),
-            &stack("DELETE_FAILED", false),
-            OnDeleteFailed::Retain,
-        )
-        .await
-        .unwrap();
+        let (script, result) =
+            delete_scripted(steps, "DELETE_FAILED", false, OnDeleteFailed::Retain).await;
+        result.unwrap();
         assert!(script.left().is_empty(), "{:?}", script.left());
     }
 
@@ -709,16 +709,9 @@ mod tests {
             step(format!("delete_stack {ID} retain=[] token="), Answer::Done),
         ];
         steps.extend(gone());
-        let script = Script::new(steps);
-        let aws = Aws::scripted(script.clone());
-        delete_one(
-            &aws,
-            &Progress::new(true),
-            &stack("ROLLBACK_COMPLETE", true),
-            OnDeleteFailed::Stop,
-        )
-        .await
-        .unwrap();
+        let (script, result) =
+            delete_scripted(steps, "ROLLBACK_COMPLETE", true, OnDeleteFailed::Stop).await;
+        result.unwrap();
         assert!(script.left().is_empty(), "{:?}", script.left());
     }
 }

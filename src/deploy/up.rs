@@ -1194,6 +1194,25 @@ mod tests {
         );
     }
 
+    /// DescribeStacks for every stack kind the environment can have, in
+    /// catalog order: `found` are deployed, the rest do not exist.
+    fn describe_every_kind(found: &[(&str, &Deployed)]) -> Vec<crate::deploy::script::Step> {
+        use crate::deploy::script::{step, Answer};
+        crate::render::catalog::stack_kinds()
+            .iter()
+            .map(|kind| {
+                let answer = found
+                    .iter()
+                    .find(|(id, _)| *id == kind.id)
+                    .map(|(_, d)| (*d).clone());
+                step(
+                    format!("describe lake-prod-{}", kind.id),
+                    Answer::Stack(answer),
+                )
+            })
+            .collect()
+    }
+
     #[tokio::test]
     async fn diff_plans_every_stack_when_one_cannot_get_a_change_set() {
         use crate::deploy::script::{step, Answer, Script};
@@ -1205,19 +1224,8 @@ mod tests {
         let old = "Resources:\n  OrdersStream:\n    Type: AWS::Kinesis::Stream\n    Properties: {Name: orders, ShardCount: 4}\n";
         let mut busy = deployed("lake-prod-ingest");
         busy.status = "UPDATE_IN_PROGRESS".into();
-        // DescribeStacks for every stack kind the environment can have.
-        let mut steps = Vec::new();
-        for kind in crate::render::catalog::stack_kinds() {
-            let answer = match kind.id {
-                "stream" => Some(deployed("lake-prod-stream")),
-                "ingest" => Some(busy.clone()),
-                _ => None,
-            };
-            steps.push(step(
-                format!("describe lake-prod-{}", kind.id),
-                Answer::Stack(answer),
-            ));
-        }
+        let stream = deployed("lake-prod-stream");
+        let mut steps = describe_every_kind(&[("stream", &stream), ("ingest", &busy)]);
         steps.extend([
             // GetTemplate, in id order (ingest, stream).
             step("template lake-prod-ingest", Answer::Template(old.into())),
@@ -1261,14 +1269,7 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        let mut steps = Vec::new();
-        for kind in crate::render::catalog::stack_kinds() {
-            let answer = (kind.id == "stream").then(|| stream.clone());
-            steps.push(step(
-                format!("describe lake-prod-{}", kind.id),
-                Answer::Stack(answer),
-            ));
-        }
+        let mut steps = describe_every_kind(&[("stream", &stream)]);
         // The deployed template is the rendered one: only the tags differ.
         steps.push(step(
             "template lake-prod-stream",
@@ -1336,14 +1337,7 @@ mod tests {
         ingest
             .parameters
             .insert("Subnets".into(), "subnet-old".into());
-        let mut steps = Vec::new();
-        for kind in crate::render::catalog::stack_kinds() {
-            let answer = (kind.id == "ingest").then(|| ingest.clone());
-            steps.push(step(
-                format!("describe lake-prod-{}", kind.id),
-                Answer::Stack(answer),
-            ));
-        }
+        let mut steps = describe_every_kind(&[("ingest", &ingest)]);
         steps.extend([
             step(
                 "template lake-prod-ingest",
