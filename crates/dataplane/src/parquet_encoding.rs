@@ -104,18 +104,4 @@ impl ColumnValues {
             ColumnValues::Fixed(v) => v.clear(),
         }
     }
-
-    /// Bytes allocated (not used) by the values.
-    pub fn capacity_bytes(&self) -> usize {
-        match self {
-            ColumnValues::Bool(v) => v.capacity(),
-            ColumnValues::I32(v) => v.capacity() * 4,
-            ColumnValues::F32(v) => v.capacity() * 4,
-            ColumnValues::I64(v) => v.capacity() * 8,
-            ColumnValues::F64(v) => v.capacity() * 8,
-            ColumnValues::I96(v) => v.capacity() * 12,
-            ColumnValues::Bytes(v) => v.capacity() * std::mem::size_of::<ByteArray>(),
-            ColumnValues::Fixed(v) => v.capacity() * std::mem::size_of::<FixedLenByteArray>(),
-        }
-    }
 }

@@ -11,7 +11,7 @@
 use std::fs::File;
 use std::io::BufWriter;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use bytes::Bytes;
@@ -38,8 +38,6 @@ pub struct ParquetLayout {
     typed: TypedLayout,
     schema: Arc<Type>,
     props: WriterPropertiesPtr,
-    /// Column buffers of finished files, for the next file to reuse.
-    spare: Mutex<Vec<Group>>,
 }
 
 impl ParquetLayout {
@@ -51,7 +49,6 @@ impl ParquetLayout {
             typed,
             schema,
             props: Arc::new(props),
-            spare: Mutex::new(Vec::new()),
         })
     }
 
@@ -113,16 +110,10 @@ impl ParquetFile {
             layout.schema.clone(),
             layout.props.clone(),
         )?;
-        let group = layout
-            .spare
-            .lock()
-            .ok()
-            .and_then(|mut spare| spare.pop())
-            .unwrap_or_else(|| Group::new(layout.columns()));
         Ok(ParquetFile {
             layout: layout.clone(),
             writer,
-            group,
+            group: Group::new(layout.columns()),
             rows_per_group: rows_per_group.max(1),
         })
     }
@@ -156,25 +147,11 @@ impl ParquetFile {
     /// Write what is buffered and the footer; returns the file's size.
     pub fn finish(mut self) -> Result<u64> {
         self.write_group()?;
-        // The next file reuses the buffers (no page faults, no regrowth),
-        // unless they grew large.
-        let group = std::mem::replace(&mut self.group, Group::empty());
-        if group.capacity() <= SPARE_MAX_BYTES {
-            if let Ok(mut spare) = self.layout.spare.lock() {
-                if spare.len() < SPARE_GROUPS {
-                    spare.push(group);
-                }
-            }
-        }
         let out = self.writer.into_inner()?;
         let file = out.into_inner().map_err(|e| e.into_error())?;
         Ok(file.metadata()?.len())
     }
 }
-
-/// Column buffers kept for reuse per layout: how many, and up to what size.
-const SPARE_GROUPS: usize = 2;
-const SPARE_MAX_BYTES: usize = 16 << 20;
 
 /// One column of a row group being buffered: its values, definition
 /// levels (1 = a value, 0 = null) and, for strings, every value's bytes
@@ -187,27 +164,13 @@ struct Column {
 }
 
 /// The buffered rows of one row group. Cleared, not dropped, when written.
-pub(crate) struct Group {
+struct Group {
     rows: usize,
     bytes: usize,
     columns: Vec<Column>,
 }
 
-impl std::fmt::Debug for Group {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Group({} rows)", self.rows)
-    }
-}
-
 impl Group {
-    fn empty() -> Group {
-        Group {
-            rows: 0,
-            bytes: 0,
-            columns: Vec::new(),
-        }
-    }
-
     fn new(columns: &[(String, ColumnType)]) -> Group {
         Group {
             rows: 0,
@@ -222,19 +185,6 @@ impl Group {
                 })
                 .collect(),
         }
-    }
-
-    /// Bytes the buffers hold (allocated, not used).
-    fn capacity(&self) -> usize {
-        self.columns
-            .iter()
-            .map(|c| {
-                c.values.capacity_bytes()
-                    + c.defs.capacity() * 2
-                    + c.arena.capacity()
-                    + c.ends.capacity() * 8
-            })
-            .sum()
     }
 
     #[inline]
