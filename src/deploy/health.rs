@@ -14,7 +14,7 @@ use super::cfn::aws_error;
 use super::{Aws, DeployError};
 use crate::render::RenderedEnv;
 use crate::spec::EnvSpec;
-use lake_dataplane::ingest::lease::{Lease, LeaseTable, SHARD_END};
+use lake_contract::lease::{self, Lease, SHARD_END};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -439,8 +439,7 @@ async fn ingest(aws: &Aws, outputs: &Outputs, fleet_size: u32) -> Result<Compone
         return Ok(not_deployed("ingest", "no ingest stack"));
     };
     // The consumers' own reader of their lease table.
-    let leases = LeaseTable::new(aws.dynamodb.clone(), table)
-        .scan()
+    let leases = lease::scan(&aws.dynamodb, table)
         .await
         .map_err(|e| DeployError::Aws {
             doing: format!("reading lease table {table}"),

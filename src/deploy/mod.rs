@@ -26,7 +26,7 @@ pub mod up;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use lake_dataplane::store::{aws_config_for, AwsTarget};
+use lake_contract::aws::{aws_config_for, s3_client_from, AwsTarget};
 
 use crate::plan::PlanError;
 use crate::render::{ParamSource, RenderedEnv, RenderedStack};
@@ -217,7 +217,7 @@ impl Aws {
         }
         Ok(Aws {
             cfn: Cfn::new(aws_sdk_cloudformation::Client::new(&shared), poll),
-            s3: lake_dataplane::store::s3_client_from(&shared),
+            s3: s3_client_from(&shared),
             sfn: aws_sdk_sfn::Client::new(&shared),
             kinesis: aws_sdk_kinesis::Client::new(&shared),
             dynamodb: aws_sdk_dynamodb::Client::new(&shared),

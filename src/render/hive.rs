@@ -28,7 +28,7 @@
 //! complete, and its cost does not grow with the number of partitions
 //! already registered beyond those two listings.
 
-use lake_dataplane::flatten::schema::{typed_columns_from_avro, ColumnType};
+use lake_contract::schema::{typed_columns_from_avro, ColumnType};
 
 use crate::spec::model::{EnvSpec, FileFormat};
 

@@ -791,7 +791,7 @@ impl Validator<'_> {
                     i.format.as_str()
                 ),
             ),
-            (Some(schema), _) => match lake_dataplane::flatten::schema::typed_columns(schema, "_") {
+            (Some(schema), _) => match lake_contract::schema::typed_columns(schema, "_") {
                 Err(e) if e.path.is_empty() => self.error("ingest.schema", e.message),
                 Err(e) => self.error(&format!("ingest.schema.{}", e.path), e.message),
                 Ok(columns) => self.lake_columns(spec, &columns),
@@ -831,9 +831,9 @@ impl Validator<'_> {
     fn lake_columns(
         &mut self,
         spec: &EnvSpec,
-        columns: &[(String, lake_dataplane::flatten::schema::ColumnType)],
+        columns: &[(String, lake_contract::schema::ColumnType)],
     ) {
-        use lake_dataplane::flatten::schema::ColumnType;
+        use lake_contract::schema::ColumnType;
         let i = &spec.ingest;
         let mut seen: std::collections::HashMap<String, &str> = Default::default();
         for (name, _) in columns {

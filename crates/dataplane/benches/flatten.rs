@@ -3,8 +3,8 @@
 //! The end-to-end comparison with jq and Python is `bench/flatten.py`.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use lake_contract::schema::columns_from_avro;
 use lake_dataplane::datagen::{OrderSpec, Orders};
-use lake_dataplane::flatten::schema::columns_from_avro;
 use lake_dataplane::flatten::{CsvLayout, FlattenConfig, Flattener};
 
 fn orders(count: usize, envelope: bool) -> Vec<u8> {

@@ -13,5 +13,6 @@ pub mod datagen;
 pub mod flatten;
 mod hash;
 pub mod ingest;
+pub mod layout;
 pub mod parquet_encoding;
 pub mod store;

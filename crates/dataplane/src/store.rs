@@ -4,14 +4,15 @@
 //! Owns: URL parsing (`s3://bucket/prefix`, `file:///path`, a plain path),
 //! listing, fetching to a local file, uploading from one, atomic publish
 //! (rename or server-side copy), deletes that tolerate "already gone", and
-//! durability on local disk (fsync of files and directories), and the AWS
-//! SDK configuration the data plane's clients share.
+//! durability on local disk (fsync of files and directories), and the data
+//! plane's S3 client (built by `lake_contract::aws`).
 //! Must not: know file formats, plans or journals.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
 use aws_sdk_s3::primitives::ByteStream;
+use lake_contract::aws::{aws_config_for, s3_client_from, AwsTarget};
 
 /// One object: key relative to the store's root, and its size.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -80,59 +81,11 @@ fn absolute(p: &Path) -> PathBuf {
     std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
 }
 
-/// AWS SDK configuration: the standard credential chain, with an explicit
-/// endpoint (e.g. a local emulator) and region when given.
+/// AWS SDK configuration (the workspace's one loader, `lake_contract::aws`):
+/// the standard credential chain, with an explicit endpoint (e.g. a local
+/// emulator) and region when given.
 pub async fn aws_config(endpoint_url: Option<&str>, region: Option<&str>) -> aws_config::SdkConfig {
-    aws_config_for(&AwsTarget {
-        endpoint_url: endpoint_url.map(String::from),
-        region: region.map(String::from),
-        profile: None,
-        adaptive_retries: false,
-    })
-    .await
-}
-
-/// Which AWS account endpoint and credentials a client talks to; `None`
-/// fields fall back to the standard chain (environment, profile files, IMDS).
-#[derive(Debug, Clone, Default)]
-pub struct AwsTarget {
-    pub endpoint_url: Option<String>,
-    pub region: Option<String>,
-    pub profile: Option<String>,
-    /// Client-side rate limiting on throttling (control-plane calls); the
-    /// data plane keeps standard retries and paces itself.
-    pub adaptive_retries: bool,
-}
-
-/// The one SDK configuration loader of the workspace.
-pub async fn aws_config_for(target: &AwsTarget) -> aws_config::SdkConfig {
-    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
-    if target.adaptive_retries {
-        // A deploy slows down on throttling instead of failing half-way.
-        loader =
-            loader.retry_config(aws_config::retry::RetryConfig::adaptive().with_max_attempts(8));
-    }
-    if let Some(profile) = &target.profile {
-        loader = loader.profile_name(profile);
-    }
-    if let Some(region) = &target.region {
-        loader = loader.region(aws_config::Region::new(region.clone()));
-    }
-    if let Some(url) = &target.endpoint_url {
-        loader = loader.endpoint_url(url);
-    }
-    loader.load().await
-}
-
-/// An S3 client from a shared configuration; path-style addressing with a
-/// custom endpoint (emulators need it).
-pub fn s3_client_from(shared: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
-    let path_style =
-        shared.endpoint_url().is_some() || std::env::var_os("AWS_ENDPOINT_URL").is_some();
-    let config = aws_sdk_s3::config::Builder::from(shared)
-        .force_path_style(path_style)
-        .build();
-    aws_sdk_s3::Client::from_conf(config)
+    aws_config_for(&AwsTarget::endpoint(endpoint_url, region)).await
 }
 
 /// An S3 client; path-style addressing with a custom endpoint (emulators need it).

@@ -16,8 +16,8 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
+use lake_contract::schema::{columns_from_avro, typed_columns_from_avro};
 use lake_dataplane::datagen::{OrderSpec, Orders, DEFAULT_START_MS};
-use lake_dataplane::flatten::schema::{columns_from_avro, typed_columns_from_avro};
 use lake_dataplane::flatten::stream::{Format, Stream};
 use lake_dataplane::flatten::{CsvLayout, FlattenConfig, DEFAULT_MAX_DEPTH};
 use lake_dataplane::ingest::backfill::{self, BackfillOptions};

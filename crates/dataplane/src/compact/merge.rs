@@ -336,9 +336,9 @@ mod tests {
     /// into one row group, value for value, nulls kept.
     #[test]
     fn ingest_files_with_nulls_merge_into_one_row_group() {
-        use crate::flatten::schema::ColumnType;
         use crate::flatten::{FlattenConfig, Flattener};
         use crate::ingest::parquet::{ParquetFile, ParquetLayout};
+        use lake_contract::schema::ColumnType;
         let layout = Arc::new(
             ParquetLayout::new(vec![
                 ("t".into(), ColumnType::Int64),

@@ -189,7 +189,7 @@ pub async fn run(opts: &Options) -> Result<Report> {
         .cloned()
         .collect::<Vec<_>>()
         .into_iter()
-        .filter(|o| !plan::is_hidden(&o.key))
+        .filter(|o| !crate::layout::is_hidden(&o.key))
         .filter(|o| !claimed_sources.contains(o.key.as_str()))
         .filter(|o| !(in_place && claimed_outputs.contains(o.key.as_str())))
         .filter(|o| !previous.contains(&src_loc.url_of(&o.key)))

@@ -65,13 +65,6 @@ pub fn is_default_output(key: &str) -> bool {
         .is_some_and(|(n, _)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
-/// Files the compactor never treats as data: bookkeeping and hidden files
-/// (any path segment starting with `_` or `.`, as Hive and Spark skip them).
-pub fn is_hidden(key: &str) -> bool {
-    key.split('/')
-        .any(|seg| seg.starts_with('_') || seg.starts_with('.'))
-}
-
 /// One output of a group: its key in the destination and its sources.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OutputPlan {
@@ -327,11 +320,6 @@ mod tests {
         assert_eq!(detect("a/b.parquet"), Some((Format::Parquet, false)));
         assert_eq!(detect("a/b.parquet.gz"), None);
         assert_eq!(detect("a/_SUCCESS"), None);
-        assert!(
-            is_hidden("ordertime=1/_errors/x.ndjson")
-                && is_hidden("_compaction/j.json")
-                && !is_hidden("ordertime=1/a.csv")
-        );
     }
 
     #[test]

@@ -17,7 +17,6 @@ mod columns;
 pub mod csv;
 pub mod dead_letter;
 pub mod scan;
-pub mod schema;
 pub mod stream;
 pub mod typed;
 
@@ -29,7 +28,7 @@ pub use scan::ValueKind;
 
 pub use self::csv::CsvLayout;
 pub use self::typed::TypedLayout;
-use schema::ColumnType;
+use lake_contract::schema::ColumnType;
 
 /// Default nesting limit (objects and arrays), as serde_json's is 128.
 pub const DEFAULT_MAX_DEPTH: usize = 64;

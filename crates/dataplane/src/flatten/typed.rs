@@ -17,8 +17,8 @@ use std::collections::HashSet;
 
 use super::columns::{new_layout_id, ColumnSlots};
 use super::scan::{decode_string, ValueKind};
-use super::schema::ColumnType;
 use super::{ErrorKind, Leaf, Sink};
+use lake_contract::schema::ColumnType;
 
 /// The typed columns of a table, in order.
 #[derive(Debug, Clone)]

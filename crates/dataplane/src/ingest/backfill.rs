@@ -14,9 +14,9 @@ use sha2::{Digest, Sha256};
 
 use super::writer::{PartitionedWriter, Published, RollPolicy};
 use super::{Counts, LakeFormat, PartitionBy, Pipeline};
-use crate::compact::plan::is_hidden;
 use crate::flatten::stream::for_each_line;
 use crate::flatten::FlattenConfig;
+use crate::layout::is_hidden;
 use crate::store::{Location, Store};
 
 pub struct BackfillOptions {

@@ -7,10 +7,9 @@
 //! holding it, so two live processes with one worker id cannot both pass
 //! the owner checks (the newer takes the lease; the older stops).
 //!
-//! Owns: the lease table's items and the operations on them. Must not: read
-//! Kinesis or decide which shards to take (`run` does).
-
-use std::collections::HashMap;
+//! Owns: the conditional writes on the lease table's items (the record and
+//! its scan are `lake_contract::lease`). Must not: read Kinesis or decide
+//! which shards to take (the consumer does).
 
 use anyhow::{Context, Result};
 use aws_sdk_dynamodb::types::{
@@ -18,30 +17,9 @@ use aws_sdk_dynamodb::types::{
     ScalarAttributeType,
 };
 use aws_sdk_dynamodb::Client;
-
-pub const TRIM_HORIZON: &str = "TRIM_HORIZON";
-pub const SHARD_END: &str = "SHARD_END";
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Lease {
-    pub shard: String,
-    pub owner: Option<String>,
-    /// The owner's process incarnation (two processes with one worker id
-    /// are two owners).
-    pub incarnation: Option<String>,
-    pub counter: u64,
-    /// `TRIM_HORIZON`, a sequence number (last one durable), or `SHARD_END`.
-    pub checkpoint: String,
-    /// Last sequence number of a window being published, if any.
-    pub intent: Option<String>,
-    /// Fingerprint of the options that cut and named the intent's files.
-    pub intent_config: Option<String>,
-    /// The keys of the intent's files.
-    pub intent_files: Vec<String>,
-    pub parents: Vec<String>,
-    /// How far behind the stream's tip the reader was at the last checkpoint.
-    pub lag_ms: Option<u64>,
-}
+use lake_contract::lease;
+/// The record and its order are the contract's (`lake_contract::lease`).
+pub use lake_contract::lease::{cmp_seq, Lease, SHARD_END, TRIM_HORIZON};
 
 /// Who holds a lease: the worker id and this process's incarnation.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -163,54 +141,9 @@ impl LeaseTable {
         }
     }
 
+    /// Every lease, read consistently (`lake_contract::lease::scan`).
     pub async fn scan(&self) -> Result<Vec<Lease>> {
-        let mut out = Vec::new();
-        let mut start: Option<HashMap<String, AttributeValue>> = None;
-        loop {
-            let resp = self
-                .client
-                .scan()
-                .table_name(&self.table)
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .with_context(|| format!("reading leases from {}", self.table))?;
-            for item in resp.items() {
-                let get = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned();
-                let number = |k: &str| {
-                    item.get(k)
-                        .and_then(|v| v.as_n().ok())
-                        .and_then(|v| v.parse().ok())
-                };
-                out.push(Lease {
-                    shard: get("leaseKey").unwrap_or_default(),
-                    owner: get("leaseOwner"),
-                    incarnation: get("incarnation"),
-                    counter: number("leaseCounter").unwrap_or(0),
-                    lag_ms: number("millisBehindLatest"),
-                    checkpoint: get("checkpoint").unwrap_or_else(|| TRIM_HORIZON.into()),
-                    intent: get("intent"),
-                    intent_config: get("intentConfig"),
-                    intent_files: item
-                        .get("intentFiles")
-                        .and_then(|v| v.as_l().ok())
-                        .map(|l| l.iter().filter_map(|p| p.as_s().ok().cloned()).collect())
-                        .unwrap_or_default(),
-                    parents: item
-                        .get("parentShardIds")
-                        .and_then(|v| v.as_l().ok())
-                        .map(|l| l.iter().filter_map(|p| p.as_s().ok().cloned()).collect())
-                        .unwrap_or_default(),
-                });
-            }
-            match resp.last_evaluated_key() {
-                Some(k) if !k.is_empty() => start = Some(k.clone()),
-                _ => break,
-            }
-        }
-        out.sort_by(|a, b| a.shard.cmp(&b.shard));
-        Ok(out)
+        Ok(lease::scan(&self.client, &self.table).await?)
     }
 
     /// One conditional update of `shard`'s item: true when the condition held.
@@ -374,32 +307,6 @@ impl LeaseTable {
     }
 }
 
-/// Kinesis sequence numbers compared as the decimal integers they are
-/// (up to 128 bits; they are not fixed-width, so text order is wrong when
-/// lengths differ). Non-numeric text sorts before every number.
-pub fn cmp_seq(a: &str, b: &str) -> std::cmp::Ordering {
-    let norm = |s: &str| {
-        let digits = s.bytes().all(|c| c.is_ascii_digit()) && !s.is_empty();
-        (digits, s.trim_start_matches('0').to_string())
-    };
-    let ((da, a), (db, b)) = (norm(a), norm(b));
-    da.cmp(&db)
-        .then(a.len().cmp(&b.len()))
-        .then_with(|| a.cmp(&b))
-}
-
-impl Lease {
-    /// Whether the window holding the record `seq` of this shard is
-    /// checkpointed: the checkpoint is a window's last sequence number and
-    /// windows never overlap, so a checkpoint at or past `seq` covers it.
-    /// Files of such windows are never written again by a replay.
-    pub fn covers(&self, seq: &str) -> bool {
-        self.checkpoint == SHARD_END
-            || (self.checkpoint != TRIM_HORIZON
-                && cmp_seq(&self.checkpoint, seq) != std::cmp::Ordering::Less)
-    }
-}
-
 /// How many leases this worker should hold: an even share over the workers
 /// that are alive (`owners`, including itself).
 pub fn fair_share(leases: usize, workers: usize) -> usize {
@@ -409,36 +316,6 @@ pub fn fair_share(leases: usize, workers: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sequence_numbers_compare_as_numbers() {
-        use std::cmp::Ordering::*;
-        assert_eq!(cmp_seq("9", "10"), Less);
-        assert_eq!(
-            cmp_seq(
-                "49590338271490256608559692538361571095921575989136588898",
-                "49590338271490256608559692538361571095921575989136588899"
-            ),
-            Less
-        );
-        assert_eq!(cmp_seq("0010", "10"), Equal);
-        assert_eq!(cmp_seq("TRIM_HORIZON", "1"), Less);
-        let lease = |cp: &str| Lease {
-            shard: "s".into(),
-            owner: None,
-            incarnation: None,
-            counter: 0,
-            checkpoint: cp.into(),
-            intent: None,
-            intent_config: None,
-            intent_files: vec![],
-            parents: vec![],
-            lag_ms: None,
-        };
-        assert!(lease("100").covers("99") && lease("100").covers("100"));
-        assert!(!lease("100").covers("101") && !lease(TRIM_HORIZON).covers("1"));
-        assert!(lease(SHARD_END).covers("12345678901234567890"));
-    }
 
     #[test]
     fn shares_are_even_and_cover_every_lease() {

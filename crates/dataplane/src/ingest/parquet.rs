@@ -21,10 +21,10 @@ use parquet::file::properties::WriterPropertiesPtr;
 use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::types::{SchemaDescriptor, Type};
 
-use crate::flatten::schema::ColumnType;
 use crate::flatten::typed::{TypedRow, TypedValue};
 use crate::flatten::TypedLayout;
 use crate::parquet_encoding::{writer_properties, ColumnValues};
+use lake_contract::schema::ColumnType;
 
 pub use crate::parquet_encoding::ROW_GROUP_ROWS;
 

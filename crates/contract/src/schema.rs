@@ -260,7 +260,7 @@ mod tests {
     fn orders_schema_flattens_the_address() {
         let text = std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/tests/data/orders.avsc"
+            "/../dataplane/tests/data/orders.avsc"
         ))
         .unwrap();
         assert_eq!(
