@@ -21,9 +21,9 @@ use lake_dataplane::datagen::{OrderSpec, Orders, DEFAULT_START_MS};
 use lake_dataplane::flatten::stream::{Format, Stream};
 use lake_dataplane::flatten::{CsvLayout, FlattenConfig, DEFAULT_MAX_DEPTH};
 use lake_dataplane::ingest::backfill::{self, BackfillOptions};
+use lake_dataplane::ingest::consumer::{self, RunOptions};
 use lake_dataplane::ingest::kpl::{self, UserRecord};
 use lake_dataplane::ingest::parquet::ParquetLayout;
-use lake_dataplane::ingest::run::{self, RunOptions};
 use lake_dataplane::ingest::writer::RollPolicy;
 use lake_dataplane::ingest::{LakeFormat, PartitionBy};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -475,7 +475,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             };
             if check {
                 lake_dataplane::store::Location::parse(&opts.sink).context("--sink")?;
-                let probe = lake_dataplane::ingest::time::format_hour(&opts.partition_format, 0);
+                let probe =
+                    lake_dataplane::ingest::partitioner::format_hour(&opts.partition_format, 0);
                 println!(
                     "{}",
                     serde_json::json!({
@@ -511,7 +512,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                         flag.store(true, Ordering::SeqCst);
                     });
                 }
-                run::run(opts, shutdown).await
+                consumer::run(opts, shutdown).await
             })?;
             eprintln!(
                 "lake-ingest run: {} records, {} files, {} dead letters; shards held: {}",

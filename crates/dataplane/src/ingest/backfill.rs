@@ -49,7 +49,7 @@ fn arrival_from_key(key: &str) -> Option<i64> {
         };
         let (y, m, d, h) = (n(w[0], 4)?, n(w[1], 2)?, n(w[2], 2)?, n(w[3], 2)?);
         let date = format!("\"{y:04}-{m:02}-{d:02}T{h:02}:00:00Z\"");
-        super::time::parse_time(date.as_bytes(), crate::flatten::ValueKind::String).ok()
+        super::partitioner::parse_time(date.as_bytes(), crate::flatten::ValueKind::String).ok()
     })
 }
 

@@ -231,7 +231,7 @@ impl<'a> PartitionedWriter<'a> {
         f.bytes += row.len() as u64;
         f.records += 1;
         f.last_used = self.clock;
-        // The clock is read every 4096 rows, not every row. (`run` turns age
+        // The clock is read every 4096 rows, not every row. (The consumer turns age
         // off: its files must end where a replay would end them.)
         let aged = f.records.is_multiple_of(4096) && f.opened.elapsed() >= self.policy.max_age;
         if f.bytes >= self.policy.max_bytes || f.records >= self.policy.max_records || aged {

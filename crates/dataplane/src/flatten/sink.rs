@@ -1,0 +1,75 @@
+//! What the walk hands to an output encoding: one leaf at a time.
+//!
+//! Owns: the `Sink` trait, `Leaf` and `Key` (a decoded key without copying),
+//! and the short-slice equality keys are compared with. Must not: encode
+//! (`ndjson`, `csv`, `typed` do) or walk records (`flattener`).
+
+use super::error::ErrorKind;
+use super::scan::ValueKind;
+
+/// Receives each flattened leaf of one record.
+pub(crate) trait Sink {
+    fn begin(&mut self, out: &mut Vec<u8>);
+    fn leaf(&mut self, out: &mut Vec<u8>, leaf: &Leaf<'_>) -> Result<(), ErrorKind>;
+    fn end(&mut self, out: &mut Vec<u8>, record: &[u8]) -> Result<(), ErrorKind>;
+    /// Whether the sink itself guarantees unique keys (CSV slots do).
+    fn detects_collisions(&self) -> bool;
+}
+
+/// One flattened field, as the sinks see it.
+pub(crate) struct Leaf<'a> {
+    /// The decoded full key (prefix included), for matching and columns.
+    pub key: Key<'a>,
+    /// The same key as raw input bytes: prefix (separators included) and last segment.
+    pub raw_prefix: &'a [u8],
+    pub raw_key: &'a [u8],
+    pub value: &'a [u8],
+    pub kind: ValueKind,
+    /// `"key":value` exactly as in the input when it has no inner
+    /// whitespace, so it can be copied in one go.
+    pub pair: Option<&'a [u8]>,
+}
+
+/// A decoded key without copying when possible: `prefix` + `last`.
+#[derive(Clone, Copy)]
+pub(crate) struct Key<'a> {
+    pub prefix: &'a [u8],
+    pub last: &'a [u8],
+}
+
+impl Key<'_> {
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.prefix.len() + self.last.len()
+    }
+
+    #[inline(always)]
+    pub fn eq_bytes(&self, other: &[u8]) -> bool {
+        other.len() == self.len()
+            && bytes_eq(&other[..self.prefix.len()], self.prefix)
+            && bytes_eq(&other[self.prefix.len()..], self.last)
+    }
+
+    pub fn to_vec(self) -> Vec<u8> {
+        [self.prefix, self.last].concat()
+    }
+}
+
+/// Equality for short slices (keys) without a `memcmp` call: two
+/// overlapping word loads cover 4..=16 bytes.
+#[inline(always)]
+pub(crate) fn bytes_eq(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    let word = |s: &[u8], at: usize| u64::from_le_bytes(s[at..at + 8].try_into().expect("8 bytes"));
+    let half = |s: &[u8], at: usize| u32::from_le_bytes(s[at..at + 4].try_into().expect("4 bytes"));
+    match n {
+        0 => true,
+        1..=3 => a[0] == b[0] && a[n / 2] == b[n / 2] && a[n - 1] == b[n - 1],
+        4..=7 => half(a, 0) == half(b, 0) && half(a, n - 4) == half(b, n - 4),
+        8..=16 => word(a, 0) == word(b, 0) && word(a, n - 8) == word(b, n - 8),
+        _ => a == b,
+    }
+}
