@@ -968,7 +968,7 @@ fn status_reads_msk_and_firehose_from_their_own_apis() {
     let env_dir = repo_root().join("environments");
     let (loaded, _) = lakectl::spec::load_valid(&env_dir, "prod").unwrap();
     let rendered = lakectl::render::render(&loaded).unwrap();
-    let connection = lakectl::deploy::Connection {
+    let connection = lakectl::aws::Connection {
         endpoint_url: Some(lab.moto.endpoint.clone()),
         ..Default::default()
     };
@@ -980,7 +980,7 @@ fn status_reads_msk_and_firehose_from_their_own_apis() {
         }
     }
     let aws = lab
-        .block_on(lakectl::deploy::Aws::connect(
+        .block_on(lakectl::aws::Aws::connect(
             &connection,
             &rendered,
             None,
@@ -1010,7 +1010,7 @@ fn status_reads_msk_and_firehose_from_their_own_apis() {
     ]
     .into();
     let check = || {
-        lab.block_on(lakectl::deploy::health::components(
+        lab.block_on(lakectl::inspect::health::components(
             &aws,
             &rendered,
             &outputs,
@@ -1027,7 +1027,7 @@ fn status_reads_msk_and_firehose_from_their_own_apis() {
     // component says it cannot tell, why, and what the stack output knows.
     let k = by_name("kafka");
     assert_eq!(k.facts["cluster_arn"], arn);
-    assert_eq!(k.verdict, lakectl::deploy::health::Verdict::Down);
+    assert_eq!(k.verdict, lakectl::inspect::health::Verdict::Down);
     assert!(
         k.summary
             .starts_with(&format!("cannot tell: describing MSK cluster {arn}")),
@@ -1041,13 +1041,13 @@ fn status_reads_msk_and_firehose_from_their_own_apis() {
         Some("ACTIVE"),
         "{a:?}"
     );
-    assert_eq!(a.verdict, lakectl::deploy::health::Verdict::Ok);
+    assert_eq!(a.verdict, lakectl::inspect::health::Verdict::Ok);
     assert!(a.summary.ends_with("last error: none"), "{a:?}");
 
     // Not deployed: the stream, leases and database the outputs do not name.
     assert_eq!(
         by_name("stream").verdict,
-        lakectl::deploy::health::Verdict::NotDeployed
+        lakectl::inspect::health::Verdict::NotDeployed
     );
 
     // A delivery stream deleted behind lakectl's back reads as down.
@@ -1060,7 +1060,7 @@ fn status_reads_msk_and_firehose_from_their_own_apis() {
     .unwrap();
     let components = check();
     let a = components.iter().find(|c| c.name == "archive").unwrap();
-    assert_eq!(a.verdict, lakectl::deploy::health::Verdict::Down, "{a:?}");
+    assert_eq!(a.verdict, lakectl::inspect::health::Verdict::Down, "{a:?}");
     assert!(a.summary.contains("does not exist"), "{a:?}");
 }
 
@@ -1170,7 +1170,7 @@ fn the_metastore_accounts_are_created_through_the_data_api() {
     .collect();
     let (loaded, _) = lakectl::spec::load_valid(&lab.envs(), "local").unwrap();
     let rendered = lakectl::render::render(&loaded).unwrap();
-    let connection = lakectl::deploy::Connection {
+    let connection = lakectl::aws::Connection {
         profile: None,
         region: Some("us-east-1".into()),
         endpoint_url: Some(lab.moto.endpoint.clone()),
@@ -1179,7 +1179,7 @@ fn the_metastore_accounts_are_created_through_the_data_api() {
         std::env::set_var(k, v);
     }
     let ensured = lab.block_on(async {
-        let aws = lakectl::deploy::Aws::connect(&connection, &rendered, None, None)
+        let aws = lakectl::aws::Aws::connect(&connection, &rendered, None, None)
             .await
             .unwrap();
         lakectl::deploy::accounts::ensure(&aws, &outputs).await
@@ -1189,7 +1189,7 @@ fn the_metastore_accounts_are_created_through_the_data_api() {
     let mut dev = outputs.clone();
     dev.remove("MetastoreClusterArn");
     let none = lab.block_on(async {
-        let aws = lakectl::deploy::Aws::connect(&connection, &rendered, None, None)
+        let aws = lakectl::aws::Aws::connect(&connection, &rendered, None, None)
             .await
             .unwrap();
         lakectl::deploy::accounts::ensure(&aws, &dev).await

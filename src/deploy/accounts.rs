@@ -12,7 +12,8 @@
 
 use std::collections::BTreeMap;
 
-use super::{Aws, DeployError};
+use super::DeployError;
+use crate::aws::Aws;
 
 /// One account: user, its database, its password.
 pub struct Account<'a> {
@@ -33,10 +34,10 @@ pub fn statements(account: &Account<'_>) -> Result<Vec<String>, DeployError> {
         ("password", account.password),
     ] {
         if !plain(value) {
-            return Err(DeployError::Refused(format!(
-                "metastore account {}: its {what} is not letters, digits and `_`; refusing to put it into SQL",
-                account.user
-            )));
+            return Err(DeployError::UnsafeAccount {
+                user: account.user.to_string(),
+                what,
+            });
         }
     }
     let (user, db, pw) = (account.user, account.database, account.password);
@@ -59,11 +60,14 @@ pub async fn ensure(
         return Ok(Vec::new());
     };
     let get = |name: &str| {
-        outputs.get(name).cloned().ok_or_else(|| {
-            DeployError::Refused(format!(
-                "the metastore stack has no {name} output; run `lakectl up` again to update it"
-            ))
-        })
+        outputs
+            .get(name)
+            .cloned()
+            .ok_or_else(|| DeployError::MissingOutput {
+                stack: "metastore".into(),
+                output: name.into(),
+                then: "run `lakectl up` again to update it".into(),
+            })
     };
     let master = get("MetastoreSecretArn")?;
     let mut ensured = Vec::new();
@@ -88,7 +92,7 @@ pub async fn ensure(
             .secret_id(&secret)
             .send()
             .await
-            .map_err(|e| super::cfn::aws_error(format!("reading {secret}"), e))?
+            .map_err(|e| crate::aws::aws_error(format!("reading {secret}"), e))?
             .secret_string()
             .unwrap_or_default()
             .to_string();
@@ -107,7 +111,7 @@ pub async fn ensure(
                 .await
                 .map_err(|e| {
                     // The statement holds a password: name the account, not the SQL.
-                    super::cfn::aws_error(
+                    crate::aws::aws_error(
                         format!("creating the metastore account {user} through the RDS Data API on {cluster}"),
                         e,
                     )

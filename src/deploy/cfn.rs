@@ -1,8 +1,7 @@
 //! CloudFormation operations the deployer needs, as small typed calls.
 //!
 //! Owns: every CloudFormation API call (describe, template, change sets,
-//! events, delete, termination protection, stack policy, drift detection) and the
-//! translation of SDK errors into `DeployError`; a token on every call that
+//! events, delete, termination protection, stack policy, drift detection); a token on every call that
 //! starts an operation; scripted answers in place of the API for unit tests
 //! (`script`). Must not: decide what to deploy, in which order, or print
 //! anything.
@@ -10,8 +9,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use aws_sdk_cloudformation::config::http::HttpResponse;
-use aws_sdk_cloudformation::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_cloudformation::error::ProvideErrorMetadata;
 use aws_sdk_cloudformation::primitives::{DateTime, DateTimeFormat};
 use aws_sdk_cloudformation::types::{
     Capability, ChangeSetStatus, ChangeSetType, Parameter, Stack, StackEvent, Tag, TemplateStage,
@@ -20,6 +18,7 @@ use aws_sdk_cloudformation::Client;
 
 use super::script::Script;
 use super::DeployError;
+use crate::aws::aws_error;
 
 /// The largest template CloudFormation takes inline (`TemplateBody`);
 /// larger ones must be uploaded to S3 and passed as `TemplateURL`.
@@ -181,33 +180,6 @@ pub fn rfc3339(t: &DateTime) -> String {
     t.fmt(DateTimeFormat::DateTime).unwrap_or_default()
 }
 
-/// An SDK error as one line: the service's code and message when it sent
-/// them, the HTTP status when it sent no AWS error (an endpoint that does
-/// not implement the call), else the whole chain (connection refused, ...).
-pub(super) fn aws_error<E>(doing: String, err: SdkError<E, HttpResponse>) -> DeployError
-where
-    E: std::error::Error + ProvideErrorMetadata + 'static,
-{
-    let message = match (&err, err.code(), err.message()) {
-        (_, Some(code), Some(message)) => format!("{code}: {message}"),
-        (SdkError::ResponseError(_), _, _) => format!(
-            "the answer could not be read ({}); does the endpoint implement this call fully?",
-            std::error::Error::source(&err)
-                .map(|s| s.to_string())
-                .unwrap_or_else(|| "malformed response".into())
-        ),
-        (SdkError::ServiceError(e), _, _) => format!(
-            "HTTP {} without an AWS error in the body (does the endpoint implement this call?)",
-            e.raw().status()
-        ),
-        _ => format!(
-            "{}\n  check the credentials (--profile, AWS_PROFILE), --region and --endpoint-url",
-            aws_sdk_cloudformation::error::DisplayErrorContext(&err)
-        ),
-    };
-    DeployError::Aws { doing, message }
-}
-
 /// The CloudFormation client with the deployer's polling pace.
 #[derive(Clone)]
 pub struct Cfn {
@@ -255,7 +227,7 @@ impl Cfn {
             {
                 return Ok(None)
             }
-            Err(err) => return Err(aws_error(format!("describing stack {name}"), err)),
+            Err(err) => return Err(aws_error(format!("describing stack {name}"), err).into()),
         };
         Ok(out
             .stacks()
@@ -313,10 +285,14 @@ impl Cfn {
                         .unwrap_or_else(|| "UNKNOWN".into()))
                 }
                 other => {
-                    return Err(DeployError::Refused(format!(
-                        "drift detection of {name} ended {other}: {}",
-                        out.detection_status_reason().unwrap_or("no reason given")
-                    )))
+                    return Err(DeployError::DriftDetection {
+                        stack: name.to_string(),
+                        status: other.to_string(),
+                        reason: out
+                            .detection_status_reason()
+                            .unwrap_or("no reason given")
+                            .to_string(),
+                    })
                 }
             }
         }

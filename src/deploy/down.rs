@@ -1,100 +1,20 @@
-//! `lakectl down`, and watching a stack until CloudFormation is done with it
-//! (shared with `up`).
+//! `lakectl down`: deleting an environment's stacks.
 //!
-//! Owns: deleting stacks dependents-first (independent ones in parallel),
-//! the refusal of protected environments, and the event watch loop. Must
-//! not: create or update stacks (`up`).
+//! Owns: deleting one stack (termination protection lifted, `DELETE_FAILED`
+//! resources named or retained, EMR's security groups released), deleting
+//! all of them dependents-first (through `schedule`), the refusal of
+//! protected environments. Must not: create or update stacks (`up`).
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
-use tokio::task::JoinSet;
-
 use super::cfn::{Deployed, Event, EventMark};
 use super::progress::Progress;
-use super::{deployed_stacks, Aws, DeployError};
+use super::schedule::{self, Job};
+use super::watch::watch_from;
+use super::{deployed_stacks, DeployError};
+use crate::aws::Aws;
 use crate::render::RenderedEnv;
-
-/// Keep the events of the watched operation: those carrying its token, and
-/// those carrying none (an emulator's, a console operation's). Another
-/// operation's (a concurrent run) are not this watch's to report.
-fn ours(events: &mut Vec<Event>, mark: &EventMark) {
-    if let Some(token) = &mark.token {
-        events.retain(|e| e.token.as_ref().is_none_or(|t| t == token));
-    }
-}
-
-/// How often a final status is read again before the operation has shown
-/// itself (an event, or an in-progress status).
-const UNCONFIRMED_READS: usize = 3;
-
-/// Report events of stack `id` from `mark` until it leaves `*_IN_PROGRESS`;
-/// returns its final state (`None` once deleted) and the failed events seen.
-pub async fn watch_from(
-    aws: &Aws,
-    progress: &Progress,
-    id: &str,
-    name: &str,
-    mut mark: EventMark,
-) -> Result<(Option<Deployed>, Vec<Event>), DeployError> {
-    let mut failures = Vec::new();
-    // A final status read before the operation shows (no event yet, never
-    // seen in progress) may be the state from before it: DescribeStacks is
-    // eventually consistent. Such a status is read again a few times.
-    let mut started = false;
-    let mut unconfirmed = 0;
-    loop {
-        let mut fresh = aws
-            .cfn
-            .events_since(id, &mark.since, &mut mark.seen)
-            .await?;
-        ours(&mut fresh, &mark);
-        started |= !fresh.is_empty();
-        for e in &fresh {
-            progress.event(name, e);
-            if e.failed() {
-                failures.push(e.clone());
-            }
-        }
-        let state = aws.cfn.describe(id).await?;
-        match state {
-            Some(d) if d.in_progress() => {
-                started = true;
-                tokio::time::sleep(aws.cfn.poll).await
-            }
-            Some(_) if !started && unconfirmed < UNCONFIRMED_READS => {
-                unconfirmed += 1;
-                tokio::time::sleep(aws.cfn.poll).await
-            }
-            other => {
-                // Events written between the last read and the final state.
-                let mut last = aws
-                    .cfn
-                    .events_since(id, &mark.since, &mut mark.seen)
-                    .await?;
-                ours(&mut last, &mark);
-                for e in last {
-                    progress.event(name, &e);
-                    if e.failed() {
-                        failures.push(e);
-                    }
-                }
-                return Ok((other, failures));
-            }
-        }
-    }
-}
-
-/// Wait for whatever CloudFormation is doing to stack `id` now.
-pub async fn watch(
-    aws: &Aws,
-    progress: &Progress,
-    id: &str,
-    name: &str,
-) -> Result<Option<Deployed>, DeployError> {
-    let mark = aws.cfn.event_mark(id).await?;
-    Ok(watch_from(aws, progress, id, name, mark).await?.0)
-}
 
 /// What to do with resources CloudFormation could not delete (a bucket
 /// that still holds objects, a security group still in use).
@@ -267,7 +187,7 @@ async fn release_emr_security_groups(
         .set_group_ids(Some(groups.clone()))
         .send()
         .await
-        .map_err(|e| super::cfn::aws_error("describing EMR's security groups".into(), e))?;
+        .map_err(|e| crate::aws::aws_error("describing EMR's security groups", e))?;
     let among = |pair: &aws_sdk_ec2::types::UserIdGroupPair| {
         pair.group_id()
             .is_some_and(|g| groups.iter().any(|x| x == g))
@@ -314,7 +234,7 @@ async fn release_emr_security_groups(
                     .send()
                     .await
                     .map(|_| ())
-                    .map_err(|e| super::cfn::aws_error(what, e))?;
+                    .map_err(|e| crate::aws::aws_error(what, e))?;
             } else {
                 aws.ec2
                     .revoke_security_group_ingress()
@@ -323,7 +243,7 @@ async fn release_emr_security_groups(
                     .send()
                     .await
                     .map(|_| ())
-                    .map_err(|e| super::cfn::aws_error(what, e))?;
+                    .map_err(|e| crate::aws::aws_error(what, e))?;
             }
         }
     }
@@ -361,12 +281,9 @@ pub async fn down(
     confirm: impl FnOnce(&[String]) -> bool,
 ) -> Result<Vec<String>, DeployError> {
     if is_protected && !options.allow_protected {
-        return Err(DeployError::Refused(format!(
-            "environment {} is protected (spec `protection`); nothing was deleted. If you really \
-             mean to delete it, pass --allow-protected (buckets and databases with \
-             DeletionPolicy Retain/Snapshot are kept either way)",
-            rendered.environment
-        )));
+        return Err(DeployError::Protected {
+            env: rendered.environment.clone(),
+        });
     }
     let deployed = deployed_stacks(&aws, rendered).await?;
     if deployed.is_empty() {
@@ -376,10 +293,7 @@ pub async fn down(
     let names: Vec<String> = deployed.values().map(|d| d.name.clone()).collect();
     let approved = options.yes || progress.interactive() && confirm(&names);
     if !approved {
-        return Err(DeployError::Refused(format!(
-            "down deletes {}; re-run with --yes to go ahead",
-            names.join(", ")
-        )));
+        return Err(DeployError::NotConfirmed { stacks: names });
     }
     // Who depends on whom, among what is deployed (a stack no longer
     // rendered has no known dependents and goes first).
@@ -393,64 +307,34 @@ pub async fn down(
             (id.clone(), deps)
         })
         .collect();
-    let aws = Arc::new(aws);
-    let mut left: BTreeMap<String, Deployed> = deployed;
-    let mut running: JoinSet<(String, Result<(), DeployError>)> = JoinSet::new();
-    let mut at_work: HashSet<String> = HashSet::new();
-    let mut deleted = Vec::new();
-    let mut failures = Vec::new();
-    loop {
-        if failures.is_empty() {
-            let ready: Vec<String> = left
-                .keys()
-                .filter(|id| !at_work.contains(*id))
-                .filter(|id| {
-                    // No remaining stack depends on it.
-                    !left
-                        .keys()
-                        .any(|other| depends.get(other).is_some_and(|d| d.contains(id)))
-                })
-                .take(options.concurrency.max(1).saturating_sub(running.len()))
-                .cloned()
-                .collect();
-            for id in ready {
-                at_work.insert(id.clone());
-                let d = left[&id].clone();
-                let (aws, progress) = (Arc::clone(&aws), Arc::clone(&progress));
-                let on_failed = options.on_failed;
-                running.spawn(async move {
-                    let result = async {
-                        if id == "network" {
-                            release_emr_security_groups(&aws, &progress, &d).await?;
-                        }
-                        delete_one(&aws, &progress, &d, on_failed).await
-                    }
-                    .await;
-                    (id, result)
-                });
-            }
-        }
-        let Some(joined) = running.join_next().await else {
-            break;
-        };
-        let (id, result) = joined.expect("a delete task panicked");
-        at_work.remove(&id);
-        let d = left.remove(&id).expect("was left");
-        match result {
-            Ok(()) => deleted.push(d.name),
-            Err(e) => failures.push(e),
-        }
-    }
-    match failures.len() {
-        0 => Ok(deleted),
-        _ => Err(DeployError::Refused(
-            failures
+    let jobs = deployed
+        .iter()
+        .map(|(id, d)| Job {
+            id: id.clone(),
+            name: d.name.clone(),
+            // Its dependents go first.
+            after: depends
                 .iter()
-                .map(|e| e.to_string())
-                .collect::<Vec<_>>()
-                .join("\n"),
-        )),
-    }
+                .filter(|(_, deps)| deps.contains(id))
+                .map(|(other, _)| other.clone())
+                .collect(),
+        })
+        .collect();
+    let aws = Arc::new(aws);
+    let on_failed = options.on_failed;
+    let finished = schedule::run(jobs, options.concurrency, |job| {
+        let (aws, progress) = (Arc::clone(&aws), Arc::clone(&progress));
+        let (id, d) = (job.id.clone(), deployed[&job.id].clone());
+        async move {
+            if id == "network" {
+                release_emr_security_groups(&aws, &progress, &d).await?;
+            }
+            delete_one(&aws, &progress, &d, on_failed).await?;
+            Ok(d.name)
+        }
+    })
+    .await?;
+    Ok(finished.into_iter().map(|(_, name)| name).collect())
 }
 
 #[cfg(test)]

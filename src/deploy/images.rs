@@ -12,7 +12,8 @@
 use std::collections::BTreeMap;
 
 use super::cfn::Deployed;
-use super::{Aws, DeployError};
+use super::DeployError;
+use crate::aws::{Aws, AwsError};
 use crate::render::{ParamSource, RenderedStack};
 
 /// The key a pinned image takes among the values parameters resolve from.
@@ -47,12 +48,16 @@ pub async fn pin(
             .name(ssm_parameter)
             .send()
             .await
-            .map_err(|e| super::cfn::aws_error(format!("resolving {ssm_parameter} (SSM)"), e))?
+            .map_err(|e| crate::aws::aws_error(format!("resolving {ssm_parameter} (SSM)"), e))?
             .parameter()
             .and_then(|p| p.value())
             .map(String::from)
             .ok_or_else(|| {
-                DeployError::Refused(format!("SSM parameter {ssm_parameter} has no value"))
+                AwsError::service(
+                    format!("resolving {ssm_parameter} (SSM)"),
+                    "NoValue",
+                    "the parameter has no value",
+                )
             })?;
         let running = deployed
             .and_then(|d| d.parameters.get(param))

@@ -1,51 +1,38 @@
-//! The deployer: `up`, `down`, `status`, `outputs` and `diff` against what is
-//! deployed, through CloudFormation change sets; `compact` starts a run of
-//! the deployed compaction.
+//! The deployer: what changes stacks. `up` (plan against what is deployed,
+//! approve, apply through change sets), `down`, the CloudFormation calls
+//! (`cfn`), the watcher (`watch`), the one scheduler (`schedule`), stack
+//! protection (`protect`), pinned images (`images`), the metastore accounts
+//! (`accounts`), live progress (`progress`).
 //!
-//! Owns: connecting to AWS (credential chain, profile, region, endpoint,
-//! adaptive retries) and the account guard; the order stacks are deployed
-//! and deleted in; resolving parameters from upstream outputs and published
-//! artifacts; approvals; stack protection. Must not: render templates
-//! (`render`), compare them (`plan`) or print directly (progress goes
-//! through `progress::Progress`, results are returned to the CLI).
+//! Owns: `DeployError`; what is deployed now (`deployed_stacks`); resolving
+//! parameters from upstream outputs and published artifacts. Must not:
+//! connect to AWS (`aws`), render templates (`render`), compare them
+//! (`plan`), inspect without changing (`inspect`) or print directly
+//! (progress goes through `progress::Progress`, results are returned).
 
 pub mod accounts;
 pub mod cfn;
-pub mod compact;
 pub mod down;
-pub mod drift;
-pub mod health;
 pub mod images;
-pub mod preflight;
 pub mod progress;
 pub mod protect;
+pub mod schedule;
 pub mod script;
-pub mod status;
 pub mod up;
+pub mod watch;
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
-use lake_contract::aws::{aws_config_for, s3_client_from, AwsTarget};
-
+use crate::aws::{Aws, AwsError};
 use crate::plan::PlanError;
+use crate::publish::PublishError;
 use crate::render::{ParamSource, RenderedEnv, RenderedStack};
-use cfn::{Cfn, Deployed};
+use cfn::Deployed;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DeployError {
-    #[error(
-        "environment {env} belongs to AWS account {expected} (spec field `account_id`), but the \
-         credentials in use are for account {actual}; choose the right ones (--profile, \
-         AWS_PROFILE) or fix the spec"
-    )]
-    WrongAccount {
-        env: String,
-        expected: String,
-        actual: String,
-    },
-    #[error("{doing}: {message}")]
-    Aws { doing: String, message: String },
+    #[error(transparent)]
+    Aws(#[from] AwsError),
     #[error("the change set of {stack} failed: {reason}")]
     ChangeSetFailed { stack: String, reason: String },
     #[error("{}", failed_text(.stack, .status, .failures))]
@@ -91,12 +78,49 @@ pub enum DeployError {
         id: String,
         resources: Vec<String>,
     },
-    #[error("{0}")]
+    #[error(transparent)]
     Plan(#[from] PlanError),
-    #[error("{0}")]
-    Artifact(String),
-    #[error("{0}")]
-    Refused(String),
+    #[error(transparent)]
+    Publish(#[from] PublishError),
+    #[error("stack {stack} needs artifact {artifact}, which is not built")]
+    MissingArtifact { stack: String, artifact: String },
+    #[error("the {stack} stack has no {output} output; {then}")]
+    MissingOutput {
+        stack: String,
+        output: String,
+        /// What to do about it.
+        then: String,
+    },
+    #[error(
+        "these changes need approval (--require-approval {approval}):\n  {}\nreview them and \
+         re-run with --yes",
+        .changes.join("\n  ")
+    )]
+    NeedsApproval {
+        approval: &'static str,
+        changes: Vec<String>,
+    },
+    #[error("down deletes {}; re-run with --yes to go ahead", .stacks.join(", "))]
+    NotConfirmed { stacks: Vec<String> },
+    #[error(
+        "environment {env} is protected (spec `protection`); nothing was deleted. If you really \
+         mean to delete it, pass --allow-protected (buckets and databases with DeletionPolicy \
+         Retain/Snapshot are kept either way)"
+    )]
+    Protected { env: String },
+    #[error(
+        "metastore account {user}: its {what} is not letters, digits and `_`; refusing to put it \
+         into SQL"
+    )]
+    UnsafeAccount { user: String, what: &'static str },
+    #[error("drift detection of {stack} ended {status}: {reason}")]
+    DriftDetection {
+        stack: String,
+        status: String,
+        reason: String,
+    },
+    #[error("{} stacks failed:\n{}", .0.len(), .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"))]
+    Several(Vec<DeployError>),
     #[error(
         "interrupted: stopped waiting. CloudFormation carries on with {}; run the same command \
          again to wait for them and continue",
@@ -120,155 +144,6 @@ fn failed_text(stack: &str, status: &str, failures: &[cfn::Event]) -> String {
         ));
     }
     text
-}
-
-/// How to reach AWS: the CLI's flags over the spec's settings.
-#[derive(Debug, Clone, Default)]
-pub struct Connection {
-    pub profile: Option<String>,
-    pub region: Option<String>,
-    pub endpoint_url: Option<String>,
-}
-
-/// Clients for one environment, after the account guard passed.
-pub struct Aws {
-    pub cfn: Cfn,
-    pub s3: aws_sdk_s3::Client,
-    pub sfn: aws_sdk_sfn::Client,
-    pub kinesis: aws_sdk_kinesis::Client,
-    pub dynamodb: aws_sdk_dynamodb::Client,
-    pub emr: aws_sdk_emr::Client,
-    pub rds: aws_sdk_rds::Client,
-    pub firehose: aws_sdk_firehose::Client,
-    pub kafka: aws_sdk_kafka::Client,
-    pub autoscaling: aws_sdk_autoscaling::Client,
-    pub ec2: aws_sdk_ec2::Client,
-    pub iam: aws_sdk_iam::Client,
-    pub rdsdata: aws_sdk_rdsdata::Client,
-    pub secrets: aws_sdk_secretsmanager::Client,
-    pub ssm: aws_sdk_ssm::Client,
-    pub cloudwatch: aws_sdk_cloudwatch::Client,
-    pub account: String,
-    /// Who the credentials are (STS GetCallerIdentity), for policy simulation.
-    pub caller_arn: String,
-}
-
-impl Aws {
-    /// Connect for `rendered`, refusing any account other than the spec's
-    /// `account_id` (checked with STS GetCallerIdentity before anything else).
-    pub async fn connect(
-        connection: &Connection,
-        rendered: &RenderedEnv,
-        account_id: Option<&str>,
-        endpoint_from_spec: Option<&str>,
-    ) -> Result<Aws, DeployError> {
-        let endpoint_url = connection
-            .endpoint_url
-            .clone()
-            .or(endpoint_from_spec.map(String::from));
-        let shared = aws_config_for(&AwsTarget {
-            endpoint_url: endpoint_url.clone(),
-            region: Some(
-                connection
-                    .region
-                    .clone()
-                    .unwrap_or_else(|| rendered.region.clone()),
-            ),
-            profile: connection.profile.clone(),
-            adaptive_retries: true,
-        })
-        .await;
-        let sts = aws_sdk_sts::Client::new(&shared);
-        let me = sts
-            .get_caller_identity()
-            .send()
-            .await
-            .map_err(|e| cfn::aws_error("asking STS who we are".into(), e))?;
-        let account = me.account().unwrap_or_default().to_string();
-        let caller_arn = me.arn().unwrap_or_default().to_string();
-        if let Some(expected) = account_id {
-            if expected != account {
-                return Err(DeployError::WrongAccount {
-                    env: rendered.environment.clone(),
-                    expected: expected.to_string(),
-                    actual: account,
-                });
-            }
-        }
-        // An emulator answers at once; real CloudFormation takes seconds per step.
-        let poll = if endpoint_url.is_some() {
-            Duration::from_millis(200)
-        } else {
-            Duration::from_secs(5)
-        };
-        // The clients `status` and `preflight` read with: a question an
-        // endpoint cannot answer (HTTP 500 from an emulator, a throttled
-        // call) is asked twice, not eight times with back-off, so a check
-        // reports "cannot tell" in a second instead of minutes.
-        let reading = aws_config::retry::RetryConfig::standard().with_max_attempts(2);
-        macro_rules! reading_client {
-            ($sdk:ident) => {
-                $sdk::Client::from_conf(
-                    $sdk::config::Builder::from(&shared)
-                        .retry_config(reading.clone())
-                        .build(),
-                )
-            };
-        }
-        Ok(Aws {
-            cfn: Cfn::new(aws_sdk_cloudformation::Client::new(&shared), poll),
-            s3: s3_client_from(&shared),
-            sfn: aws_sdk_sfn::Client::new(&shared),
-            kinesis: aws_sdk_kinesis::Client::new(&shared),
-            dynamodb: aws_sdk_dynamodb::Client::new(&shared),
-            emr: reading_client!(aws_sdk_emr),
-            rds: reading_client!(aws_sdk_rds),
-            firehose: reading_client!(aws_sdk_firehose),
-            kafka: reading_client!(aws_sdk_kafka),
-            autoscaling: reading_client!(aws_sdk_autoscaling),
-            ec2: reading_client!(aws_sdk_ec2),
-            iam: reading_client!(aws_sdk_iam),
-            rdsdata: aws_sdk_rdsdata::Client::new(&shared),
-            secrets: aws_sdk_secretsmanager::Client::new(&shared),
-            ssm: aws_sdk_ssm::Client::new(&shared),
-            cloudwatch: reading_client!(aws_sdk_cloudwatch),
-            account,
-            caller_arn,
-        })
-    }
-}
-
-impl Aws {
-    /// CloudFormation answers from `script`; every other client points at
-    /// an address nothing listens on (a unit test must not reach them).
-    #[cfg(test)]
-    pub(crate) fn scripted(script: std::sync::Arc<script::Script>) -> Aws {
-        let shared = aws_config::SdkConfig::builder()
-            .behavior_version(aws_config::BehaviorVersion::latest())
-            .region(aws_config::Region::new("us-east-1"))
-            .endpoint_url("http://127.0.0.1:9")
-            .build();
-        Aws {
-            cfn: Cfn::scripted(script),
-            s3: aws_sdk_s3::Client::new(&shared),
-            sfn: aws_sdk_sfn::Client::new(&shared),
-            kinesis: aws_sdk_kinesis::Client::new(&shared),
-            dynamodb: aws_sdk_dynamodb::Client::new(&shared),
-            emr: aws_sdk_emr::Client::new(&shared),
-            rds: aws_sdk_rds::Client::new(&shared),
-            firehose: aws_sdk_firehose::Client::new(&shared),
-            kafka: aws_sdk_kafka::Client::new(&shared),
-            autoscaling: aws_sdk_autoscaling::Client::new(&shared),
-            ec2: aws_sdk_ec2::Client::new(&shared),
-            iam: aws_sdk_iam::Client::new(&shared),
-            rdsdata: aws_sdk_rdsdata::Client::new(&shared),
-            secrets: aws_sdk_secretsmanager::Client::new(&shared),
-            ssm: aws_sdk_ssm::Client::new(&shared),
-            cloudwatch: aws_sdk_cloudwatch::Client::new(&shared),
-            account: "123456789012".into(),
-            caller_arn: "arn:aws:iam::123456789012:user/test".into(),
-        }
-    }
 }
 
 /// Every stack name this environment can have, rendered or not (a stack

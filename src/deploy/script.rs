@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 
 use super::cfn::{ChangeSetOutcome, Deployed, Event, EventMark};
 use super::DeployError;
+use crate::aws::AwsError;
 
 /// What CloudFormation answers to one call.
 #[derive(Debug)]
@@ -103,10 +104,7 @@ impl Script {
 impl Answer {
     fn fail<T>(self, call: &str) -> Result<T, DeployError> {
         match self {
-            Answer::Fail(code, message) => Err(DeployError::Aws {
-                doing: call.to_string(),
-                message: format!("{code}: {message}"),
-            }),
+            Answer::Fail(code, message) => Err(AwsError::service(call, code, &message).into()),
             other => panic!("`{call}` was answered with {other:?}"),
         }
     }

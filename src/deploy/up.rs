@@ -6,18 +6,18 @@
 //! failed create left behind. Must not: compare templates itself (`plan`)
 //! or talk to the CloudFormation SDK directly (`cfn`).
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use tokio::task::JoinSet;
-
 use super::cfn::{ChangeSetOutcome, ChangeSetRequest, Deployed};
 use super::progress::Progress;
+use super::schedule::{self, Job};
 use super::{
     cfn, comparable_parameters, deployed_stacks, down, outputs_by_id, parameter_types,
-    parameter_value, parameters_for_plan, protect, Aws, DeployError,
+    parameter_value, parameters_for_plan, protect, watch, DeployError,
 };
+use crate::aws::Aws;
 use crate::plan::diff::{refine_replacement, StackDiff, Verdict};
 use crate::plan::{self, normalize::normalize, Earlier};
 use crate::publish::{self, Artifact, Published};
@@ -386,8 +386,11 @@ pub async fn up(
     progress: Arc<Progress>,
     confirm: impl FnOnce(&[String]) -> bool,
 ) -> Result<UpReport, DeployError> {
-    let artifacts = publish::locate_for(&rendered, options.artifacts_dir.as_deref())
-        .map_err(|e| DeployError::Artifact(e.to_string()))?;
+    let binaries = match options.artifacts_dir.as_deref() {
+        Some(dir) => publish::Binaries::Dir(dir),
+        None => publish::Binaries::Build,
+    };
+    let artifacts = publish::locate_for(&rendered, binaries)?;
     // Stacks an earlier run left in progress are waited for, not fought.
     for (id, d) in deployed_stacks(&aws, &rendered).await? {
         if d.in_progress() {
@@ -395,7 +398,7 @@ pub async fn up(
                 "{}: {} (an earlier run or another user); waiting for it",
                 d.name, d.status
             ));
-            down::watch(&aws, &progress, &d.id, &d.name).await?;
+            watch::watch(&aws, &progress, &d.id, &d.name).await?;
             let _ = id;
         }
     }
@@ -413,14 +416,13 @@ pub async fn up(
     let needed = approvals_needed(&diffs, options.approval);
     let approved = needed.is_empty() || options.yes || progress.interactive() && confirm(&needed);
     if !approved {
-        return Err(DeployError::Refused(format!(
-            "these changes need approval (--require-approval {}):\n  {}\nreview them and re-run with --yes",
-            match options.approval {
+        return Err(DeployError::NeedsApproval {
+            approval: match options.approval {
                 Approval::AnyChange => "any-change",
                 _ => "broadening",
             },
-            needed.join("\n  ")
-        )));
+            changes: needed,
+        });
     }
     let shared = Arc::new(Shared {
         outputs: Mutex::new(BTreeMap::new()),
@@ -483,83 +485,47 @@ pub async fn up(
 }
 
 /// Deploy every rendered stack once its dependencies are done, at most
-/// `concurrency` at a time. The first failure stops new starts; stacks
-/// already at work are waited for.
+/// `concurrency` at a time (`schedule`). The first failure stops new
+/// starts; stacks already at work are waited for.
 async fn apply(
     shared: &Arc<Shared>,
     report: &mut UpReport,
     concurrency: usize,
 ) -> Result<(), DeployError> {
-    let mut pending: Vec<String> = shared.rendered.deploy_order.clone();
-    let mut done: HashSet<String> = HashSet::new();
-    let mut running: JoinSet<(String, Result<Outcome, DeployError>)> = JoinSet::new();
-    let mut failures: Vec<DeployError> = Vec::new();
-    let ctrl_c = tokio::signal::ctrl_c();
-    tokio::pin!(ctrl_c);
-    let mut at_work: BTreeSet<String> = BTreeSet::new();
-    loop {
-        if failures.is_empty() {
-            let ready: Vec<String> = pending
-                .iter()
-                .filter(|id| {
-                    let stack = shared.rendered.stack(id).expect("rendered");
-                    stack.depends_on.iter().all(|d| done.contains(d))
-                })
-                .take(concurrency.saturating_sub(running.len()))
-                .cloned()
-                .collect();
-            for id in ready {
-                pending.retain(|p| *p != id);
-                at_work.insert(id.clone());
-                let shared = Arc::clone(shared);
-                running.spawn(async move {
-                    let result = deploy_stack(&shared, &id).await;
-                    (id, result)
-                });
+    let jobs = shared
+        .rendered
+        .deploy_order
+        .iter()
+        .map(|id| {
+            let stack = shared.rendered.stack(id).expect("rendered");
+            Job {
+                id: id.clone(),
+                name: stack.stack_name.clone(),
+                after: stack.depends_on.clone(),
             }
-        }
-        if running.is_empty() {
-            break;
-        }
-        tokio::select! {
-            joined = running.join_next() => {
-                let Some(joined) = joined else { break };
-                let (id, result) = joined.expect("a stack task panicked");
-                at_work.remove(&id);
-                let name = shared.rendered.stack(&id).expect("rendered").stack_name.clone();
-                match result {
-                    Ok(outcome) => {
-                        done.insert(id);
-                        report.outcomes.push((name, outcome));
-                    }
-                    Err(e) => {
-                        shared.progress.finish(&name, "failed");
-                        failures.push(e);
-                    }
-                }
+        })
+        .collect();
+    let finished = schedule::run(jobs, concurrency, |job| {
+        let (shared, id, name) = (Arc::clone(shared), job.id.clone(), job.name.clone());
+        async move {
+            let result = deploy_stack(&shared, &id).await;
+            if result.is_err() {
+                shared.progress.finish(&name, "failed");
             }
-            _ = &mut ctrl_c => {
-                running.abort_all();
-                let names = at_work
-                    .iter()
-                    .map(|id| shared.rendered.stack(id).expect("rendered").stack_name.clone())
-                    .collect();
-                return Err(DeployError::Interrupted(names));
-            }
+            result
         }
+    })
+    .await?;
+    for (id, outcome) in finished {
+        let name = shared
+            .rendered
+            .stack(&id)
+            .expect("rendered")
+            .stack_name
+            .clone();
+        report.outcomes.push((name, outcome));
     }
-    match failures.len() {
-        0 => Ok(()),
-        1 => Err(failures.remove(0)),
-        _ => {
-            let text = failures
-                .iter()
-                .map(|e| e.to_string())
-                .collect::<Vec<_>>()
-                .join("\n");
-            Err(DeployError::Refused(text))
-        }
-    }
+    Ok(())
 }
 
 /// Publish the artifacts `stack` needs (once per deploy) and return their
@@ -574,8 +540,7 @@ async fn publish_for(
         let result = publish::put_once(&shared.aws.s3, &bucket, publish::tls::EMR_TLS_KEY, || {
             publish::tls::emr_certificates_zip(&region)
         })
-        .await
-        .map_err(|e| DeployError::Artifact(e.to_string()))?;
+        .await?;
         if result == Published::Uploaded {
             shared.progress.line(&format!(
                 "EMR TLS certificate (self-signed, {}) published: s3://{bucket}/{}",
@@ -590,8 +555,7 @@ async fn publish_for(
         let result = publish::put_once(&shared.aws.s3, &bucket, &rds_ca_key, || {
             Ok(crate::render::bootstrap::rds_ca_script().into_bytes())
         })
-        .await
-        .map_err(|e| DeployError::Artifact(e.to_string()))?;
+        .await?;
         if result == Published::Uploaded {
             shared.progress.line(&format!(
                 "EMR bootstrap action (RDS CA bundle) published: s3://{bucket}/{rds_ca_key}"
@@ -603,18 +567,17 @@ async fn publish_for(
         let ParamSource::Artifact { artifact } = source else {
             continue;
         };
-        let a = shared.artifacts.get(artifact).ok_or_else(|| {
-            DeployError::Artifact(format!(
-                "stack {} needs artifact {artifact}, which is not built",
-                stack.id
-            ))
-        })?;
+        let a = shared
+            .artifacts
+            .get(artifact)
+            .ok_or_else(|| DeployError::MissingArtifact {
+                stack: stack.id.clone(),
+                artifact: artifact.clone(),
+            })?;
         let mut published = shared.published.lock().await;
         if !published.contains_key(artifact) {
             let bucket = artifacts_bucket(shared)?;
-            let result = publish::publish(&shared.aws.s3, &bucket, a)
-                .await
-                .map_err(|e| DeployError::Artifact(e.to_string()))?;
+            let result = publish::publish(&shared.aws.s3, &bucket, a).await?;
             shared.progress.line(&format!(
                 "artifact {artifact} {}: s3://{bucket}/{}",
                 if result == Published::Uploaded {
@@ -640,11 +603,10 @@ fn artifacts_bucket(shared: &Shared) -> Result<String, DeployError> {
         .get("storage")
         .and_then(|o| o.get("ArtifactsBucketName"))
         .cloned()
-        .ok_or_else(|| {
-            DeployError::Artifact(
-                "the storage stack has no ArtifactsBucketName output to publish artifacts to"
-                    .into(),
-            )
+        .ok_or_else(|| DeployError::MissingOutput {
+            stack: "storage".into(),
+            output: "ArtifactsBucketName".into(),
+            then: "artifacts have nowhere to go; run `lakectl up` again to update it".into(),
         })
 }
 
@@ -668,7 +630,7 @@ async fn deploy_stack(shared: &Shared, id: &str) -> Result<Outcome, DeployError>
     let mut current = aws.cfn.describe(name).await?;
     if let Some(d) = current.as_ref().filter(|d| d.in_progress()) {
         progress.start(name, &format!("waiting: {} from an earlier run", d.status));
-        current = down::watch(aws, progress, &d.id, name).await?;
+        current = watch::watch(aws, progress, &d.id, name).await?;
     }
     if let Some(d) = &current {
         if let Some(hint) = stuck_hint(d) {
@@ -918,7 +880,7 @@ async fn finish(
 ) -> Result<Outcome, DeployError> {
     let name = stack.stack_name.as_str();
     let (finished, failures) =
-        down::watch_from(&shared.aws, &shared.progress, stack_id, name, mark).await?;
+        watch::watch_from(&shared.aws, &shared.progress, stack_id, name, mark).await?;
     let finished = finished.ok_or_else(|| DeployError::StackFailed {
         stack: name.to_string(),
         status: "DELETE_COMPLETE".into(),

@@ -214,15 +214,45 @@ pub fn text(diffs: &[StackDiff]) -> String {
     out
 }
 
-/// The machine-readable plan.
-pub fn json(environment: &str, diffs: &[StackDiff]) -> String {
-    let changes = diffs.iter().any(StackDiff::has_changes);
-    let broadening = diffs.iter().flat_map(|d| &d.security).any(|c| c.broadening);
-    let plan = serde_json::json!({
-        "environment": environment,
-        "changes": changes,
-        "broadening": broadening,
-        "stacks": diffs,
-    });
-    serde_json::to_string_pretty(&plan).expect("plans serialise")
+/// A plan as `lakectl diff` reports it: the text plan for review, or the
+/// JSON plan CI archives, from one value.
+#[derive(Debug, Clone)]
+pub struct PlanReport {
+    pub environment: String,
+    pub diffs: Vec<StackDiff>,
+    /// What the plan could not see (a stack that could not get a change
+    /// set, binaries not built, newer images than the pinned ones).
+    pub notes: Vec<String>,
+}
+
+impl PlanReport {
+    pub fn has_changes(&self) -> bool {
+        self.diffs.iter().any(StackDiff::has_changes)
+    }
+}
+
+impl std::fmt::Display for PlanReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&text(&self.diffs))
+    }
+}
+
+impl serde::Serialize for PlanReport {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let broadening = self
+            .diffs
+            .iter()
+            .flat_map(|d| &d.security)
+            .any(|c| c.broadening);
+        let mut plan = serde_json::json!({
+            "environment": self.environment,
+            "changes": self.has_changes(),
+            "broadening": broadening,
+            "stacks": self.diffs,
+        });
+        if !self.notes.is_empty() {
+            plan["notes"] = serde_json::json!(self.notes);
+        }
+        plan.serialize(serializer)
+    }
 }

@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
+use crate::aws::{aws_error, AwsError};
+
 pub mod tls;
 
 /// The binaries a deploy ships, by name.
@@ -90,13 +92,21 @@ pub fn check_runs_on_target(path: &Path) -> Result<(), PublishError> {
 pub enum PublishError {
     #[error("{path}: {message}")]
     File { path: String, message: String },
+    #[error("{path}: cannot read it")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error(
         "no artifact directory given and no workspace to build one in ({cwd} has no \
          crates/dataplane); pass --artifacts DIR holding lake-ingest and lake-compact"
     )]
     NoWorkspace { cwd: String },
-    #[error("building the data-plane binaries failed ({0}); run `cargo build --release --workspace --bins` to see why")]
-    Build(String),
+    #[error("building the data-plane binaries failed ({status}); run `cargo build --release --workspace --bins` to see why")]
+    Build { status: String },
+    #[error("cannot run cargo to build the data-plane binaries; install Rust (rustup.rs) or pass --artifacts DIR")]
+    Cargo(#[source] std::io::Error),
     #[error(
         "{path}: needs glibc {needed} (symbol versions up to GLIBC_{needed}), but the ingest \
          and compaction hosts run Amazon Linux 2023 with glibc {TARGET_GLIBC}; build it where \
@@ -107,11 +117,12 @@ pub enum PublishError {
         "{path}: not a Linux executable (no ELF header); pass the built lake-ingest / lake-compact"
     )]
     NotElf { path: String },
-    #[error("uploading {key} to s3://{bucket}: {message}")]
+    #[error("uploading {key} to s3://{bucket}")]
     Upload {
         bucket: String,
         key: String,
-        message: String,
+        #[source]
+        source: Box<crate::aws::AwsError>,
     },
 }
 
@@ -159,20 +170,36 @@ impl Artifact {
     }
 }
 
-/// Every artifact the rendered stacks need: the data-plane binaries (from
-/// `dir`, or a release build) if any stack takes their hash, and the files
-/// the spec names (`RenderedEnv::files`).
+/// Where the data-plane binaries come from.
+#[derive(Debug, Clone, Copy)]
+pub enum Binaries<'a> {
+    /// A directory holding prebuilt ones (`--artifacts DIR`).
+    Dir(&'a Path),
+    /// A release build of this workspace (`up`).
+    Build,
+    /// Not at hand: a read-only plan does not build; their hashes are
+    /// planned as known after deploy.
+    NotBuilt,
+}
+
+/// Whether any rendered stack takes a data-plane binary's hash.
+pub fn needs_binaries(rendered: &crate::render::RenderedEnv) -> bool {
+    rendered.stacks.iter().flat_map(|s| s.parameters.values()).any(|p| {
+        matches!(p, crate::render::ParamSource::Artifact { artifact } if ARTIFACT_NAMES.contains(&artifact.as_str()))
+    })
+}
+
+/// Every artifact the rendered stacks need: the data-plane binaries (as
+/// `binaries` says) if any stack takes their hash, and the files the spec
+/// names (`RenderedEnv::files`).
 pub fn locate_for(
     rendered: &crate::render::RenderedEnv,
-    dir: Option<&Path>,
+    binaries: Binaries<'_>,
 ) -> Result<BTreeMap<String, Artifact>, PublishError> {
-    let needs_binaries = rendered.stacks.iter().flat_map(|s| s.parameters.values()).any(|p| {
-        matches!(p, crate::render::ParamSource::Artifact { artifact } if ARTIFACT_NAMES.contains(&artifact.as_str()))
-    });
-    let mut found = if needs_binaries {
-        locate(dir)?
-    } else {
-        BTreeMap::new()
+    let mut found = match (needs_binaries(rendered), binaries) {
+        (false, _) | (true, Binaries::NotBuilt) => BTreeMap::new(),
+        (true, Binaries::Dir(dir)) => locate(Some(dir))?,
+        (true, Binaries::Build) => locate(None)?,
     };
     for (name, path) in &rendered.files {
         found.insert(name.clone(), Artifact::file(name, path)?);
@@ -248,9 +275,11 @@ fn build_release() -> Result<PathBuf, PublishError> {
         .current_dir(&cwd)
         .stdout(std::process::Stdio::null())
         .status()
-        .map_err(|e| PublishError::Build(e.to_string()))?;
+        .map_err(PublishError::Cargo)?;
     if !status.success() {
-        return Err(PublishError::Build(status.to_string()));
+        return Err(PublishError::Build {
+            status: status.to_string(),
+        });
     }
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
@@ -273,17 +302,20 @@ pub async fn publish(
     artifact: &Artifact,
 ) -> Result<Published, PublishError> {
     let key = artifact.key();
-    let fail = |message: String| PublishError::Upload {
+    let fail = |source: AwsError| PublishError::Upload {
         bucket: bucket.to_string(),
         key: key.clone(),
-        message,
+        source: Box::new(source),
     };
     if exists(s3, bucket, &key).await.map_err(fail)? {
         return Ok(Published::AlreadyThere);
     }
     let body = aws_sdk_s3::primitives::ByteStream::from_path(&artifact.path)
         .await
-        .map_err(|e| fail(e.to_string()))?;
+        .map_err(|e| PublishError::Read {
+            path: artifact.path.display().to_string(),
+            source: std::io::Error::other(e),
+        })?;
     s3.put_object()
         .bucket(bucket)
         .key(&key)
@@ -291,16 +323,16 @@ pub async fn publish(
         .metadata("sha256", &artifact.sha256)
         .send()
         .await
-        .map_err(|e| fail(aws_sdk_s3::error::DisplayErrorContext(&e).to_string()))?;
+        .map_err(|e| fail(aws_error("PutObject", e)))?;
     Ok(Published::Uploaded)
 }
 
 /// Whether `key` is in `bucket` (HeadObject).
-async fn exists(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Result<bool, String> {
+async fn exists(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Result<bool, AwsError> {
     match s3.head_object().bucket(bucket).key(key).send().await {
         Ok(_) => Ok(true),
         Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(false),
-        Err(e) => Err(aws_sdk_s3::error::DisplayErrorContext(&e).to_string()),
+        Err(e) => Err(aws_error("HeadObject", e)),
     }
 }
 
@@ -312,10 +344,10 @@ pub async fn put_once(
     key: &str,
     body: impl FnOnce() -> Result<Vec<u8>, PublishError>,
 ) -> Result<Published, PublishError> {
-    let fail = |message: String| PublishError::Upload {
+    let fail = |source: AwsError| PublishError::Upload {
         bucket: bucket.to_string(),
         key: key.to_string(),
-        message,
+        source: Box::new(source),
     };
     if exists(s3, bucket, key).await.map_err(fail)? {
         return Ok(Published::AlreadyThere);
@@ -326,7 +358,7 @@ pub async fn put_once(
         .body(body()?.into())
         .send()
         .await
-        .map_err(|e| fail(aws_sdk_s3::error::DisplayErrorContext(&e).to_string()))?;
+        .map_err(|e| fail(aws_error("PutObject", e)))?;
     Ok(Published::Uploaded)
 }
 

@@ -14,8 +14,7 @@ use serde::Serialize;
 
 use aws_sdk_ec2::error::ProvideErrorMetadata;
 
-use super::cfn::aws_error;
-use super::Aws;
+use crate::aws::{aws_error, Aws, AwsError};
 use crate::spec::model::{Capacity, InstanceCollection, KafkaMode, Network};
 use crate::spec::{Diagnostic, EnvSpec, Locator, Severity};
 
@@ -179,7 +178,7 @@ async fn zones(aws: &Aws, spec: &EnvSpec, loc: &Locator, region: &str) -> (Check
             findings.push(could_not(
                 loc,
                 "network",
-                &aws_error("listing availability zones".into(), e),
+                &aws_error("listing availability zones", e),
             ));
             return (
                 Check {
@@ -458,7 +457,7 @@ async fn ec2_instance_types(aws: &Aws, spec: &EnvSpec, loc: &Locator, zones: &[S
                 findings.push(could_not(
                     loc,
                     "",
-                    &aws_error("listing instance type offerings".into(), e),
+                    &aws_error("listing instance type offerings", e),
                 ));
                 return Check {
                     name: "EC2 instance types",
@@ -522,7 +521,7 @@ async fn emr(aws: &Aws, spec: &EnvSpec, loc: &Locator) -> Check {
                 findings.push(could_not(
                     loc,
                     "emr.release_label",
-                    &aws_error("listing EMR release labels".into(), e),
+                    &aws_error("listing EMR release labels", e),
                 ));
                 break;
             }
@@ -678,7 +677,7 @@ async fn metastore(aws: &Aws, spec: &EnvSpec, loc: &Locator) -> Check {
             findings.push(could_not(
                 loc,
                 "metastore",
-                &aws_error("listing orderable DB instance options".into(), e),
+                &aws_error("listing orderable DB instance options", e),
             ));
             return Check {
                 name: "metastore engine",
@@ -758,7 +757,7 @@ async fn kafka_version(aws: &Aws, spec: &EnvSpec, loc: &Locator) -> Option<Check
                 findings.push(could_not(
                     loc,
                     "kafka.msk.version",
-                    &aws_error("listing MSK's Kafka versions".into(), e),
+                    &aws_error("listing MSK's Kafka versions", e),
                 ));
                 break;
             }
@@ -848,12 +847,18 @@ async fn permissions(aws: &Aws, loc: &Locator) -> Check {
 }
 
 /// A check that could not run is a warning, never silence.
-fn could_not(loc: &Locator, field: &str, error: &super::DeployError) -> Diagnostic {
+fn could_not(loc: &Locator, field: &str, error: &AwsError) -> Diagnostic {
     loc.warning(field, format!("not checked: {error}"))
 }
 
+impl std::fmt::Display for Report {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&text(self))
+    }
+}
+
 /// The report for people: one line per check, its findings under it.
-pub fn text(report: &Report) -> String {
+fn text(report: &Report) -> String {
     let mut out = format!("preflight {} ({}):\n", report.environment, report.region);
     for c in &report.checks {
         let _ = writeln!(out, "  {:8} {}: {}", c.verdict(), c.name, c.detail);

@@ -1,13 +1,16 @@
 //! `lakectl status` and `lakectl outputs`: what is deployed, per stack.
 //!
 //! Owns: reading stack state and outputs for an environment into plain
-//! rows. Must not: change anything, or print (the CLI formats the rows).
+//! rows, and their table. Must not: change anything, or print (the command
+//! does).
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::{deployed_stacks, Aws, DeployError};
+use crate::aws::Aws;
+use crate::deploy::cfn::Deployed;
+use crate::deploy::{deployed_stacks, outputs_by_id, DeployError};
 use crate::render::RenderedEnv;
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -23,9 +26,9 @@ pub struct StackStatus {
     pub ok: bool,
 }
 
-/// Every rendered stack's state, plus deployed stacks the spec no longer has.
-pub async fn status(aws: &Aws, rendered: &RenderedEnv) -> Result<Vec<StackStatus>, DeployError> {
-    let deployed = deployed_stacks(aws, rendered).await?;
+/// Every rendered stack's state in `deployed` (what is deployed now), plus
+/// deployed stacks the spec no longer has.
+pub fn rows(rendered: &RenderedEnv, deployed: &BTreeMap<String, Deployed>) -> Vec<StackStatus> {
     let mut rows: Vec<StackStatus> = rendered
         .stacks
         .iter()
@@ -61,7 +64,7 @@ pub async fn status(aws: &Aws, rendered: &RenderedEnv) -> Result<Vec<StackStatus
             ok: false,
         });
     }
-    Ok(rows)
+    rows
 }
 
 /// Outputs of every deployed stack, by stack id.
@@ -69,7 +72,7 @@ pub async fn outputs(
     aws: &Aws,
     rendered: &RenderedEnv,
 ) -> Result<BTreeMap<String, BTreeMap<String, String>>, DeployError> {
-    Ok(super::outputs_by_id(&deployed_stacks(aws, rendered).await?))
+    Ok(outputs_by_id(&deployed_stacks(aws, rendered).await?))
 }
 
 /// The status rows as an aligned table.

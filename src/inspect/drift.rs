@@ -11,7 +11,8 @@ use std::fmt::Write;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{deployed_stacks, Aws, DeployError};
+use crate::aws::Aws;
+use crate::deploy::{deployed_stacks, DeployError};
 use crate::plan::report::show;
 use crate::render::RenderedEnv;
 

@@ -11,7 +11,8 @@ use std::time::Duration;
 use aws_sdk_sfn::types::ExecutionStatus;
 use serde::Serialize;
 
-use super::{deployed_stacks, Aws, DeployError};
+use crate::aws::{aws_error, Aws, AwsError};
+use crate::deploy::{deployed_stacks, DeployError};
 use crate::render::RenderedEnv;
 
 /// One compaction run.
@@ -43,6 +44,36 @@ pub fn input(partition: Option<&str>, register_only: bool) -> String {
     serde_json::json!({ "partition": partition.unwrap_or_default() }).to_string()
 }
 
+/// Why a compaction run could not start or be followed.
+#[derive(Debug, thiserror::Error)]
+pub enum CompactError {
+    #[error(
+        "--partition `{0}`: give one partition directory under the lake prefix, e.g. \
+         ordertime=2019111315 (and not with --register-only)"
+    )]
+    BadPartition(String),
+    #[error(
+        "environment {env} has no deployed compaction stack with a CompactionStateMachineArn \
+         output; enable compaction in the spec and run `lakectl up {env}`"
+    )]
+    NotDeployed { env: String },
+    #[error(transparent)]
+    Deploy(#[from] DeployError),
+    #[error(transparent)]
+    Aws(#[from] AwsError),
+}
+
+/// `--partition` as the compaction step accepts it (the command checks it
+/// before anything is called).
+pub fn check_partition(partition: Option<&str>, register_only: bool) -> Result<(), CompactError> {
+    match partition {
+        Some(p) if !is_partition_dir(p) || register_only => {
+            Err(CompactError::BadPartition(p.to_string()))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// A partition directory name as the compaction step accepts it.
 fn is_partition_dir(p: &str) -> bool {
     !p.is_empty()
@@ -57,25 +88,15 @@ pub async fn compact(
     partition: Option<&str>,
     register_only: bool,
     wait: bool,
-) -> Result<Run, DeployError> {
-    if let Some(p) = partition {
-        if !is_partition_dir(p) || register_only {
-            return Err(DeployError::Refused(format!(
-                "--partition `{p}`: give one partition directory under the lake prefix, e.g. ordertime=2019111315 (and not with --register-only)"
-            )));
-        }
-    }
+) -> Result<Run, CompactError> {
+    check_partition(partition, register_only)?;
     let deployed = deployed_stacks(aws, rendered).await?;
     let machine = deployed
         .get("compaction")
         .and_then(|d| d.outputs.get("CompactionStateMachineArn"))
         .cloned()
-        .ok_or_else(|| {
-            DeployError::Refused(format!(
-                "environment {} has no deployed compaction stack with a CompactionStateMachineArn output; \
-                 enable compaction in the spec and run `lakectl up {}`",
-                rendered.environment, rendered.environment
-            ))
+        .ok_or_else(|| CompactError::NotDeployed {
+            env: rendered.environment.clone(),
         })?;
     let started = aws
         .sfn
@@ -84,7 +105,7 @@ pub async fn compact(
         .input(input(partition, register_only))
         .send()
         .await
-        .map_err(|e| super::cfn::aws_error(format!("starting {machine}"), e))?;
+        .map_err(|e| aws_error(format!("starting {machine}"), e))?;
     let arn = started.execution_arn().to_string();
     let mut run = describe(aws, &arn, partition).await?;
     while wait && run.status == "RUNNING" {
@@ -94,14 +115,14 @@ pub async fn compact(
     Ok(run)
 }
 
-async fn describe(aws: &Aws, arn: &str, partition: Option<&str>) -> Result<Run, DeployError> {
+async fn describe(aws: &Aws, arn: &str, partition: Option<&str>) -> Result<Run, AwsError> {
     let out = aws
         .sfn
         .describe_execution()
         .execution_arn(arn)
         .send()
         .await
-        .map_err(|e| super::cfn::aws_error(format!("reading {arn}"), e))?;
+        .map_err(|e| aws_error(format!("reading {arn}"), e))?;
     let status = out.status();
     Ok(Run {
         execution_arn: arn.to_string(),

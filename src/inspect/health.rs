@@ -10,8 +10,8 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::cfn::aws_error;
-use super::{Aws, DeployError};
+use crate::aws::{aws_error, Aws, AwsError};
+use crate::deploy::DeployError;
 use crate::render::RenderedEnv;
 use crate::spec::EnvSpec;
 use lake_contract::lease::{self, Lease, SHARD_END};
@@ -118,7 +118,7 @@ async fn firing_alarms(aws: &Aws, env: &str) -> Result<Vec<(String, String)>, De
         .into_paginator()
         .send();
     while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| aws_error("reading the alarms in ALARM".into(), e))?;
+        let page = page.map_err(|e| aws_error("reading the alarms in ALARM", e))?;
         // Filtered here, not by the API's StateValue (an emulator ignores it).
         let alarm = aws_sdk_cloudwatch::types::StateValue::Alarm;
         for a in page
@@ -316,10 +316,7 @@ async fn msk(aws: &Aws, arn: &str, bootstrap_output: &str) -> Result<Component, 
         ),
         Err(e) => (
             bootstrap_output.to_string(),
-            format!(
-                "stack output; {}",
-                aws_error("GetBootstrapBrokers".into(), e)
-            ),
+            format!("stack output; {}", aws_error("GetBootstrapBrokers", e)),
         ),
     };
     Ok(Component::new(
@@ -361,7 +358,7 @@ async fn firehose(aws: &Aws, outputs: &Outputs) -> Result<Component, DeployError
         {
             return Ok(deleted_outside("archive", format!("Firehose {name}")))
         }
-        Err(e) => return Err(aws_error(format!("describing Firehose {name}"), e)),
+        Err(e) => return Err(aws_error(format!("describing Firehose {name}"), e).into()),
     };
     let d = described.delivery_stream_description();
     let status = d
@@ -409,11 +406,15 @@ async fn stream(aws: &Aws, outputs: &Outputs) -> Result<Component, DeployError> 
         {
             return Ok(deleted_outside("stream", format!("Kinesis stream {name}")))
         }
-        Err(e) => return Err(aws_error(format!("describing stream {name}"), e)),
+        Err(e) => return Err(aws_error(format!("describing stream {name}"), e).into()),
     };
-    let s = summary
-        .stream_description_summary()
-        .ok_or_else(|| DeployError::Refused(format!("stream {name}: empty description")))?;
+    let s = summary.stream_description_summary().ok_or_else(|| {
+        AwsError::service(
+            format!("describing stream {name}"),
+            "EmptyAnswer",
+            "no stream description in the answer",
+        )
+    })?;
     let status = s.stream_status().as_str().to_string();
     let verdict = match status.as_str() {
         "ACTIVE" => Verdict::Ok,
@@ -441,10 +442,7 @@ async fn ingest(aws: &Aws, outputs: &Outputs, fleet_size: u32) -> Result<Compone
     // The consumers' own reader of their lease table.
     let leases = lease::scan(&aws.dynamodb, table)
         .await
-        .map_err(|e| DeployError::Aws {
-            doing: format!("reading lease table {table}"),
-            message: format!("{e:#}"),
-        })?;
+        .map_err(|e| aws_error(format!("reading lease table {table}"), e.source))?;
     // A finished parent shard needs no owner.
     let open: Vec<&Lease> = leases
         .iter()
@@ -585,7 +583,7 @@ async fn metastore(aws: &Aws, outputs: &Outputs) -> Result<Component, DeployErro
         .describe_db_clusters()
         .send()
         .await
-        .map_err(|e| aws_error("listing Aurora clusters".into(), e))?;
+        .map_err(|e| aws_error("listing Aurora clusters", e))?;
     if let Some(c) = clusters
         .db_clusters()
         .iter()
@@ -612,7 +610,7 @@ async fn metastore(aws: &Aws, outputs: &Outputs) -> Result<Component, DeployErro
         .describe_db_instances()
         .send()
         .await
-        .map_err(|e| aws_error("listing DB instances".into(), e))?;
+        .map_err(|e| aws_error("listing DB instances", e))?;
     match instances
         .db_instances()
         .iter()

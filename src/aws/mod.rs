@@ -1,0 +1,186 @@
+//! Reaching AWS: the credential chain, profile, region and endpoint (the
+//! CLI's flags over the spec's settings), the account guard, and one client
+//! per service every command shares; `error` turns any SDK failure into one
+//! typed `AwsError`.
+//!
+//! Owns: building clients and the account check. Must not: call services
+//! beyond the guard's GetCallerIdentity (the rooms that need a service call
+//! it).
+
+pub mod error;
+
+use std::time::Duration;
+
+use lake_contract::aws::{aws_config_for, s3_client_from, AwsTarget};
+
+pub use error::{aws_error, AwsError};
+
+use crate::deploy::cfn::Cfn;
+use crate::render::RenderedEnv;
+
+/// Connecting failed: AWS was unreachable, or the credentials are for
+/// another account than the spec's.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error(transparent)]
+    Aws(#[from] AwsError),
+    #[error(
+        "environment {env} belongs to AWS account {expected} (spec field `account_id`), but the \
+         credentials in use are for account {actual}; choose the right ones (--profile, \
+         AWS_PROFILE) or fix the spec"
+    )]
+    WrongAccount {
+        env: String,
+        expected: String,
+        actual: String,
+    },
+}
+
+/// How to reach AWS: the CLI's flags over the spec's settings.
+#[derive(Debug, Clone, Default)]
+pub struct Connection {
+    pub profile: Option<String>,
+    pub region: Option<String>,
+    pub endpoint_url: Option<String>,
+}
+
+/// Clients for one environment, after the account guard passed.
+pub struct Aws {
+    pub cfn: Cfn,
+    pub s3: aws_sdk_s3::Client,
+    pub sfn: aws_sdk_sfn::Client,
+    pub kinesis: aws_sdk_kinesis::Client,
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    pub emr: aws_sdk_emr::Client,
+    pub rds: aws_sdk_rds::Client,
+    pub firehose: aws_sdk_firehose::Client,
+    pub kafka: aws_sdk_kafka::Client,
+    pub autoscaling: aws_sdk_autoscaling::Client,
+    pub ec2: aws_sdk_ec2::Client,
+    pub iam: aws_sdk_iam::Client,
+    pub rdsdata: aws_sdk_rdsdata::Client,
+    pub secrets: aws_sdk_secretsmanager::Client,
+    pub ssm: aws_sdk_ssm::Client,
+    pub cloudwatch: aws_sdk_cloudwatch::Client,
+    pub account: String,
+    /// Who the credentials are (STS GetCallerIdentity), for policy simulation.
+    pub caller_arn: String,
+}
+
+impl Aws {
+    /// Connect for `rendered`, refusing any account other than the spec's
+    /// `account_id` (checked with STS GetCallerIdentity before anything else).
+    pub async fn connect(
+        connection: &Connection,
+        rendered: &RenderedEnv,
+        account_id: Option<&str>,
+        endpoint_from_spec: Option<&str>,
+    ) -> Result<Aws, ConnectError> {
+        let endpoint_url = connection
+            .endpoint_url
+            .clone()
+            .or(endpoint_from_spec.map(String::from));
+        let shared = aws_config_for(&AwsTarget {
+            endpoint_url: endpoint_url.clone(),
+            region: Some(
+                connection
+                    .region
+                    .clone()
+                    .unwrap_or_else(|| rendered.region.clone()),
+            ),
+            profile: connection.profile.clone(),
+            adaptive_retries: true,
+        })
+        .await;
+        let sts = aws_sdk_sts::Client::new(&shared);
+        let me = sts
+            .get_caller_identity()
+            .send()
+            .await
+            .map_err(|e| aws_error("asking STS who we are", e))?;
+        let account = me.account().unwrap_or_default().to_string();
+        let caller_arn = me.arn().unwrap_or_default().to_string();
+        if let Some(expected) = account_id {
+            if expected != account {
+                return Err(ConnectError::WrongAccount {
+                    env: rendered.environment.clone(),
+                    expected: expected.to_string(),
+                    actual: account,
+                });
+            }
+        }
+        // An emulator answers at once; real CloudFormation takes seconds per step.
+        let poll = if endpoint_url.is_some() {
+            Duration::from_millis(200)
+        } else {
+            Duration::from_secs(5)
+        };
+        // The clients `status` and `preflight` read with: a question an
+        // endpoint cannot answer (HTTP 500 from an emulator, a throttled
+        // call) is asked twice, not eight times with back-off, so a check
+        // reports "cannot tell" in a second instead of minutes.
+        let reading = aws_config::retry::RetryConfig::standard().with_max_attempts(2);
+        macro_rules! reading_client {
+            ($sdk:ident) => {
+                $sdk::Client::from_conf(
+                    $sdk::config::Builder::from(&shared)
+                        .retry_config(reading.clone())
+                        .build(),
+                )
+            };
+        }
+        Ok(Aws {
+            cfn: Cfn::new(aws_sdk_cloudformation::Client::new(&shared), poll),
+            s3: s3_client_from(&shared),
+            sfn: aws_sdk_sfn::Client::new(&shared),
+            kinesis: aws_sdk_kinesis::Client::new(&shared),
+            dynamodb: aws_sdk_dynamodb::Client::new(&shared),
+            emr: reading_client!(aws_sdk_emr),
+            rds: reading_client!(aws_sdk_rds),
+            firehose: reading_client!(aws_sdk_firehose),
+            kafka: reading_client!(aws_sdk_kafka),
+            autoscaling: reading_client!(aws_sdk_autoscaling),
+            ec2: reading_client!(aws_sdk_ec2),
+            iam: reading_client!(aws_sdk_iam),
+            rdsdata: aws_sdk_rdsdata::Client::new(&shared),
+            secrets: aws_sdk_secretsmanager::Client::new(&shared),
+            ssm: aws_sdk_ssm::Client::new(&shared),
+            cloudwatch: reading_client!(aws_sdk_cloudwatch),
+            account,
+            caller_arn,
+        })
+    }
+}
+
+impl Aws {
+    /// CloudFormation answers from `script`; every other client points at
+    /// an address nothing listens on (a unit test must not reach them).
+    #[cfg(test)]
+    pub(crate) fn scripted(script: std::sync::Arc<crate::deploy::script::Script>) -> Aws {
+        let shared = aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .endpoint_url("http://127.0.0.1:9")
+            .build();
+        Aws {
+            cfn: Cfn::scripted(script),
+            s3: aws_sdk_s3::Client::new(&shared),
+            sfn: aws_sdk_sfn::Client::new(&shared),
+            kinesis: aws_sdk_kinesis::Client::new(&shared),
+            dynamodb: aws_sdk_dynamodb::Client::new(&shared),
+            emr: aws_sdk_emr::Client::new(&shared),
+            rds: aws_sdk_rds::Client::new(&shared),
+            firehose: aws_sdk_firehose::Client::new(&shared),
+            kafka: aws_sdk_kafka::Client::new(&shared),
+            autoscaling: aws_sdk_autoscaling::Client::new(&shared),
+            ec2: aws_sdk_ec2::Client::new(&shared),
+            iam: aws_sdk_iam::Client::new(&shared),
+            rdsdata: aws_sdk_rdsdata::Client::new(&shared),
+            secrets: aws_sdk_secretsmanager::Client::new(&shared),
+            ssm: aws_sdk_ssm::Client::new(&shared),
+            cloudwatch: aws_sdk_cloudwatch::Client::new(&shared),
+            account: "123456789012".into(),
+            caller_arn: "arn:aws:iam::123456789012:user/test".into(),
+        }
+    }
+}

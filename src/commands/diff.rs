@@ -1,0 +1,111 @@
+//! `lakectl diff ENV`: what `up` would change, against the deployed stacks
+//! or (`--against DIR`) an earlier render. Read-only: it never builds the
+//! data-plane binaries (pass `--artifacts DIR` to plan their hashes).
+
+use std::path::PathBuf;
+
+use super::{detailed, load_and_render, CommandError, Global, Report, Session};
+use crate::deploy::up::plan_against_deployed;
+use crate::plan::report::PlanReport;
+use crate::publish::{self, Binaries};
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct DiffArgs {
+    pub env: String,
+    /// Compare with an earlier `lakectl render` of this environment (e.g.
+    /// of the main branch) instead of the deployed stacks; needs no AWS.
+    #[arg(long)]
+    pub against: Option<PathBuf>,
+    /// Exit 0 when nothing changes, 2 when something does (1 on errors).
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+    /// A directory holding prebuilt `lake-ingest` and `lake-compact`, whose
+    /// hashes the plan then shows (default: not built; their parameters
+    /// are known after deploy).
+    #[arg(long)]
+    pub artifacts: Option<PathBuf>,
+    /// Do not ask CloudFormation (change sets) which modifications replace
+    /// resources; the create-only table alone decides.
+    #[arg(long, conflicts_with = "against")]
+    pub no_change_set: bool,
+    /// Plan machine images at what their SSM parameters give now instead
+    /// of the pinned ones (shows the instances that would be replaced).
+    #[arg(long, conflicts_with = "against")]
+    pub refresh_images: bool,
+}
+
+/// The plan, and whether `--detailed-exitcode` was asked for.
+#[derive(Debug, serde::Serialize)]
+#[serde(transparent)]
+pub struct DiffReport {
+    pub plan: PlanReport,
+    #[serde(skip)]
+    pub detailed_exitcode: bool,
+}
+
+impl DiffArgs {
+    pub fn run(&self, global: &Global) -> Result<DiffReport, CommandError> {
+        let plan = match &self.against {
+            Some(against) => {
+                let (_, rendered) = load_and_render(global, &self.env)?;
+                PlanReport {
+                    environment: self.env.clone(),
+                    diffs: crate::plan::against_render(&rendered, against)?,
+                    notes: Vec::new(),
+                }
+            }
+            None => self.against_deployed(global)?,
+        };
+        Ok(DiffReport {
+            plan,
+            detailed_exitcode: self.detailed_exitcode,
+        })
+    }
+
+    fn against_deployed(&self, global: &Global) -> Result<PlanReport, CommandError> {
+        let session = Session::open(global, &self.env)?;
+        let binaries = match &self.artifacts {
+            Some(dir) => Binaries::Dir(dir),
+            None => Binaries::NotBuilt,
+        };
+        let artifacts = publish::locate_for(&session.rendered, binaries)?;
+        let mut planned = session.run(plan_against_deployed(
+            &session.aws,
+            &session.rendered,
+            &artifacts,
+            !self.no_change_set,
+            self.refresh_images,
+        ))?;
+        if self.artifacts.is_none() && publish::needs_binaries(&session.rendered) {
+            planned.notes.push(
+                "the data-plane binaries were not built (diff is read-only): their hashes are \
+                 known after deploy; pass --artifacts DIR to plan them"
+                    .into(),
+            );
+        }
+        Ok(PlanReport {
+            environment: self.env.clone(),
+            diffs: planned.diffs,
+            notes: planned.notes,
+        })
+    }
+}
+
+impl std::fmt::Display for DiffReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.plan.fmt(f)
+    }
+}
+
+impl Report for DiffReport {
+    fn exit_code(&self) -> u8 {
+        detailed(self.detailed_exitcode, self.plan.has_changes())
+    }
+    fn notes(&self) -> Vec<String> {
+        self.plan
+            .notes
+            .iter()
+            .map(|n| format!("note: {n}"))
+            .collect()
+    }
+}
