@@ -762,6 +762,39 @@ fn a_new_ingest_binary_changes_the_ingest_stack_only() {
     assert_eq!(report["stacks"]["lake-local-ingest"], "updated");
     assert_eq!(report["stacks"]["lake-local-compaction"], "no changes");
     lab.diff(0);
+
+    // Without --artifacts, diff is read-only: it builds nothing (a cargo
+    // that fails would fail it), plans the binaries' hashes as known after
+    // deploy and says so, in the text and in the JSON.
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_lakectl"));
+    cmd.arg("--env-dir")
+        .arg(lab.envs())
+        .args(["diff", "local", "--output", "json"])
+        .env("CARGO", "/bin/false")
+        .env("CI", "1")
+        .env_remove("AWS_PROFILE");
+    for (k, v) in lab.moto.aws_env() {
+        cmd.env(k, v);
+    }
+    let unbuilt = cmd.output().unwrap();
+    assert_eq!(unbuilt.status.code(), Some(0), "{}", text(&unbuilt));
+    let plan: Value = serde_json::from_slice(&unbuilt.stdout).unwrap();
+    assert!(
+        plan["notes"]
+            .as_array()
+            .is_some_and(|n| n.iter().any(|n| n.as_str().unwrap().contains("not built"))),
+        "{plan}"
+    );
+    let ingest = plan["stacks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == "ingest")
+        .unwrap();
+    assert!(
+        ingest.to_string().contains("known after deploy"),
+        "{ingest}"
+    );
 }
 
 #[test]

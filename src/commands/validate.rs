@@ -6,7 +6,7 @@ use std::fmt;
 use serde::Serialize;
 
 use super::{CommandError, Global, Report};
-use crate::spec::{self, Diagnostic, Severity};
+use crate::spec::{self, Diagnostic};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct ValidateArgs {
@@ -37,14 +37,13 @@ impl ValidateArgs {
         let mut diagnostics = Vec::new();
         let mut valid = Vec::new();
         for env in &envs {
-            let found = match spec::load_environment(&global.env_dir, env) {
-                Ok(loaded) => spec::validate::validate(&loaded.spec, &loaded.locator),
-                Err(found) => found,
-            };
-            if !found.iter().any(|d| d.severity == Severity::Error) {
-                valid.push(env.clone());
+            match spec::load_valid(&global.env_dir, env) {
+                Ok((_, warnings)) => {
+                    valid.push(env.clone());
+                    diagnostics.extend(warnings);
+                }
+                Err(found) => diagnostics.extend(found),
             }
-            diagnostics.extend(found);
         }
         Ok(ValidateReport {
             valid,

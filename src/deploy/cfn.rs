@@ -12,7 +12,8 @@ use std::time::Duration;
 use aws_sdk_cloudformation::error::ProvideErrorMetadata;
 use aws_sdk_cloudformation::primitives::{DateTime, DateTimeFormat};
 use aws_sdk_cloudformation::types::{
-    Capability, ChangeSetStatus, ChangeSetType, Parameter, Stack, StackEvent, Tag, TemplateStage,
+    Capability, ChangeSetStatus, ChangeSetType, Parameter, Stack, StackEvent, StackStatus, Tag,
+    TemplateStage,
 };
 use aws_sdk_cloudformation::Client;
 
@@ -58,7 +59,9 @@ fn check_template_size(stack: &str, body: &str) -> Result<(), DeployError> {
 pub struct Deployed {
     pub name: String,
     pub id: String,
-    pub status: String,
+    /// CloudFormation's status (the SDK's type; a status newer than the
+    /// SDK knows is `Unknown` and treated as neither healthy nor busy).
+    pub status: StackStatus,
     pub reason: Option<String>,
     /// RFC 3339, the last update or else the creation time.
     pub last_updated: String,
@@ -71,20 +74,20 @@ pub struct Deployed {
 impl Deployed {
     /// CloudFormation is working on it (an earlier run, or another user).
     pub fn in_progress(&self) -> bool {
-        self.status.ends_with("_IN_PROGRESS") && self.status != "REVIEW_IN_PROGRESS"
+        self.status.as_str().ends_with("_IN_PROGRESS") && !self.never_executed()
     }
 
     /// A stable state whose template and outputs are usable.
     pub fn healthy(&self) -> bool {
         matches!(
-            self.status.as_str(),
-            "CREATE_COMPLETE" | "UPDATE_COMPLETE" | "IMPORT_COMPLETE"
+            self.status,
+            StackStatus::CreateComplete | StackStatus::UpdateComplete | StackStatus::ImportComplete
         )
     }
 
     /// Created by a change set that was never executed: no resources yet.
     pub fn never_executed(&self) -> bool {
-        self.status == "REVIEW_IN_PROGRESS"
+        self.status == StackStatus::ReviewInProgress
     }
 }
 
@@ -232,7 +235,7 @@ impl Cfn {
         Ok(out
             .stacks()
             .iter()
-            .find(|s| s.stack_status().map(|s| s.as_str()) != Some("DELETE_COMPLETE"))
+            .find(|s| s.stack_status() != Some(&StackStatus::DeleteComplete))
             .map(deployed))
     }
 
@@ -732,8 +735,8 @@ fn deployed(s: &Stack) -> Deployed {
         id: s.stack_id().unwrap_or_default().to_string(),
         status: s
             .stack_status()
-            .map(|x| x.as_str().to_string())
-            .unwrap_or_default(),
+            .cloned()
+            .unwrap_or_else(|| StackStatus::from("")),
         reason: s.stack_status_reason().map(String::from),
         last_updated: s
             .last_updated_time()

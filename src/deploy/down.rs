@@ -8,6 +8,8 @@
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
+use aws_sdk_cloudformation::types::StackStatus;
+
 use super::cfn::{Deployed, Event, EventMark};
 use super::progress::Progress;
 use super::schedule::{self, Job};
@@ -42,7 +44,7 @@ pub async fn delete_one(
         aws.cfn.set_termination_protection(&d.name, false).await?;
     }
     let mut retain = Vec::new();
-    if d.status == "DELETE_FAILED" {
+    if d.status == StackStatus::DeleteFailed {
         let failed = undeletable(aws, d).await?;
         if on_failed == OnDeleteFailed::Stop {
             return Err(delete_failed(d, failed));
@@ -58,7 +60,10 @@ pub async fn delete_one(
         .into_iter()
         .filter(|e| e.resource_type != "AWS::CloudFormation::Stack")
         .collect();
-    if left.status == "DELETE_FAILED" && on_failed == OnDeleteFailed::Retain && retain.is_empty() {
+    if left.status == StackStatus::DeleteFailed
+        && on_failed == OnDeleteFailed::Retain
+        && retain.is_empty()
+    {
         // Once more, keeping what could not go.
         let retain: Vec<String> = failed.iter().map(|e| e.logical_id.clone()).collect();
         progress.line(&format!(
@@ -71,12 +76,12 @@ pub async fn delete_one(
             return Ok(());
         }
     }
-    if left.status == "DELETE_FAILED" {
+    if left.status == StackStatus::DeleteFailed {
         return Err(delete_failed(&left, failed));
     }
     Err(DeployError::StackFailed {
         stack: d.name.clone(),
-        status: left.status,
+        status: left.status.to_string(),
         failures: failed,
     })
 }

@@ -82,6 +82,15 @@ pub enum DeployError {
     Plan(#[from] PlanError),
     #[error(transparent)]
     Publish(#[from] PublishError),
+    #[error(
+        "parameter {parameter} of {stack} has no value: {from} is missing; check the upstream \
+         stack's outputs with `lakectl outputs`"
+    )]
+    NoParameterValue {
+        stack: String,
+        parameter: String,
+        from: String,
+    },
     #[error("stack {stack} needs artifact {artifact}, which is not built")]
     MissingArtifact { stack: String, artifact: String },
     #[error("the {stack} stack has no {output} output; {then}")]

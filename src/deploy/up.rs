@@ -1,14 +1,16 @@
-//! `lakectl up` and `lakectl diff` against deployed stacks.
+//! `lakectl up`, and the plan against deployed stacks (`lakectl diff`).
 //!
-//! Owns: the plan against what is deployed, the approval gate, and applying
-//! stacks in dependency order (independent ones in parallel, bounded)
-//! through change sets, with recovery from states an earlier run or a
-//! failed create left behind. Must not: compare templates itself (`plan`)
-//! or talk to the CloudFormation SDK directly (`cfn`).
+//! Owns: the plan against what is deployed, the approval gate, and
+//! deploying each stack through a change set (ordered by `schedule`), with
+//! recovery from states an earlier run or a failed create left behind.
+//! Must not: compare templates itself (`plan`), talk to the CloudFormation
+//! SDK directly (`cfn`) or print (progress goes through `Progress`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+
+use aws_sdk_cloudformation::types::StackStatus;
 
 use super::cfn::{ChangeSetOutcome, ChangeSetRequest, Deployed};
 use super::progress::Progress;
@@ -84,12 +86,12 @@ pub struct UpReport {
 /// States from which a stack needs a hand before it can be deployed.
 fn stuck_hint(d: &Deployed) -> Option<String> {
     let name = &d.name;
-    match d.status.as_str() {
-        "UPDATE_ROLLBACK_FAILED" => Some(format!(
+    match d.status {
+        StackStatus::UpdateRollbackFailed => Some(format!(
             "Continue the rollback (`aws cloudformation continue-update-rollback --stack-name {name}`, \
              skipping resources that cannot roll back), then run up again."
         )),
-        "ROLLBACK_FAILED" | "DELETE_FAILED" => Some(format!(
+        StackStatus::RollbackFailed | StackStatus::DeleteFailed => Some(format!(
             "Delete it (`lakectl down` or `aws cloudformation delete-stack --stack-name {name}`, \
              retaining what cannot be deleted), then run up again."
         )),
@@ -101,7 +103,7 @@ fn stuck_hint(d: &Deployed) -> Option<String> {
 async fn earlier_of(aws: &Aws, d: &Deployed) -> Result<Option<Earlier>, DeployError> {
     // A stack that never ran its first change set, or whose first create
     // rolled back, holds no resources: planning treats it as absent.
-    if d.never_executed() || d.status == "ROLLBACK_COMPLETE" {
+    if d.never_executed() || d.status == StackStatus::RollbackComplete {
         return Ok(None);
     }
     Ok(Some(Earlier {
@@ -288,19 +290,17 @@ fn resolve(
     stack: &RenderedStack,
     outputs: &BTreeMap<String, BTreeMap<String, String>>,
     hashes: &BTreeMap<String, String>,
-) -> Result<BTreeMap<String, String>, String> {
+) -> Result<BTreeMap<String, String>, DeployError> {
     stack
         .parameters
         .iter()
         .map(|(k, source)| {
             parameter_value(source, outputs, hashes)
                 .map(|v| (k.clone(), v))
-                .ok_or_else(|| {
-                    format!(
-                        "parameter {k} of {} has no value: {} is missing",
-                        stack.stack_name,
-                        crate::plan::parameter_text(source)
-                    )
+                .ok_or_else(|| DeployError::NoParameterValue {
+                    stack: stack.stack_name.clone(),
+                    parameter: k.clone(),
+                    from: crate::plan::parameter_text(source),
                 })
         })
         .collect()
@@ -636,11 +636,11 @@ async fn deploy_stack(shared: &Shared, id: &str) -> Result<Outcome, DeployError>
         if let Some(hint) = stuck_hint(d) {
             return Err(DeployError::Stuck {
                 stack: name.to_string(),
-                status: d.status.clone(),
+                status: d.status.to_string(),
                 hint,
             });
         }
-        if d.status == "ROLLBACK_COMPLETE" {
+        if d.status == StackStatus::RollbackComplete {
             progress.line(&format!(
                 "{name}: ROLLBACK_COMPLETE from a failed first create holds no resources; deleting it to create it again"
             ));
@@ -664,11 +664,7 @@ async fn deploy_stack(shared: &Shared, id: &str) -> Result<Outcome, DeployError>
             }
         }
     }
-    let params = resolve(stack, &outputs, &hashes).map_err(|message| DeployError::Stuck {
-        stack: name.to_string(),
-        status: "waiting for a parameter".into(),
-        hint: format!("{message}; check the upstream stack's outputs with `lakectl outputs`"),
-    })?;
+    let params = resolve(stack, &outputs, &hashes)?;
     let tags = tags(&shared.rendered);
     if let Some(d) = current.as_ref().filter(|d| d.never_executed()) {
         // A change set made elsewhere and never executed: no resources.
@@ -889,7 +885,7 @@ async fn finish(
     if !finished.healthy() {
         return Err(DeployError::StackFailed {
             stack: name.to_string(),
-            status: finished.status,
+            status: finished.status.to_string(),
             failures,
         });
     }
@@ -947,10 +943,10 @@ fn stack_policy(stack: &RenderedStack) -> Result<String, DeployError> {
 
 /// A rendered template as a value.
 fn normalized(stack: &RenderedStack) -> Result<serde_json::Value, DeployError> {
-    normalize(&stack.template).map_err(|message| {
+    normalize(&stack.template).map_err(|source| {
         DeployError::Plan(crate::plan::PlanError::Template {
             path: format!("{} (rendered)", stack.id),
-            message,
+            source,
         })
     })
 }

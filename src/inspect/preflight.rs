@@ -5,7 +5,7 @@
 //! applications, the metastore engine, the MSK Kafka version, an existing
 //! VPC and its subnets, the caller's permissions) and their findings, each
 //! pinned to the spec field to change. Must not: create or change anything,
-//! or print (the CLI formats the report).
+//! or print (the report is `Display`; the command prints it).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;

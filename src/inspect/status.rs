@@ -36,7 +36,7 @@ pub fn rows(rendered: &RenderedEnv, deployed: &BTreeMap<String, Deployed>) -> Ve
             Some(d) => StackStatus {
                 id: s.id.clone(),
                 stack_name: d.name.clone(),
-                status: d.status.clone(),
+                status: d.status.to_string(),
                 reason: d.reason.clone(),
                 last_updated: Some(d.last_updated.clone()),
                 ok: d.healthy(),
@@ -58,7 +58,7 @@ pub fn rows(rendered: &RenderedEnv, deployed: &BTreeMap<String, Deployed>) -> Ve
         rows.push(StackStatus {
             id: id.clone(),
             stack_name: d.name.clone(),
-            status: d.status.clone(),
+            status: d.status.to_string(),
             reason: Some("not in the spec any more; the next `up` deletes it".into()),
             last_updated: Some(d.last_updated.clone()),
             ok: false,

@@ -1,8 +1,10 @@
 //! The planner/differ: what `lakectl diff` shows and `up` will apply.
 //!
 //! Owns: comparing rendered stacks with earlier ones (a previous render in a
-//! directory today; the deployed templates once the deployer lands) and
-//! reporting the plan. Must not: call AWS or render templates.
+//! directory, or the deployed templates the deployer reads) and the plan's
+//! text and JSON (`report`); `diff` (per-resource changes), `security`
+//! (IAM and security-group broadening), `normalize` (one model of a
+//! template). Must not: call AWS or render templates.
 
 pub mod diff;
 pub mod normalize;
@@ -17,10 +19,18 @@ use diff::StackDiff;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
-    #[error("{path}: {message}")]
-    Template { path: String, message: String },
-    #[error("{path}: not a stacks.json written by `lakectl render`: {message}")]
-    Stacks { path: String, message: String },
+    #[error("{path}: not a template: {source}")]
+    Template {
+        path: String,
+        #[source]
+        source: serde_yaml::Error,
+    },
+    #[error("{path}: not a stacks.json written by `lakectl render`: {source}")]
+    Stacks {
+        path: String,
+        #[source]
+        source: serde_json::Error,
+    },
 }
 
 /// Parameter values as an offline plan compares them: where each comes from.
@@ -56,9 +66,9 @@ pub fn compare(
     earlier: &BTreeMap<String, Earlier>,
 ) -> Result<Vec<StackDiff>, PlanError> {
     let parse = |e: &Earlier| {
-        normalize::normalize(&e.template).map_err(|message| PlanError::Template {
+        normalize::normalize(&e.template).map_err(|source| PlanError::Template {
             path: e.origin.clone(),
-            message,
+            source,
         })
     };
     let new_tags: BTreeMap<String, String> = rendered
@@ -68,9 +78,9 @@ pub fn compare(
         .collect();
     let mut diffs = Vec::new();
     for stack in &rendered.stacks {
-        let new = normalize::normalize(&stack.template).map_err(|message| PlanError::Template {
+        let new = normalize::normalize(&stack.template).map_err(|source| PlanError::Template {
             path: format!("{} (rendered)", stack.id),
-            message,
+            source,
         })?;
         let params = new_params(stack);
         let old = earlier.get(&stack.id).map(parse).transpose()?;
@@ -107,9 +117,9 @@ pub fn compare(
 pub fn against_render(rendered: &RenderedEnv, dir: &Path) -> Result<Vec<StackDiff>, PlanError> {
     let stacks_path = dir.join("stacks.json");
     let stacks: serde_json::Value = match std::fs::read_to_string(&stacks_path) {
-        Ok(text) => serde_json::from_str(&text).map_err(|e| PlanError::Stacks {
+        Ok(text) => serde_json::from_str(&text).map_err(|source| PlanError::Stacks {
             path: stacks_path.display().to_string(),
-            message: e.to_string(),
+            source,
         })?,
         Err(_) => serde_json::Value::Null,
     };

@@ -9,8 +9,8 @@ use serde_json::{Map, Value};
 use serde_yaml::Value as Yaml;
 
 /// Parse and normalise a template (YAML or JSON text).
-pub fn normalize(text: &str) -> Result<Value, String> {
-    let yaml: Yaml = serde_yaml::from_str(text).map_err(|e| e.to_string())?;
+pub fn normalize(text: &str) -> Result<Value, serde_yaml::Error> {
+    let yaml: Yaml = serde_yaml::from_str(text)?;
     Ok(convert(yaml))
 }
 

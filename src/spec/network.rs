@@ -22,31 +22,54 @@ pub fn msk_az_count(az_count: usize) -> usize {
     az_count.clamp(2, 3)
 }
 
+/// Why subnets cannot be carved from the VPC.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SubnetError {
+    #[error("`{0}` is not an IPv4 CIDR")]
+    NotCidr(String),
+    #[error("subnet_prefix /{prefix} must be longer than the VPC's /{vpc_prefix} and at most /28")]
+    Prefix { prefix: u8, vpc_prefix: u8 },
+    #[error(
+        "the VPC {vpc} holds only {fits} subnets of /{prefix}; {needed} are needed (one public \
+         and one private per AZ): use a shorter subnet_prefix"
+    )]
+    TooFew {
+        vpc: String,
+        prefix: u8,
+        fits: usize,
+        needed: usize,
+    },
+}
+
 /// `2 * azs` subnets of `/prefix` carved in order from `vpc_cidr`:
 /// the first `azs` are public, the next `azs` private.
-pub fn derive_subnets(vpc_cidr: &str, prefix: u8, azs: usize) -> Result<Vec<String>, String> {
+pub fn derive_subnets(vpc_cidr: &str, prefix: u8, azs: usize) -> Result<Vec<String>, SubnetError> {
     let vpc: Ipv4Net = vpc_cidr
         .parse()
-        .map_err(|_| format!("`{vpc_cidr}` is not an IPv4 CIDR"))?;
+        .map_err(|_| SubnetError::NotCidr(vpc_cidr.to_string()))?;
     if prefix <= vpc.prefix_len() || prefix > 28 {
-        return Err(format!(
-            "subnet_prefix /{prefix} must be longer than the VPC's /{} and at most /28",
-            vpc.prefix_len()
-        ));
+        return Err(SubnetError::Prefix {
+            prefix,
+            vpc_prefix: vpc.prefix_len(),
+        });
     }
     let subnets: Vec<String> = vpc
         .trunc()
         .subnets(prefix)
-        .map_err(|e| e.to_string())?
+        .map_err(|_| SubnetError::Prefix {
+            prefix,
+            vpc_prefix: vpc.prefix_len(),
+        })?
         .take(2 * azs)
         .map(|n| n.to_string())
         .collect();
     if subnets.len() < 2 * azs {
-        return Err(format!(
-            "the VPC {vpc} holds only {} subnets of /{prefix}; {} are needed (one public and one private per AZ): use a shorter subnet_prefix",
-            subnets.len(),
-            2 * azs
-        ));
+        return Err(SubnetError::TooFew {
+            vpc: vpc.to_string(),
+            prefix,
+            fits: subnets.len(),
+            needed: 2 * azs,
+        });
     }
     Ok(subnets)
 }
@@ -72,7 +95,7 @@ mod tests {
     #[test]
     fn too_small_vpc_is_explained() {
         let e = derive_subnets("10.20.0.0/24", 26, 3).unwrap_err();
-        assert!(e.contains("only 4 subnets"), "{e}");
+        assert!(e.to_string().contains("only 4 subnets"), "{e}");
     }
 
     #[test]

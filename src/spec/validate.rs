@@ -233,7 +233,7 @@ impl Validator<'_> {
                         );
                     }
                 }
-                Err(msg) => self.error("network.subnet_prefix", msg),
+                Err(e) => self.error("network.subnet_prefix", e.to_string()),
             }
         }
         for (path, net) in &subnets {
@@ -768,8 +768,8 @@ impl Validator<'_> {
 
     fn ingest(&mut self, spec: &EnvSpec) {
         let i = &spec.ingest;
-        if let Err(msg) = check_partition_format(&i.partition_format) {
-            self.error("ingest.partition_format", msg);
+        if let Err(e) = check_partition_format(&i.partition_format) {
+            self.error("ingest.partition_format", e.to_string());
         }
         if i.time_field.is_empty() {
             self.error(
@@ -889,8 +889,8 @@ impl Validator<'_> {
         if !c.enabled {
             return;
         }
-        if let Err(msg) = check_schedule(&c.schedule) {
-            self.error("compaction.schedule", msg);
+        if let Err(e) = check_schedule(&c.schedule) {
+            self.error("compaction.schedule", e.to_string());
         }
         self.range(
             "compaction.target_size_mib",
@@ -1024,48 +1024,62 @@ const EMR_APPLICATIONS: &[(&str, (u32, u32, u32))] = &[
 /// The strftime-like tokens the ingest writer understands.
 const PARTITION_TOKENS: &[char] = &['Y', 'm', 'd', 'H', 'j', '%'];
 
+/// Why a `partition_format` cannot be used (the spec's `fmt` is named).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PartitionFormatError {
+    #[error("partition_format `{fmt}` has unknown token %{token}; use %Y %m %d %H %j")]
+    UnknownToken { fmt: String, token: char },
+    #[error("partition_format `{fmt}` ends with a lone %")]
+    LonePercent { fmt: String },
+    #[error("partition_format `{fmt}` has `{c}`, which is not safe in S3 keys and Hive paths")]
+    Unsafe { fmt: String, c: char },
+    #[error(
+        "partition_format `{fmt}` must be one Hive-style directory level `key=<tokens>` (the \
+         lake's Hive table has one partition column), e.g. ordertime=%Y%m%d%H"
+    )]
+    NotHiveStyle { fmt: String },
+    #[error("partition_format `{fmt}` has no year token %Y")]
+    NoYear { fmt: String },
+    #[error("partition_format `{fmt}` has no day token (%m and %d, or %j)")]
+    NoDay { fmt: String },
+    #[error(
+        "partition_format `{fmt}` has no hour token %H; lake partitions are hourly (e.g. \
+         ordertime=%Y%m%d%H)"
+    )]
+    NoHour { fmt: String },
+}
+
 /// Partition formats must be hourly (the lake's unit) and S3-key safe.
-pub fn check_partition_format(fmt: &str) -> Result<(), String> {
+pub fn check_partition_format(fmt: &str) -> Result<(), PartitionFormatError> {
+    let f = || fmt.to_string();
     let mut seen = Vec::new();
     let mut chars = fmt.chars();
     while let Some(c) = chars.next() {
         if c == '%' {
             match chars.next() {
                 Some(t) if PARTITION_TOKENS.contains(&t) => seen.push(t),
-                Some(t) => {
-                    return Err(format!(
-                        "partition_format `{fmt}` has unknown token %{t}; use %Y %m %d %H %j"
-                    ))
-                }
-                None => return Err(format!("partition_format `{fmt}` ends with a lone %")),
+                Some(token) => return Err(PartitionFormatError::UnknownToken { fmt: f(), token }),
+                None => return Err(PartitionFormatError::LonePercent { fmt: f() }),
             }
         } else if !(c.is_ascii_alphanumeric() || "=_-/.".contains(c)) {
-            return Err(format!(
-                "partition_format `{fmt}` has `{c}`, which is not safe in S3 keys and Hive paths"
-            ));
+            return Err(PartitionFormatError::Unsafe { fmt: f(), c });
         }
     }
     let hive_style = fmt
         .split_once('=')
         .is_some_and(|(key, value)| is_hive_identifier(key) && !value.contains(['=', '/']));
     if !hive_style {
-        return Err(format!(
-            "partition_format `{fmt}` must be one Hive-style directory level `key=<tokens>` (the lake's Hive table has one partition column), e.g. ordertime=%Y%m%d%H"
-        ));
+        return Err(PartitionFormatError::NotHiveStyle { fmt: f() });
     }
     let has = |t| seen.contains(&t);
     if !has('Y') {
-        return Err(format!("partition_format `{fmt}` has no year token %Y"));
+        return Err(PartitionFormatError::NoYear { fmt: f() });
     }
     if !(has('j') || has('m') && has('d')) {
-        return Err(format!(
-            "partition_format `{fmt}` has no day token (%m and %d, or %j)"
-        ));
+        return Err(PartitionFormatError::NoDay { fmt: f() });
     }
     if !has('H') {
-        return Err(format!(
-            "partition_format `{fmt}` has no hour token %H; lake partitions are hourly (e.g. ordertime=%Y%m%d%H)"
-        ));
+        return Err(PartitionFormatError::NoHour { fmt: f() });
     }
     Ok(())
 }
@@ -1083,26 +1097,31 @@ fn is_hive_identifier(name: &str) -> bool {
 /// `manual`, or a schedule expression EventBridge accepts: `cron(…)` with
 /// six fields (minutes hours day-of-month month day-of-week year; exactly
 /// one of the day fields `?`) or `rate(N unit)` (singular unit for 1).
-pub fn check_schedule(s: &str) -> Result<(), String> {
+pub fn check_schedule(s: &str) -> Result<(), ScheduleError> {
+    let schedule = || s.to_string();
     if s == "manual" {
         return Ok(());
     }
     if let Some(body) = s.strip_prefix("cron(").and_then(|r| r.strip_suffix(')')) {
         let fields: Vec<&str> = body.split_whitespace().collect();
         if fields.len() != 6 {
-            return Err(format!(
-                "schedule `{s}` has {} fields; EventBridge cron takes 6: minutes hours day-of-month month day-of-week year, e.g. cron(0 2 * * ? *)",
-                fields.len()
-            ));
+            return Err(ScheduleError::CronFields {
+                schedule: schedule(),
+                count: fields.len(),
+            });
         }
         for (field, rule) in fields.iter().zip(&CRON_FIELDS) {
-            check_cron_field(field, rule)
-                .map_err(|e| format!("schedule `{s}`: {} `{field}`: {e}", rule.name))?;
+            check_cron_field(field, rule).map_err(|reason| ScheduleError::CronField {
+                schedule: schedule(),
+                name: rule.name,
+                field: field.to_string(),
+                reason,
+            })?;
         }
         if (fields[2] == "?") == (fields[4] == "?") {
-            return Err(format!(
-                "schedule `{s}`: exactly one of day-of-month and day-of-week must be `?` (EventBridge cannot take both), e.g. cron(0 2 * * ? *)"
-            ));
+            return Err(ScheduleError::DayFields {
+                schedule: schedule(),
+            });
         }
         return Ok(());
     }
@@ -1117,23 +1136,79 @@ pub fn check_schedule(s: &str) -> Result<(), String> {
                 return Ok(());
             }
             if n == 0 {
-                return Err(format!("schedule `{s}`: the rate must be at least 1"));
+                return Err(ScheduleError::ZeroRate {
+                    schedule: schedule(),
+                });
             }
             if singular || plural {
-                return Err(format!(
-                    "schedule `{s}`: EventBridge wants `{}` with {n}",
-                    if n == 1 {
+                return Err(ScheduleError::RateUnit {
+                    schedule: schedule(),
+                    n,
+                    unit: if n == 1 {
                         unit.trim_end_matches('s').to_string()
                     } else {
                         format!("{}s", unit.trim_end_matches('s'))
-                    }
-                ));
+                    },
+                });
             }
         }
     }
-    Err(format!(
-        "schedule `{s}` must be `manual`, `cron(…)` or `rate(N minutes|hours|days)`"
-    ))
+    Err(ScheduleError::Form {
+        schedule: schedule(),
+    })
+}
+
+/// Why a compaction `schedule` is not one EventBridge accepts.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ScheduleError {
+    #[error(
+        "schedule `{schedule}` has {count} fields; EventBridge cron takes 6: minutes hours \
+         day-of-month month day-of-week year, e.g. cron(0 2 * * ? *)"
+    )]
+    CronFields { schedule: String, count: usize },
+    #[error("schedule `{schedule}`: {name} `{field}`: {reason}")]
+    CronField {
+        schedule: String,
+        name: &'static str,
+        field: String,
+        reason: CronFieldError,
+    },
+    #[error(
+        "schedule `{schedule}`: exactly one of day-of-month and day-of-week must be `?` \
+         (EventBridge cannot take both), e.g. cron(0 2 * * ? *)"
+    )]
+    DayFields { schedule: String },
+    #[error("schedule `{schedule}`: the rate must be at least 1")]
+    ZeroRate { schedule: String },
+    #[error("schedule `{schedule}`: EventBridge wants `{unit}` with {n}")]
+    RateUnit {
+        schedule: String,
+        n: u32,
+        unit: String,
+    },
+    #[error("schedule `{schedule}` must be `manual`, `cron(…)` or `rate(N minutes|hours|days)`")]
+    Form { schedule: String },
+}
+
+/// What is wrong with one cron field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CronFieldError {
+    #[error("`{value}` is not between {min} and {max}{names}")]
+    OutOfRange {
+        value: String,
+        min: u32,
+        max: u32,
+        /// ` (or JAN-DEC)` where names are allowed.
+        names: String,
+    },
+    #[error("`?` is only for day-of-month and day-of-week")]
+    Question,
+    #[error("an empty list item")]
+    EmptyItem,
+    #[error("`#{0}`: the week of the month is 1 to 5")]
+    Week(String),
+    #[error("`/{step}`: the step must be between 1 and {max}")]
+    Step { step: String, max: u32 },
 }
 
 struct CronField {
@@ -1196,18 +1271,18 @@ const CRON_FIELDS: [CronField; 6] = [
     },
 ];
 
-fn check_cron_field(field: &str, rule: &CronField) -> Result<(), String> {
-    let value = |v: &str| -> Result<u32, String> {
+fn check_cron_field(field: &str, rule: &CronField) -> Result<(), CronFieldError> {
+    let value = |v: &str| -> Result<u32, CronFieldError> {
         if let Some(i) = rule.names.iter().position(|n| n.eq_ignore_ascii_case(v)) {
             return Ok(i as u32 + rule.min);
         }
         match v.parse::<u32>() {
             Ok(n) if (rule.min..=rule.max).contains(&n) => Ok(n),
-            _ => Err(format!(
-                "`{v}` is not between {} and {}{}",
-                rule.min,
-                rule.max,
-                if rule.names.is_empty() {
+            _ => Err(CronFieldError::OutOfRange {
+                value: v.to_string(),
+                min: rule.min,
+                max: rule.max,
+                names: if rule.names.is_empty() {
                     String::new()
                 } else {
                     format!(
@@ -1215,20 +1290,20 @@ fn check_cron_field(field: &str, rule: &CronField) -> Result<(), String> {
                         rule.names[0],
                         rule.names[rule.names.len() - 1]
                     )
-                }
-            )),
+                },
+            }),
         }
     };
     if field == "?" {
         return if rule.special.contains('?') {
             Ok(())
         } else {
-            Err("`?` is only for day-of-month and day-of-week".into())
+            Err(CronFieldError::Question)
         };
     }
     for item in field.split(',') {
         if item.is_empty() {
-            return Err("an empty list item".into());
+            return Err(CronFieldError::EmptyItem);
         }
         if item == "*" {
             continue;
@@ -1257,7 +1332,7 @@ fn check_cron_field(field: &str, rule: &CronField) -> Result<(), String> {
             value(day)?;
             match nth.parse::<u32>() {
                 Ok(1..=5) => continue,
-                _ => return Err(format!("`#{nth}`: the week of the month is 1 to 5")),
+                _ => return Err(CronFieldError::Week(nth.to_string())),
             }
         }
         let (base, step) = match item.split_once('/') {
@@ -1268,10 +1343,10 @@ fn check_cron_field(field: &str, rule: &CronField) -> Result<(), String> {
             match st.parse::<u32>() {
                 Ok(n) if n >= 1 && n <= rule.max => {}
                 _ => {
-                    return Err(format!(
-                        "`/{st}`: the step must be between 1 and {}",
-                        rule.max
-                    ))
+                    return Err(CronFieldError::Step {
+                        step: st.to_string(),
+                        max: rule.max,
+                    })
                 }
             }
         }
@@ -1301,21 +1376,27 @@ mod tests {
         assert!(check_partition_format("dt=%Y-%m-%d-%H").is_ok());
         assert!(check_partition_format("dt=%Y-%m-%d/hour=%H")
             .unwrap_err()
+            .to_string()
             .contains("one Hive-style directory level"));
         assert!(check_partition_format("%Y%m%d%H")
             .unwrap_err()
+            .to_string()
             .contains("key=<tokens>"));
         assert!(check_partition_format("ordertime=%Y%m%d")
             .unwrap_err()
+            .to_string()
             .contains("hour"));
         assert!(check_partition_format("ordertime=%Y%H")
             .unwrap_err()
+            .to_string()
             .contains("day"));
         assert!(check_partition_format("t=%Y%m%d%H%q")
             .unwrap_err()
+            .to_string()
             .contains("%q"));
         assert!(check_partition_format("t=%Y %m%d%H")
             .unwrap_err()
+            .to_string()
             .contains("not safe"));
     }
 
@@ -1326,6 +1407,7 @@ mod tests {
         assert!(check_schedule("rate(6 hours)").is_ok());
         assert!(check_schedule("cron(0 2 * * *)")
             .unwrap_err()
+            .to_string()
             .contains("5 fields"));
         assert!(check_schedule("rate(0 hours)").is_err());
         assert!(check_schedule("daily").is_err());
@@ -1334,21 +1416,27 @@ mod tests {
         assert!(check_schedule("cron(0 10 L * ? 2030)").is_ok());
         assert!(check_schedule("cron(0 10 ? * 6#3 *)").is_ok());
         assert_eq!(
-            check_schedule("cron(99 99 * * ? *)").unwrap_err(),
+            check_schedule("cron(99 99 * * ? *)")
+                .unwrap_err()
+                .to_string(),
             "schedule `cron(99 99 * * ? *)`: minutes `99`: `99` is not between 0 and 59"
         );
         assert!(check_schedule("cron(0 2 * * * *)")
             .unwrap_err()
+            .to_string()
             .contains("exactly one of day-of-month and day-of-week"));
         assert!(check_schedule("cron(0 2 ? * ? *)").is_err());
         assert!(check_schedule("cron(0 2 ? JANUARY * *)")
             .unwrap_err()
+            .to_string()
             .contains("month"));
         assert!(check_schedule("rate(1 hours)")
             .unwrap_err()
+            .to_string()
             .contains("wants `hour` with 1"));
         assert!(check_schedule("rate(5 minute)")
             .unwrap_err()
+            .to_string()
             .contains("wants `minutes`"));
     }
 

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use serde_json::Value;
 
 /// Column names of an Avro record schema, nested records joined by `separator`.
-pub fn columns_from_avro(schema: &str, separator: &str) -> Result<Vec<String>, String> {
+pub fn columns_from_avro(schema: &str, separator: &str) -> Result<Vec<String>, AvroError> {
     Ok(typed_columns_from_avro(schema, separator)?
         .into_iter()
         .map(|(name, _)| name)
@@ -53,10 +53,18 @@ impl ColumnType {
 pub fn typed_columns_from_avro(
     schema: &str,
     separator: &str,
-) -> Result<Vec<(String, ColumnType)>, String> {
-    let root: Value =
-        serde_json::from_str(schema).map_err(|e| format!("the schema is not JSON: {e}"))?;
-    typed_columns(&root, separator).map_err(|e| e.to_string())
+) -> Result<Vec<(String, ColumnType)>, AvroError> {
+    let root: Value = serde_json::from_str(schema).map_err(AvroError::NotJson)?;
+    Ok(typed_columns(&root, separator)?)
+}
+
+/// An Avro schema text that gives no columns.
+#[derive(Debug, thiserror::Error)]
+pub enum AvroError {
+    #[error("the schema is not JSON: {0}")]
+    NotJson(#[source] serde_json::Error),
+    #[error(transparent)]
+    Schema(#[from] SchemaError),
 }
 
 /// A problem in an Avro schema, at a path inside it (`fields.4.type`).
@@ -65,6 +73,8 @@ pub struct SchemaError {
     pub path: String,
     pub message: String,
 }
+
+impl std::error::Error for SchemaError {}
 
 impl std::fmt::Display for SchemaError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
