@@ -1335,3 +1335,136 @@ fn preflight_finds_a_missing_bridge_plugin() {
     let (_, report) = preflight(&lab, &[]);
     assert!(report.contains("ok       Kafka bridge plugin"), "{report}");
 }
+
+/// `diff --out`: the plan file, read as JSON.
+fn save_plan(lab: &Lab, path: &std::path::Path) -> (Output, Value) {
+    let artifacts = lab.artifacts();
+    let o = lab.lakectl(&[
+        "diff",
+        "local",
+        "--detailed-exitcode",
+        "--artifacts",
+        artifacts.to_str().unwrap(),
+        "--out",
+        path.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let plan: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    (o, plan)
+}
+
+fn planned<'a>(plan: &'a Value, id: &str) -> &'a Value {
+    plan["stacks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == id)
+        .unwrap_or_else(|| panic!("no {id} in {plan}"))
+}
+
+#[test]
+fn a_saved_plan_applies_its_change_sets_once_and_plans_downstream_after_upstream() {
+    let lab = Lab::new();
+    lab.up(&["--yes"], 0);
+    lab.edit_local("  shards: 4", "  shards: 6");
+    let path = lab.dir.path().join("plan.json");
+    let (o, plan) = save_plan(&lab, &path);
+    let serial = plan["serial"].as_str().unwrap();
+    let stream = planned(&plan, "stream");
+    assert_eq!(stream["action"], "update", "{stream}");
+    let change_set = format!("lakectl-local-stream-{serial}");
+    assert_eq!(stream["change_set"], change_set.as_str());
+    assert!(
+        text(&o).contains(&format!("change sets kept: {change_set}")),
+        "{}",
+        text(&o)
+    );
+    // moto has no drift detection: the stack the plan updates is named as
+    // not checked (the drift shown from CloudFormation's answers is unit
+    // tested in inspect::drift).
+    assert!(
+        text(&o).contains("lake-local-stream: drift not checked ("),
+        "{}",
+        text(&o)
+    );
+    // What reads the stream's outputs is planned again after it applies.
+    let after: Vec<&str> = plan["stacks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["action"] == "after-upstream")
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
+    assert!(after.contains(&"ingest"), "{after:?}");
+    assert!(
+        planned(&plan, "network")["action"] == "unchanged"
+            && planned(&plan, "network")["change_set"].is_null()
+    );
+
+    let plan_arg = path.to_str().unwrap();
+    let applied = lab.up(&["--plan", plan_arg, "--output", "json"], 0);
+    let report: Value = serde_json::from_slice(&applied.stdout).unwrap();
+    assert_eq!(report["stacks"]["lake-local-stream"], "updated", "{report}");
+    assert_eq!(report["executed_change_sets"], 1, "{report}");
+    assert_eq!(
+        report["stacks"]["lake-local-ingest"], "no changes",
+        "{report}"
+    );
+    assert_eq!(lab.open_shards(), 6);
+    lab.diff(0);
+
+    // A plan is applied once: the stacks it was made against moved.
+    let again = lab.up(&["--plan", plan_arg], 1);
+    assert!(
+        text(&again).contains("lake-local-stream: changed since the plan"),
+        "{}",
+        text(&again)
+    );
+    assert!(text(&again).contains("Nothing was changed"));
+}
+
+#[test]
+fn a_stale_or_expired_plan_is_refused_and_changes_nothing() {
+    let lab = Lab::new();
+    lab.up(&["--yes"], 0);
+    let ingest = lab.artifacts().join("lake-ingest");
+    write_artifact(&ingest, "lake-ingest v2");
+    let path = lab.dir.path().join("plan.json");
+    let (_, plan) = save_plan(&lab, &path);
+    assert_eq!(planned(&plan, "ingest")["action"], "update");
+    let plan_arg = path.to_str().unwrap();
+    let refused = |why: &str| {
+        let o = lab.up(&["--plan", plan_arg], 1);
+        assert!(text(&o).contains(why), "{}", text(&o));
+        assert!(text(&o).contains("Nothing was changed"), "{}", text(&o));
+    };
+
+    // An artifact rebuilt after planning.
+    write_artifact(&ingest, "lake-ingest v3");
+    refused("lake-local-ingest: artifact lake-ingest was rebuilt");
+    write_artifact(&ingest, "lake-ingest v2");
+
+    // A spec (so a template) edited after planning.
+    lab.edit_local("  shards: 4", "  shards: 6");
+    refused("lake-local-stream: its template changed since the plan");
+    lab.edit_local("  shards: 6", "  shards: 4");
+
+    // An expired plan.
+    let mut old = plan.clone();
+    old["expires"] = serde_json::json!(1);
+    let expired = lab.dir.path().join("expired.json");
+    std::fs::write(&expired, serde_json::to_string_pretty(&old).unwrap()).unwrap();
+    let o = lab.up(&["--plan", expired.to_str().unwrap()], 1);
+    assert!(text(&o).contains("it expired"), "{}", text(&o));
+
+    // None of those changed anything: the ingest update is still to come.
+    let still = String::from_utf8(lab.diff(2).stdout).unwrap();
+    assert!(
+        still.contains("Stack lake-local-ingest (ingest): update"),
+        "{still}"
+    );
+
+    // A stack updated between plan and apply.
+    lab.up(&["--yes"], 0);
+    refused("lake-local-ingest: changed since the plan");
+}

@@ -5,7 +5,9 @@
 use std::path::PathBuf;
 
 use super::{detailed, load_and_render, CommandError, Global, Report, Session};
-use crate::deploy::up::plan_against_deployed;
+use crate::deploy::up::{plan_against_deployed, save_plan};
+use crate::inspect::drift::{self, StackDrift};
+use crate::plan::diff::StackAction;
 use crate::plan::report::PlanReport;
 use crate::publish::{self, Binaries};
 
@@ -32,6 +34,15 @@ pub struct DiffArgs {
     /// of the pinned ones (shows the instances that would be replaced).
     #[arg(long, conflicts_with = "against")]
     pub refresh_images: bool,
+    /// Save the plan to this file for `lakectl up ENV --plan FILE`: every
+    /// stack that changes gets a named change set, kept for it. Pins the
+    /// data-plane binaries (--artifacts DIR, or a release build).
+    #[arg(long, value_name = "PLAN", conflicts_with_all = ["against", "no_change_set"])]
+    pub out: Option<PathBuf>,
+    /// Do not run drift detection on the stacks the plan updates (it takes
+    /// seconds to minutes per stack on AWS).
+    #[arg(long, conflicts_with = "against")]
+    pub no_drift: bool,
 }
 
 /// The plan, and whether `--detailed-exitcode` was asked for.
@@ -52,6 +63,7 @@ impl DiffArgs {
                     environment: self.env.clone(),
                     diffs: crate::plan::against_render(&rendered, against)?,
                     notes: Vec::new(),
+                    drift: Vec::new(),
                 }
             }
             None => self.against_deployed(global)?,
@@ -64,6 +76,9 @@ impl DiffArgs {
 
     fn against_deployed(&self, global: &Global) -> Result<PlanReport, CommandError> {
         let session = Session::open(global, &self.env)?;
+        if let Some(out) = &self.out {
+            return self.save(&session, out);
+        }
         let binaries = match &self.artifacts {
             Some(dir) => Binaries::Dir(dir),
             None => Binaries::NotBuilt,
@@ -83,11 +98,86 @@ impl DiffArgs {
                     .into(),
             );
         }
+        let drift = self.drift(&session, &planned.diffs, &mut planned.notes);
         Ok(PlanReport {
             environment: self.env.clone(),
             diffs: planned.diffs,
             notes: planned.notes,
+            drift,
         })
+    }
+}
+
+impl DiffArgs {
+    /// `--out`: the plan, saved with its named change sets.
+    fn save(&self, session: &Session, out: &std::path::Path) -> Result<PlanReport, CommandError> {
+        let binaries = match &self.artifacts {
+            Some(dir) => Binaries::Dir(dir),
+            None => Binaries::Build,
+        };
+        let artifacts = publish::locate_for(&session.rendered, binaries)?;
+        let (mut planned, mut plan) = session.run(save_plan(
+            &session.aws,
+            &session.rendered,
+            &artifacts,
+            self.refresh_images,
+        ))?;
+        let drift = self.drift(session, &planned.diffs, &mut planned.notes);
+        if !drift.is_empty() {
+            plan.review["drift"] = serde_json::json!(drift);
+        }
+        plan.write(out).map_err(crate::deploy::DeployError::from)?;
+        let change_sets: Vec<String> = plan
+            .stacks
+            .iter()
+            .filter_map(|s| s.change_set.clone())
+            .collect();
+        planned.notes.push(format!(
+            "plan {} saved to {} (sha256 {}, expires in {} h); change sets kept: {}; apply it \
+             with `lakectl up {} --plan {}`",
+            plan.serial,
+            out.display(),
+            plan.content_sha256(),
+            crate::deploy::saved::LIFETIME_SECS / 3600,
+            if change_sets.is_empty() {
+                "none".to_string()
+            } else {
+                change_sets.join(", ")
+            },
+            self.env,
+            out.display()
+        ));
+        Ok(PlanReport {
+            environment: self.env.clone(),
+            diffs: planned.diffs,
+            notes: planned.notes,
+            drift,
+        })
+    }
+
+    /// Drift detection on the deployed stacks the plan updates, kept where
+    /// the update overwrites it; a stack that cannot be checked is a note.
+    fn drift(
+        &self,
+        session: &Session,
+        diffs: &[crate::plan::diff::StackDiff],
+        notes: &mut Vec<String>,
+    ) -> Vec<StackDrift> {
+        if self.no_drift {
+            return Vec::new();
+        }
+        let mut found = Vec::new();
+        for diff in diffs.iter().filter(|d| d.action == StackAction::Update) {
+            match session.run(drift::detect(&session.aws, &diff.id, &diff.stack_name)) {
+                Ok(d) => found.extend(drift::overwritten(&d, diff)),
+                Err(e) => notes.push(format!(
+                    "{}: drift not checked ({e}); changes made outside CloudFormation would be \
+                     overwritten unseen (`lakectl drift` checks again)",
+                    diff.stack_name
+                )),
+            }
+        }
+        found
     }
 }
 

@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use super::{confirm, CommandError, Global, Output, Report, Session};
 use crate::deploy::progress::Progress;
+use crate::deploy::saved::SavedPlan;
 use crate::deploy::up::{self, Approval, Outcome, UpOptions};
 use crate::inspect::preflight;
 use crate::spec::Severity;
@@ -42,6 +43,11 @@ pub struct UpArgs {
     /// starts: the stack policy would fail it half-way.
     #[arg(long, value_name = "STACK/LOGICAL_ID", value_parser = stack_slash_id)]
     pub allow_replace: Vec<String>,
+    /// Apply exactly a plan saved by `lakectl diff ENV --out PLAN`: its
+    /// change sets, nothing else; refused (nothing changed) when anything
+    /// moved since, or when it expired.
+    #[arg(long, value_name = "PLAN", conflicts_with = "refresh_images")]
+    pub plan: Option<PathBuf>,
 }
 
 /// `STACK/LogicalId`, both parts non-empty.
@@ -67,6 +73,13 @@ pub struct UpSummary {
 
 impl UpArgs {
     pub fn run(&self, global: &Global) -> Result<UpSummary, CommandError> {
+        // A plan that cannot be read is refused before AWS is called.
+        let plan = self
+            .plan
+            .as_deref()
+            .map(SavedPlan::read)
+            .transpose()
+            .map_err(crate::deploy::DeployError::from)?;
         let session = Session::open(global, &self.env)?;
         if !self.skip_preflight {
             let report = session.run(preflight::preflight(
@@ -89,6 +102,7 @@ impl UpArgs {
             artifacts_dir: self.artifacts.clone(),
             refresh_images: self.refresh_images,
             allow_replace: self.allow_replace.clone(),
+            plan,
         };
         let progress = Arc::new(Progress::new(global.output == Output::Json));
         let Session {

@@ -16,6 +16,7 @@ pub mod down;
 pub mod images;
 pub mod progress;
 pub mod protect;
+pub mod saved;
 pub mod schedule;
 pub mod script;
 pub mod up;
@@ -82,6 +83,8 @@ pub enum DeployError {
     Plan(#[from] PlanError),
     #[error(transparent)]
     Publish(#[from] PublishError),
+    #[error(transparent)]
+    SavedPlan(#[from] saved::PlanFileError),
     #[error(
         "parameter {parameter} of {stack} has no value: {from} is missing; check the upstream \
          stack's outputs with `lakectl outputs`"

@@ -14,6 +14,7 @@ use aws_sdk_cloudformation::types::StackStatus;
 
 use super::cfn::{ChangeSetOutcome, ChangeSetRequest, Deployed};
 use super::progress::Progress;
+use super::saved::{self, PlanFileError, PlannedAction, SavedPlan};
 use super::schedule::{self, Job};
 use super::{
     cfn, comparable_parameters, deployed_stacks, down, outputs_by_id, parameter_types,
@@ -45,6 +46,19 @@ pub struct UpOptions {
     /// Data stores a protected environment's update may replace or delete
     /// (`STACK/LogicalId`).
     pub allow_replace: Vec<String>,
+    /// Apply exactly this saved plan (`--plan`), or refuse.
+    pub plan: Option<SavedPlan>,
+}
+
+impl Approval {
+    /// As `--require-approval` spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Approval::Never => "never",
+            Approval::Broadening => "broadening",
+            Approval::AnyChange => "any-change",
+        }
+    }
 }
 
 /// What happened to one stack.
@@ -218,6 +232,177 @@ pub async fn plan_against_deployed(
     })
 }
 
+/// `lakectl diff --out`: the plan against what is deployed, saved. Every
+/// stack that exists and changes (and whose upstream does not change in
+/// this plan) gets a named change set, kept for `up --plan`; its verdicts
+/// refine the plan as a diff's do. Stacks downstream of a change are
+/// planned after upstream.
+pub async fn save_plan(
+    aws: &Aws,
+    rendered: &RenderedEnv,
+    artifacts: &BTreeMap<String, Artifact>,
+    refresh_images: bool,
+) -> Result<(Planned, SavedPlan), DeployError> {
+    let mut planned =
+        plan_against_deployed(aws, rendered, artifacts, false, refresh_images).await?;
+    let serial = saved::new_serial();
+    let hashes = artifact_hashes(artifacts);
+    let outputs = outputs_by_id(&planned.deployed);
+    let mut stacks: Vec<saved::PlannedStack> = Vec::new();
+    let mut changing: BTreeSet<String> = BTreeSet::new();
+    for id in &rendered.deploy_order {
+        let stack = rendered.stack(id).expect("rendered");
+        let diff_at = planned
+            .diffs
+            .iter()
+            .position(|d| d.id == *id)
+            .expect("every rendered stack is planned");
+        let deployed = planned.deployed.get(id);
+        let images = planned.images.get(id).cloned().unwrap_or_default();
+        let mut values = hashes.clone();
+        values.extend(images.clone());
+        let unknown: Vec<String> = stack
+            .parameters
+            .iter()
+            .filter(|(_, source)| {
+                matches!(source, ParamSource::Output { stack, .. } if changing.contains(stack))
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        let has_changes = planned.diffs[diff_at].has_changes();
+        let mut action = match (deployed, unknown.is_empty(), has_changes) {
+            (_, false, _) => PlannedAction::AfterUpstream,
+            (None, true, _) => PlannedAction::Create,
+            (Some(_), true, true) => PlannedAction::Update,
+            (Some(_), true, false) => PlannedAction::Unchanged,
+        };
+        let mut change_set = None;
+        if action == PlannedAction::Update {
+            let params = resolve(stack, &outputs, &values)?;
+            let name = saved::change_set_name(&rendered.environment, id, &serial);
+            let tags = tags(rendered);
+            aws.cfn
+                .create_change_set(&ChangeSetRequest {
+                    stack_name: &stack.stack_name,
+                    change_set_name: &name,
+                    template_body: &stack.template,
+                    parameters: &params,
+                    tags: &tags,
+                    description: "lakectl plan, kept for `lakectl up --plan`",
+                })
+                .await?;
+            match aws.cfn.wait_change_set(&stack.stack_name, &name).await? {
+                ChangeSetOutcome::Empty => {
+                    aws.cfn.delete_change_set(&stack.stack_name, &name).await?;
+                    action = PlannedAction::Unchanged;
+                }
+                ChangeSetOutcome::Ready(changes) => {
+                    refine_replacement(&mut planned.diffs[diff_at], &verdicts(changes));
+                    change_set = Some(name);
+                }
+            }
+        }
+        if action != PlannedAction::Unchanged {
+            changing.insert(id.clone());
+        }
+        let diff = &planned.diffs[diff_at];
+        stacks.push(saved::PlannedStack {
+            id: id.clone(),
+            stack_name: stack.stack_name.clone(),
+            action,
+            template_sha256: saved::template_sha256(&stack.template),
+            parameters: planned
+                .parameters
+                .get(id)
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(k, v)| match stack.parameters.get(&k) {
+                    Some(source) if unknown.contains(&k) => (
+                        k,
+                        format!(
+                            "(known after upstream: {})",
+                            crate::plan::parameter_text(source)
+                        ),
+                    ),
+                    _ => (k, v),
+                })
+                .collect(),
+            unknown,
+            images,
+            artifacts: stack
+                .parameters
+                .values()
+                .filter_map(|source| match source {
+                    ParamSource::Artifact { artifact } => hashes
+                        .get(artifact)
+                        .map(|sha| (artifact.clone(), sha.clone())),
+                    _ => None,
+                })
+                .collect(),
+            deployed: deployed.map(saved::PlannedAgainst::of),
+            change_set,
+            reviewed_changes: diff
+                .resources
+                .iter()
+                .map(|r| r.logical_id.clone())
+                .collect(),
+            reviewed_replacements: diff
+                .resources
+                .iter()
+                .filter(|r| r.requires_replacement || r.conditional)
+                .map(|r| r.logical_id.clone())
+                .collect(),
+        });
+    }
+    for (id, d) in &planned.deployed {
+        if rendered.stack(id).is_none() {
+            stacks.push(saved::PlannedStack {
+                id: id.clone(),
+                stack_name: d.name.clone(),
+                action: PlannedAction::Delete,
+                template_sha256: String::new(),
+                parameters: BTreeMap::new(),
+                unknown: Vec::new(),
+                images: BTreeMap::new(),
+                artifacts: BTreeMap::new(),
+                deployed: Some(saved::PlannedAgainst::of(d)),
+                change_set: None,
+                reviewed_changes: Vec::new(),
+                reviewed_replacements: Vec::new(),
+            });
+        }
+    }
+    let approvals = [Approval::Broadening, Approval::AnyChange]
+        .into_iter()
+        .map(|level| {
+            (
+                level.name().to_string(),
+                approvals_needed(&planned.diffs, level),
+            )
+        })
+        .collect();
+    let review = serde_json::to_value(crate::plan::report::PlanReport {
+        environment: rendered.environment.clone(),
+        diffs: planned.diffs.clone(),
+        notes: planned.notes.clone(),
+        drift: Vec::new(),
+    })
+    .expect("plans serialise");
+    let created = saved::now_secs();
+    let plan = SavedPlan {
+        format: saved::FORMAT.into(),
+        environment: rendered.environment.clone(),
+        serial,
+        created,
+        expires: created + saved::LIFETIME_SECS,
+        stacks,
+        approvals,
+        review,
+    };
+    Ok((planned, plan))
+}
+
 /// Create a change set for `stack`, read CloudFormation's replacement
 /// verdicts, and delete it again.
 async fn replacement_verdicts(
@@ -244,38 +429,43 @@ async fn replacement_verdicts(
     let _ = aws.cfn.delete_change_set(&stack.stack_name, &name).await;
     Ok(match outcome? {
         ChangeSetOutcome::Empty => Vec::new(),
-        ChangeSetOutcome::Ready(changes) => changes
-            .into_iter()
-            .filter(|c| c.action == "Modify")
-            .map(|c| Verdict {
-                via: c
-                    .details
-                    .iter()
-                    .filter(|d| {
-                        matches!(
-                            d.source.as_str(),
-                            "ParameterReference" | "ResourceReference"
-                        )
-                    })
-                    .map(|d| {
-                        let kind = if d.source == "ParameterReference" {
-                            "parameter"
-                        } else {
-                            "resource"
-                        };
-                        (
-                            d.target.clone(),
-                            d.requires_recreation.clone(),
-                            format!("{kind} {}", d.causing_entity.as_deref().unwrap_or("?")),
-                        )
-                    })
-                    .collect(),
-                replacement: c.replacement.unwrap_or_else(|| "False".into()),
-                logical_id: c.logical_id,
-                resource_type: c.resource_type,
-            })
-            .collect(),
+        ChangeSetOutcome::Ready(changes) => verdicts(changes),
     })
+}
+
+/// CloudFormation's replacement verdicts in a change set's changes.
+fn verdicts(changes: Vec<cfn::PlannedChange>) -> Vec<Verdict> {
+    changes
+        .into_iter()
+        .filter(|c| c.action == "Modify")
+        .map(|c| Verdict {
+            via: c
+                .details
+                .iter()
+                .filter(|d| {
+                    matches!(
+                        d.source.as_str(),
+                        "ParameterReference" | "ResourceReference"
+                    )
+                })
+                .map(|d| {
+                    let kind = if d.source == "ParameterReference" {
+                        "parameter"
+                    } else {
+                        "resource"
+                    };
+                    (
+                        d.target.clone(),
+                        d.requires_recreation.clone(),
+                        format!("{kind} {}", d.causing_entity.as_deref().unwrap_or("?")),
+                    )
+                })
+                .collect(),
+            replacement: c.replacement.unwrap_or_else(|| "False".into()),
+            logical_id: c.logical_id,
+            resource_type: c.resource_type,
+        })
+        .collect()
 }
 
 fn artifact_hashes(artifacts: &BTreeMap<String, Artifact>) -> BTreeMap<String, String> {
@@ -375,6 +565,114 @@ struct Shared {
     planned: BTreeMap<String, BTreeMap<String, String>>,
     /// Whether a change the plan did not show may go ahead unasked.
     unasked: bool,
+    /// The saved plan being applied (`up --plan`).
+    saved: Option<SavedPlan>,
+}
+
+impl Shared {
+    /// A deploy's shared state before anything is applied; a saved plan's
+    /// apply replaces the images, values and plan.
+    fn new(
+        aws: Aws,
+        rendered: RenderedEnv,
+        progress: Arc<Progress>,
+        artifacts: BTreeMap<String, Artifact>,
+        options: &UpOptions,
+    ) -> Shared {
+        Shared {
+            aws,
+            rendered,
+            progress,
+            artifacts,
+            outputs: Mutex::new(BTreeMap::new()),
+            published: tokio::sync::Mutex::new(BTreeMap::new()),
+            executed: Mutex::new(0),
+            images: BTreeMap::new(),
+            allow_replace: options.allow_replace.iter().cloned().collect(),
+            planned: BTreeMap::new(),
+            unasked: options.yes || options.approval == Approval::Never,
+            saved: None,
+        }
+    }
+}
+
+/// Go ahead when nothing needs approval, `--yes` was given, or a person on
+/// the terminal says yes.
+fn approve(
+    needed: Vec<String>,
+    options: &UpOptions,
+    progress: &Progress,
+    confirm: impl FnOnce(&[String]) -> bool,
+) -> Result<(), DeployError> {
+    if needed.is_empty() || options.yes || progress.interactive() && confirm(&needed) {
+        return Ok(());
+    }
+    Err(DeployError::NeedsApproval {
+        approval: options.approval.name(),
+        changes: needed,
+    })
+}
+
+/// `up --plan`: check that the saved plan still holds (refusing before
+/// anything changes), take its approvals, images and values, and apply it.
+async fn apply_saved(
+    aws: Aws,
+    rendered: RenderedEnv,
+    options: &UpOptions,
+    plan: &SavedPlan,
+    artifacts: BTreeMap<String, Artifact>,
+    progress: Arc<Progress>,
+    confirm: impl FnOnce(&[String]) -> bool,
+) -> Result<UpReport, DeployError> {
+    let deployed = deployed_stacks(&aws, &rendered).await?;
+    let mut reasons = plan.check(
+        &rendered,
+        &deployed,
+        &artifact_hashes(&artifacts),
+        saved::now_secs(),
+    );
+    for p in &plan.stacks {
+        let Some(change_set) = p.change_set.as_deref() else {
+            continue;
+        };
+        match aws.cfn.wait_change_set(&p.stack_name, change_set).await {
+            Ok(ChangeSetOutcome::Ready(_)) => {}
+            Ok(ChangeSetOutcome::Empty) => reasons.push(format!(
+                "{}: change set {change_set} has no changes any more",
+                p.stack_name
+            )),
+            Err(e) => reasons.push(format!(
+                "{}: change set {change_set} is gone or not executable ({e})",
+                p.stack_name
+            )),
+        }
+    }
+    if !reasons.is_empty() {
+        return Err(PlanFileError::Stale(reasons).into());
+    }
+    progress.line(&format!(
+        "applying saved plan {} of {} (sha256 {})",
+        plan.serial,
+        plan.environment,
+        plan.content_sha256()
+    ));
+    let needed = plan
+        .approvals
+        .get(options.approval.name())
+        .cloned()
+        .unwrap_or_default();
+    approve(needed, options, &progress, confirm)?;
+    let per_stack = |f: fn(&saved::PlannedStack) -> BTreeMap<String, String>| {
+        plan.stacks.iter().map(|s| (s.id.clone(), f(s))).collect()
+    };
+    let shared = Arc::new(Shared {
+        images: per_stack(|s| s.images.clone()),
+        planned: per_stack(|s| s.parameters.clone()),
+        unasked: false,
+        saved: Some(plan.clone()),
+        ..Shared::new(aws, rendered, progress, artifacts, options)
+    });
+    run_deploy(shared, UpReport::default(), options.concurrency, deployed).await
 }
 
 /// `lakectl up`: plan, approve, apply. `confirm` asks a person (only called
@@ -391,6 +689,9 @@ pub async fn up(
         None => publish::Binaries::Build,
     };
     let artifacts = publish::locate_for(&rendered, binaries)?;
+    if let Some(plan) = &options.plan {
+        return apply_saved(aws, rendered, options, plan, artifacts, progress, confirm).await;
+    }
     // Stacks an earlier run left in progress are waited for, not fought.
     for (id, d) in deployed_stacks(&aws, &rendered).await? {
         if d.in_progress() {
@@ -413,35 +714,32 @@ pub async fn up(
         progress.line(note);
     }
     progress.line(&format!("plan:\n{}", crate::plan::report::text(&diffs)));
-    let needed = approvals_needed(&diffs, options.approval);
-    let approved = needed.is_empty() || options.yes || progress.interactive() && confirm(&needed);
-    if !approved {
-        return Err(DeployError::NeedsApproval {
-            approval: match options.approval {
-                Approval::AnyChange => "any-change",
-                _ => "broadening",
-            },
-            changes: needed,
-        });
-    }
+    approve(
+        approvals_needed(&diffs, options.approval),
+        options,
+        &progress,
+        confirm,
+    )?;
     let shared = Arc::new(Shared {
-        outputs: Mutex::new(BTreeMap::new()),
-        aws,
-        rendered,
-        progress,
-        artifacts,
-        published: tokio::sync::Mutex::new(BTreeMap::new()),
-        executed: Mutex::new(0),
         images,
-        allow_replace: options.allow_replace.iter().cloned().collect(),
         planned: parameters,
-        unasked: options.yes || options.approval == Approval::Never,
+        ..Shared::new(aws, rendered, progress, artifacts, options)
     });
-    let mut report = UpReport {
+    let report = UpReport {
         plan: diffs,
         ..UpReport::default()
     };
-    let result = apply(&shared, &mut report, options.concurrency.max(1)).await;
+    run_deploy(shared, report, options.concurrency, deployed).await
+}
+
+/// Apply the stacks, then delete those whose part left the spec.
+async fn run_deploy(
+    shared: Arc<Shared>,
+    mut report: UpReport,
+    concurrency: usize,
+    deployed: BTreeMap<String, Deployed>,
+) -> Result<UpReport, DeployError> {
+    let result = apply(&shared, &mut report, concurrency.max(1)).await;
     if result.is_ok() {
         // Stacks whose part left the spec go last, dependents first.
         let rendered_ids: BTreeSet<&str> = shared
@@ -665,6 +963,17 @@ async fn deploy_stack(shared: &Shared, id: &str) -> Result<Outcome, DeployError>
         }
     }
     let params = resolve(stack, &outputs, &hashes)?;
+    let saved = shared.saved.as_ref().and_then(|p| p.stack(id));
+    if let Some(planned) = saved {
+        let moved = values_beyond_plan(planned, &params);
+        if !moved.is_empty() {
+            return Err(PlanFileError::Stale(vec![format!(
+                "{name}: values the plan knew moved: {}",
+                moved.join(", ")
+            )])
+            .into());
+        }
+    }
     let tags = tags(&shared.rendered);
     if let Some(d) = current.as_ref().filter(|d| d.never_executed()) {
         // A change set made elsewhere and never executed: no resources.
@@ -721,9 +1030,22 @@ async fn deploy_stack(shared: &Shared, id: &str) -> Result<Outcome, DeployError>
         progress.finish(name, Outcome::Unchanged.text());
         return Ok(Outcome::Unchanged);
     }
+    if saved.is_some_and(|p| p.action == PlannedAction::Unchanged) {
+        return Err(PlanFileError::Stale(vec![format!(
+            "{name}: the plan leaves it unchanged, but it would change now"
+        )])
+        .into());
+    }
     progress.start(name, "updating");
-    let change_set = change_set_name("lakectl");
-    aws.cfn.create_change_set(&request(&change_set)).await?;
+    // A saved plan's change set was created when the plan was made.
+    let change_set = match saved.and_then(|p| p.change_set.clone()) {
+        Some(planned) => planned,
+        None => {
+            let fresh = change_set_name("lakectl");
+            aws.cfn.create_change_set(&request(&fresh)).await?;
+            fresh
+        }
+    };
     match aws.cfn.wait_change_set(name, &change_set).await? {
         ChangeSetOutcome::Empty => {
             aws.cfn.delete_change_set(name, &change_set).await?;
@@ -733,6 +1055,18 @@ async fn deploy_stack(shared: &Shared, id: &str) -> Result<Outcome, DeployError>
             return Ok(Outcome::Unchanged);
         }
         ChangeSetOutcome::Ready(changes) => {
+            if let Some(planned) = saved.filter(|p| p.action == PlannedAction::AfterUpstream) {
+                let beyond = changes_beyond_review(planned, &changes);
+                if !beyond.is_empty() {
+                    aws.cfn.delete_change_set(name, &change_set).await?;
+                    return Err(PlanFileError::Stale(vec![format!(
+                        "{name}: planned after its upstream, it now changes beyond what was \
+                         reviewed: {}",
+                        beyond.join(", ")
+                    )])
+                    .into());
+                }
+            }
             for c in changes
                 .iter()
                 .filter(|c| c.replacement.as_deref() == Some("True"))
@@ -793,6 +1127,61 @@ async fn deploy_stack(shared: &Shared, id: &str) -> Result<Outcome, DeployError>
     mark.token = Some(aws.cfn.execute_change_set(name, &change_set).await?);
     *shared.executed.lock().expect("lock") += 1;
     finish(shared, id, stack, &d.id, mark, Outcome::Updated).await
+}
+
+/// Values a saved plan knew (all but its `unknown` ones) that differ now.
+fn values_beyond_plan(
+    planned: &saved::PlannedStack,
+    now: &BTreeMap<String, String>,
+) -> Vec<String> {
+    now.iter()
+        .filter(|(k, _)| !planned.unknown.contains(k))
+        .filter_map(|(k, v)| {
+            let was = planned.parameters.get(k);
+            (was != Some(v)).then(|| {
+                format!(
+                    "{k}: {} -> {v}",
+                    was.map(String::as_str).unwrap_or("(not in the plan)")
+                )
+            })
+        })
+        .collect()
+}
+
+/// What a change set of a stack planned after its upstream does beyond the
+/// reviewed plan: resources it did not change, replacements it did not show
+/// — unless the change comes only from values the plan marked unknown
+/// (the change set's details: parameter references to them).
+fn changes_beyond_review(
+    planned: &saved::PlannedStack,
+    changes: &[cfn::PlannedChange],
+) -> Vec<String> {
+    let from_unknown = |c: &cfn::PlannedChange| {
+        !c.details.is_empty()
+            && c.details.iter().all(|d| {
+                d.source == "ParameterReference"
+                    && d.causing_entity
+                        .as_ref()
+                        .is_some_and(|p| planned.unknown.contains(p))
+            })
+    };
+    changes
+        .iter()
+        .filter(|c| !from_unknown(c))
+        .filter_map(|c| {
+            let replaces = matches!(c.replacement.as_deref(), Some("True" | "Conditional"));
+            if !planned.reviewed_changes.contains(&c.logical_id) {
+                Some(format!(
+                    "{} {} ({})",
+                    c.action, c.logical_id, c.resource_type
+                ))
+            } else if replaces && !planned.reviewed_replacements.contains(&c.logical_id) {
+                Some(format!("{} is replaced", c.logical_id))
+            } else {
+                None
+            }
+        })
+        .collect()
 }
 
 /// Parameters whose value the plan knew and which now differ.
@@ -1031,7 +1420,154 @@ mod tests {
             allow_replace: allow.iter().map(|s| s.to_string()).collect(),
             planned: BTreeMap::new(),
             unasked: false,
+            saved: None,
         }
+    }
+
+    /// A change set's `Modify` of one resource, without details.
+    fn modify(logical_id: &str, resource_type: &str, replacement: &str) -> cfn::PlannedChange {
+        cfn::PlannedChange {
+            action: "Modify".into(),
+            logical_id: logical_id.into(),
+            resource_type: resource_type.into(),
+            replacement: Some(replacement.into()),
+            details: Vec::new(),
+        }
+    }
+
+    fn with_plan(mut shared: Shared, action: PlannedAction, change_set: Option<&str>) -> Shared {
+        shared.saved = Some(SavedPlan {
+            format: saved::FORMAT.into(),
+            environment: "prod".into(),
+            serial: "p1".into(),
+            created: 0,
+            expires: u64::MAX,
+            stacks: vec![saved::PlannedStack {
+                id: "stream".into(),
+                stack_name: "lake-prod-stream".into(),
+                action,
+                template_sha256: String::new(),
+                parameters: BTreeMap::new(),
+                unknown: Vec::new(),
+                images: BTreeMap::new(),
+                artifacts: BTreeMap::new(),
+                deployed: None,
+                change_set: change_set.map(String::from),
+                reviewed_changes: vec!["OrdersStream".into()],
+                reviewed_replacements: Vec::new(),
+            }],
+            approvals: BTreeMap::new(),
+            review: serde_json::Value::Null,
+        });
+        shared
+    }
+
+    #[tokio::test]
+    async fn a_saved_plan_runs_its_named_change_set_and_creates_none() {
+        use crate::deploy::script::{step, Answer, Script};
+        let mut steps = replacing_steps();
+        // The plan's change set was made when the plan was: no CreateChangeSet.
+        steps.remove(2);
+        steps[2] = step(
+            "wait_change_set lake-prod-stream lakectl-prod-stream-p1",
+            Answer::ChangeSet(ChangeSetOutcome::Ready(vec![modify(
+                "OrdersStream",
+                "AWS::Kinesis::Stream",
+                "True",
+            )])),
+        );
+        // The protected stream's replacement is refused as for any update:
+        // the plan's change set is the one removed.
+        steps.push(step(
+            "delete_change_set lake-prod-stream lakectl-prod-stream-p1",
+            Answer::Done,
+        ));
+        let script = Script::new(steps);
+        let shared = with_plan(
+            shared(&script, &[]),
+            PlannedAction::Update,
+            Some("lakectl-prod-stream-p1"),
+        );
+        let err = deploy_stack(&shared, "stream")
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("OrdersStream"), "{err}");
+        assert!(script.left().is_empty(), "{:?}", script.left());
+        assert!(
+            !script
+                .calls()
+                .iter()
+                .any(|c| c.starts_with("create_change_set")),
+            "{:?}",
+            script.calls()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_stack_planned_after_upstream_is_refused_when_it_goes_beyond_the_review() {
+        use crate::deploy::script::{step, Answer, Script};
+        let mut steps = replacing_steps();
+        steps[3] = step(
+            "wait_change_set lake-prod-stream lakectl",
+            Answer::ChangeSet(ChangeSetOutcome::Ready(vec![
+                modify("OrdersStream", "AWS::Kinesis::Stream", "False"),
+                modify("Role", "AWS::IAM::Role", "False"),
+            ])),
+        );
+        steps.push(step(
+            "delete_change_set lake-prod-stream lakectl",
+            Answer::Done,
+        ));
+        let script = Script::new(steps);
+        let mut shared = with_plan(shared(&script, &[]), PlannedAction::AfterUpstream, None);
+        if let Some(plan) = shared.saved.as_mut() {
+            plan.stacks[0].unknown = vec!["StreamName".into()];
+        }
+        // Within the plan: a change that comes only from a value the plan
+        // marked unknown; beyond it: anything else.
+        let by_unknown = cfn::PlannedChange {
+            action: "Modify".into(),
+            logical_id: "Alarm".into(),
+            resource_type: "AWS::CloudWatch::Alarm".into(),
+            replacement: Some("True".into()),
+            details: vec![cfn::ChangeDetail {
+                target: "Properties.Dimensions".into(),
+                requires_recreation: "Always".into(),
+                source: "ParameterReference".into(),
+                causing_entity: Some("StreamName".into()),
+            }],
+        };
+        let planned_stack = &shared.saved.as_ref().unwrap().stacks[0];
+        assert!(changes_beyond_review(planned_stack, &[by_unknown]).is_empty());
+        let err = deploy_stack(&shared, "stream")
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("beyond what was reviewed: Modify Role (AWS::IAM::Role)"),
+            "{err}"
+        );
+        assert!(err.contains("Nothing was changed"), "{err}");
+        assert!(script.left().is_empty(), "{:?}", script.left());
+        assert!(!script.calls().iter().any(|c| c.starts_with("execute")));
+    }
+
+    #[tokio::test]
+    async fn a_stack_the_plan_left_unchanged_is_not_changed_now() {
+        use crate::deploy::script::Script;
+        let steps = replacing_steps().into_iter().take(2).collect();
+        let script = Script::new(steps);
+        let shared = with_plan(shared(&script, &[]), PlannedAction::Unchanged, None);
+        let err = deploy_stack(&shared, "stream")
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("the plan leaves it unchanged, but it would change now"),
+            "{err}"
+        );
+        assert!(script.left().is_empty(), "{:?}", script.left());
     }
 
     /// Up to a ready change set that replaces the stream (CloudFormation's
@@ -1049,13 +1585,7 @@ mod tests {
             step("create_change_set lake-prod-stream lakectl", Answer::Done),
             step(
                 "wait_change_set lake-prod-stream lakectl",
-                Answer::ChangeSet(ChangeSetOutcome::Ready(vec![cfn::PlannedChange {
-                    action: "Modify".into(),
-                    logical_id: "OrdersStream".into(),
-                    resource_type: "AWS::Kinesis::Stream".into(),
-                    replacement: Some("True".into()),
-                    details: Vec::new(),
-                }])),
+                Answer::ChangeSet(ChangeSetOutcome::Ready(vec![modify("OrdersStream", "AWS::Kinesis::Stream", "True")])),
             ),
         ]
     }

@@ -13,6 +13,7 @@ use serde_json::Value;
 
 use crate::aws::Aws;
 use crate::deploy::{deployed_stacks, DeployError};
+use crate::plan::diff::StackDiff;
 use crate::plan::report::show;
 use crate::render::RenderedEnv;
 
@@ -71,24 +72,57 @@ pub async fn drift(aws: &Aws, rendered: &RenderedEnv) -> Result<Vec<StackDrift>,
         }
     }
     for (id, name, detection) in started {
-        let status = aws.cfn.wait_drift_detection(&name, &detection).await?;
-        let resources = aws
-            .cfn
-            .drifted_resources(&name)
-            .await?
-            .iter()
-            .map(resource_drift)
-            .collect();
-        rows.push(StackDrift {
-            id,
-            stack_name: name,
-            status,
-            resources,
-        });
+        rows.push(collect(aws, id, name, &detection).await?);
     }
     // Spec order, whatever order the answers came in.
     rows.sort_by_key(|r| rendered.stacks.iter().position(|s| s.id == r.id));
     Ok(rows)
+}
+
+/// Wait for one detection and read its drifted resources.
+async fn collect(
+    aws: &Aws,
+    id: String,
+    name: String,
+    detection: &str,
+) -> Result<StackDrift, DeployError> {
+    let status = aws.cfn.wait_drift_detection(&name, detection).await?;
+    let resources = aws
+        .cfn
+        .drifted_resources(&name)
+        .await?
+        .iter()
+        .map(resource_drift)
+        .collect();
+    Ok(StackDrift {
+        id,
+        stack_name: name,
+        status,
+        resources,
+    })
+}
+
+/// Drift detection on one deployed stack.
+pub async fn detect(aws: &Aws, id: &str, name: &str) -> Result<StackDrift, DeployError> {
+    let detection = aws.cfn.detect_drift(name).await?;
+    collect(aws, id.to_string(), name.to_string(), &detection).await
+}
+
+/// The drift an update of `diff`'s stack overwrites: drifted resources the
+/// update modifies or removes (CloudFormation leaves the others as they
+/// are). `None` when there is none.
+pub fn overwritten(drift: &StackDrift, diff: &StackDiff) -> Option<StackDrift> {
+    let touched = |id: &str| diff.resources.iter().any(|r| r.logical_id == id);
+    let resources: Vec<ResourceDrift> = drift
+        .resources
+        .iter()
+        .filter(|r| touched(&r.logical_id))
+        .cloned()
+        .collect();
+    (!resources.is_empty()).then(|| StackDrift {
+        resources,
+        ..drift.clone()
+    })
 }
 
 fn resource_drift(r: &aws_sdk_cloudformation::types::StackResourceDrift) -> ResourceDrift {
@@ -178,6 +212,7 @@ mod tests {
     use aws_sdk_cloudformation::types::{
         DifferenceType, PropertyDifference, StackResourceDrift, StackResourceDriftStatus,
     };
+    use std::collections::BTreeMap;
 
     #[test]
     fn a_modified_property_reads_expected_to_actual() {
@@ -257,5 +292,70 @@ mod tests {
           ]
         }
         "#);
+    }
+
+    #[test]
+    fn a_plan_shows_the_drift_its_update_overwrites_and_only_that() {
+        let template = |shards: u32| {
+            serde_json::json!({"Resources": {
+                "OrdersStream": {"Type": "AWS::Kinesis::Stream", "Properties": {"ShardCount": shards}},
+                "Role": {"Type": "AWS::IAM::Role", "Properties": {"Path": "/"}}
+            }})
+        };
+        let no_params = BTreeMap::new();
+        let (old, new) = (template(4), template(6));
+        let diff = crate::plan::diff::diff_stack(
+            "stream",
+            "lake-local-stream",
+            Some((&old, &no_params)),
+            Some((&new, &no_params)),
+        );
+        let drifted = |id: &str| ResourceDrift {
+            logical_id: id.into(),
+            resource_type: "T".into(),
+            status: "MODIFIED".into(),
+            properties: vec![PropertyDrift {
+                path: "P".into(),
+                change: "NOT_EQUAL".into(),
+                expected: Some(Value::from(1)),
+                actual: Some(Value::from(2)),
+            }],
+        };
+        let drift = StackDrift {
+            id: "stream".into(),
+            stack_name: "lake-local-stream".into(),
+            status: "DRIFTED".into(),
+            resources: vec![drifted("OrdersStream"), drifted("Role")],
+        };
+        // The update touches OrdersStream only: Role's drift stays as it is.
+        let kept = overwritten(&drift, &diff).unwrap();
+        assert_eq!(kept.resources, vec![drifted("OrdersStream")]);
+        let in_sync = StackDrift {
+            resources: vec![drifted("Role")],
+            ..drift.clone()
+        };
+        assert_eq!(overwritten(&in_sync, &diff), None);
+
+        let report = crate::plan::report::PlanReport {
+            environment: "local".into(),
+            diffs: vec![diff],
+            notes: Vec::new(),
+            drift: vec![kept],
+        };
+        let text = report.to_string();
+        let section = &text[text.find("Drift this plan").unwrap()..];
+        insta::assert_snapshot!(section, @r"
+        Drift this plan overwrites (changed outside CloudFormation; expected -> actual, `up` puts back the expected):
+        Stack lake-local-stream (stream): drifted
+          ~ OrdersStream T  (modified outside CloudFormation)
+              P: 1 -> 2
+
+        1 of 1 stacks drifted: 1 resources differ from their templates (expected -> actual)
+        ");
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(
+            json["drift"][0]["resources"][0]["logical_id"],
+            "OrdersStream"
+        );
     }
 }

@@ -223,6 +223,9 @@ pub struct PlanReport {
     /// What the plan could not see (a stack that could not get a change
     /// set, binaries not built, newer images than the pinned ones).
     pub notes: Vec<String>,
+    /// Drift (changes made outside CloudFormation) on resources the plan
+    /// updates or removes: what applying it overwrites.
+    pub drift: Vec<crate::inspect::drift::StackDrift>,
 }
 
 impl PlanReport {
@@ -233,7 +236,15 @@ impl PlanReport {
 
 impl std::fmt::Display for PlanReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&text(&self.diffs))
+        f.write_str(&text(&self.diffs))?;
+        if !self.drift.is_empty() {
+            f.write_str(
+                "\nDrift this plan overwrites (changed outside CloudFormation; expected -> \
+                 actual, `up` puts back the expected):\n",
+            )?;
+            f.write_str(&crate::inspect::drift::text(&self.drift))?;
+        }
+        Ok(())
     }
 }
 
@@ -252,6 +263,9 @@ impl serde::Serialize for PlanReport {
         });
         if !self.notes.is_empty() {
             plan["notes"] = serde_json::json!(self.notes);
+        }
+        if !self.drift.is_empty() {
+            plan["drift"] = serde_json::json!(self.drift);
         }
         plan.serialize(serializer)
     }

@@ -1,0 +1,381 @@
+//! Saved plans: what was reviewed is what is applied. `lakectl diff ENV
+//! --out PLAN` writes one; `lakectl up ENV --plan PLAN` applies exactly it
+//! or refuses, before anything changes, naming what moved.
+//!
+//! A plan records, per stack, the rendered template's hash, the parameter
+//! values, the artifact hashes it takes, the deployed stack it was planned
+//! against (id, last update, status), and for a stack that exists and
+//! changes a **named change set**, created at plan time and kept for
+//! execution (`lakectl-<env>-<stack>-<serial>`, so CI can link it). A stack
+//! whose upstream changes in the same plan is "planned after upstream":
+//! its values from that upstream are known only after it applies.
+//!
+//! Owns: the plan file (its format, content hash, expiry) and the checks
+//! that a plan still holds. Must not: plan (`up::plan_against_deployed`)
+//! or apply (`up`).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::cfn::Deployed;
+use crate::render::RenderedEnv;
+
+/// The plan file's format tag.
+pub const FORMAT: &str = "lakectl-plan/1";
+
+/// How long a plan may wait for its apply.
+pub const LIFETIME_SECS: u64 = 24 * 3600;
+
+/// What the apply does to one stack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PlannedAction {
+    /// Not deployed: CreateStack with the planned template and values.
+    Create,
+    /// Deployed and changing: execute the plan's named change set.
+    Update,
+    /// Deployed, nothing changes.
+    Unchanged,
+    /// An upstream stack changes in this plan: planned again after it
+    /// applies; only the `unknown` parameters may differ from the plan, and
+    /// the resulting changes must stay within the reviewed ones.
+    AfterUpstream,
+    /// Deployed but no longer in the spec: deleted last.
+    Delete,
+}
+
+/// The deployed stack a plan was made against.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlannedAgainst {
+    pub stack_id: String,
+    pub last_updated: String,
+    pub status: String,
+}
+
+impl PlannedAgainst {
+    pub fn of(d: &Deployed) -> PlannedAgainst {
+        PlannedAgainst {
+            stack_id: d.id.clone(),
+            last_updated: d.last_updated.clone(),
+            status: d.status.to_string(),
+        }
+    }
+}
+
+/// One stack of a saved plan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlannedStack {
+    pub id: String,
+    pub stack_name: String,
+    pub action: PlannedAction,
+    /// sha256 of the rendered template (empty for `Delete`).
+    pub template_sha256: String,
+    /// Parameter values as planned; unknown ones read `(known after …)`.
+    pub parameters: BTreeMap<String, String>,
+    /// Parameters known only after an upstream stack of this plan applies.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unknown: Vec<String>,
+    /// The pinned machine images the stack takes (`images::key` -> id).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub images: BTreeMap<String, String>,
+    /// The artifacts the stack takes, by name -> sha256.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub artifacts: BTreeMap<String, String>,
+    /// What was deployed when planned (`None`: nothing).
+    pub deployed: Option<PlannedAgainst>,
+    /// The named change set to execute (`Update`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change_set: Option<String>,
+    /// Resources the reviewed plan changes (logical ids), and those it
+    /// replaces: an `AfterUpstream` stack must stay within them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reviewed_changes: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reviewed_replacements: Vec<String>,
+}
+
+/// A saved plan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SavedPlan {
+    pub format: String,
+    pub environment: String,
+    /// Unique per plan; part of every change set name.
+    pub serial: String,
+    /// Unix seconds.
+    pub created: u64,
+    pub expires: u64,
+    pub stacks: Vec<PlannedStack>,
+    /// What needs approval, per `--require-approval` level, judged when
+    /// the plan was made: an approval of this plan is for exactly these.
+    pub approvals: BTreeMap<String, Vec<String>>,
+    /// The plan as the reviewer saw it (`lakectl diff --output json`).
+    pub review: serde_json::Value,
+}
+
+/// A plan that cannot be read, or no longer holds. Nothing was changed.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanFileError {
+    #[error("{path}: cannot read the plan")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: cannot write the plan")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: not a plan written by `lakectl diff --out`")]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("{path}: plan format {found}; this lakectl reads {FORMAT}")]
+    Format { path: PathBuf, found: String },
+    #[error(
+        "the plan refused: {reasons}. Nothing was changed; run `lakectl diff --out` again and \
+         review the new plan",
+        reasons = .0.join("; ")
+    )]
+    Stale(Vec<String>),
+}
+
+/// Unix seconds now.
+pub fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// sha256 of a template's text.
+pub fn template_sha256(template: &str) -> String {
+    hex::encode(Sha256::digest(template.as_bytes()))
+}
+
+/// The name of a plan's change set for `stack_id`: environment, stack and
+/// plan, as CloudFormation allows (letters, digits, `-`; at most 128).
+pub fn change_set_name(environment: &str, stack_id: &str, serial: &str) -> String {
+    let clean = |s: &str| -> String {
+        s.chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .collect()
+    };
+    let mut name = format!(
+        "lakectl-{}-{}-{}",
+        clean(environment),
+        clean(stack_id),
+        clean(serial)
+    );
+    name.truncate(128);
+    name
+}
+
+/// A serial for a new plan: the time and the process (unique enough for
+/// one environment's plans).
+pub fn new_serial() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("p{:x}{:x}", nanos, std::process::id())
+}
+
+impl SavedPlan {
+    /// The plan file's text; its sha256 is the plan's content hash.
+    pub fn to_text(&self) -> String {
+        let mut text = serde_json::to_string_pretty(self).expect("plans serialise");
+        text.push('\n');
+        text
+    }
+
+    pub fn content_sha256(&self) -> String {
+        hex::encode(Sha256::digest(self.to_text().as_bytes()))
+    }
+
+    pub fn write(&self, path: &Path) -> Result<(), PlanFileError> {
+        std::fs::write(path, self.to_text()).map_err(|source| PlanFileError::Write {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+
+    pub fn read(path: &Path) -> Result<SavedPlan, PlanFileError> {
+        let text = std::fs::read_to_string(path).map_err(|source| PlanFileError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let plan: SavedPlan =
+            serde_json::from_str(&text).map_err(|source| PlanFileError::Parse {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        if plan.format != FORMAT {
+            return Err(PlanFileError::Format {
+                path: path.to_path_buf(),
+                found: plan.format,
+            });
+        }
+        Ok(plan)
+    }
+
+    pub fn stack(&self, id: &str) -> Option<&PlannedStack> {
+        self.stacks.iter().find(|s| s.id == id)
+    }
+
+    /// Everything that can be checked before anything is applied: the
+    /// environment, the expiry, the rendered templates, the artifacts, and
+    /// every deployed stack against what the plan was made against. Each
+    /// reason names the stack and what moved.
+    pub fn check(
+        &self,
+        rendered: &RenderedEnv,
+        deployed: &BTreeMap<String, Deployed>,
+        artifacts: &BTreeMap<String, String>,
+        now: u64,
+    ) -> Vec<String> {
+        let mut reasons = Vec::new();
+        if self.environment != rendered.environment {
+            reasons.push(format!(
+                "it is a plan of environment {}, not {}",
+                self.environment, rendered.environment
+            ));
+        }
+        if now > self.expires {
+            reasons.push(format!(
+                "it expired {} s ago (plans live {} h)",
+                now - self.expires,
+                LIFETIME_SECS / 3600
+            ));
+        }
+        for stack in &rendered.stacks {
+            let Some(planned) = self.stack(&stack.id) else {
+                reasons.push(format!("{}: not in the plan", stack.stack_name));
+                continue;
+            };
+            if planned.action == PlannedAction::Delete {
+                reasons.push(format!(
+                    "{}: the plan deletes it, the spec has it",
+                    stack.stack_name
+                ));
+            } else if planned.template_sha256 != template_sha256(&stack.template) {
+                reasons.push(format!(
+                    "{}: its template changed since the plan (a spec or template file edited)",
+                    stack.stack_name
+                ));
+            }
+            for (name, sha) in &planned.artifacts {
+                match artifacts.get(name) {
+                    Some(now) if now == sha => {}
+                    Some(now) => reasons.push(format!(
+                        "{}: artifact {name} was rebuilt (planned sha256 {}…, now {}…)",
+                        stack.stack_name,
+                        &sha[..sha.len().min(12)],
+                        &now[..now.len().min(12)]
+                    )),
+                    None => reasons.push(format!(
+                        "{}: artifact {name} is not at hand (pass --artifacts DIR)",
+                        stack.stack_name
+                    )),
+                }
+            }
+        }
+        for planned in &self.stacks {
+            if planned.action != PlannedAction::Delete && rendered.stack(&planned.id).is_none() {
+                reasons.push(format!(
+                    "{}: in the plan, no longer in the spec",
+                    planned.stack_name
+                ));
+            }
+            let now = deployed.get(&planned.id).map(PlannedAgainst::of);
+            match (&planned.deployed, &now) {
+                (None, None) => {}
+                (None, Some(d)) => reasons.push(format!(
+                    "{}: created since the plan ({} at {})",
+                    planned.stack_name, d.status, d.last_updated
+                )),
+                (Some(_), None) => {
+                    reasons.push(format!("{}: deleted since the plan", planned.stack_name))
+                }
+                (Some(was), Some(is)) if was != is => reasons.push(format!(
+                    "{}: changed since the plan (planned against {} of {}, now {} of {}{})",
+                    planned.stack_name,
+                    was.status,
+                    was.last_updated,
+                    is.status,
+                    is.last_updated,
+                    if was.stack_id != is.stack_id {
+                        ", another stack id"
+                    } else {
+                        ""
+                    }
+                )),
+                _ => {}
+            }
+        }
+        for (id, d) in deployed {
+            if self.stack(id).is_none() {
+                reasons.push(format!("{}: deployed, but not in the plan", d.name));
+            }
+        }
+        reasons
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn change_set_names_say_environment_stack_and_plan() {
+        assert_eq!(
+            change_set_name("prod", "ingest", "p1a2b"),
+            "lakectl-prod-ingest-p1a2b"
+        );
+        assert_eq!(change_set_name("a_b", "c", "d").len(), 15);
+        assert!(change_set_name(&"x".repeat(200), "s", "p").len() <= 128);
+    }
+
+    #[test]
+    fn a_plan_reads_back_what_was_written() {
+        let plan = SavedPlan {
+            format: FORMAT.into(),
+            environment: "local".into(),
+            serial: "p1".into(),
+            created: 1,
+            expires: 2,
+            stacks: vec![PlannedStack {
+                id: "network".into(),
+                stack_name: "lake-local-network".into(),
+                action: PlannedAction::Update,
+                template_sha256: template_sha256("Resources: {}"),
+                parameters: BTreeMap::new(),
+                unknown: vec![],
+                images: BTreeMap::new(),
+                artifacts: BTreeMap::new(),
+                deployed: None,
+                change_set: Some("lakectl-local-network-p1".into()),
+                reviewed_changes: vec!["Vpc".into()],
+                reviewed_replacements: vec![],
+            }],
+            approvals: BTreeMap::new(),
+            review: serde_json::json!({}),
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("plan.json");
+        plan.write(&path).unwrap();
+        assert_eq!(SavedPlan::read(&path).unwrap(), plan);
+        std::fs::write(&path, "{}").unwrap();
+        let err = SavedPlan::read(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("not a plan written by `lakectl diff --out`"),
+            "{err}"
+        );
+    }
+}
