@@ -5,7 +5,8 @@
 use std::path::PathBuf;
 
 use super::{detailed, load_and_render, CommandError, Global, Report, Session};
-use crate::deploy::up::{plan_against_deployed, save_plan};
+use crate::deploy::saved;
+use crate::deploy::up::plan_against_deployed;
 use crate::inspect::drift::{self, StackDrift};
 use crate::plan::diff::StackAction;
 use crate::plan::report::PlanReport;
@@ -116,7 +117,7 @@ impl DiffArgs {
             None => Binaries::Build,
         };
         let artifacts = publish::locate_for(&session.rendered, binaries)?;
-        let (mut planned, mut plan) = session.run(save_plan(
+        let (mut planned, mut plan) = session.run(saved::save(
             &session.aws,
             &session.rendered,
             &artifacts,

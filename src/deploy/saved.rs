@@ -10,18 +10,28 @@
 //! whose upstream changes in the same plan is "planned after upstream":
 //! its values from that upstream are known only after it applies.
 //!
-//! Owns: the plan file (its format, content hash, expiry) and the checks
-//! that a plan still holds. Must not: plan (`up::plan_against_deployed`)
-//! or apply (`up`).
+//! Owns: the plan file (its format, content hash, expiry), making one
+//! (`save`: the plan against what is deployed, with the change sets kept)
+//! and the checks that a plan still holds. Must not: apply it (`up`
+//! executes a saved plan through its one deploy path).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::cfn::Deployed;
-use crate::render::RenderedEnv;
+use super::cfn::{self, ChangeSetOutcome, Deployed};
+use super::up::{
+    approvals_needed, artifact_hashes, change_set_outcome, plan_against_deployed, resolve,
+    verdicts, Approval, Planned,
+};
+use super::{outputs_by_id, DeployError};
+use crate::aws::Aws;
+use crate::plan::diff::refine_replacement;
+use crate::plan::report::PlanReport;
+use crate::publish::Artifact;
+use crate::render::{ParamSource, RenderedEnv};
 
 /// The plan file's format tag.
 pub const FORMAT: &str = "lakectl-plan/1";
@@ -326,6 +336,219 @@ impl SavedPlan {
         }
         reasons
     }
+}
+
+/// `lakectl diff --out`: the plan against what is deployed, saved. Every
+/// stack that exists and changes (and whose upstream does not change in
+/// this plan) gets a named change set, kept for `up --plan`; its verdicts
+/// refine the plan as a diff's do. Stacks downstream of a change are
+/// planned after upstream.
+pub async fn save(
+    aws: &Aws,
+    rendered: &RenderedEnv,
+    artifacts: &BTreeMap<String, Artifact>,
+    refresh_images: bool,
+) -> Result<(Planned, SavedPlan), DeployError> {
+    let mut planned =
+        plan_against_deployed(aws, rendered, artifacts, false, refresh_images).await?;
+    let serial = new_serial();
+    let hashes = artifact_hashes(artifacts);
+    let outputs = outputs_by_id(&planned.deployed);
+    let mut stacks: Vec<PlannedStack> = Vec::new();
+    let mut changing: BTreeSet<String> = BTreeSet::new();
+    for id in &rendered.deploy_order {
+        let stack = rendered.stack(id).expect("rendered");
+        let diff_at = planned
+            .diffs
+            .iter()
+            .position(|d| d.id == *id)
+            .expect("every rendered stack is planned");
+        let deployed = planned.deployed.get(id);
+        let images = planned.images.get(id).cloned().unwrap_or_default();
+        let mut values = hashes.clone();
+        values.extend(images.clone());
+        let unknown: Vec<String> = stack
+            .parameters
+            .iter()
+            .filter(|(_, source)| {
+                matches!(source, ParamSource::Output { stack, .. } if changing.contains(stack))
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        let has_changes = planned.diffs[diff_at].has_changes();
+        let mut action = match (deployed, unknown.is_empty(), has_changes) {
+            (_, false, _) => PlannedAction::AfterUpstream,
+            (None, true, _) => PlannedAction::Create,
+            (Some(_), true, true) => PlannedAction::Update,
+            (Some(_), true, false) => PlannedAction::Unchanged,
+        };
+        let mut change_set = None;
+        if action == PlannedAction::Update {
+            let params = resolve(stack, &outputs, &values)?;
+            let name = change_set_name(&rendered.environment, id, &serial);
+            let kept = "lakectl plan, kept for `lakectl up --plan`";
+            match change_set_outcome(aws, rendered, stack, &params, &name, kept, true).await? {
+                ChangeSetOutcome::Empty => {
+                    aws.cfn.delete_change_set(&stack.stack_name, &name).await?;
+                    action = PlannedAction::Unchanged;
+                }
+                ChangeSetOutcome::Ready(changes) => {
+                    refine_replacement(&mut planned.diffs[diff_at], &verdicts(changes));
+                    change_set = Some(name);
+                }
+            }
+        }
+        if action != PlannedAction::Unchanged {
+            changing.insert(id.clone());
+        }
+        let diff = &planned.diffs[diff_at];
+        stacks.push(PlannedStack {
+            id: id.clone(),
+            stack_name: stack.stack_name.clone(),
+            action,
+            template_sha256: template_sha256(&stack.template),
+            parameters: planned
+                .parameters
+                .get(id)
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(k, v)| match stack.parameters.get(&k) {
+                    Some(source) if unknown.contains(&k) => (
+                        k,
+                        format!(
+                            "(known after upstream: {})",
+                            crate::plan::parameter_text(source)
+                        ),
+                    ),
+                    _ => (k, v),
+                })
+                .collect(),
+            unknown,
+            images,
+            artifacts: stack
+                .parameters
+                .values()
+                .filter_map(|source| match source {
+                    ParamSource::Artifact { artifact } => hashes
+                        .get(artifact)
+                        .map(|sha| (artifact.clone(), sha.clone())),
+                    _ => None,
+                })
+                .collect(),
+            deployed: deployed.map(PlannedAgainst::of),
+            change_set,
+            reviewed_changes: diff
+                .resources
+                .iter()
+                .map(|r| r.logical_id.clone())
+                .collect(),
+            reviewed_replacements: diff
+                .resources
+                .iter()
+                .filter(|r| r.requires_replacement || r.conditional)
+                .map(|r| r.logical_id.clone())
+                .collect(),
+        });
+    }
+    for (id, d) in &planned.deployed {
+        if rendered.stack(id).is_none() {
+            stacks.push(PlannedStack {
+                id: id.clone(),
+                stack_name: d.name.clone(),
+                action: PlannedAction::Delete,
+                template_sha256: String::new(),
+                parameters: BTreeMap::new(),
+                unknown: Vec::new(),
+                images: BTreeMap::new(),
+                artifacts: BTreeMap::new(),
+                deployed: Some(PlannedAgainst::of(d)),
+                change_set: None,
+                reviewed_changes: Vec::new(),
+                reviewed_replacements: Vec::new(),
+            });
+        }
+    }
+    let approvals = [Approval::Broadening, Approval::AnyChange]
+        .into_iter()
+        .map(|level| {
+            (
+                level.name().to_string(),
+                approvals_needed(&planned.diffs, level),
+            )
+        })
+        .collect();
+    let review = serde_json::to_value(PlanReport {
+        environment: rendered.environment.clone(),
+        diffs: planned.diffs.clone(),
+        notes: planned.notes.clone(),
+        drift: Vec::new(),
+    })
+    .expect("plans serialise");
+    let created = now_secs();
+    let plan = SavedPlan {
+        format: FORMAT.into(),
+        environment: rendered.environment.clone(),
+        serial,
+        created,
+        expires: created + LIFETIME_SECS,
+        stacks,
+        approvals,
+        review,
+    };
+    Ok((planned, plan))
+}
+
+/// Values a saved plan knew (all but its `unknown` ones) that differ now.
+pub fn values_beyond_plan(planned: &PlannedStack, now: &BTreeMap<String, String>) -> Vec<String> {
+    now.iter()
+        .filter(|(k, _)| !planned.unknown.contains(k))
+        .filter_map(|(k, v)| {
+            let was = planned.parameters.get(k);
+            (was != Some(v)).then(|| {
+                format!(
+                    "{k}: {} -> {v}",
+                    was.map(String::as_str).unwrap_or("(not in the plan)")
+                )
+            })
+        })
+        .collect()
+}
+
+/// What a change set of a stack planned after its upstream does beyond the
+/// reviewed plan: resources it did not change, replacements it did not show
+/// — unless the change comes only from values the plan marked unknown
+/// (the change set's details: parameter references to them).
+pub fn changes_beyond_review(
+    planned: &PlannedStack,
+    changes: &[cfn::PlannedChange],
+) -> Vec<String> {
+    let from_unknown = |c: &cfn::PlannedChange| {
+        !c.details.is_empty()
+            && c.details.iter().all(|d| {
+                d.source == "ParameterReference"
+                    && d.causing_entity
+                        .as_ref()
+                        .is_some_and(|p| planned.unknown.contains(p))
+            })
+    };
+    changes
+        .iter()
+        .filter(|c| !from_unknown(c))
+        .filter_map(|c| {
+            let replaces = matches!(c.replacement.as_deref(), Some("True" | "Conditional"));
+            if !planned.reviewed_changes.contains(&c.logical_id) {
+                Some(format!(
+                    "{} {} ({})",
+                    c.action, c.logical_id, c.resource_type
+                ))
+            } else if replaces && !planned.reviewed_replacements.contains(&c.logical_id) {
+                Some(format!("{} is replaced", c.logical_id))
+            } else {
+                None
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -232,177 +232,6 @@ pub async fn plan_against_deployed(
     })
 }
 
-/// `lakectl diff --out`: the plan against what is deployed, saved. Every
-/// stack that exists and changes (and whose upstream does not change in
-/// this plan) gets a named change set, kept for `up --plan`; its verdicts
-/// refine the plan as a diff's do. Stacks downstream of a change are
-/// planned after upstream.
-pub async fn save_plan(
-    aws: &Aws,
-    rendered: &RenderedEnv,
-    artifacts: &BTreeMap<String, Artifact>,
-    refresh_images: bool,
-) -> Result<(Planned, SavedPlan), DeployError> {
-    let mut planned =
-        plan_against_deployed(aws, rendered, artifacts, false, refresh_images).await?;
-    let serial = saved::new_serial();
-    let hashes = artifact_hashes(artifacts);
-    let outputs = outputs_by_id(&planned.deployed);
-    let mut stacks: Vec<saved::PlannedStack> = Vec::new();
-    let mut changing: BTreeSet<String> = BTreeSet::new();
-    for id in &rendered.deploy_order {
-        let stack = rendered.stack(id).expect("rendered");
-        let diff_at = planned
-            .diffs
-            .iter()
-            .position(|d| d.id == *id)
-            .expect("every rendered stack is planned");
-        let deployed = planned.deployed.get(id);
-        let images = planned.images.get(id).cloned().unwrap_or_default();
-        let mut values = hashes.clone();
-        values.extend(images.clone());
-        let unknown: Vec<String> = stack
-            .parameters
-            .iter()
-            .filter(|(_, source)| {
-                matches!(source, ParamSource::Output { stack, .. } if changing.contains(stack))
-            })
-            .map(|(k, _)| k.clone())
-            .collect();
-        let has_changes = planned.diffs[diff_at].has_changes();
-        let mut action = match (deployed, unknown.is_empty(), has_changes) {
-            (_, false, _) => PlannedAction::AfterUpstream,
-            (None, true, _) => PlannedAction::Create,
-            (Some(_), true, true) => PlannedAction::Update,
-            (Some(_), true, false) => PlannedAction::Unchanged,
-        };
-        let mut change_set = None;
-        if action == PlannedAction::Update {
-            let params = resolve(stack, &outputs, &values)?;
-            let name = saved::change_set_name(&rendered.environment, id, &serial);
-            let tags = tags(rendered);
-            aws.cfn
-                .create_change_set(&ChangeSetRequest {
-                    stack_name: &stack.stack_name,
-                    change_set_name: &name,
-                    template_body: &stack.template,
-                    parameters: &params,
-                    tags: &tags,
-                    description: "lakectl plan, kept for `lakectl up --plan`",
-                })
-                .await?;
-            match aws.cfn.wait_change_set(&stack.stack_name, &name).await? {
-                ChangeSetOutcome::Empty => {
-                    aws.cfn.delete_change_set(&stack.stack_name, &name).await?;
-                    action = PlannedAction::Unchanged;
-                }
-                ChangeSetOutcome::Ready(changes) => {
-                    refine_replacement(&mut planned.diffs[diff_at], &verdicts(changes));
-                    change_set = Some(name);
-                }
-            }
-        }
-        if action != PlannedAction::Unchanged {
-            changing.insert(id.clone());
-        }
-        let diff = &planned.diffs[diff_at];
-        stacks.push(saved::PlannedStack {
-            id: id.clone(),
-            stack_name: stack.stack_name.clone(),
-            action,
-            template_sha256: saved::template_sha256(&stack.template),
-            parameters: planned
-                .parameters
-                .get(id)
-                .cloned()
-                .unwrap_or_default()
-                .into_iter()
-                .map(|(k, v)| match stack.parameters.get(&k) {
-                    Some(source) if unknown.contains(&k) => (
-                        k,
-                        format!(
-                            "(known after upstream: {})",
-                            crate::plan::parameter_text(source)
-                        ),
-                    ),
-                    _ => (k, v),
-                })
-                .collect(),
-            unknown,
-            images,
-            artifacts: stack
-                .parameters
-                .values()
-                .filter_map(|source| match source {
-                    ParamSource::Artifact { artifact } => hashes
-                        .get(artifact)
-                        .map(|sha| (artifact.clone(), sha.clone())),
-                    _ => None,
-                })
-                .collect(),
-            deployed: deployed.map(saved::PlannedAgainst::of),
-            change_set,
-            reviewed_changes: diff
-                .resources
-                .iter()
-                .map(|r| r.logical_id.clone())
-                .collect(),
-            reviewed_replacements: diff
-                .resources
-                .iter()
-                .filter(|r| r.requires_replacement || r.conditional)
-                .map(|r| r.logical_id.clone())
-                .collect(),
-        });
-    }
-    for (id, d) in &planned.deployed {
-        if rendered.stack(id).is_none() {
-            stacks.push(saved::PlannedStack {
-                id: id.clone(),
-                stack_name: d.name.clone(),
-                action: PlannedAction::Delete,
-                template_sha256: String::new(),
-                parameters: BTreeMap::new(),
-                unknown: Vec::new(),
-                images: BTreeMap::new(),
-                artifacts: BTreeMap::new(),
-                deployed: Some(saved::PlannedAgainst::of(d)),
-                change_set: None,
-                reviewed_changes: Vec::new(),
-                reviewed_replacements: Vec::new(),
-            });
-        }
-    }
-    let approvals = [Approval::Broadening, Approval::AnyChange]
-        .into_iter()
-        .map(|level| {
-            (
-                level.name().to_string(),
-                approvals_needed(&planned.diffs, level),
-            )
-        })
-        .collect();
-    let review = serde_json::to_value(crate::plan::report::PlanReport {
-        environment: rendered.environment.clone(),
-        diffs: planned.diffs.clone(),
-        notes: planned.notes.clone(),
-        drift: Vec::new(),
-    })
-    .expect("plans serialise");
-    let created = saved::now_secs();
-    let plan = SavedPlan {
-        format: saved::FORMAT.into(),
-        environment: rendered.environment.clone(),
-        serial,
-        created,
-        expires: created + saved::LIFETIME_SECS,
-        stacks,
-        approvals,
-        review,
-    };
-    Ok((planned, plan))
-}
-
 /// Create a change set for `stack`, read CloudFormation's replacement
 /// verdicts, and delete it again.
 async fn replacement_verdicts(
@@ -412,29 +241,54 @@ async fn replacement_verdicts(
     params: &BTreeMap<String, String>,
 ) -> Result<Vec<Verdict>, DeployError> {
     let name = change_set_name("lakectl-diff");
-    let tags = tags(rendered);
-    aws.cfn
-        .create_change_set(&ChangeSetRequest {
-            stack_name: &stack.stack_name,
-            change_set_name: &name,
-            template_body: &stack.template,
-            parameters: params,
-            tags: &tags,
-            description: "lakectl diff (never executed)",
-        })
-        .await?;
-    let outcome = aws.cfn.wait_change_set(&stack.stack_name, &name).await;
-    // A concurrent `up` may have removed it already; a diff change set
-    // left behind is never executed.
-    let _ = aws.cfn.delete_change_set(&stack.stack_name, &name).await;
+    let outcome = change_set_outcome(
+        aws,
+        rendered,
+        stack,
+        params,
+        &name,
+        "lakectl diff (never executed)",
+        false,
+    )
+    .await;
     Ok(match outcome? {
         ChangeSetOutcome::Empty => Vec::new(),
         ChangeSetOutcome::Ready(changes) => verdicts(changes),
     })
 }
 
+/// Create change set `name` for `stack` with `params` and wait for
+/// CloudFormation's answer; unless `keep`, delete it again once answered.
+pub(super) async fn change_set_outcome(
+    aws: &Aws,
+    rendered: &RenderedEnv,
+    stack: &RenderedStack,
+    params: &BTreeMap<String, String>,
+    name: &str,
+    description: &str,
+    keep: bool,
+) -> Result<ChangeSetOutcome, DeployError> {
+    aws.cfn
+        .create_change_set(&ChangeSetRequest {
+            stack_name: &stack.stack_name,
+            change_set_name: name,
+            template_body: &stack.template,
+            parameters: params,
+            tags: &tags(rendered),
+            description,
+        })
+        .await?;
+    let outcome = aws.cfn.wait_change_set(&stack.stack_name, name).await;
+    if !keep {
+        // A concurrent `up` may have removed it already; a change set
+        // left behind is never executed.
+        let _ = aws.cfn.delete_change_set(&stack.stack_name, name).await;
+    }
+    outcome
+}
+
 /// CloudFormation's replacement verdicts in a change set's changes.
-fn verdicts(changes: Vec<cfn::PlannedChange>) -> Vec<Verdict> {
+pub(super) fn verdicts(changes: Vec<cfn::PlannedChange>) -> Vec<Verdict> {
     changes
         .into_iter()
         .filter(|c| c.action == "Modify")
@@ -468,7 +322,7 @@ fn verdicts(changes: Vec<cfn::PlannedChange>) -> Vec<Verdict> {
         .collect()
 }
 
-fn artifact_hashes(artifacts: &BTreeMap<String, Artifact>) -> BTreeMap<String, String> {
+pub(super) fn artifact_hashes(artifacts: &BTreeMap<String, Artifact>) -> BTreeMap<String, String> {
     artifacts
         .iter()
         .map(|(k, a)| (k.clone(), a.sha256.clone()))
@@ -476,7 +330,7 @@ fn artifact_hashes(artifacts: &BTreeMap<String, Artifact>) -> BTreeMap<String, S
 }
 
 /// Every parameter's value, or the first parameter whose value is not known.
-fn resolve(
+pub(super) fn resolve(
     stack: &RenderedStack,
     outputs: &BTreeMap<String, BTreeMap<String, String>>,
     hashes: &BTreeMap<String, String>,
@@ -496,7 +350,7 @@ fn resolve(
         .collect()
 }
 
-fn tags(rendered: &RenderedEnv) -> BTreeMap<String, String> {
+pub(super) fn tags(rendered: &RenderedEnv) -> BTreeMap<String, String> {
     rendered
         .tags
         .iter()
@@ -965,7 +819,7 @@ async fn deploy_stack(shared: &Shared, id: &str) -> Result<Outcome, DeployError>
     let params = resolve(stack, &outputs, &hashes)?;
     let saved = shared.saved.as_ref().and_then(|p| p.stack(id));
     if let Some(planned) = saved {
-        let moved = values_beyond_plan(planned, &params);
+        let moved = saved::values_beyond_plan(planned, &params);
         if !moved.is_empty() {
             return Err(PlanFileError::Stale(vec![format!(
                 "{name}: values the plan knew moved: {}",
@@ -1056,7 +910,7 @@ async fn deploy_stack(shared: &Shared, id: &str) -> Result<Outcome, DeployError>
         }
         ChangeSetOutcome::Ready(changes) => {
             if let Some(planned) = saved.filter(|p| p.action == PlannedAction::AfterUpstream) {
-                let beyond = changes_beyond_review(planned, &changes);
+                let beyond = saved::changes_beyond_review(planned, &changes);
                 if !beyond.is_empty() {
                     aws.cfn.delete_change_set(name, &change_set).await?;
                     return Err(PlanFileError::Stale(vec![format!(
@@ -1127,61 +981,6 @@ async fn deploy_stack(shared: &Shared, id: &str) -> Result<Outcome, DeployError>
     mark.token = Some(aws.cfn.execute_change_set(name, &change_set).await?);
     *shared.executed.lock().expect("lock") += 1;
     finish(shared, id, stack, &d.id, mark, Outcome::Updated).await
-}
-
-/// Values a saved plan knew (all but its `unknown` ones) that differ now.
-fn values_beyond_plan(
-    planned: &saved::PlannedStack,
-    now: &BTreeMap<String, String>,
-) -> Vec<String> {
-    now.iter()
-        .filter(|(k, _)| !planned.unknown.contains(k))
-        .filter_map(|(k, v)| {
-            let was = planned.parameters.get(k);
-            (was != Some(v)).then(|| {
-                format!(
-                    "{k}: {} -> {v}",
-                    was.map(String::as_str).unwrap_or("(not in the plan)")
-                )
-            })
-        })
-        .collect()
-}
-
-/// What a change set of a stack planned after its upstream does beyond the
-/// reviewed plan: resources it did not change, replacements it did not show
-/// — unless the change comes only from values the plan marked unknown
-/// (the change set's details: parameter references to them).
-fn changes_beyond_review(
-    planned: &saved::PlannedStack,
-    changes: &[cfn::PlannedChange],
-) -> Vec<String> {
-    let from_unknown = |c: &cfn::PlannedChange| {
-        !c.details.is_empty()
-            && c.details.iter().all(|d| {
-                d.source == "ParameterReference"
-                    && d.causing_entity
-                        .as_ref()
-                        .is_some_and(|p| planned.unknown.contains(p))
-            })
-    };
-    changes
-        .iter()
-        .filter(|c| !from_unknown(c))
-        .filter_map(|c| {
-            let replaces = matches!(c.replacement.as_deref(), Some("True" | "Conditional"));
-            if !planned.reviewed_changes.contains(&c.logical_id) {
-                Some(format!(
-                    "{} {} ({})",
-                    c.action, c.logical_id, c.resource_type
-                ))
-            } else if replaces && !planned.reviewed_replacements.contains(&c.logical_id) {
-                Some(format!("{} is replaced", c.logical_id))
-            } else {
-                None
-            }
-        })
-        .collect()
 }
 
 /// Parameters whose value the plan knew and which now differ.
@@ -1539,7 +1338,7 @@ mod tests {
             }],
         };
         let planned_stack = &shared.saved.as_ref().unwrap().stacks[0];
-        assert!(changes_beyond_review(planned_stack, &[by_unknown]).is_empty());
+        assert!(saved::changes_beyond_review(planned_stack, &[by_unknown]).is_empty());
         let err = deploy_stack(&shared, "stream")
             .await
             .unwrap_err()
