@@ -56,12 +56,19 @@ impl Lab {
     }
 
     fn lakectl_with(&self, args: &[&str], extra: &[&str]) -> Output {
+        self.lakectl_env(args, extra, &[])
+    }
+
+    /// `lakectl` with global flags `extra` and more environment variables.
+    fn lakectl_env(&self, args: &[&str], extra: &[&str], env: &[(&str, &str)]) -> Output {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_lakectl"));
         cmd.arg("--env-dir").arg(self.envs()).args(extra).args(args);
         for (k, v) in self.moto.aws_env() {
             cmd.env(k, v);
         }
-        cmd.env("CI", "1").env_remove("AWS_PROFILE");
+        cmd.env("CI", "1")
+            .env_remove("AWS_PROFILE")
+            .envs(env.iter().copied());
         cmd.output().unwrap()
     }
 
@@ -76,14 +83,22 @@ impl Lab {
     }
 
     fn diff(&self, code: i32) -> Output {
+        self.diff_with(&[], code)
+    }
+
+    /// `lakectl diff local --detailed-exitcode` with this lab's artifacts and
+    /// `extra` flags; asserts the exit code.
+    fn diff_with(&self, extra: &[&str], code: i32) -> Output {
         let artifacts = self.artifacts();
-        let o = self.lakectl(&[
+        let mut args = vec![
             "diff",
             "local",
             "--detailed-exitcode",
             "--artifacts",
             artifacts.to_str().unwrap(),
-        ]);
+        ];
+        args.extend_from_slice(extra);
+        let o = self.lakectl(&args);
         assert_eq!(o.status.code(), Some(code), "{}", text(&o));
         o
     }
@@ -766,17 +781,11 @@ fn a_new_ingest_binary_changes_the_ingest_stack_only() {
     // Without --artifacts, diff is read-only: it builds nothing (a cargo
     // that fails would fail it), plans the binaries' hashes as known after
     // deploy and says so, in the text and in the JSON.
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_lakectl"));
-    cmd.arg("--env-dir")
-        .arg(lab.envs())
-        .args(["diff", "local", "--output", "json"])
-        .env("CARGO", "/bin/false")
-        .env("CI", "1")
-        .env_remove("AWS_PROFILE");
-    for (k, v) in lab.moto.aws_env() {
-        cmd.env(k, v);
-    }
-    let unbuilt = cmd.output().unwrap();
+    let unbuilt = lab.lakectl_env(
+        &["diff", "local", "--output", "json"],
+        &[],
+        &[("CARGO", "/bin/false")],
+    );
     assert_eq!(unbuilt.status.code(), Some(0), "{}", text(&unbuilt));
     let plan: Value = serde_json::from_slice(&unbuilt.stdout).unwrap();
     assert!(
@@ -1338,17 +1347,7 @@ fn preflight_finds_a_missing_bridge_plugin() {
 
 /// `diff --out`: the plan file, read as JSON.
 fn save_plan(lab: &Lab, path: &std::path::Path) -> (Output, Value) {
-    let artifacts = lab.artifacts();
-    let o = lab.lakectl(&[
-        "diff",
-        "local",
-        "--detailed-exitcode",
-        "--artifacts",
-        artifacts.to_str().unwrap(),
-        "--out",
-        path.to_str().unwrap(),
-    ]);
-    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let o = lab.diff_with(&["--out", path.to_str().unwrap()], 2);
     let plan: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     (o, plan)
 }

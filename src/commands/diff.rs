@@ -167,9 +167,18 @@ impl DiffArgs {
         if self.no_drift {
             return Vec::new();
         }
+        let updated: Vec<&crate::plan::diff::StackDiff> = diffs
+            .iter()
+            .filter(|d| d.action == StackAction::Update)
+            .collect();
+        let targets: Vec<(String, String)> = updated
+            .iter()
+            .map(|d| (d.id.clone(), d.stack_name.clone()))
+            .collect();
+        let results = session.run(drift::detect(&session.aws, &targets));
         let mut found = Vec::new();
-        for diff in diffs.iter().filter(|d| d.action == StackAction::Update) {
-            match session.run(drift::detect(&session.aws, &diff.id, &diff.stack_name)) {
+        for (diff, result) in updated.into_iter().zip(results) {
+            match result {
                 Ok(d) => found.extend(drift::overwritten(&d, diff)),
                 Err(e) => notes.push(format!(
                     "{}: drift not checked ({e}); changes made outside CloudFormation would be \

@@ -55,14 +55,11 @@ impl StackDrift {
 /// waited for: detection takes minutes per stack on AWS).
 pub async fn drift(aws: &Aws, rendered: &RenderedEnv) -> Result<Vec<StackDrift>, DeployError> {
     let deployed = deployed_stacks(aws, rendered).await?;
-    let mut started = Vec::new();
+    let mut targets = Vec::new();
     let mut rows = Vec::new();
     for stack in &rendered.stacks {
         match deployed.get(&stack.id) {
-            Some(d) => {
-                let detection = aws.cfn.detect_drift(&d.name).await?;
-                started.push((stack.id.clone(), d.name.clone(), detection));
-            }
+            Some(d) => targets.push((stack.id.clone(), d.name.clone())),
             None => rows.push(StackDrift {
                 id: stack.id.clone(),
                 stack_name: stack.stack_name.clone(),
@@ -71,8 +68,8 @@ pub async fn drift(aws: &Aws, rendered: &RenderedEnv) -> Result<Vec<StackDrift>,
             }),
         }
     }
-    for (id, name, detection) in started {
-        rows.push(collect(aws, id, name, &detection).await?);
+    for result in detect(aws, &targets).await {
+        rows.push(result?);
     }
     // Spec order, whatever order the answers came in.
     rows.sort_by_key(|r| rendered.stacks.iter().position(|s| s.id == r.id));
@@ -102,10 +99,25 @@ async fn collect(
     })
 }
 
-/// Drift detection on one deployed stack.
-pub async fn detect(aws: &Aws, id: &str, name: &str) -> Result<StackDrift, DeployError> {
-    let detection = aws.cfn.detect_drift(name).await?;
-    collect(aws, id.to_string(), name.to_string(), &detection).await
+/// Drift detection on deployed stacks `(id, name)`: every detection is
+/// started first, then each is waited for (detection takes minutes per
+/// stack on AWS). One result per stack, in the order given.
+pub async fn detect(
+    aws: &Aws,
+    stacks: &[(String, String)],
+) -> Vec<Result<StackDrift, DeployError>> {
+    let mut started = Vec::new();
+    for (id, name) in stacks {
+        started.push((id, name, aws.cfn.detect_drift(name).await));
+    }
+    let mut results = Vec::new();
+    for (id, name, detection) in started {
+        results.push(match detection {
+            Ok(detection) => collect(aws, id.clone(), name.clone(), &detection).await,
+            Err(e) => Err(e),
+        });
+    }
+    results
 }
 
 /// The drift an update of `diff`'s stack overwrites: drifted resources the
