@@ -105,11 +105,33 @@ impl Flattener {
         let mark = out.len();
         let mut sink = self.typed.take().unwrap_or_default();
         sink.attach(layout);
+        sink.encode_row = true;
         let result = self
             .run(record, out, &mut sink)
             .inspect_err(|_| out.truncate(mark));
         self.typed = Some(sink);
         result
+    }
+
+    /// Flatten one record and check it against `layout`'s typed columns,
+    /// as `flatten_typed` does, but encode no row: on success the values
+    /// wait for `typed_values` (a columnar writer takes them from there,
+    /// one copy and one decoding less).
+    pub fn check_typed(&mut self, record: &[u8], layout: &TypedLayout) -> Result<(), ErrorKind> {
+        let mut sink = self.typed.take().unwrap_or_default();
+        sink.attach(layout);
+        sink.encode_row = false;
+        let result = self.run(record, &mut Vec::new(), &mut sink);
+        self.typed = Some(sink);
+        result
+    }
+
+    /// The values of the record `check_typed` accepted last, column by
+    /// column, to `to`.
+    pub fn typed_values<C: typed::TypedColumns>(&self, to: &mut C) {
+        if let Some(sink) = &self.typed {
+            sink.emit(to);
+        }
     }
 
     /// The flattened keys of `record`, decoded, in output order (used to

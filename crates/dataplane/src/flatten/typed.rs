@@ -10,7 +10,9 @@
 //! JSON: the value's text as in the input).
 //!
 //! Owns: the key -> typed column check (a value that does not fit is an
-//! error naming the column, its type and the value) and that encoding.
+//! error naming the column, its type and the value), that encoding, and
+//! handing a checked record's values straight to a columnar destination
+//! (`TypedColumns`) without encoding a row.
 //! Must not: write files or know Parquet (`ingest::parquet` does).
 
 use std::collections::HashSet;
@@ -106,9 +108,22 @@ impl<'a> TypedRow<'a> {
     }
 }
 
-/// Per-record typed values, in an arena, emitted in column order at the end.
+/// Where a record's typed values go when they are not encoded as a row:
+/// a columnar writer's buffers (`Flattener::typed_values`).
+pub trait TypedColumns {
+    /// Column `column` (layout order) of the row: a value, or null.
+    fn push(&mut self, column: usize, value: Option<TypedValue<'_>>);
+    /// The row is complete; `bytes` is its size as an encoded typed row.
+    fn end_row(&mut self, bytes: usize);
+}
+
+/// Per-record typed values, in an arena, emitted in column order at the
+/// end (as a row into the output, or kept for `emit`).
 #[derive(Default)]
 pub(super) struct TypedSink {
+    /// Encode the row into the output at the end of the record (else the
+    /// values wait in the arena for `emit`).
+    pub(super) encode_row: bool,
     columns: ColumnSlots,
     types: Vec<ColumnType>,
     /// (start, end) of each set column's encoded value in `arena`; empty = null.
@@ -125,6 +140,22 @@ impl TypedSink {
             self.types = layout.columns.iter().map(|(_, t)| *t).collect();
             self.ranges = vec![(0, 0); layout.columns.len()];
         }
+    }
+
+    /// The values of the record just flattened, column by column, to `to`.
+    pub(super) fn emit<C: TypedColumns>(&self, to: &mut C) {
+        let mut bytes = 0;
+        for (i, &(start, end)) in self.ranges.iter().enumerate() {
+            bytes += 1;
+            if self.columns.is_set(i) && end > start {
+                let raw = &self.arena[start as usize..end as usize];
+                bytes += raw.len();
+                to.push(i, Some(decoded(self.types[i], raw)));
+            } else {
+                to.push(i, None);
+            }
+        }
+        to.end_row(bytes);
     }
 
     /// Append `leaf`'s value encoded as `ty`; false if it does not fit.
@@ -169,6 +200,22 @@ impl TypedSink {
             _ => return false,
         }
         true
+    }
+}
+
+/// One value as `encode` wrote it (its type is known: no tag, no checks).
+#[inline]
+fn decoded(ty: ColumnType, raw: &[u8]) -> TypedValue<'_> {
+    fn array<const N: usize>(raw: &[u8]) -> [u8; N] {
+        raw[..N].try_into().expect("encoded with its width")
+    }
+    match ty {
+        ColumnType::Boolean => TypedValue::Bool(raw[0] != 0),
+        ColumnType::Int32 => TypedValue::I32(i32::from_le_bytes(array(raw))),
+        ColumnType::Int64 => TypedValue::I64(i64::from_le_bytes(array(raw))),
+        ColumnType::Float => TypedValue::F32(f32::from_le_bytes(array(raw))),
+        ColumnType::Double => TypedValue::F64(f64::from_le_bytes(array(raw))),
+        ColumnType::String | ColumnType::Json => TypedValue::Bytes(&raw[4..]),
     }
 }
 
@@ -248,6 +295,9 @@ impl Sink for TypedSink {
 
     #[inline]
     fn end(&mut self, out: &mut Vec<u8>, _record: &[u8]) -> Result<(), ErrorKind> {
+        if !self.encode_row {
+            return Ok(());
+        }
         for (i, &(start, end)) in self.ranges.iter().enumerate() {
             if self.columns.is_set(i) && end > start {
                 out.push(1);

@@ -21,7 +21,7 @@ use parquet::file::properties::WriterPropertiesPtr;
 use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::types::{SchemaDescriptor, Type};
 
-use crate::flatten::typed::{TypedRow, TypedValue};
+use crate::flatten::typed::{TypedColumns, TypedRow, TypedValue};
 use crate::flatten::TypedLayout;
 use crate::parquet_encoding::{writer_properties, ColumnValues};
 use lake_contract::schema::ColumnType;
@@ -130,6 +130,21 @@ impl ParquetFile {
         Ok(())
     }
 
+    /// Append one row whose values `fill` pushes straight into the column
+    /// buffers (`Flattener::typed_values`); returns the row's size as an
+    /// encoded typed row.
+    #[inline]
+    pub fn push_values(&mut self, fill: impl FnOnce(&mut Group)) -> Result<usize> {
+        let rows = self.group.rows;
+        fill(&mut self.group);
+        debug_assert_eq!(self.group.rows, rows + 1, "one row per push");
+        let bytes = self.group.last_row_bytes;
+        if self.group.rows >= self.rows_per_group || self.group.bytes >= ROW_GROUP_BYTES {
+            self.write_group()?;
+        }
+        Ok(bytes)
+    }
+
     /// Bytes of values buffered for the current row group.
     pub fn buffered_bytes(&self) -> usize {
         self.group.bytes
@@ -154,20 +169,26 @@ impl ParquetFile {
 }
 
 /// One column of a row group being buffered: its values, definition
-/// levels (1 = a value, 0 = null) and, for strings, every value's bytes
-/// back to back and where each ends (the values become slices of them).
+/// levels (1 = a value, 0 = null; kept only once the column has a null,
+/// which lake columns mostly never do) and, for strings, every value's
+/// bytes back to back and where each ends (the values become slices of
+/// them).
 struct Column {
     values: ColumnValues,
     defs: Vec<i16>,
     arena: Vec<u8>,
-    ends: Vec<usize>,
+    ends: Vec<u32>,
 }
 
 /// The buffered rows of one row group. Cleared, not dropped, when written.
-struct Group {
+pub struct Group {
     rows: usize,
     bytes: usize,
     columns: Vec<Column>,
+    /// Definition levels of a column without nulls (all ones), shared.
+    ones: Vec<i16>,
+    /// Encoded size of the row pushed last.
+    last_row_bytes: usize,
 }
 
 impl Group {
@@ -184,39 +205,26 @@ impl Group {
                     ends: Vec::new(),
                 })
                 .collect(),
+            ones: Vec::new(),
+            last_row_bytes: 0,
         }
     }
 
-    #[inline]
+    /// One encoded typed row (`Flattener::flatten_typed`'s output).
     fn push(&mut self, columns: &[(String, ColumnType)], row: &[u8]) -> Result<(), String> {
         let mut values = TypedRow::new(row);
-        for ((_, ty), column) in columns.iter().zip(&mut self.columns) {
-            let Some(value) = values.next(*ty)? else {
-                column.defs.push(0);
-                continue;
-            };
-            column.defs.push(1);
-            match (&mut column.values, value) {
-                (ColumnValues::Bool(x), TypedValue::Bool(v)) => x.push(v),
-                (ColumnValues::I32(x), TypedValue::I32(v)) => x.push(v),
-                (ColumnValues::I64(x), TypedValue::I64(v)) => x.push(v),
-                (ColumnValues::F32(x), TypedValue::F32(v)) => x.push(v),
-                (ColumnValues::F64(x), TypedValue::F64(v)) => x.push(v),
-                (ColumnValues::Bytes(_), TypedValue::Bytes(v)) => {
-                    column.arena.extend_from_slice(v);
-                    column.ends.push(column.arena.len());
-                }
-                _ => unreachable!("TypedRow reads each column as its own type"),
-            }
+        for (i, (_, ty)) in columns.iter().enumerate() {
+            let value = values.next(*ty)?;
+            TypedColumns::push(self, i, value);
         }
-        self.rows += 1;
-        self.bytes += row.len();
+        self.end_row(row.len());
         Ok(())
     }
 
     /// Write the rows as one row group and clear the buffers.
     fn write(&mut self, writer: &mut SerializedFileWriter<BufWriter<File>>) -> Result<()> {
         let mut group = writer.next_row_group()?;
+        self.ones.resize(self.rows, 1);
         for c in &mut self.columns {
             let mut column = group
                 .next_column()?
@@ -228,6 +236,7 @@ impl Group {
                     let shared = Bytes::from(std::mem::take(&mut c.arena));
                     let mut start = 0;
                     slices.extend(c.ends.iter().map(|&end| {
+                        let end = end as usize;
                         let value = ByteArray::from(shared.slice(start..end));
                         start = end;
                         value
@@ -237,7 +246,12 @@ impl Group {
                 }
                 _ => None,
             };
-            let written = c.values.write(&mut column, Some(&c.defs));
+            let defs = if c.defs.is_empty() {
+                &self.ones[..self.rows]
+            } else {
+                &c.defs[..]
+            };
+            let written = c.values.write(&mut column, Some(defs));
             c.values.clear();
             c.defs.clear();
             written?;
@@ -255,6 +269,44 @@ impl Group {
         self.rows = 0;
         self.bytes = 0;
         Ok(())
+    }
+}
+
+impl TypedColumns for Group {
+    #[inline]
+    fn push(&mut self, column: usize, value: Option<TypedValue<'_>>) {
+        let rows = self.rows;
+        let column = &mut self.columns[column];
+        let Some(value) = value else {
+            if column.defs.is_empty() {
+                // The first null of this group: levels from here on.
+                column.defs.resize(rows, 1);
+            }
+            column.defs.push(0);
+            return;
+        };
+        if !column.defs.is_empty() {
+            column.defs.push(1);
+        }
+        match (&mut column.values, value) {
+            (ColumnValues::Bool(x), TypedValue::Bool(v)) => x.push(v),
+            (ColumnValues::I32(x), TypedValue::I32(v)) => x.push(v),
+            (ColumnValues::I64(x), TypedValue::I64(v)) => x.push(v),
+            (ColumnValues::F32(x), TypedValue::F32(v)) => x.push(v),
+            (ColumnValues::F64(x), TypedValue::F64(v)) => x.push(v),
+            (ColumnValues::Bytes(_), TypedValue::Bytes(v)) => {
+                column.arena.extend_from_slice(v);
+                column.ends.push(column.arena.len() as u32);
+            }
+            _ => unreachable!("typed values come in their column's type"),
+        }
+    }
+
+    #[inline]
+    fn end_row(&mut self, bytes: usize) {
+        self.rows += 1;
+        self.bytes += bytes;
+        self.last_row_bytes = bytes;
     }
 }
 
@@ -368,6 +420,50 @@ mod tests {
             nulls,
             ["ordertime", "orderid", "orderunits", "gift", "ratio"]
         );
+    }
+
+    /// The ingest path hands checked values straight to the column buffers
+    /// (`check_typed` + `push_values`); it must write the very bytes the
+    /// encoded-row path writes, nulls and strings with escapes included.
+    #[test]
+    fn values_pushed_column_by_column_write_the_same_file_as_encoded_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = layout();
+        let (by_row, by_values) = (
+            dir.path().join("rows.parquet"),
+            dir.path().join("values.parquet"),
+        );
+        let mut rows = ParquetFile::with_group_rows(&layout, &by_row, 64).unwrap();
+        let mut values = ParquetFile::with_group_rows(&layout, &by_values, 64).unwrap();
+        let mut flattener = Flattener::new(FlattenConfig::default());
+        let mut row = Vec::new();
+        for i in 0..200 {
+            let record = if i % 17 == 5 {
+                format!("{{\"orderid\":{i},\"tags\":[{i}],\"itemid\":\"a\\\"b\\u00e9\"}}")
+            } else {
+                format!(
+                    "{{\"ordertime\":{},\"orderid\":{i},\"itemid\":\"Item_{}\",\"orderunits\":{i}.25,\"gift\":{},\"ratio\":1.5}}",
+                    1_600_000_000_000i64 + i as i64,
+                    i % 9,
+                    i % 3 == 0
+                )
+            };
+            row.clear();
+            flattener
+                .flatten_typed(record.as_bytes(), layout.typed(), &mut row)
+                .unwrap();
+            rows.push(&row).unwrap();
+            flattener
+                .check_typed(record.as_bytes(), layout.typed())
+                .unwrap();
+            let bytes = values
+                .push_values(|group| flattener.typed_values(group))
+                .unwrap();
+            assert_eq!(bytes, row.len(), "record {i}: the same size is counted");
+        }
+        rows.finish().unwrap();
+        values.finish().unwrap();
+        assert!(std::fs::read(&by_row).unwrap() == std::fs::read(&by_values).unwrap());
     }
 
     #[test]

@@ -9,6 +9,7 @@
 use crate::flatten::ValueKind;
 
 /// Epoch seconds of a JSON value holding a time, or why not.
+#[inline]
 pub fn parse_time(raw: &[u8], kind: ValueKind) -> Result<i64, String> {
     match kind {
         ValueKind::Number => parse_epoch(raw),
@@ -18,27 +19,28 @@ pub fn parse_time(raw: &[u8], kind: ValueKind) -> Result<i64, String> {
 }
 
 /// Epoch milliseconds (13 digits and more) or seconds; a fraction is dropped.
+/// One pass over the integer digits (the flattener has already checked the
+/// number's grammar; this runs once per record).
+#[inline]
 fn parse_epoch(raw: &[u8]) -> Result<i64, String> {
     let (neg, digits) = match raw.strip_prefix(b"-") {
         Some(rest) => (true, rest),
         None => (false, raw),
     };
-    let int_part = digits
-        .split(|&b| b == b'.' || b == b'e' || b == b'E')
-        .next()
-        .unwrap_or_default();
-    if digits.len() != int_part.len() && digits[int_part.len()] != b'.'
-        || int_part.len() > 18
-        || int_part.is_empty()
-    {
+    let mut v: i64 = 0;
+    let mut n = 0;
+    while let Some(&d) = digits.get(n) {
+        if !d.is_ascii_digit() {
+            break;
+        }
+        v = v.wrapping_mul(10).wrapping_add(i64::from(d - b'0'));
+        n += 1;
+    }
+    if n == 0 || n > 18 || digits.get(n).is_some_and(|&b| b != b'.') {
         return Err(format!(
             "{} is not an epoch time in seconds or milliseconds",
             String::from_utf8_lossy(raw)
         ));
-    }
-    let mut v: i64 = 0;
-    for &d in int_part {
-        v = v * 10 + i64::from(d - b'0');
     }
     // 1e11 seconds is the year 5138; anything larger is milliseconds.
     let secs = if v >= 100_000_000_000 { v / 1000 } else { v };

@@ -122,10 +122,7 @@ impl Pipeline {
         let flattened = match &self.format {
             LakeFormat::Ndjson => self.flattener.flatten_ndjson(input, &mut self.row),
             LakeFormat::Csv(layout) => self.flattener.flatten_csv(input, layout, &mut self.row),
-            LakeFormat::Parquet(layout) => {
-                self.flattener
-                    .flatten_typed(input, layout.typed(), &mut self.row)
-            }
+            LakeFormat::Parquet(layout) => self.flattener.check_typed(input, layout.typed()),
         };
         if let Err(ErrorKind::Trailing { at }) = flattened {
             // A complete object with more after it: the first of several.
@@ -152,7 +149,18 @@ impl Pipeline {
         match when {
             Ok(secs) => {
                 let partition = self.partitioner.partition(secs);
-                writer.write(partition, &self.row, id)?;
+                match &self.format {
+                    // The checked values go straight into the file's columns.
+                    LakeFormat::Parquet(_) => {
+                        let flattener = &self.flattener;
+                        writer.write_values(partition, id, |columns| {
+                            flattener.typed_values(columns)
+                        })?
+                    }
+                    LakeFormat::Ndjson | LakeFormat::Csv(_) => {
+                        writer.write(partition, &self.row, id)?
+                    }
+                }
                 self.counts.written += 1;
             }
             Err(reason) => {
