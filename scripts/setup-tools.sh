@@ -56,5 +56,5 @@ if [ ${#debs[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${debs[@]}" >/dev/null
 fi
-python3 -c "import pyspark, sys; sys.exit(pyspark.__version__ != '3.5.2')" 2>/dev/null \
+python3 -c "import pyspark, pyarrow, sys; sys.exit(pyspark.__version__ != '3.5.2' or pyarrow.__version__ != '26.0.1')" 2>/dev/null \
   || pip_install "$here/tools/requirements-engine.txt"

@@ -234,7 +234,7 @@ fn the_ingest_user_data_installs_checks_and_starts_lake_ingest_then_signals() {
     assert_eq!(check["stream"], "lake-poc-orders");
     assert_eq!(check["lease_table"], "lake-poc-ingest-leases");
     assert_eq!(check["worker_id"], "i-0123456789abcdef0");
-    assert_eq!(check["format"], "csv");
+    assert_eq!(check["format"], "parquet");
     // The unit: systemd's verifier accepts it, and no argument passes
     // through its specifiers (`%`).
     let unit = &text_of("etc_systemd_system_lake-ingest.service");

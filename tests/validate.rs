@@ -112,9 +112,9 @@ fn bad_specs_give_pinned_messages() {
             &["case.yaml:5:5: value_converter `org.apache.kafka.connect.json.JsonConverter` would re-encode records; use org.apache.kafka.connect.storage.StringConverter or org.apache.kafka.connect.converters.ByteArrayConverter so JSON text reaches Kinesis"],
         ),
         (
-            "CSV lake files without a schema",
+            "Parquet lake files (the default) without a schema",
             "ingest:\n  schema: null\n",
-            &["case.yaml:4:3: format csv needs ingest.schema: the Avro record schema of the columns (e.g. the orders schema in environments/_base.yaml)"],
+            &["case.yaml:4:3: format parquet needs ingest.schema: the Avro record schema of the columns (e.g. the orders schema in environments/_base.yaml)"],
         ),
         (
             "a schema that is not an Avro record",
