@@ -8,13 +8,15 @@
 3. Parquet (--parquet-files): one partition of small files as `lake-ingest
    backfill --roll-records` writes them, compacted; row groups, a DuckDB
    scan of the partition (one thread) before and after, and lake-compact's
-   time against `cat` of the same files.
+   time against `cat` of the same files; with --spark, Spark SQL (one core)
+   reading and scanning the partition before and after too.
 
     python3 bench/compact.py [--files 10000] [--partitions 24] [--mem-gib 2]
-                             [--parquet-files 2000 --parquet-rows 100]
+                             [--parquet-files 2000 --parquet-rows 100] [--spark]
 """
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -58,7 +60,37 @@ def du(path):
     return sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(path) for f in fs)
 
 
-def parquet_section(work, files, rows, runs):
+SPARK_SCAN = r"""
+import json, sys, time
+from pyspark.sql import SparkSession
+spark = (SparkSession.builder.master("local[1]").config("spark.ui.enabled", "false")
+         .config("spark.sql.shuffle.partitions", "1").getOrCreate())
+spark.sparkContext.setLogLevel("ERROR")
+q = ("SELECT count(*), count(DISTINCT orderid), sum(ordertime), round(sum(orderunits), 6) "
+     "FROM t WHERE address_state = 'State_7'")
+out = {}
+for name, path in zip(("before", "after"), sys.argv[1:3]):
+    best = None
+    for _ in range(int(sys.argv[3]) + 1):  # the first run warms the JVM
+        start = time.perf_counter()
+        spark.read.parquet(path).createOrReplaceTempView("t")  # listing and footers count
+        rows = [list(r) for r in spark.sql(q).collect()]
+        secs = time.perf_counter() - start
+        best = secs if best is None else min(best, secs)
+    out[name] = [best, rows]
+print(json.dumps(out))
+"""
+
+
+def spark_scan(before, after, runs):
+    """Spark SQL (local[1], one core) reading the partition before and
+    after compaction: listing, footers and the scan, best of runs."""
+    got = subprocess.run([sys.executable, "-c", SPARK_SCAN, before, after, str(max(runs, 3))],
+                         check=True, capture_output=True, text=True).stdout
+    return json.loads(got.strip().splitlines()[-1])
+
+
+def parquet_section(work, files, rows, runs, spark=False):
     """Small Parquet files of one partition, before and after compaction."""
     import duckdb
     raw = os.path.join(work, "pq-raw")
@@ -114,6 +146,12 @@ def parquet_section(work, files, rows, runs):
     print(f"| before | {before_groups[0]} | {before_groups[1]}–{before_groups[2]} | {before_scan[0] * 1000:.1f} ms |")
     print(f"| after lake-compact | {after_groups[0]} | {after_groups[1]}–{after_groups[2]} | {after_scan[0] * 1000:.1f} ms |")
     print(f"\nscan {before_scan[0] / after_scan[0]:.1f}x faster after; same result {after_scan[1]}")
+    if spark:
+        spark_times = spark_scan(f"{part}/*.parquet", out, runs)
+        (b_secs, b_rows), (a_secs, a_rows) = spark_times["before"], spark_times["after"]
+        assert b_rows == a_rows, "Spark reads other rows after compaction"
+        print(f"Spark SQL 1 core (read.parquet + the same query): before {b_secs * 1000:.0f} ms, "
+              f"after {a_secs * 1000:.0f} ms, {b_secs / a_secs:.1f}x faster after")
     for name, (secs, rss) in best.items():
         print(f"{name}: {secs:.3f} s, {mb / secs:,.0f} MB/s, {n_files / secs:,.0f} files/s, peak RSS {rss:.1f} MiB")
 
@@ -127,6 +165,8 @@ def main():
     ap.add_argument("--mem-gib", type=float, default=2)
     ap.add_argument("--parquet-files", type=int, default=2000)
     ap.add_argument("--parquet-rows", type=int, default=100)
+    ap.add_argument("--spark", action="store_true",
+                    help="also time Spark SQL (pyspark, Java 17) scanning the partition before and after")
     args = ap.parse_args()
     if not shutil.which("/usr/bin/time"):
         sys.exit("/usr/bin/time is needed: apt-get install -y time")
@@ -177,7 +217,7 @@ def main():
         secs, rss = timed([COMPACT, "--src", os.path.dirname(big), "--dest", dest, "--target-size", "128"])
         print(f"\none partition of {gib:.2f} GiB ({n} files): {secs:.1f} s, peak RSS {rss:.1f} MiB (target: under 256 MiB)")
     if args.parquet_files:
-        parquet_section(work, args.parquet_files, args.parquet_rows, args.runs)
+        parquet_section(work, args.parquet_files, args.parquet_rows, args.runs, args.spark)
     shutil.rmtree(work)
 
 
