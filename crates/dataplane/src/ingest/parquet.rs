@@ -273,7 +273,9 @@ impl Group {
 }
 
 impl TypedColumns for Group {
-    #[inline]
+    /// Inlined into the flattener's hand-over (once per value: as a call it
+    /// was 4% of a Parquet backfill's instructions).
+    #[inline(always)]
     fn push(&mut self, column: usize, value: Option<TypedValue<'_>>) {
         let rows = self.rows;
         let column = &mut self.columns[column];
