@@ -1,12 +1,14 @@
-//! Parquet lake files, written as the rows come: each typed row (from the
-//! flattener, already checked against the schema's types) goes straight into
-//! per-column buffers, which become a row group when they are large enough.
+//! Parquet lake files, written as the rows come: a record's values, already
+//! checked against the schema's types by the flattener, go straight into
+//! per-column buffers (`TypedColumns`, or an encoded typed row for other
+//! callers), which become a row group when they are large enough.
 //!
 //! Owns: the column layout of Parquet files (physical and logical types;
-//! encodings and compression are `parquet_encoding`'s) and one file being written, in row groups so
-//! memory stays bounded. Must not: check or flatten records (the flattener's
-//! typed sink does), roll, name or publish files (the partitioned writer
-//! does).
+//! encodings and compression are `parquet_encoding`'s) and one file being
+//! written, in row groups so memory stays bounded (definition levels only
+//! for columns that hold a null). Must not: check or flatten records (the
+//! flattener's typed sink does), roll, name or publish files (the
+//! partitioned writer does).
 
 use std::fs::File;
 use std::io::BufWriter;
