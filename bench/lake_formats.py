@@ -8,8 +8,8 @@ the same generated orders, for Parquet, CSV and NDJSON; pyarrow
 Both outputs are read back through DuckDB and compared partition by
 partition (rows, distinct order ids, sums of ordertime, orderid, zipcode and
 orderunits); Parquet column types are checked, and our Parquet files are
-read back through pyarrow as well (types and the same per-partition sums). Prints seconds, MB/s, peak
-RSS and the ratio. DuckDB's time is its COPY statement alone (no interpreter
+read back through pyarrow as well (types and the same per-partition sums).
+Prints seconds, MB/s, peak RSS and the ratio. DuckDB's time is its COPY statement alone (no interpreter
 start-up), which favours DuckDB.
 
     python3 bench/lake_formats.py [--orders 1000000] [--runs 3]
@@ -65,6 +65,11 @@ print(time.perf_counter() - start)
 """
 
 
+def seconds(out):
+    """The seconds a competitor script printed last (DuckDB may print more)."""
+    return float(out.split()[-1])
+
+
 def timed(cmd):
     """(seconds, peak RSS MiB, stdout) of a command pinned to CPU 0."""
     with tempfile.NamedTemporaryFile("r") as report:
@@ -77,18 +82,24 @@ def timed(cmd):
         return secs, int(report.read().strip().splitlines()[-1]) / 1024, out
 
 
+COLUMNS_OF_TEXT = ("{ordertime:'BIGINT',orderid:'INTEGER',itemid:'VARCHAR',orderunits:'DOUBLE',"
+                   "address_city:'VARCHAR',address_state:'VARCHAR',address_zipcode:'BIGINT'}")
+
+
+def relation(fmt, root):
+    """DuckDB's view of the lake files of one format under root, with the
+    file name of each row."""
+    if fmt == "parquet":
+        return f"read_parquet('{root}/*/*.parquet', filename=true, hive_partitioning=false)"
+    if fmt == "csv":
+        return (f"read_csv('{root}/*/*.csv', header=false, columns={COLUMNS_OF_TEXT}, "
+                "filename=true, hive_partitioning=false)")
+    return f"read_json('{root}/*/*.*json', columns={COLUMNS_OF_TEXT}, filename=true, hive_partitioning=false)"
+
+
 def summary(con, fmt, root):
     """Per partition: rows, distinct ids and sums, read through DuckDB."""
-    if fmt == "parquet":
-        rel = f"read_parquet('{root}/*/*.parquet', filename=true, hive_partitioning=false)"
-    elif fmt == "csv":
-        cols = ("{ordertime:'BIGINT',orderid:'INTEGER',itemid:'VARCHAR',orderunits:'DOUBLE',"
-                "address_city:'VARCHAR',address_state:'VARCHAR',address_zipcode:'BIGINT'}")
-        rel = f"read_csv('{root}/*/*.csv', header=false, columns={cols}, filename=true, hive_partitioning=false)"
-    else:
-        cols = ("{ordertime:'BIGINT',orderid:'INTEGER',itemid:'VARCHAR',orderunits:'DOUBLE',"
-                "address_city:'VARCHAR',address_state:'VARCHAR',address_zipcode:'BIGINT'}")
-        rel = f"read_json('{root}/*/*.*json', columns={cols}, filename=true, hive_partitioning=false)"
+    rel = relation(fmt, root)
     rows = con.execute(f"""
         SELECT regexp_extract(filename, '=([0-9]{{10}})/', 1) AS hour, count(*), count(DISTINCT orderid),
                sum(ordertime), sum(orderid), sum(address_zipcode), round(sum(orderunits), 6),
@@ -102,18 +113,11 @@ def reader_costs(con, roots, runs):
     (one thread) scanning all of it for a grouped aggregate, best of runs."""
     query = ("SELECT address_state, count(*), sum(orderunits), count(DISTINCT itemid) "
              "FROM {rel} WHERE orderunits > 5 GROUP BY 1")
-    cols = ("{ordertime:'BIGINT',orderid:'INTEGER',itemid:'VARCHAR',orderunits:'DOUBLE',"
-            "address_city:'VARCHAR',address_state:'VARCHAR',address_zipcode:'BIGINT'}")
-    rels = {
-        "parquet": "read_parquet('{root}/*/*.parquet', hive_partitioning=false)",
-        "csv": "read_csv('{root}/*/*.csv', header=false, columns=" + cols + ", hive_partitioning=false)",
-        "ndjson": "read_json('{root}/*/*.ndjson', columns=" + cols + ", hive_partitioning=false)",
-    }
     con.execute("SET threads=1")
     out, answers = [], set()
     for fmt, root in roots.items():
         size = sum(os.path.getsize(f) for f in glob.glob(os.path.join(root, "*=*", "*")))
-        q = query.replace("{rel}", rels[fmt].replace("{root}", root))
+        q = query.replace("{rel}", relation(fmt, root))
         best = None
         for _ in range(runs):
             start = time.perf_counter()
@@ -183,7 +187,7 @@ def main():
             for _ in range(args.runs):
                 shutil.rmtree(duck_out, ignore_errors=True)
                 _, rss, out = timed([sys.executable, "-c", DUCK, fmt, src, duck_out])
-                best = min(best or (float(out.split()[-1]), rss), (float(out.split()[-1]), rss))
+                best = min(best or (seconds(out), rss), (seconds(out), rss))
             results.append((f"DuckDB {duckdb.__version__}, threads=1 (COPY only)", *best))
             if fmt == "parquet":
                 import pyarrow
@@ -192,7 +196,7 @@ def main():
                 for _ in range(args.runs):
                     shutil.rmtree(arrow_out, ignore_errors=True)
                     _, rss, out = timed([sys.executable, "-c", PYARROW, src, arrow_out])
-                    best = min(best or (float(out.split()[-1]), rss), (float(out.split()[-1]), rss))
+                    best = min(best or (seconds(out), rss), (seconds(out), rss))
                 results.append((f"pyarrow {pyarrow.__version__}, one thread", *best))
 
             # Same rows on both sides, partition by partition.

@@ -213,23 +213,18 @@ impl<'a> PartitionedWriter<'a> {
             && self.publishing.is_empty()
     }
 
-    /// Append one row (with its newline) to `partition`'s current file;
-    /// `id` names the record (a new file is named after its first record;
-    /// it is formatted only then).
+    /// Append one text row (with its newline) to `partition`'s current
+    /// file; `id` names the record (a new file is named after its first
+    /// record; it is formatted only then). Parquet rows go through
+    /// `write_values`.
     pub fn write(&mut self, partition: &str, row: &[u8], id: &dyn Display) -> Result<()> {
         let index = self.file_for(partition, id)?;
         let f = &mut self.files[index];
-        match &mut f.out {
-            Output::Text(out) => out
-                .write(row)
-                .with_context(|| format!("writing {}", f.key))?,
-            Output::Parquet(file) => {
-                let before = file.buffered_bytes();
-                file.push(row)
-                    .with_context(|| format!("writing {}", f.key))?;
-                self.buffered = self.buffered + file.buffered_bytes() - before;
-            }
-        }
+        let Output::Text(out) = &mut f.out else {
+            anyhow::bail!("{}: a text row for a Parquet file", f.key);
+        };
+        out.write(row)
+            .with_context(|| format!("writing {}", f.key))?;
         self.wrote(index, partition, row.len() as u64)
     }
 
