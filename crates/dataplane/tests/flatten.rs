@@ -399,7 +399,10 @@ fn mutated_records_never_panic_and_are_judged_like_serde_json() {
     .collect();
     let specials = b"{}[]\":,\\ \t\r\n0123456789-+.eEtrufalsn\xff\xc3\xa9\x00u";
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    // One flattener for the whole run takes the shaped walk whenever a record
+    // has the last accepted one's shape; a fresh one always takes the full walk.
     let mut f = Flattener::new(FlattenConfig::default());
+    f.capture("ordertime");
     let mut out = Vec::new();
     let (mut accepted, mut rejected) = (0u32, 0u32);
     for _ in 0..200_000 {
@@ -417,6 +420,16 @@ fn mutated_records_never_panic_and_are_judged_like_serde_json() {
         }
         out.clear();
         let ours = f.flatten_ndjson(&input, &mut out);
+        let mut full = Flattener::new(FlattenConfig::default());
+        full.capture("ordertime");
+        let mut full_out = Vec::new();
+        let full_result = full.flatten_ndjson(&input, &mut full_out);
+        assert_eq!(
+            (&ours, &out, f.captured(&input)),
+            (&full_result, &full_out, full.captured(&input)),
+            "the shaped walk and the full walk differ on {}",
+            String::from_utf8_lossy(&input)
+        );
         let theirs = serde_json::from_slice::<Value>(&input);
         match (&ours, &theirs) {
             (Ok(()), Ok(v)) => {
@@ -461,6 +474,75 @@ fn mutated_records_never_panic_and_are_judged_like_serde_json() {
     // The mutations must exercise both outcomes, or this test proves little.
     assert!(
         accepted > 5_000 && rejected > 50_000,
+        "accepted {accepted}, rejected {rejected}"
+    );
+}
+
+/// Records mutated in their values and punctuation, flattened to CSV and
+/// to typed rows by one long-lived flattener (the shaped walk) and by a
+/// fresh one each (the full walk): same rows, same errors.
+#[test]
+fn shaped_and_full_walks_agree_for_csv_and_typed_rows() {
+    use lake_contract::schema::ColumnType;
+    use lake_dataplane::flatten::{CsvLayout, TypedLayout};
+    let names = [
+        "ordertime",
+        "orderid",
+        "itemid",
+        "orderunits",
+        "address_city",
+        "address_state",
+        "address_zipcode",
+    ];
+    let types = [
+        ColumnType::Int64,
+        ColumnType::Int32,
+        ColumnType::String,
+        ColumnType::Double,
+        ColumnType::String,
+        ColumnType::String,
+        ColumnType::Int32,
+    ];
+    let csv = CsvLayout::new(names.iter().map(|n| n.to_string()).collect()).unwrap();
+    let typed = TypedLayout::new(names.iter().map(|n| n.to_string()).zip(types).collect()).unwrap();
+    let seeds = [
+        r#"{"ordertime":1573657200000,"orderid":18,"itemid":"Item_184","orderunits":4.75,"address":{"city":"City_72","state":"State_63","zipcode":50827}}"#,
+        r#"{"schema":{"type":"struct"},"payload":{"ordertime":1573657200001,"orderid":19,"itemid":"It\"em","address":{"city":"C","zipcode":1}}}"#,
+        r#"{"ordertime":1573657200002,"orderid":20,"itemid":null,"orderunits":1e3,"address":{"city":"City_\u0041","state":"S","zipcode":-7}}"#,
+    ];
+    let specials = b"{}[]\":,\\ 0123456789-+.eEtrufalsn\xc3\xa9x";
+    let mut rng = Rng(7);
+    let mut long = Flattener::new(FlattenConfig::default());
+    let (mut accepted, mut rejected) = (0u32, 0u32);
+    for _ in 0..100_000 {
+        let mut input = seeds[rng.below(seeds.len())].as_bytes().to_vec();
+        if rng.below(2) == 0 {
+            let at = rng.below(input.len());
+            match rng.below(3) {
+                0 => input[at] = specials[rng.below(specials.len())],
+                1 => input.insert(at, specials[rng.below(specials.len())]),
+                _ => {
+                    input.remove(at);
+                }
+            }
+        }
+        let mut full = Flattener::new(FlattenConfig::default());
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        let shaped = long.flatten_csv(&input, &csv, &mut a);
+        let whole = full.flatten_csv(&input, &csv, &mut b);
+        let text = String::from_utf8_lossy(&input);
+        assert_eq!((&shaped, &a), (&whole, &b), "CSV of {text}");
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        let shaped = long.flatten_typed(&input, &typed, &mut a);
+        let whole = full.flatten_typed(&input, &typed, &mut b);
+        assert_eq!((&shaped, &a), (&whole, &b), "typed row of {text}");
+        match shaped {
+            Ok(()) => accepted += 1,
+            Err(_) => rejected += 1,
+        }
+    }
+    assert!(
+        accepted > 40_000 && rejected > 5_000,
         "accepted {accepted}, rejected {rejected}"
     );
 }

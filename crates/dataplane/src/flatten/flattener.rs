@@ -1,8 +1,10 @@
 //! The record-level walk: one JSON object in, its leaves to a sink.
 //!
 //! Owns: `Flattener` (nesting, key joining, envelope unwrapping, the
-//! captured partition field, collision checks). Must not: encode output
-//! (the sinks do) or do I/O.
+//! captured partition field, collision checks), and which walk a record
+//! takes: the shaped walk (`shape`) when it has the last accepted record's
+//! shape, else the full walk here, which records the next shape. Must not:
+//! encode output (the sinks do) or do I/O.
 
 use super::config::FlattenConfig;
 use super::csv::{self, CsvLayout};
@@ -11,6 +13,7 @@ use super::error::ErrorKind;
 use super::keys::{KeySet, KeyTemplate, KeysSink};
 use super::ndjson::NdjsonSink;
 use super::scan::{self, Cursor, ValueKind};
+use super::shape::Shape;
 use super::sink::{Key, Leaf, Sink};
 use super::typed::{self, TypedLayout};
 
@@ -31,6 +34,8 @@ pub struct Flattener {
     /// time field), and where it was in the last record.
     capture_key: Option<Vec<u8>>,
     captured: Option<(usize, usize, ValueKind)>,
+    /// The last accepted record's shape: the next record like it skips the walk.
+    shape: Shape,
 }
 
 impl Flattener {
@@ -46,6 +51,7 @@ impl Flattener {
             typed: None,
             capture_key: None,
             captured: None,
+            shape: Shape::default(),
         }
     }
 
@@ -58,6 +64,7 @@ impl Flattener {
     /// parsing the record twice.
     pub fn capture(&mut self, key: &str) {
         self.capture_key = Some(key.as_bytes().to_vec());
+        self.shape.reset();
     }
 
     /// The captured value of the last record flattened (raw JSON text) and its kind.
@@ -143,7 +150,7 @@ impl Flattener {
         Ok(sink.keys)
     }
 
-    fn run<S: Sink>(
+    pub(super) fn run<S: Sink>(
         &mut self,
         record: &[u8],
         out: &mut Vec<u8>,
@@ -168,35 +175,50 @@ impl Flattener {
         out: &mut Vec<u8>,
         sink: &mut S,
     ) -> Result<(), ErrorKind> {
+        self.captured = None;
         let mut c = Cursor::new(record);
         c.skip_ws();
         if c.peek() != Some(b'{') {
             return Err(not_an_object(&mut c, self.config.max_depth));
         }
         c.pos += 1;
-        self.captured = None;
+        let body_start = c.pos;
+        let payload = if self.config.unwrap_envelopes {
+            envelope_payload(record, body_start, self.config.max_depth)?
+        } else {
+            None
+        };
+        let mark = out.len();
+        match self
+            .shape
+            .walk(record, payload, self.config.max_depth, out, sink)
+        {
+            Ok(captured) => {
+                self.captured = captured;
+                return Ok(());
+            }
+            Err(_) => out.truncate(mark),
+        }
         self.prefix.clear();
         self.prefix_escapes = 0;
         self.template.start_record();
-        let body_start = c.pos;
-        let mut unwrapped = false;
-        if self.config.unwrap_envelopes {
-            if let Some(payload) = envelope_payload(record, body_start, self.config.max_depth)? {
-                c.pos = payload + 1;
-                unwrapped = true;
-            }
+        self.shape.record_start();
+        if let Some(payload) = payload {
+            c.pos = payload + 1;
         }
         sink.begin(out);
         let check = !sink.detects_collisions();
         self.object(&mut c, 1, out, sink, check)?;
         sink.end(out, record)?;
         // `envelope_payload` already validated the rest of an envelope.
-        if !unwrapped {
+        if payload.is_none() {
             c.skip_ws();
             if c.pos != record.len() {
                 return Err(ErrorKind::Trailing { at: c.pos });
             }
         }
+        let start = payload.unwrap_or(0);
+        self.shape.commit(record, start, c.pos, payload.is_some());
         Ok(())
     }
 
@@ -322,9 +344,11 @@ impl Flattener {
                     kind,
                     pair,
                 };
+                self.shape.record_leaf(&leaf, (value_start, c.pos), depth);
                 if let Some(wanted) = &self.capture_key {
                     if leaf.key.eq_bytes(wanted) {
                         self.captured = Some((value_start, c.pos, kind));
+                        self.shape.record_capture();
                     }
                 }
                 sink.leaf(out, &leaf)?;

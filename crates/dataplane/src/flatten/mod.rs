@@ -23,6 +23,7 @@ mod flattener;
 mod keys;
 mod ndjson;
 pub mod scan;
+mod shape;
 mod sink;
 pub mod stream;
 #[cfg(test)]

@@ -16,6 +16,7 @@ pub(super) struct NdjsonSink {
 impl Sink for NdjsonSink {
     #[inline]
     fn begin(&mut self, out: &mut Vec<u8>) {
+        self.first = true;
         out.push(b'{');
     }
 
@@ -40,6 +41,19 @@ impl Sink for NdjsonSink {
                 out.extend_from_slice(leaf.value);
             }
         }
+        Ok(())
+    }
+
+    #[inline(always)]
+    fn shaped_leaf(
+        &mut self,
+        out: &mut Vec<u8>,
+        leaf: &Leaf<'_>,
+        head: &[u8],
+    ) -> Result<(), ErrorKind> {
+        self.first = false;
+        out.extend_from_slice(head);
+        out.extend_from_slice(leaf.value);
         Ok(())
     }
 

@@ -12,6 +12,18 @@ pub(crate) trait Sink {
     fn begin(&mut self, out: &mut Vec<u8>);
     fn leaf(&mut self, out: &mut Vec<u8>, leaf: &Leaf<'_>) -> Result<(), ErrorKind>;
     fn end(&mut self, out: &mut Vec<u8>, record: &[u8]) -> Result<(), ErrorKind>;
+    /// A leaf of a record shaped like the last one (`shape`): `head` is
+    /// the leaf's NDJSON text before its value, comma included.
+    #[inline(always)]
+    fn shaped_leaf(
+        &mut self,
+        out: &mut Vec<u8>,
+        leaf: &Leaf<'_>,
+        head: &[u8],
+    ) -> Result<(), ErrorKind> {
+        let _ = head;
+        self.leaf(out, leaf)
+    }
     /// Whether the sink itself guarantees unique keys (CSV slots do).
     fn detects_collisions(&self) -> bool;
 }
@@ -55,8 +67,8 @@ impl Key<'_> {
     }
 }
 
-/// Equality for short slices (keys) without a `memcmp` call: two
-/// overlapping word loads cover 4..=16 bytes.
+/// Equality for short slices (keys, the bytes between values) without a
+/// `memcmp` call: two overlapping loads cover 4..=32 bytes.
 #[inline(always)]
 pub(crate) fn bytes_eq(a: &[u8], b: &[u8]) -> bool {
     let n = a.len();
@@ -65,11 +77,14 @@ pub(crate) fn bytes_eq(a: &[u8], b: &[u8]) -> bool {
     }
     let word = |s: &[u8], at: usize| u64::from_le_bytes(s[at..at + 8].try_into().expect("8 bytes"));
     let half = |s: &[u8], at: usize| u32::from_le_bytes(s[at..at + 4].try_into().expect("4 bytes"));
+    let wide =
+        |s: &[u8], at: usize| u128::from_le_bytes(s[at..at + 16].try_into().expect("16 bytes"));
     match n {
         0 => true,
         1..=3 => a[0] == b[0] && a[n / 2] == b[n / 2] && a[n - 1] == b[n - 1],
         4..=7 => half(a, 0) == half(b, 0) && half(a, n - 4) == half(b, n - 4),
         8..=16 => word(a, 0) == word(b, 0) && word(a, n - 8) == word(b, n - 8),
+        17..=32 => wide(a, 0) == wide(b, 0) && wide(a, n - 16) == wide(b, n - 16),
         _ => a == b,
     }
 }

@@ -127,7 +127,7 @@ fn depth_limit_counts_objects_and_arrays() {
 
 #[test]
 fn short_equality_matches_slice_equality() {
-    let words: Vec<Vec<u8>> = (0..20)
+    let words: Vec<Vec<u8>> = (0..36)
         .flat_map(|n| {
             [
                 vec![b'a'; n],
@@ -176,4 +176,66 @@ fn separator_is_configurable_and_checked() {
         ..FlattenConfig::default()
     };
     assert!(bad.check().is_err());
+}
+
+/// Counts which walk handed each leaf over.
+#[derive(Default)]
+struct WalkCounter {
+    full: usize,
+    shaped: usize,
+}
+
+impl sink::Sink for WalkCounter {
+    /// A walk that stops short leaves part of a record: the next begins again.
+    fn begin(&mut self, _: &mut Vec<u8>) {
+        *self = WalkCounter::default();
+    }
+    fn leaf(&mut self, _: &mut Vec<u8>, _: &Leaf<'_>) -> Result<(), ErrorKind> {
+        self.full += 1;
+        Ok(())
+    }
+    fn shaped_leaf(&mut self, _: &mut Vec<u8>, _: &Leaf<'_>, _: &[u8]) -> Result<(), ErrorKind> {
+        self.shaped += 1;
+        Ok(())
+    }
+    fn end(&mut self, _: &mut Vec<u8>, _: &[u8]) -> Result<(), ErrorKind> {
+        Ok(())
+    }
+    fn detects_collisions(&self) -> bool {
+        false
+    }
+}
+
+#[test]
+fn a_record_shaped_like_the_last_skips_the_full_walk() {
+    let mut f = Flattener::new(FlattenConfig::default());
+    f.capture("m_ts");
+    let walks = |f: &mut Flattener, record: &str| {
+        let mut counter = WalkCounter::default();
+        f.run(record.as_bytes(), &mut Vec::new(), &mut counter)
+            .unwrap();
+        (counter.full, counter.shaped)
+    };
+    assert_eq!(walks(&mut f, r#"{"a":1,"m":{"ts":5,"s":"x"}}"#), (3, 0));
+    // Other values, same bytes between them: the shaped walk.
+    let same = r#"{"a":-2.5e3,"m":{"ts":"2019","s":"a \"long\" string"}}"#;
+    assert_eq!(walks(&mut f, same), (0, 3));
+    assert_eq!(
+        f.captured(same.as_bytes()),
+        Some((&br#""2019""#[..], ValueKind::String))
+    );
+    // A space, another key, a nested value, a missing key or trailing space
+    // (each against the shape of the record before it): the full walk.
+    for other in [
+        r#"{"a":1, "m":{"ts":5,"s":"x"}}"#,
+        r#"{"b":1,"m":{"ts":5,"s":"x"}}"#,
+        r#"{"a":{"z":1},"m":{"ts":5,"s":"x"}}"#,
+        r#"{"a":1,"m":{"ts":5}}"#,
+        r#"{"a":1,"m":{"ts":5,"s":"x"}} "#,
+    ] {
+        let (full, shaped) = walks(&mut f, other);
+        assert!(full > 0 && shaped == 0, "{other}");
+    }
+    // The last record accepted is the new shape.
+    assert_eq!(walks(&mut f, r#"{"a":7,"m":{"ts":5,"s":"x"}} "#), (0, 3));
 }
