@@ -69,14 +69,27 @@ fn push_quoted_if_needed(field: &[u8], out: &mut Vec<u8>) {
     out.push(b'"');
 }
 
-/// Per-record slots: the encoded field of each column, in an arena.
+/// One record's row. Fields that arrive in column order (the usual
+/// record) are written straight to the output; the first field that
+/// arrives after a later column moves the row so far to an arena, and the
+/// row is assembled in column order at the end.
 #[derive(Default)]
 pub(super) struct CsvSink {
     columns: ColumnSlots,
-    /// (start, end) into `arena` per column set in this record.
+    /// (start, end) per column set in this record: into the output while
+    /// `direct`, else into `arena`.
     ranges: Vec<(u32, u32)>,
     arena: Vec<u8>,
     decoded: Vec<u8>,
+    /// The row is being written to the output in column order.
+    direct: bool,
+    /// Where the row starts in the output.
+    mark: usize,
+    /// Columns `0..written` are in the output (commas between, none after).
+    written: usize,
+    /// The row has no value decoded from escapes and no JSON text: so no
+    /// line break, carriage return or NUL anywhere in it.
+    pub(super) plain: bool,
 }
 
 impl CsvSink {
@@ -87,48 +100,107 @@ impl CsvSink {
             self.ranges = vec![(0, 0); self.columns.len()];
         }
     }
+
+    /// A column came after a later one: move the row written so far to the
+    /// arena, where fields are kept until `end` puts them in order.
+    #[cold]
+    #[inline(never)]
+    fn leave_direct(&mut self, out: &mut Vec<u8>) {
+        self.direct = false;
+        self.arena.clear();
+        self.arena.extend_from_slice(&out[self.mark..]);
+        let mark = self.mark as u32;
+        for (col, range) in self.ranges.iter_mut().enumerate().take(self.written) {
+            if self.columns.is_set(col) {
+                *range = (range.0 - mark, range.1 - mark);
+            }
+        }
+        out.truncate(self.mark);
+    }
+
+    /// Append one field's CSV text to `to`.
+    #[inline(always)]
+    fn field(&mut self, to_arena: bool, out: &mut Vec<u8>, leaf: &Leaf<'_>) {
+        let to = if to_arena { &mut self.arena } else { out };
+        let value = leaf.value;
+        match leaf.kind {
+            ValueKind::String => {
+                let body = &value[1..value.len() - 1];
+                if !leaf.escaped {
+                    // `""` keeps an empty string apart from null (an empty
+                    // field). Unescaped, only a comma can need quotes: no
+                    // `"`, CR or LF can be in the body.
+                    if body.is_empty() || body.contains(&b',') {
+                        to.push(b'"');
+                        to.extend_from_slice(body);
+                        to.push(b'"');
+                    } else {
+                        to.extend_from_slice(body);
+                    }
+                } else {
+                    self.plain = false;
+                    self.decoded.clear();
+                    decode_string(body, &mut self.decoded);
+                    push_quoted_if_needed(&self.decoded, to);
+                }
+            }
+            ValueKind::Null => {}
+            ValueKind::Array | ValueKind::Object => {
+                self.plain = false;
+                push_quoted_if_needed(value, to)
+            }
+            ValueKind::Number | ValueKind::True | ValueKind::False => to.extend_from_slice(value),
+        }
+    }
 }
 
 impl Sink for CsvSink {
     #[inline]
-    fn begin(&mut self, _out: &mut Vec<u8>) {
+    fn begin(&mut self, out: &mut Vec<u8>) {
         self.columns.begin();
-        self.arena.clear();
+        self.direct = true;
+        self.mark = out.len();
+        self.written = 0;
+        self.plain = true;
     }
 
     #[inline]
-    fn leaf(&mut self, _out: &mut Vec<u8>, leaf: &Leaf<'_>) -> Result<(), ErrorKind> {
-        let (value, kind) = (leaf.value, leaf.kind);
+    fn leaf(&mut self, out: &mut Vec<u8>, leaf: &Leaf<'_>) -> Result<(), ErrorKind> {
         let col = self.columns.claim(leaf.key)?;
-        let start = self.arena.len() as u32;
-        match kind {
-            ValueKind::String => {
-                let body = &value[1..value.len() - 1];
-                if memchr::memchr(b'\\', body).is_none() {
-                    if body.is_empty() {
-                        // `""` keeps an empty string apart from null (an empty field).
-                        self.arena.extend_from_slice(b"\"\"");
-                    } else {
-                        push_quoted_if_needed(body, &mut self.arena);
-                    }
-                } else {
-                    self.decoded.clear();
-                    decode_string(body, &mut self.decoded);
-                    push_quoted_if_needed(&self.decoded, &mut self.arena);
+        if self.direct && col < self.written {
+            self.leave_direct(out);
+        }
+        let start;
+        if self.direct {
+            // Empty fields for the columns skipped, then this one.
+            for k in self.written..=col {
+                if k > 0 {
+                    out.push(b',');
                 }
             }
-            ValueKind::Null => {}
-            ValueKind::Array | ValueKind::Object => push_quoted_if_needed(value, &mut self.arena),
-            ValueKind::Number | ValueKind::True | ValueKind::False => {
-                self.arena.extend_from_slice(value)
-            }
+            start = out.len();
+            self.field(false, out, leaf);
+            self.written = col + 1;
+            self.ranges[col] = (start as u32, out.len() as u32);
+        } else {
+            start = self.arena.len();
+            self.field(true, out, leaf);
+            self.ranges[col] = (start as u32, self.arena.len() as u32);
         }
-        self.ranges[col] = (start, self.arena.len() as u32);
         Ok(())
     }
 
     #[inline]
     fn end(&mut self, out: &mut Vec<u8>, _record: &[u8]) -> Result<(), ErrorKind> {
+        if self.direct {
+            for k in self.written..self.ranges.len() {
+                if k > 0 {
+                    out.push(b',');
+                }
+            }
+            out.push(b'\n');
+            return Ok(());
+        }
         for (i, &(start, end)) in self.ranges.iter().enumerate() {
             if i > 0 {
                 out.push(b',');

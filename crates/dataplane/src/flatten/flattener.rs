@@ -120,6 +120,13 @@ impl Flattener {
         result
     }
 
+    /// Whether the CSV row `flatten_csv` wrote last surely holds no line
+    /// break, carriage return or NUL (no value in it was decoded from
+    /// escapes or copied as JSON text), so nobody needs to look.
+    pub fn csv_row_is_plain(&self) -> bool {
+        self.csv.as_ref().is_some_and(|sink| sink.plain)
+    }
+
     /// Flatten one record and check it against `layout`'s typed columns,
     /// as `flatten_typed` does, but encode no row: on success the values
     /// wait for `typed_values` (a columnar writer takes them from there,
@@ -278,17 +285,16 @@ impl Flattener {
             } else {
                 let value_start = c.pos;
                 // Strings and numbers inline; the rest out of line.
-                let kind = match c.peek() {
+                let (kind, escaped) = match c.peek() {
                     Some(b'"') => {
                         c.pos += 1;
-                        c.string()?;
-                        ValueKind::String
+                        (ValueKind::String, c.string()?)
                     }
                     Some(b'0'..=b'9' | b'-') => {
                         c.number()?;
-                        ValueKind::Number
+                        (ValueKind::Number, false)
                     }
-                    _ => c.value(depth, self.config.max_depth)?,
+                    _ => (c.value(depth, self.config.max_depth)?, false),
                 };
                 let value = &c.buf[value_start..c.pos];
                 // `"key":value` with nothing in between can be copied verbatim.
@@ -342,6 +348,7 @@ impl Flattener {
                     raw_key,
                     value,
                     kind,
+                    escaped,
                     pair,
                 };
                 self.shape.record_leaf(&leaf, (value_start, c.pos), depth);

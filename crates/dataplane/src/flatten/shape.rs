@@ -185,19 +185,21 @@ impl Shape {
                 _ => return Err(Miss),
             }
             let value_start = c.pos;
-            let kind = match c.peek() {
+            let (kind, escaped) = match c.peek() {
                 Some(b'"') => {
                     c.pos += 1;
-                    c.string().map_err(|_| Miss)?;
-                    ValueKind::String
+                    (ValueKind::String, c.string().map_err(|_| Miss)?)
                 }
                 Some(b'0'..=b'9' | b'-') => {
                     c.number().map_err(|_| Miss)?;
-                    ValueKind::Number
+                    (ValueKind::Number, false)
                 }
                 // An object here is nesting: a different shape.
                 Some(b'{') | None => return Err(Miss),
-                Some(_) => c.value(leaf.depth as usize, max_depth).map_err(|_| Miss)?,
+                Some(_) => (
+                    c.value(leaf.depth as usize, max_depth).map_err(|_| Miss)?,
+                    false,
+                ),
             };
             let value = &record[value_start..c.pos];
             if self.capture == Some(i) {
@@ -212,6 +214,7 @@ impl Shape {
                 raw_key: self.get(leaf.raw_key),
                 value,
                 kind,
+                escaped,
                 pair: None,
             };
             sink.shaped_leaf(out, &shaped, self.get(leaf.head))

@@ -37,6 +37,10 @@ pub(crate) struct Leaf<'a> {
     pub raw_key: &'a [u8],
     pub value: &'a [u8],
     pub kind: ValueKind,
+    /// A string value with escapes: its body is not its text. (Unescaped
+    /// strings hold no `"`, `\\` or control character: the scanner
+    /// rejects them raw.)
+    pub escaped: bool,
     /// `"key":value` exactly as in the input when it has no inner
     /// whitespace, so it can be copied in one go.
     pub pair: Option<&'a [u8]>,

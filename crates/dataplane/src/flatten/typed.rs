@@ -188,7 +188,7 @@ impl TypedSink {
             },
             (ColumnType::String, ValueKind::String) => {
                 let body = &value[1..value.len() - 1];
-                if memchr::memchr(b'\\', body).is_none() {
+                if !leaf.escaped {
                     push_bytes(arena, body);
                 } else {
                     self.decoded.clear();

@@ -41,7 +41,12 @@ impl LakeFormat {
 /// at line breaks whatever the quoting, and OpenCSVSerde's escape character
 /// (set to NUL in the table, so backslashes read back as written) must not
 /// occur in values.
-fn csv_row_fits_text_tables(row: &[u8]) -> Result<(), String> {
+/// Only a row with a value decoded from escapes or copied as JSON text can
+/// hold them; the flattener knows, so most rows need no look.
+fn csv_row_fits_text_tables(flattener: &Flattener, row: &[u8]) -> Result<(), String> {
+    if flattener.csv_row_is_plain() {
+        return Ok(());
+    }
     let body = row.strip_suffix(b"\n").unwrap_or(row);
     if memchr::memchr2(b'\n', b'\r', body).is_some() {
         return Err("a value holds a line break, which Hive and Spark read as the end of a row in CSV lake files; use ingest.format ndjson or parquet for such data".into());
@@ -135,7 +140,7 @@ impl Pipeline {
         let when = flattened
             .map_err(|e| e.to_string())
             .and_then(|()| match &self.format {
-                LakeFormat::Csv(_) => csv_row_fits_text_tables(&self.row),
+                LakeFormat::Csv(_) => csv_row_fits_text_tables(&self.flattener, &self.row),
                 LakeFormat::Ndjson | LakeFormat::Parquet(_) => Ok(()),
             })
             .and_then(|()| match &self.partition_by {
@@ -176,5 +181,37 @@ impl Pipeline {
             }
         }
         Ok(input.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_rows_with_a_line_break_or_nul_are_refused_and_plain_rows_are_not_scanned() {
+        let layout = CsvLayout::new(vec!["a".into(), "b".into()]).unwrap();
+        let mut flattener = Flattener::new(FlattenConfig::default());
+        let mut row = Vec::new();
+        for (record, plain, refused) in [
+            (r#"{"a":"x,y","b":1}"#, true, None),
+            (r#"{"a":"x\"y","b":true}"#, false, None),
+            (r#"{"a":"x\ny","b":1}"#, false, Some("line break")),
+            (r#"{"a":"x\r","b":1}"#, false, Some("line break")),
+            (r#"{"a":"x\u0000","b":1}"#, false, Some("NUL")),
+            ("{\"a\":[1,\r2],\"b\":1}", false, Some("line break")),
+            (r#"{"a":[1,2],"b":null}"#, false, None),
+        ] {
+            row.clear();
+            flattener
+                .flatten_csv(record.as_bytes(), &layout, &mut row)
+                .unwrap();
+            assert_eq!(flattener.csv_row_is_plain(), plain, "{record}");
+            match (csv_row_fits_text_tables(&flattener, &row), refused) {
+                (Ok(()), None) => {}
+                (Err(reason), Some(what)) => assert!(reason.contains(what), "{record}: {reason}"),
+                (got, want) => panic!("{record}: {got:?}, expected {want:?}"),
+            }
+        }
     }
 }
