@@ -28,8 +28,9 @@ pub struct Flattener {
     key: Vec<u8>,
     seen: KeySet,
     template: KeyTemplate,
-    csv: Option<csv::CsvSink>,
-    typed: Option<typed::TypedSink>,
+    // Boxed: a sink is taken out and put back for every record.
+    csv: Option<Box<csv::CsvSink>>,
+    typed: Option<Box<typed::TypedSink>>,
     /// A flattened key whose value the caller wants back (the partitioning
     /// time field), and where it was in the last record.
     capture_key: Option<Vec<u8>>,
@@ -94,7 +95,7 @@ impl Flattener {
         let mut sink = self.csv.take().unwrap_or_default();
         sink.attach(layout);
         let result = self
-            .run(record, out, &mut sink)
+            .run(record, out, &mut *sink)
             .inspect_err(|_| out.truncate(mark));
         self.csv = Some(sink);
         result
@@ -114,7 +115,7 @@ impl Flattener {
         sink.attach(layout);
         sink.encode_row = true;
         let result = self
-            .run(record, out, &mut sink)
+            .run(record, out, &mut *sink)
             .inspect_err(|_| out.truncate(mark));
         self.typed = Some(sink);
         result
@@ -135,7 +136,7 @@ impl Flattener {
         let mut sink = self.typed.take().unwrap_or_default();
         sink.attach(layout);
         sink.encode_row = false;
-        let result = self.run(record, &mut Vec::new(), &mut sink);
+        let result = self.run(record, &mut Vec::new(), &mut *sink);
         self.typed = Some(sink);
         result
     }
