@@ -252,9 +252,7 @@ fn parse_int(v: &[u8]) -> Option<i64> {
 /// A JSON number as a finite double.
 #[inline]
 fn parse_float(v: &[u8]) -> Option<f64> {
-    std::str::from_utf8(v)
-        .ok()?
-        .parse::<f64>()
+    fast_float2::parse::<f64, _>(v)
         .ok()
         .filter(|x| x.is_finite())
 }
@@ -318,6 +316,66 @@ impl Sink for TypedSink {
 mod tests {
     use super::super::{FlattenConfig, Flattener};
     use super::*;
+
+    /// The byte parser gives std's bits (`str::parse::<f64>`) for every
+    /// JSON number form: shortest forms of random doubles, long decimals,
+    /// exponents, out-of-range and subnormal values.
+    #[test]
+    fn doubles_parse_to_the_same_bits_as_std() {
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let mut texts: Vec<String> = [
+            "0",
+            "-0",
+            "0.0",
+            "-0.0",
+            "1",
+            "9007199254740993",
+            "0.1",
+            "1.7976931348623157e308",
+            "1.8e308",
+            "-1e400",
+            "4.9e-324",
+            "2e-324",
+            "1e-400",
+            "123456789012345678901234567890",
+            "123456789012345678901234567890e-99999",
+            "1E+2",
+            "0.30000000000000004",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        for _ in 0..100_000 {
+            let bits = next();
+            let f = f64::from_bits(bits);
+            if f.is_finite() {
+                texts.push(format!("{f}"));
+                texts.push(format!("{f:e}"));
+            }
+            texts.push(format!(
+                "{}",
+                (bits >> 11) as f64 / (1u64 << (bits % 53)) as f64
+            ));
+            let digits = next().to_string() + &next().to_string();
+            let point = (next() as usize) % (digits.len() + 1);
+            let (int, frac) = digits.split_at(point);
+            let int = int.trim_start_matches('0');
+            let int = if int.is_empty() { "0" } else { int };
+            let exp = (next() % 700) as i64 - 350;
+            texts.push(format!("{int}.{frac}0e{exp}"));
+        }
+        for text in &texts {
+            let want = text.parse::<f64>().ok().filter(|x| x.is_finite());
+            let got = parse_float(text.as_bytes());
+            assert_eq!(got.map(f64::to_bits), want.map(f64::to_bits), "{text}");
+        }
+    }
 
     fn layout() -> TypedLayout {
         TypedLayout::new(vec![
