@@ -117,17 +117,32 @@ pub trait TypedColumns {
     fn end_row(&mut self, bytes: usize);
 }
 
-/// Per-record typed values, in an arena, emitted in column order at the
-/// end (as a row into the output, or kept for `emit`).
+/// One column's value in the current record (strings: a range of the
+/// sink's arena).
+#[derive(Debug, Clone, Copy, Default)]
+enum Slot {
+    #[default]
+    Null,
+    Bool(bool),
+    I32(i32),
+    I64(i64),
+    F32(f32),
+    F64(f64),
+    Bytes(u32, u32),
+}
+
+/// Per-record typed values, one slot per column, handed over in column
+/// order at the end (as a row into the output, or kept for `emit`).
 #[derive(Default)]
 pub(super) struct TypedSink {
     /// Encode the row into the output at the end of the record (else the
-    /// values wait in the arena for `emit`).
+    /// values wait in their slots for `emit`).
     pub(super) encode_row: bool,
     columns: ColumnSlots,
     types: Vec<ColumnType>,
-    /// (start, end) of each set column's encoded value in `arena`; empty = null.
-    ranges: Vec<(u32, u32)>,
+    /// Each set column's value (`columns` says which are set).
+    slots: Vec<Slot>,
+    /// String and JSON values' bytes (decoded strings).
     arena: Vec<u8>,
     decoded: Vec<u8>,
 }
@@ -138,91 +153,106 @@ impl TypedSink {
         let names = layout.columns.iter().map(|(n, _)| n.as_str());
         if self.columns.attach(layout.id, "the schema", names) {
             self.types = layout.columns.iter().map(|(_, t)| *t).collect();
-            self.ranges = vec![(0, 0); layout.columns.len()];
+            self.slots = vec![Slot::Null; layout.columns.len()];
         }
+    }
+
+    /// Column `i`'s value in the record just flattened (None: null or absent).
+    #[inline(always)]
+    fn value(&self, i: usize) -> Option<TypedValue<'_>> {
+        if !self.columns.is_set(i) {
+            return None;
+        }
+        Some(match self.slots[i] {
+            Slot::Null => return None,
+            Slot::Bool(v) => TypedValue::Bool(v),
+            Slot::I32(v) => TypedValue::I32(v),
+            Slot::I64(v) => TypedValue::I64(v),
+            Slot::F32(v) => TypedValue::F32(v),
+            Slot::F64(v) => TypedValue::F64(v),
+            Slot::Bytes(start, end) => TypedValue::Bytes(&self.arena[start as usize..end as usize]),
+        })
     }
 
     /// The values of the record just flattened, column by column, to `to`.
     pub(super) fn emit<C: TypedColumns>(&self, to: &mut C) {
         let mut bytes = 0;
-        for (i, &(start, end)) in self.ranges.iter().enumerate() {
-            bytes += 1;
-            if self.columns.is_set(i) && end > start {
-                let raw = &self.arena[start as usize..end as usize];
-                bytes += raw.len();
-                to.push(i, Some(decoded(self.types[i], raw)));
-            } else {
-                to.push(i, None);
-            }
+        for i in 0..self.slots.len() {
+            let value = self.value(i);
+            bytes += encoded_len(value);
+            to.push(i, value);
         }
         to.end_row(bytes);
     }
 
-    /// Append `leaf`'s value encoded as `ty`; false if it does not fit.
+    /// `leaf`'s value as `ty`; None if it does not fit.
     #[inline]
-    fn encode(&mut self, ty: ColumnType, leaf: &Leaf<'_>) -> bool {
+    fn encode(&mut self, ty: ColumnType, leaf: &Leaf<'_>) -> Option<Slot> {
         let (value, kind) = (leaf.value, leaf.kind);
-        let arena = &mut self.arena;
-        match (ty, kind) {
-            (ColumnType::Boolean, ValueKind::True) => arena.push(1),
-            (ColumnType::Boolean, ValueKind::False) => arena.push(0),
+        Some(match (ty, kind) {
+            (ColumnType::Boolean, ValueKind::True) => Slot::Bool(true),
+            (ColumnType::Boolean, ValueKind::False) => Slot::Bool(false),
             (ColumnType::Int32, ValueKind::Number) => {
-                match parse_int(value).and_then(|n| i32::try_from(n).ok()) {
-                    Some(n) => arena.extend_from_slice(&n.to_le_bytes()),
-                    None => return false,
-                }
+                Slot::I32(parse_int(value).and_then(|n| i32::try_from(n).ok())?)
             }
-            (ColumnType::Int64, ValueKind::Number) => match parse_int(value) {
-                Some(n) => arena.extend_from_slice(&n.to_le_bytes()),
-                None => return false,
-            },
-            (ColumnType::Float, ValueKind::Number) => match parse_float(value) {
-                Some(x) if (x as f32).is_finite() => {
-                    arena.extend_from_slice(&(x as f32).to_le_bytes())
-                }
-                _ => return false,
-            },
-            (ColumnType::Double, ValueKind::Number) => match parse_float(value) {
-                Some(x) => arena.extend_from_slice(&x.to_le_bytes()),
-                None => return false,
-            },
+            (ColumnType::Int64, ValueKind::Number) => Slot::I64(parse_int(value)?),
+            (ColumnType::Float, ValueKind::Number) => {
+                let x = parse_float(value)? as f32;
+                Slot::F32(x.is_finite().then_some(x)?)
+            }
+            (ColumnType::Double, ValueKind::Number) => Slot::F64(parse_float(value)?),
             (ColumnType::String, ValueKind::String) => {
                 let body = &value[1..value.len() - 1];
+                let start = self.arena.len() as u32;
                 if !leaf.escaped {
-                    push_bytes(arena, body);
+                    self.arena.extend_from_slice(body);
                 } else {
                     self.decoded.clear();
                     decode_string(body, &mut self.decoded);
-                    push_bytes(arena, &self.decoded);
+                    self.arena.extend_from_slice(&self.decoded);
                 }
+                Slot::Bytes(start, self.arena.len() as u32)
             }
-            (ColumnType::Json, _) => push_bytes(arena, value),
-            _ => return false,
+            (ColumnType::Json, _) => {
+                let start = self.arena.len() as u32;
+                self.arena.extend_from_slice(value);
+                Slot::Bytes(start, self.arena.len() as u32)
+            }
+            _ => return None,
+        })
+    }
+}
+
+/// A value's size in the row encoding (the tag byte included).
+#[inline(always)]
+fn encoded_len(value: Option<TypedValue<'_>>) -> usize {
+    1 + match value {
+        None => 0,
+        Some(TypedValue::Bool(_)) => 1,
+        Some(TypedValue::I32(_) | TypedValue::F32(_)) => 4,
+        Some(TypedValue::I64(_) | TypedValue::F64(_)) => 8,
+        Some(TypedValue::Bytes(b)) => 4 + b.len(),
+    }
+}
+
+/// Append one value in the row encoding (the module's doc says how).
+fn encode_value(value: Option<TypedValue<'_>>, out: &mut Vec<u8>) {
+    let Some(value) = value else {
+        out.push(0);
+        return;
+    };
+    out.push(1);
+    match value {
+        TypedValue::Bool(v) => out.push(v as u8),
+        TypedValue::I32(v) => out.extend_from_slice(&v.to_le_bytes()),
+        TypedValue::I64(v) => out.extend_from_slice(&v.to_le_bytes()),
+        TypedValue::F32(v) => out.extend_from_slice(&v.to_le_bytes()),
+        TypedValue::F64(v) => out.extend_from_slice(&v.to_le_bytes()),
+        TypedValue::Bytes(b) => {
+            out.extend_from_slice(&(b.len() as u32).to_le_bytes());
+            out.extend_from_slice(b);
         }
-        true
     }
-}
-
-/// One value as `encode` wrote it (its type is known: no tag, no checks).
-#[inline]
-fn decoded(ty: ColumnType, raw: &[u8]) -> TypedValue<'_> {
-    fn array<const N: usize>(raw: &[u8]) -> [u8; N] {
-        raw[..N].try_into().expect("encoded with its width")
-    }
-    match ty {
-        ColumnType::Boolean => TypedValue::Bool(raw[0] != 0),
-        ColumnType::Int32 => TypedValue::I32(i32::from_le_bytes(array(raw))),
-        ColumnType::Int64 => TypedValue::I64(i64::from_le_bytes(array(raw))),
-        ColumnType::Float => TypedValue::F32(f32::from_le_bytes(array(raw))),
-        ColumnType::Double => TypedValue::F64(f64::from_le_bytes(array(raw))),
-        ColumnType::String | ColumnType::Json => TypedValue::Bytes(&raw[4..]),
-    }
-}
-
-#[inline]
-fn push_bytes(arena: &mut Vec<u8>, bytes: &[u8]) {
-    arena.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
-    arena.extend_from_slice(bytes);
 }
 
 /// A JSON integer literal (no fraction, no exponent) that fits an i64.
@@ -279,29 +309,29 @@ impl Sink for TypedSink {
     #[inline]
     fn leaf(&mut self, _out: &mut Vec<u8>, leaf: &Leaf<'_>) -> Result<(), ErrorKind> {
         let col = self.columns.claim(leaf.key)?;
-        let start = self.arena.len() as u32;
-        if leaf.kind != ValueKind::Null && !self.encode(self.types[col], leaf) {
-            return Err(ErrorKind::Type {
+        let slot = if leaf.kind == ValueKind::Null {
+            Some(Slot::Null)
+        } else {
+            self.encode(self.types[col], leaf)
+        };
+        match slot {
+            Some(slot) => {
+                self.slots[col] = slot;
+                Ok(())
+            }
+            None => Err(ErrorKind::Type {
                 key: String::from_utf8_lossy(&leaf.key.to_vec()).into_owned(),
                 column: self.types[col],
                 value: shown(leaf.value),
-            });
+            }),
         }
-        self.ranges[col] = (start, self.arena.len() as u32);
-        Ok(())
     }
 
     #[inline]
     fn end(&mut self, out: &mut Vec<u8>, _record: &[u8]) -> Result<(), ErrorKind> {
-        if !self.encode_row {
-            return Ok(());
-        }
-        for (i, &(start, end)) in self.ranges.iter().enumerate() {
-            if self.columns.is_set(i) && end > start {
-                out.push(1);
-                out.extend_from_slice(&self.arena[start as usize..end as usize]);
-            } else {
-                out.push(0);
+        if self.encode_row {
+            for i in 0..self.slots.len() {
+                encode_value(self.value(i), out);
             }
         }
         Ok(())
