@@ -28,6 +28,11 @@ use lake_dataplane::ingest::writer::RollPolicy;
 use lake_dataplane::ingest::{LakeFormat, PartitionBy};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+
+/// mimalloc keeps freed column buffers for the next file instead of
+/// returning them to the OS (Cargo.toml says what that saves).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use tokio::signal::unix::{signal, SignalKind};
 
 #[derive(Parser)]
