@@ -1,13 +1,15 @@
 //! Fixed-column outputs share one job: find a flattened key's column, and
 //! refuse a key that is no column or that a record sets twice.
 //!
-//! Owns: the key -> column index of a layout and the per-record "already
-//! set" marks (a generation counter, so a new record clears nothing).
+//! Owns: the key -> column index of a layout, the per-record "already
+//! set" marks (a generation counter, so a new record clears nothing), and
+//! the memo of each shape leaf's column (a shaped record compares no keys).
 //! Must not: encode values (the CSV and typed sinks do) or scan JSON.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use super::sink::ShapeSlot;
 use super::{ErrorKind, Key};
 
 static NEXT_LAYOUT_ID: AtomicU64 = AtomicU64::new(1);
@@ -31,6 +33,9 @@ pub(super) struct ColumnSlots {
     next: usize,
     /// What the columns are, for errors ("the CSV header", "the schema").
     of: &'static str,
+    /// The column of each leaf of shape `by_leaf_shape`, as claimed once.
+    by_leaf: Vec<u32>,
+    by_leaf_shape: u64,
 }
 
 impl ColumnSlots {
@@ -56,6 +61,8 @@ impl ColumnSlots {
             .collect();
         self.set = vec![0; self.names.len()];
         self.generation = 0;
+        self.by_leaf_shape = 0;
+        self.by_leaf.clear();
         true
     }
 
@@ -94,6 +101,35 @@ impl ColumnSlots {
             }
             _ => Err(self.refuse(key, found)),
         }
+    }
+
+    /// `claim` for a leaf of a shape: the column this shape's leaf was
+    /// claimed for before, without comparing keys. A shape's keys are
+    /// unique (only an accepted record becomes a shape), so the column is
+    /// not set yet in this record.
+    #[inline(always)]
+    pub(super) fn claim_shaped(
+        &mut self,
+        key: Key<'_>,
+        slot: ShapeSlot,
+    ) -> Result<usize, ErrorKind> {
+        if self.by_leaf_shape == slot.shape {
+            if let Some(&col) = self.by_leaf.get(slot.leaf) {
+                let col = col as usize;
+                debug_assert_ne!(self.set[col], self.generation, "a shape key twice");
+                self.set[col] = self.generation;
+                self.next = col + 1;
+                return Ok(col);
+            }
+        } else {
+            self.by_leaf_shape = slot.shape;
+            self.by_leaf.clear();
+        }
+        let col = self.claim(key)?;
+        if self.by_leaf.len() == slot.leaf {
+            self.by_leaf.push(col as u32);
+        }
+        Ok(col)
     }
 
     /// The column of a key that is not the one expected next.

@@ -9,6 +9,7 @@ use std::collections::HashSet;
 
 use super::columns::{new_layout_id, ColumnSlots};
 use super::scan::{decode_string, ValueKind};
+use super::sink::ShapeSlot;
 use super::{ErrorKind, Leaf, Sink};
 
 /// The columns of a CSV output, in order. Rows end with LF, not CRLF: Hive
@@ -118,6 +119,31 @@ impl CsvSink {
         out.truncate(self.mark);
     }
 
+    /// Write `leaf` as column `col`'s field.
+    #[inline(always)]
+    fn put(&mut self, out: &mut Vec<u8>, leaf: &Leaf<'_>, col: usize) {
+        if self.direct && col < self.written {
+            self.leave_direct(out);
+        }
+        let start;
+        if self.direct {
+            // Empty fields for the columns skipped, then this one.
+            for k in self.written..=col {
+                if k > 0 {
+                    out.push(b',');
+                }
+            }
+            start = out.len();
+            self.field(false, out, leaf);
+            self.written = col + 1;
+            self.ranges[col] = (start as u32, out.len() as u32);
+        } else {
+            start = self.arena.len();
+            self.field(true, out, leaf);
+            self.ranges[col] = (start as u32, self.arena.len() as u32);
+        }
+    }
+
     /// Append one field's CSV text to `to`.
     #[inline(always)]
     fn field(&mut self, to_arena: bool, out: &mut Vec<u8>, leaf: &Leaf<'_>) {
@@ -167,26 +193,20 @@ impl Sink for CsvSink {
     #[inline]
     fn leaf(&mut self, out: &mut Vec<u8>, leaf: &Leaf<'_>) -> Result<(), ErrorKind> {
         let col = self.columns.claim(leaf.key)?;
-        if self.direct && col < self.written {
-            self.leave_direct(out);
-        }
-        let start;
-        if self.direct {
-            // Empty fields for the columns skipped, then this one.
-            for k in self.written..=col {
-                if k > 0 {
-                    out.push(b',');
-                }
-            }
-            start = out.len();
-            self.field(false, out, leaf);
-            self.written = col + 1;
-            self.ranges[col] = (start as u32, out.len() as u32);
-        } else {
-            start = self.arena.len();
-            self.field(true, out, leaf);
-            self.ranges[col] = (start as u32, self.arena.len() as u32);
-        }
+        self.put(out, leaf, col);
+        Ok(())
+    }
+
+    #[inline]
+    fn shaped_leaf(
+        &mut self,
+        out: &mut Vec<u8>,
+        leaf: &Leaf<'_>,
+        _head: &[u8],
+        slot: ShapeSlot,
+    ) -> Result<(), ErrorKind> {
+        let col = self.columns.claim_shaped(leaf.key, slot)?;
+        self.put(out, leaf, col);
         Ok(())
     }
 

@@ -4,7 +4,7 @@
 //! records.
 
 use super::error::ErrorKind;
-use super::sink::{Leaf, Sink};
+use super::sink::{Leaf, ShapeSlot, Sink};
 
 /// NDJSON output: `"key":value` pairs that are compact in the input are
 /// copied in one piece. (Batching runs of consecutive pairs into one copy
@@ -50,6 +50,7 @@ impl Sink for NdjsonSink {
         out: &mut Vec<u8>,
         leaf: &Leaf<'_>,
         head: &[u8],
+        _slot: ShapeSlot,
     ) -> Result<(), ErrorKind> {
         self.first = false;
         out.extend_from_slice(head);

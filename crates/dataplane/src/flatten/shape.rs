@@ -14,7 +14,12 @@
 
 use super::error::ErrorKind;
 use super::scan::{Cursor, ValueKind};
-use super::sink::{bytes_eq, Key, Leaf, Sink};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::sink::{bytes_eq, Key, Leaf, ShapeSlot, Sink};
+
+/// Shape identities: unique in the process, never 0.
+static NEXT_SHAPE_ID: AtomicU64 = AtomicU64::new(1);
 
 /// A byte range in `Shape::bytes`.
 #[derive(Clone, Copy, Default)]
@@ -52,6 +57,8 @@ struct Seen {
 #[derive(Default)]
 pub(super) struct Shape {
     ready: bool,
+    /// Identity of the shape in use (sinks key per-leaf memos by it).
+    id: u64,
     /// Built from an envelope's payload (the walk starts at the payload).
     unwrapped: bool,
     bytes: Vec<u8>,
@@ -150,6 +157,7 @@ impl Shape {
         self.tail = Self::stash(&mut self.bytes, &[&record[at..end]]);
         self.capture = self.seen_capture;
         self.unwrapped = unwrapped;
+        self.id = NEXT_SHAPE_ID.fetch_add(1, Ordering::Relaxed);
         self.ready = true;
     }
 
@@ -217,7 +225,11 @@ impl Shape {
                 escaped,
                 pair: None,
             };
-            sink.shaped_leaf(out, &shaped, self.get(leaf.head))
+            let slot = ShapeSlot {
+                shape: self.id,
+                leaf: i,
+            };
+            sink.shaped_leaf(out, &shaped, self.get(leaf.head), slot)
                 .map_err(|_: ErrorKind| Miss)?;
         }
         let tail = self.get(self.tail);

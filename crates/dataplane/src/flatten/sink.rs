@@ -13,15 +13,17 @@ pub(crate) trait Sink {
     fn leaf(&mut self, out: &mut Vec<u8>, leaf: &Leaf<'_>) -> Result<(), ErrorKind>;
     fn end(&mut self, out: &mut Vec<u8>, record: &[u8]) -> Result<(), ErrorKind>;
     /// A leaf of a record shaped like the last one (`shape`): `head` is
-    /// the leaf's NDJSON text before its value, comma included.
+    /// the leaf's NDJSON text before its value, comma included; `slot`
+    /// names the leaf within its shape (the same slot, the same key).
     #[inline(always)]
     fn shaped_leaf(
         &mut self,
         out: &mut Vec<u8>,
         leaf: &Leaf<'_>,
         head: &[u8],
+        slot: ShapeSlot,
     ) -> Result<(), ErrorKind> {
-        let _ = head;
+        let _ = (head, slot);
         self.leaf(out, leaf)
     }
     /// Whether the sink itself guarantees unique keys (CSV slots do).
@@ -44,6 +46,16 @@ pub(crate) struct Leaf<'a> {
     /// `"key":value` exactly as in the input when it has no inner
     /// whitespace, so it can be copied in one go.
     pub pair: Option<&'a [u8]>,
+}
+
+/// A leaf's place in a shape: two leaves with the same slot have the same
+/// key, so a sink may remember what it worked out for the key (its column).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ShapeSlot {
+    /// The shape's identity (never 0; unique in the process).
+    pub shape: u64,
+    /// The leaf's index in the shape.
+    pub leaf: usize,
 }
 
 /// A decoded key without copying when possible: `prefix` + `last`.

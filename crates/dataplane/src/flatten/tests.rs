@@ -194,7 +194,13 @@ impl sink::Sink for WalkCounter {
         self.full += 1;
         Ok(())
     }
-    fn shaped_leaf(&mut self, _: &mut Vec<u8>, _: &Leaf<'_>, _: &[u8]) -> Result<(), ErrorKind> {
+    fn shaped_leaf(
+        &mut self,
+        _: &mut Vec<u8>,
+        _: &Leaf<'_>,
+        _: &[u8],
+        _: sink::ShapeSlot,
+    ) -> Result<(), ErrorKind> {
         self.shaped += 1;
         Ok(())
     }
@@ -238,4 +244,23 @@ fn a_record_shaped_like_the_last_skips_the_full_walk() {
     }
     // The last record accepted is the new shape.
     assert_eq!(walks(&mut f, r#"{"a":7,"m":{"ts":5,"s":"x"}} "#), (0, 3));
+}
+
+#[test]
+fn a_shapes_column_memo_follows_the_layout() {
+    let ab = CsvLayout::new(vec!["a".into(), "m_b".into()]).unwrap();
+    let ba = CsvLayout::new(vec!["m_b".into(), "a".into()]).unwrap();
+    let mut f = Flattener::new(FlattenConfig::default());
+    let mut out = Vec::new();
+    for (i, layout) in [&ab, &ab, &ba, &ba, &ab].into_iter().enumerate() {
+        let record = format!(r#"{{"a":{i},"m":{{"b":"x{i}"}}}}"#);
+        out.clear();
+        f.flatten_csv(record.as_bytes(), layout, &mut out).unwrap();
+        let want = if std::ptr::eq(layout, &ab) {
+            format!("{i},x{i}\n")
+        } else {
+            format!("x{i},{i}\n")
+        };
+        assert_eq!(String::from_utf8_lossy(&out), want, "record {i}");
+    }
 }

@@ -19,6 +19,7 @@ use std::collections::HashSet;
 
 use super::columns::{new_layout_id, ColumnSlots};
 use super::scan::{decode_string, ValueKind};
+use super::sink::ShapeSlot;
 use super::{ErrorKind, Leaf, Sink};
 use lake_contract::schema::ColumnType;
 
@@ -309,6 +310,40 @@ impl Sink for TypedSink {
     #[inline]
     fn leaf(&mut self, _out: &mut Vec<u8>, leaf: &Leaf<'_>) -> Result<(), ErrorKind> {
         let col = self.columns.claim(leaf.key)?;
+        self.put(leaf, col)
+    }
+
+    #[inline]
+    fn shaped_leaf(
+        &mut self,
+        _out: &mut Vec<u8>,
+        leaf: &Leaf<'_>,
+        _head: &[u8],
+        slot: ShapeSlot,
+    ) -> Result<(), ErrorKind> {
+        let col = self.columns.claim_shaped(leaf.key, slot)?;
+        self.put(leaf, col)
+    }
+
+    #[inline]
+    fn end(&mut self, out: &mut Vec<u8>, _record: &[u8]) -> Result<(), ErrorKind> {
+        if self.encode_row {
+            for i in 0..self.slots.len() {
+                encode_value(self.value(i), out);
+            }
+        }
+        Ok(())
+    }
+
+    fn detects_collisions(&self) -> bool {
+        true
+    }
+}
+
+impl TypedSink {
+    /// Check `leaf` against column `col`'s type and keep its value.
+    #[inline(always)]
+    fn put(&mut self, leaf: &Leaf<'_>, col: usize) -> Result<(), ErrorKind> {
         let slot = if leaf.kind == ValueKind::Null {
             Some(Slot::Null)
         } else {
@@ -325,20 +360,6 @@ impl Sink for TypedSink {
                 value: shown(leaf.value),
             }),
         }
-    }
-
-    #[inline]
-    fn end(&mut self, out: &mut Vec<u8>, _record: &[u8]) -> Result<(), ErrorKind> {
-        if self.encode_row {
-            for i in 0..self.slots.len() {
-                encode_value(self.value(i), out);
-            }
-        }
-        Ok(())
-    }
-
-    fn detects_collisions(&self) -> bool {
-        true
     }
 }
 
