@@ -10,7 +10,10 @@ partition (rows, distinct order ids, sums of ordertime, orderid, zipcode and
 orderunits); Parquet column types are checked, and our Parquet files are
 read back through pyarrow as well (types and the same per-partition sums).
 Prints seconds, MB/s, peak RSS and the ratio. DuckDB's time is its COPY statement alone (no interpreter
-start-up), which favours DuckDB.
+start-up), which favours DuckDB. Runs alternate between the tools (ours,
+DuckDB, pyarrow, ours, …) and start with no dirty pages (os.sync), so a
+noisy machine's slow moments and another tool's writeback fall on all of
+them alike; the best run of each is kept.
 
     python3 bench/lake_formats.py [--orders 1000000] [--runs 3]
 
@@ -71,7 +74,10 @@ def seconds(out):
 
 
 def timed(cmd):
-    """(seconds, peak RSS MiB, stdout) of a command pinned to CPU 0."""
+    """(seconds, peak RSS MiB, stdout) of a command pinned to CPU 0. Each
+    run starts with no dirty pages left by the run before (os.sync): a tool
+    that fsyncs its files must not wait on another tool's writeback."""
+    os.sync()
     with tempfile.NamedTemporaryFile("r") as report:
         start = time.perf_counter()
         out = subprocess.run(
@@ -173,31 +179,31 @@ def main():
         print("| output | tool | seconds | MB/s | peak RSS MiB | ours is × faster |")
         print("| --- | --- | ---: | ---: | ---: | ---: |")
         for fmt in ("parquet", "csv", "ndjson"):
-            results = []
+            import pyarrow
             ours_out = os.path.join(work, f"ours-{fmt}")
-            best = None
-            for _ in range(args.runs):
-                shutil.rmtree(ours_out, ignore_errors=True)
-                secs, rss, _ = timed([BIN, "backfill", "--from", src_dir, "--sink", ours_out,
-                                      "--format", fmt, "--schema", SCHEMA])
-                best = min(best or (secs, rss), (secs, rss))
-            results.append((f"lake-ingest backfill --format {fmt}", *best))
             duck_out = os.path.join(work, f"duck-{fmt}")
-            best = None
-            for _ in range(args.runs):
-                shutil.rmtree(duck_out, ignore_errors=True)
-                _, rss, out = timed([sys.executable, "-c", DUCK, fmt, src, duck_out])
-                best = min(best or (seconds(out), rss), (seconds(out), rss))
-            results.append((f"DuckDB {duckdb.__version__}, threads=1 (COPY only)", *best))
+            arrow_out = os.path.join(work, "arrow-parquet")
+            tools = [
+                (f"lake-ingest backfill --format {fmt}", ours_out,
+                 [BIN, "backfill", "--from", src_dir, "--sink", ours_out, "--format", fmt, "--schema", SCHEMA],
+                 False),
+                (f"DuckDB {duckdb.__version__}, threads=1 (COPY only)", duck_out,
+                 [sys.executable, "-c", DUCK, fmt, src, duck_out], True),
+            ]
             if fmt == "parquet":
-                import pyarrow
-                arrow_out = os.path.join(work, "arrow-parquet")
-                best = None
-                for _ in range(args.runs):
-                    shutil.rmtree(arrow_out, ignore_errors=True)
-                    _, rss, out = timed([sys.executable, "-c", PYARROW, src, arrow_out])
-                    best = min(best or (seconds(out), rss), (seconds(out), rss))
-                results.append((f"pyarrow {pyarrow.__version__}, one thread", *best))
+                tools.append((f"pyarrow {pyarrow.__version__}, one thread", arrow_out,
+                              [sys.executable, "-c", PYARROW, src, arrow_out], True))
+            # Runs alternate between the tools, so each sees the same
+            # moments of a noisy machine; the best of each is kept.
+            best = [None] * len(tools)
+            for _ in range(args.runs):
+                for i, (_, out_dir, cmd, reports_own_time) in enumerate(tools):
+                    shutil.rmtree(out_dir, ignore_errors=True)
+                    secs, rss, out = timed(cmd)
+                    if reports_own_time:
+                        secs = seconds(out)
+                    best[i] = min(best[i] or (secs, rss), (secs, rss))
+            results = [(name, *b) for (name, *_), b in zip(tools, best)]
 
             # Same rows on both sides, partition by partition.
             ours, theirs = summary(con, fmt, ours_out), summary(con, fmt, duck_out)
