@@ -264,3 +264,64 @@ fn a_shapes_column_memo_follows_the_layout() {
         assert_eq!(String::from_utf8_lossy(&out), want, "record {i}");
     }
 }
+
+#[test]
+fn one_odd_record_keeps_the_usual_shape() {
+    let mut f = Flattener::new(FlattenConfig::default());
+    let walks = |f: &mut Flattener, record: &str| {
+        let mut counter = WalkCounter::default();
+        f.run(record.as_bytes(), &mut Vec::new(), &mut counter)
+            .unwrap();
+        (counter.full, counter.shaped)
+    };
+    let usual = r#"{"a":1,"b":{"c":2}}"#;
+    let odd = r#"{"a":1,"b":{"c":2},"gift":true}"#;
+    assert_eq!(walks(&mut f, usual), (2, 0));
+    assert_eq!(walks(&mut f, usual), (0, 2));
+    assert_eq!(walks(&mut f, odd), (3, 0));
+    assert_eq!(
+        walks(&mut f, usual),
+        (0, 2),
+        "the odd record did not replace the shape"
+    );
+    // Two odd records in a row: the stream has changed, and so does the shape.
+    assert_eq!(walks(&mut f, odd), (3, 0));
+    assert_eq!(walks(&mut f, odd), (3, 0));
+    assert_eq!(walks(&mut f, odd), (0, 3));
+}
+
+/// Counts `begin` calls: a shaped attempt begins the sink once, the full walk once more.
+#[derive(Default)]
+struct BeginCounter(usize);
+
+impl sink::Sink for BeginCounter {
+    fn begin(&mut self, _: &mut Vec<u8>) {
+        self.0 += 1;
+    }
+    fn leaf(&mut self, _: &mut Vec<u8>, _: &Leaf<'_>) -> Result<(), ErrorKind> {
+        Ok(())
+    }
+    fn end(&mut self, _: &mut Vec<u8>, _: &[u8]) -> Result<(), ErrorKind> {
+        Ok(())
+    }
+    fn detects_collisions(&self) -> bool {
+        false
+    }
+}
+
+#[test]
+fn records_that_keep_changing_shape_rest_the_shaped_walk() {
+    let mut f = Flattener::new(FlattenConfig::default());
+    let shapes = [r#"{"a":1}"#, r#"{"b":1}"#, r#"{"c":1}"#];
+    let mut begins = Vec::new();
+    for i in 0..300 {
+        let mut counter = BeginCounter::default();
+        f.run(shapes[i % 3].as_bytes(), &mut Vec::new(), &mut counter)
+            .unwrap();
+        begins.push(counter.0);
+    }
+    // While it tries, every record pays a failed match and the full walk;
+    // after a window of misses, only the full walk.
+    assert!(begins[2..64].iter().all(|&n| n == 2), "{begins:?}");
+    assert!(begins[64..].iter().all(|&n| n == 1), "{begins:?}");
+}
