@@ -2,9 +2,9 @@
 //!
 //! Owns: `Flattener` (nesting, key joining, envelope unwrapping, the
 //! captured partition field, collision checks), and which walk a record
-//! takes: the shaped walk (`shape`) when it has the last accepted record's
-//! shape, else the full walk here, which records the next shape. Must not:
-//! encode output (the sinks do) or do I/O.
+//! takes: the shaped walk (`shape`) when it has the stream's usual shape,
+//! else the full walk here, which records a new shape when the stream's
+//! has changed. Must not: encode output (the sinks do) or do I/O.
 
 use super::config::FlattenConfig;
 use super::csv::{self, CsvLayout};
@@ -35,7 +35,7 @@ pub struct Flattener {
     /// time field), and where it was in the last record.
     capture_key: Option<Vec<u8>>,
     captured: Option<(usize, usize, ValueKind)>,
-    /// The last accepted record's shape: the next record like it skips the walk.
+    /// The stream's usual shape: a record like it skips the full walk.
     shape: Shape,
 }
 

@@ -1,6 +1,6 @@
-//! The shape of the last record the full walk accepted: the exact bytes
-//! between its values. The next record with the same bytes between its
-//! values has the same keys in the same order, so it is flattened by
+//! The stream's usual shape, from a recent record the full walk accepted:
+//! the exact bytes between its values. A record with the same bytes between
+//! its values has the same keys in the same order, so it is flattened by
 //! comparing those bytes and scanning only the values: no key scanning,
 //! no nesting, no key prediction, no collision check.
 //!
@@ -14,10 +14,10 @@
 //! gains nothing and would pay for every failed match and new shape, so the
 //! shaped walk rests for a while after a window of mostly misses.
 
-use super::error::ErrorKind;
-use super::scan::{Cursor, ValueKind};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use super::error::ErrorKind;
+use super::scan::{Cursor, ValueKind};
 use super::sink::{bytes_eq, Key, Leaf, ShapeSlot, Sink};
 
 /// Shape identities: unique in the process, never 0.
