@@ -494,28 +494,14 @@ fn mutated_records_never_panic_and_are_judged_like_serde_json() {
 /// fresh one each (the full walk): same rows, same errors.
 #[test]
 fn shaped_and_full_walks_agree_for_csv_and_typed_rows() {
-    use lake_contract::schema::ColumnType;
+    use lake_contract::schema::typed_columns_from_avro;
     use lake_dataplane::flatten::{CsvLayout, TypedLayout};
-    let names = [
-        "ordertime",
-        "orderid",
-        "itemid",
-        "orderunits",
-        "address_city",
-        "address_state",
-        "address_zipcode",
-    ];
-    let types = [
-        ColumnType::Int64,
-        ColumnType::Int32,
-        ColumnType::String,
-        ColumnType::Double,
-        ColumnType::String,
-        ColumnType::String,
-        ColumnType::Int32,
-    ];
-    let csv = CsvLayout::new(names.iter().map(|n| n.to_string()).collect()).unwrap();
-    let typed = TypedLayout::new(names.iter().map(|n| n.to_string()).zip(types).collect()).unwrap();
+    // The orders schema's columns, as the lake writes them.
+    let avsc = std::fs::read_to_string(repo_root().join("crates/dataplane/tests/data/orders.avsc"))
+        .unwrap();
+    let columns = typed_columns_from_avro(&avsc, "_").unwrap();
+    let csv = CsvLayout::new(columns.iter().map(|(name, _)| name.clone()).collect()).unwrap();
+    let typed = TypedLayout::new(columns).unwrap();
     let seeds = [
         r#"{"ordertime":1573657200000,"orderid":18,"itemid":"Item_184","orderunits":4.75,"address":{"city":"City_72","state":"State_63","zipcode":50827}}"#,
         r#"{"schema":{"type":"struct"},"payload":{"ordertime":1573657200001,"orderid":19,"itemid":"It\"em","address":{"city":"C","zipcode":1}}}"#,
