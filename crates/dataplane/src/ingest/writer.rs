@@ -68,6 +68,9 @@ enum Output {
     Parquet(Box<ParquetFile>),
 }
 
+/// Column buffers of closed Parquet files kept for the next files.
+const SPARE_GROUPS: usize = 2;
+
 /// Bytes buffered per open text file before a write to the file.
 const TEXT_BUFFER: usize = 256 << 10;
 
@@ -145,6 +148,8 @@ pub struct PartitionedWriter<'a> {
     buffered: usize,
     /// Buffers of closed text files, for the next ones.
     spare_buffers: Vec<Vec<u8>>,
+    /// Column buffers of closed Parquet files, for the next ones.
+    spare_groups: Vec<Group>,
 }
 
 /// A closed file not yet published.
@@ -182,6 +187,7 @@ impl<'a> PartitionedWriter<'a> {
             held: Vec::new(),
             buffered: 0,
             spare_buffers: Vec::new(),
+            spare_groups: Vec::new(),
         }
     }
 
@@ -306,19 +312,20 @@ impl<'a> PartitionedWriter<'a> {
             std::process::id(),
             key.replace('/', "_")
         ));
-        let out = match &self.format {
-            LakeFormat::Parquet(layout) => {
-                Output::Parquet(Box::new(ParquetFile::create(layout, &local)?))
-            }
-            _ => Output::Text(TextFile {
-                file: File::create(&local)
-                    .with_context(|| format!("creating {}", local.display()))?,
-                buf: self
-                    .spare_buffers
-                    .pop()
-                    .unwrap_or_else(|| Vec::with_capacity(TEXT_BUFFER)),
-            }),
-        };
+        let out =
+            match &self.format {
+                LakeFormat::Parquet(layout) => Output::Parquet(Box::new(
+                    ParquetFile::create_reusing(layout, &local, self.spare_groups.pop())?,
+                )),
+                _ => Output::Text(TextFile {
+                    file: File::create(&local)
+                        .with_context(|| format!("creating {}", local.display()))?,
+                    buf: self
+                        .spare_buffers
+                        .pop()
+                        .unwrap_or_else(|| Vec::with_capacity(TEXT_BUFFER)),
+                }),
+            };
         let f = OpenFile {
             partition: partition.to_string(),
             key,
@@ -373,8 +380,15 @@ impl<'a> PartitionedWriter<'a> {
             }
             Output::Parquet(file) => {
                 self.buffered -= file.buffered_bytes();
-                file.finish()
-                    .with_context(|| format!("writing {}", f.key))?
+                let (size, group) = file
+                    .finish_keeping_buffers()
+                    .with_context(|| format!("writing {}", f.key))?;
+                // Files open one at a time: a few spares are enough, and
+                // each holds up to a row group's memory.
+                if self.spare_groups.len() < SPARE_GROUPS {
+                    self.spare_groups.push(group);
+                }
+                size
             }
         };
         let closed = Closed {
