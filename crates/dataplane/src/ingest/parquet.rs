@@ -11,7 +11,6 @@
 //! partitioned writer does).
 
 use std::fs::File;
-use std::io::BufWriter;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -95,7 +94,10 @@ fn schema(columns: &[(String, ColumnType)]) -> parquet::errors::Result<Arc<Type>
 /// One Parquet file being written.
 pub struct ParquetFile {
     layout: Arc<ParquetLayout>,
-    writer: SerializedFileWriter<BufWriter<File>>,
+    /// Straight to the file: the writer buffers its small writes itself,
+    /// and a buffer of ours would copy every column chunk once more (and
+    /// hold 256 KiB per open file).
+    writer: SerializedFileWriter<File>,
     group: Group,
     rows_per_group: usize,
 }
@@ -131,11 +133,7 @@ impl ParquetFile {
         rows_per_group: usize,
     ) -> Result<ParquetFile> {
         let out = File::create(path).with_context(|| format!("creating {}", path.display()))?;
-        let writer = SerializedFileWriter::new(
-            BufWriter::with_capacity(256 << 10, out),
-            layout.schema.clone(),
-            layout.props.clone(),
-        )?;
+        let writer = SerializedFileWriter::new(out, layout.schema.clone(), layout.props.clone())?;
         Ok(ParquetFile {
             layout: layout.clone(),
             writer,
@@ -194,8 +192,7 @@ impl ParquetFile {
     /// (`create_reusing`).
     pub fn finish_keeping_buffers(mut self) -> Result<(u64, Group)> {
         self.write_group()?;
-        let out = self.writer.into_inner()?;
-        let file = out.into_inner().map_err(|e| e.into_error())?;
+        let file = self.writer.into_inner()?;
         Ok((file.metadata()?.len(), self.group))
     }
 }
@@ -281,7 +278,7 @@ impl Group {
     /// Write the rows as one row group and clear the buffers.
     fn write(
         &mut self,
-        writer: &mut SerializedFileWriter<BufWriter<File>>,
+        writer: &mut SerializedFileWriter<File>,
         descriptors: &[ColumnDescPtr],
     ) -> Result<()> {
         let mut group = writer.next_row_group()?;
