@@ -237,7 +237,7 @@ impl StringDictionary {
 /// when it is at most 16 bytes long, which lake strings (ids, cities,
 /// states) mostly are. Equal keys of such values are equal values, with no
 /// look at the dictionary's bytes.
-#[derive(Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 struct Key {
     head: [u64; 2],
     len: u32,
@@ -297,17 +297,42 @@ impl Key {
     }
 }
 
-/// Open addressing with linear probing, at most half full: each slot holds
-/// a key and the distinct value's index (`u32::MAX`: empty).
+/// One slot of the table: a key and its distinct value's index
+/// (`u32::MAX`: empty). 24 bytes, so a dictionary of a thousand item ids
+/// probes 48 KiB.
+#[derive(Clone, Copy)]
+struct Slot {
+    head: [u64; 2],
+    len: u32,
+    index: u32,
+}
+
+impl Slot {
+    const EMPTY: Slot = Slot {
+        head: [0, 0],
+        len: 0,
+        index: u32::MAX,
+    };
+
+    #[inline(always)]
+    fn key(&self) -> Key {
+        Key {
+            head: self.head,
+            len: self.len,
+        }
+    }
+}
+
+/// Open addressing with linear probing, at most half full.
 struct KeyTable {
-    slots: Vec<(Key, u32)>,
+    slots: Vec<Slot>,
     used: usize,
 }
 
 impl Default for KeyTable {
     fn default() -> Self {
         KeyTable {
-            slots: vec![(Key::default(), u32::MAX); 64],
+            slots: vec![Slot::EMPTY; 64],
             used: 0,
         }
     }
@@ -318,34 +343,39 @@ impl KeyTable {
     #[inline(always)]
     fn find(&self, key: &Key, value: &[u8], values: &[u8], ends: &[u32]) -> Result<u32, usize> {
         let mask = self.slots.len() - 1;
-        let mut slot = self.home(key.hash(value));
+        let mut at = self.home(key.hash(value));
         loop {
-            let (k, index) = &self.slots[slot];
-            if *index == u32::MAX {
-                return Err(slot);
+            let slot = &self.slots[at];
+            if slot.index == u32::MAX {
+                return Err(at);
             }
-            if k == key && (key.is_whole() || distinct(values, ends, *index) == value) {
-                return Ok(*index);
+            if slot.key() == *key && (key.is_whole() || distinct(values, ends, slot.index) == value)
+            {
+                return Ok(slot.index);
             }
-            slot = (slot + 1) & mask;
+            at = (at + 1) & mask;
         }
     }
 
-    /// Put `index` in the empty `slot` `find` returned (`values` and `ends`
-    /// already hold its value).
-    fn insert(&mut self, slot: usize, key: Key, index: u32, values: &[u8], ends: &[u32]) {
-        self.slots[slot] = (key, index);
+    /// Put `index` in the empty slot `at` that `find` returned (`values`
+    /// and `ends` already hold its value).
+    fn insert(&mut self, at: usize, key: Key, index: u32, values: &[u8], ends: &[u32]) {
+        self.slots[at] = Slot {
+            head: key.head,
+            len: key.len,
+            index,
+        };
         self.used += 1;
         if self.used * 2 > self.slots.len() {
-            let grown = vec![(Key::default(), u32::MAX); self.slots.len() * 2];
+            let grown = vec![Slot::EMPTY; self.slots.len() * 2];
             let old = std::mem::replace(&mut self.slots, grown);
             let mask = self.slots.len() - 1;
-            for (key, index) in old.into_iter().filter(|(_, i)| *i != u32::MAX) {
-                let mut slot = self.home(key.hash(distinct(values, ends, index)));
-                while self.slots[slot].1 != u32::MAX {
-                    slot = (slot + 1) & mask;
+            for slot in old.into_iter().filter(|s| s.index != u32::MAX) {
+                let mut at = self.home(slot.key().hash(distinct(values, ends, slot.index)));
+                while self.slots[at].index != u32::MAX {
+                    at = (at + 1) & mask;
                 }
-                self.slots[slot] = (key, index);
+                self.slots[at] = slot;
             }
         }
     }
@@ -357,7 +387,7 @@ impl KeyTable {
     }
 
     fn clear(&mut self) {
-        self.slots.fill((Key::default(), u32::MAX));
+        self.slots.fill(Slot::EMPTY);
         self.used = 0;
     }
 }
