@@ -91,6 +91,20 @@ impl ColumnValues {
         }
     }
 
+    /// Room for `n` more values.
+    pub fn reserve(&mut self, n: usize) {
+        match self {
+            ColumnValues::Bool(v) => v.reserve(n),
+            ColumnValues::I32(v) => v.reserve(n),
+            ColumnValues::I64(v) => v.reserve(n),
+            ColumnValues::I96(v) => v.reserve(n),
+            ColumnValues::F32(v) => v.reserve(n),
+            ColumnValues::F64(v) => v.reserve(n),
+            ColumnValues::Bytes(v) => v.reserve(n),
+            ColumnValues::Fixed(v) => v.reserve(n),
+        }
+    }
+
     /// Drop the values, keep the memory.
     pub fn clear(&mut self) {
         match self {

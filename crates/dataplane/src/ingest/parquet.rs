@@ -30,6 +30,11 @@ use lake_contract::schema::ColumnType;
 
 pub use crate::parquet_encoding::ROW_GROUP_ROWS;
 
+/// Rows a new file's column buffers have room for from the start: they
+/// would otherwise grow from nothing, copied at every doubling (a lake
+/// file of an hour of orders holds thousands of rows).
+const INITIAL_ROWS: usize = 8192;
+
 /// Bytes of buffered values at which a file's row group is written even
 /// with fewer rows (wide rows, long strings).
 pub const ROW_GROUP_BYTES: usize = 64 << 20;
@@ -137,7 +142,7 @@ impl ParquetFile {
         Ok(ParquetFile {
             layout: layout.clone(),
             writer,
-            group: Group::new(layout.columns()),
+            group: Group::new(layout.columns(), rows_per_group.min(INITIAL_ROWS)),
             rows_per_group: rows_per_group.max(1),
         })
     }
@@ -243,8 +248,10 @@ pub struct Group {
 }
 
 impl Group {
-    fn new(columns: &[(String, ColumnType)]) -> Group {
-        Group {
+    /// Buffers with room for `rows` rows of fixed-size values (reserved,
+    /// not touched: memory is faulted in only as rows arrive).
+    fn new(columns: &[(String, ColumnType)], rows: usize) -> Group {
+        let mut group = Group {
             rows: 0,
             bytes: 0,
             columns: columns
@@ -261,7 +268,14 @@ impl Group {
                 .collect(),
             ones: Vec::new(),
             last_row_bytes: 0,
+        };
+        for c in &mut group.columns {
+            match c.dictionary.as_mut() {
+                Some(dictionary) => dictionary.reserve(rows),
+                None => c.values.reserve(rows),
+            }
         }
+        group
     }
 
     /// One encoded typed row (`Flattener::flatten_typed`'s output).

@@ -92,6 +92,11 @@ impl StringDictionary {
         self.value_bytes += value.len() as u64;
     }
 
+    /// Room for `n` more values' indices.
+    pub fn reserve(&mut self, n: usize) {
+        self.indices.reserve(n);
+    }
+
     /// The dictionary's size as a PLAIN dictionary page.
     pub fn plain_bytes(&self) -> usize {
         self.values.len() + 4 * self.ends.len()
