@@ -8,7 +8,8 @@
 //! small-file compactor: planning, merging, the crash-safe protocol),
 //! `store` (local directories and S3 behind one interface), `layout` (which
 //! lake objects are data), `parquet_encoding` (what ingest and compaction
-//! write alike), `datagen` (deterministic orders). What lakectl reads the
+//! write alike) and `string_dictionary` (the string column chunks both
+//! encode themselves), `datagen` (deterministic orders). What lakectl reads the
 //! same way (schema -> columns, the lease record, the AWS config) is the
 //! `lake-contract` crate.
 
@@ -20,3 +21,4 @@ pub mod ingest;
 pub mod layout;
 pub mod parquet_encoding;
 pub mod store;
+pub mod string_dictionary;

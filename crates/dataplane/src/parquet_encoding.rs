@@ -13,7 +13,7 @@ use parquet::data_type::{
 };
 use parquet::file::properties::WriterProperties;
 use parquet::file::writer::SerializedColumnWriter;
-use parquet::schema::types::SchemaDescriptor;
+use parquet::schema::types::{ColumnDescriptor, SchemaDescriptor};
 
 /// Rows per row group written by the lake's writers: large enough for
 /// readers to scan and skip well, small enough to bound a writer's memory.
@@ -33,13 +33,19 @@ pub fn writer_properties(schema: &SchemaDescriptor, created_by: &str) -> WriterP
         .set_compression(Compression::SNAPPY)
         .set_created_by(created_by.into());
     for column in schema.columns() {
-        let string = column.physical_type() == PhysicalType::BYTE_ARRAY
-            && matches!(column.logical_type_ref(), Some(LogicalType::String));
-        if !string {
+        if !dictionary_encoded(column) {
             props = props.set_column_dictionary_enabled(column.path().clone(), false);
         }
     }
     props.build()
+}
+
+/// A column that gets a dictionary: strings. Both writers encode these
+/// chunks themselves (`string_dictionary`); `writer_properties` gives the
+/// parquet crate the same rule for the chunks they leave to it.
+pub fn dictionary_encoded(column: &ColumnDescriptor) -> bool {
+    column.physical_type() == PhysicalType::BYTE_ARRAY
+        && matches!(column.logical_type_ref(), Some(LogicalType::String))
 }
 
 /// The values of one column of a row group (nulls left out: definition

@@ -3,8 +3,9 @@
 //! Owns: the format-aware concatenation (CSV: plain concatenation, or with
 //! `--csv-header keep-one` one header kept and a different one refused;
 //! NDJSON keeps line boundaries, gzip read and written, Parquet small row
-//! groups rewritten into reader-sized ones and large ones copied without
-//! decoding) and the verification
+//! groups rewritten into reader-sized ones, string columns dictionary-encoded
+//! by `string_dictionary` as ingest writes them, and large ones copied
+//! without decoding) and the verification
 //! of the written file (rows and bytes read back). Must not: touch stores,
 //! journals or plans.
 
@@ -19,12 +20,13 @@ use parquet::column::writer::ColumnCloseResult;
 use parquet::file::metadata::RowGroupMetaData;
 use parquet::file::reader::{FileReader, SerializedFileReader};
 use parquet::file::writer::SerializedFileWriter;
-use parquet::schema::types::SchemaDescriptor;
+use parquet::schema::types::{ColumnDescPtr, SchemaDescriptor};
 
 use super::plan::Format;
 use crate::parquet_encoding::{
-    writer_properties, ColumnValues, ROW_GROUP_ROWS, SMALL_ROW_GROUP_ROWS,
+    dictionary_encoded, writer_properties, ColumnValues, ROW_GROUP_ROWS, SMALL_ROW_GROUP_ROWS,
 };
+use crate::string_dictionary::StringDictionary;
 
 /// What an output holds: data rows (CSV headers excluded) and bytes on disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -251,6 +253,9 @@ struct Buffered {
     rows: usize,
     /// Per column: values, definition levels (for nullable columns).
     columns: Vec<(ColumnValues, Option<Vec<i16>>)>,
+    descriptors: Vec<ColumnDescPtr>,
+    /// String columns' chunks are encoded here, as ingest encodes them.
+    dictionary: StringDictionary,
 }
 
 impl Buffered {
@@ -265,7 +270,12 @@ impl Buffered {
                 )
             })
             .collect();
-        Buffered { rows: 0, columns }
+        Buffered {
+            rows: 0,
+            columns,
+            descriptors: schema.columns().to_vec(),
+            dictionary: StringDictionary::default(),
+        }
     }
 
     /// Append the next `rows` rows of every column.
@@ -305,7 +315,27 @@ impl Buffered {
     /// Write the buffered rows as one row group and clear the buffers.
     fn write(&mut self, writer: &mut SerializedFileWriter<BufWriter<File>>) -> Result<()> {
         let mut group = writer.next_row_group()?;
-        for (values, defs) in &mut self.columns {
+        for ((values, defs), descriptor) in self.columns.iter_mut().zip(&self.descriptors) {
+            if let ColumnValues::Bytes(strings) = values {
+                if dictionary_encoded(descriptor) {
+                    self.dictionary.clear();
+                    for s in strings.iter() {
+                        self.dictionary.push(s.data());
+                    }
+                    let levels = defs.as_deref().unwrap_or(&[]);
+                    if let Some((bytes, close)) = self
+                        .dictionary
+                        .encode_chunk(descriptor, levels, self.rows)?
+                    {
+                        group.append_column(&bytes, close)?;
+                        values.clear();
+                        if let Some(defs) = defs {
+                            defs.clear();
+                        }
+                        continue;
+                    }
+                }
+            }
             let mut column = group
                 .next_column()?
                 .expect("one column writer per schema column");

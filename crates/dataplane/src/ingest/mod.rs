@@ -5,8 +5,7 @@
 //! Rooms: `pipeline` (the per-record path: flatten, check, partition,
 //! dead-letter), `partitioner` (record time -> partition directory),
 //! `writer` (rolling per-partition files, published atomically) and
-//! `parquet` (its Parquet files; `string_dictionary` encodes their string
-//! column chunks), `consumer` (`lake-ingest run`: the
+//! `parquet` (its Parquet files), `consumer` (`lake-ingest run`: the
 //! Kinesis consumer), `lease` (its conditional lease writes), `kpl` (KPL
 //! de-aggregation), `backfill` (raw-archive objects through the pipeline).
 //!
@@ -20,7 +19,6 @@ pub mod lease;
 pub mod parquet;
 pub mod partitioner;
 pub mod pipeline;
-mod string_dictionary;
 pub mod writer;
 
 pub use pipeline::{Counts, LakeFormat, PartitionBy, Pipeline};

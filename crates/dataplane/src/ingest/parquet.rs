@@ -22,10 +22,10 @@ use parquet::file::properties::WriterPropertiesPtr;
 use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::types::{ColumnDescPtr, SchemaDescriptor, Type};
 
-use super::string_dictionary::{StringDictionary, DICTIONARY_LIMIT};
 use crate::flatten::typed::{TypedColumns, TypedRow, TypedValue};
 use crate::flatten::TypedLayout;
-use crate::parquet_encoding::{writer_properties, ColumnValues};
+use crate::parquet_encoding::{dictionary_encoded, writer_properties, ColumnValues};
+use crate::string_dictionary::{StringDictionary, DICTIONARY_LIMIT};
 use lake_contract::schema::ColumnType;
 
 pub use crate::parquet_encoding::ROW_GROUP_ROWS;
@@ -142,7 +142,11 @@ impl ParquetFile {
         Ok(ParquetFile {
             layout: layout.clone(),
             writer,
-            group: Group::new(layout.columns(), rows_per_group.min(INITIAL_ROWS)),
+            group: Group::new(
+                layout.columns(),
+                &layout.descriptors,
+                rows_per_group.min(INITIAL_ROWS),
+            ),
             rows_per_group: rows_per_group.max(1),
         })
     }
@@ -250,17 +254,17 @@ pub struct Group {
 impl Group {
     /// Buffers with room for `rows` rows of fixed-size values (reserved,
     /// not touched: memory is faulted in only as rows arrive).
-    fn new(columns: &[(String, ColumnType)], rows: usize) -> Group {
+    fn new(columns: &[(String, ColumnType)], descriptors: &[ColumnDescPtr], rows: usize) -> Group {
         let mut group = Group {
             rows: 0,
             bytes: 0,
             columns: columns
                 .iter()
-                .map(|(_, ty)| Column {
+                .zip(descriptors)
+                .map(|((_, ty), descriptor)| Column {
                     values: ColumnValues::of(physical_type(*ty)),
                     defs: Vec::new(),
-                    // The columns `writer_properties` gives a dictionary.
-                    dictionary: (*ty == ColumnType::String).then(Box::default),
+                    dictionary: dictionary_encoded(descriptor).then(Box::default),
                     spilled: false,
                     arena: Vec::new(),
                     ends: Vec::new(),

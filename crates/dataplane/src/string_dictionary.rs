@@ -30,7 +30,8 @@
 //!
 //! Owns: the dictionary of one string column of one row group and the
 //! encoding of its chunk. Must not: decide which columns get a dictionary
-//! (`parquet_encoding`), open files or write row groups (`parquet`).
+//! (`parquet_encoding`), open files or write row groups (the ingest
+//! writer's `ingest::parquet` and the compactor's rewrite do).
 
 use bytes::Bytes;
 use parquet::basic::{Compression, Encoding, EncodingMask, PageType};
@@ -121,7 +122,8 @@ impl StringDictionary {
 
     /// The column chunk of the values pushed: its bytes and what the row
     /// group writer needs to append it. `defs` are the rows' definition
-    /// levels (empty: no row is null) and `rows` the row count. None when
+    /// levels (empty: no row is null, or a required column) and `rows` the
+    /// row count. None when
     /// the crate's column writer must write this chunk (see the module).
     pub fn encode_chunk(
         &self,
@@ -130,7 +132,9 @@ impl StringDictionary {
         rows: usize,
     ) -> Result<Option<(Bytes, ColumnCloseResult)>> {
         let count = self.ends.len();
-        if count == 0 || self.plain_bytes() > DICTIONARY_LIMIT {
+        // Flat columns only: required (no levels) or optional (levels 0/1).
+        let flat = descr.max_rep_level() == 0 && descr.max_def_level() <= 1;
+        if count == 0 || !flat || self.plain_bytes() > DICTIONARY_LIMIT {
             return Ok(None);
         }
         let (mut min, mut max) = (self.distinct(0), self.distinct(0));
@@ -157,14 +161,16 @@ impl StringDictionary {
             .with_backwards_compatible_min_max(false),
         );
 
-        // Data page v1: definition levels (length-prefixed), then the
-        // indices' bit width and the indices.
+        // Data page v1: definition levels (length-prefixed) of an optional
+        // column, then the indices' bit width and the indices.
         let width = bit_width(count as u32 - 1);
         let mut data = Vec::with_capacity(16 + self.indices.len() * width as usize / 8 + 64);
-        data.extend_from_slice(&[0; 4]);
-        rle_levels(defs, rows, &mut data);
-        let levels = (data.len() - 4) as u32;
-        data[..4].copy_from_slice(&levels.to_le_bytes());
+        if descr.max_def_level() == 1 {
+            data.extend_from_slice(&[0; 4]);
+            rle_levels(defs, rows, &mut data);
+            let levels = (data.len() - 4) as u32;
+            data[..4].copy_from_slice(&levels.to_le_bytes());
+        }
         data.push(width);
         bit_pack(&self.indices, width, &mut data);
 
@@ -552,6 +558,71 @@ mod tests {
         assert_eq!(bit_width(1), 1);
         assert_eq!(bit_width(2), 2);
         assert_eq!(bit_width(1023), 10);
+    }
+
+    /// One chunk of ours in a file of one string column (`repetition`),
+    /// read back through the parquet crate's record reader.
+    fn round_trip(
+        repetition: parquet::basic::Repetition,
+        rows: &[Option<&str>],
+    ) -> Vec<Option<String>> {
+        use parquet::basic::{LogicalType, Type as PhysicalType};
+        use parquet::file::reader::{FileReader, SerializedFileReader};
+        use parquet::file::writer::SerializedFileWriter;
+        use parquet::record::RowAccessor;
+        use parquet::schema::types::{SchemaDescriptor, Type};
+        use std::sync::Arc;
+        let field = Type::primitive_type_builder("s", PhysicalType::BYTE_ARRAY)
+            .with_repetition(repetition)
+            .with_logical_type(Some(LogicalType::String))
+            .build()
+            .unwrap();
+        let schema = Arc::new(
+            Type::group_type_builder("record")
+                .with_fields(vec![Arc::new(field)])
+                .build()
+                .unwrap(),
+        );
+        let descr = SchemaDescriptor::new(schema.clone()).column(0);
+        let mut dict = StringDictionary::default();
+        let mut defs = Vec::new();
+        for row in rows {
+            defs.push(i16::from(row.is_some()));
+            if let Some(v) = row {
+                dict.push(v.as_bytes());
+            }
+        }
+        if repetition == parquet::basic::Repetition::REQUIRED {
+            defs.clear();
+        }
+        let (bytes, close) = dict
+            .encode_chunk(&descr, &defs, rows.len())
+            .unwrap()
+            .unwrap();
+        let mut writer = SerializedFileWriter::new(Vec::new(), schema, Default::default()).unwrap();
+        let mut group = writer.next_row_group().unwrap();
+        group.append_column(&bytes, close).unwrap();
+        group.close().unwrap();
+        let file = Bytes::from(writer.into_inner().unwrap());
+        let reader = SerializedFileReader::new(file).unwrap();
+        reader
+            .get_row_iter(None)
+            .unwrap()
+            .map(|r| r.unwrap().get_string(0).ok().cloned())
+            .collect()
+    }
+
+    #[test]
+    fn optional_and_required_chunks_read_back() {
+        use parquet::basic::Repetition;
+        let rows: Vec<Option<&str>> = (0..1500)
+            .map(|i| (i % 7 != 0).then_some(["x", "yy", "", "a longer value of 24 b"][i % 4]))
+            .collect();
+        let want: Vec<Option<String>> = rows.iter().map(|r| r.map(String::from)).collect();
+        assert_eq!(round_trip(Repetition::OPTIONAL, &rows), want);
+        let full: Vec<Option<&str>> = rows.iter().map(|r| r.or(Some("n"))).collect();
+        let want: Vec<Option<String>> = full.iter().map(|r| r.map(String::from)).collect();
+        assert_eq!(round_trip(Repetition::REQUIRED, &full), want);
     }
 
     #[test]
