@@ -123,8 +123,8 @@ impl StringDictionary {
     /// The column chunk of the values pushed: its bytes and what the row
     /// group writer needs to append it. `defs` are the rows' definition
     /// levels (empty: no row is null, or a required column) and `rows` the
-    /// row count. None when
-    /// the crate's column writer must write this chunk (see the module).
+    /// row count. None when the crate's column writer must write this chunk
+    /// (see the module).
     pub fn encode_chunk(
         &self,
         descr: &ColumnDescPtr,
@@ -138,16 +138,19 @@ impl StringDictionary {
             return Ok(None);
         }
         let (mut min, mut max) = (self.distinct(0), self.distinct(0));
-        let mut dictionary = Vec::with_capacity(self.plain_bytes());
-        for i in 0..count as u32 {
+        for i in 1..count as u32 {
             let value = self.distinct(i);
             min = min.min(value);
             max = max.max(value);
-            dictionary.extend_from_slice(&(value.len() as u32).to_le_bytes());
-            dictionary.extend_from_slice(value);
         }
         if min.len() > STATISTICS_MAX_LEN || max.len() > STATISTICS_MAX_LEN {
             return Ok(None);
+        }
+        let mut dictionary = Vec::with_capacity(self.plain_bytes());
+        for i in 0..count as u32 {
+            let value = self.distinct(i);
+            dictionary.extend_from_slice(&(value.len() as u32).to_le_bytes());
+            dictionary.extend_from_slice(value);
         }
         let nulls = (rows - self.indices.len()) as u64;
         let statistics = Statistics::ByteArray(

@@ -109,7 +109,7 @@ pub struct ParquetFile {
 
 impl ParquetFile {
     pub fn create(layout: &Arc<ParquetLayout>, path: &Path) -> Result<ParquetFile> {
-        ParquetFile::with_group_rows(layout, path, ROW_GROUP_ROWS)
+        ParquetFile::open(layout, path, ROW_GROUP_ROWS, None)
     }
 
     /// A file whose rows go to `spare`, the buffers of a file of the same
@@ -122,13 +122,7 @@ impl ParquetFile {
         path: &Path,
         spare: Option<Group>,
     ) -> Result<ParquetFile> {
-        let mut file = ParquetFile::create(layout, path)?;
-        if let Some(group) = spare {
-            debug_assert_eq!(group.rows, 0, "a spare group holds no rows");
-            debug_assert_eq!(group.columns.len(), layout.columns().len());
-            file.group = group;
-        }
-        Ok(file)
+        ParquetFile::open(layout, path, ROW_GROUP_ROWS, spare)
     }
 
     /// A file whose row groups hold (at most) `rows_per_group` rows.
@@ -137,16 +131,34 @@ impl ParquetFile {
         path: &Path,
         rows_per_group: usize,
     ) -> Result<ParquetFile> {
+        ParquetFile::open(layout, path, rows_per_group, None)
+    }
+
+    /// The one constructor: new buffers only when no spare is given.
+    fn open(
+        layout: &Arc<ParquetLayout>,
+        path: &Path,
+        rows_per_group: usize,
+        spare: Option<Group>,
+    ) -> Result<ParquetFile> {
         let out = File::create(path).with_context(|| format!("creating {}", path.display()))?;
         let writer = SerializedFileWriter::new(out, layout.schema.clone(), layout.props.clone())?;
-        Ok(ParquetFile {
-            layout: layout.clone(),
-            writer,
-            group: Group::new(
+        let group = match spare {
+            Some(group) => {
+                debug_assert_eq!(group.rows, 0, "a spare group holds no rows");
+                debug_assert_eq!(group.columns.len(), layout.columns().len());
+                group
+            }
+            None => Group::new(
                 layout.columns(),
                 &layout.descriptors,
                 rows_per_group.min(INITIAL_ROWS),
             ),
+        };
+        Ok(ParquetFile {
+            layout: layout.clone(),
+            writer,
+            group,
             rows_per_group: rows_per_group.max(1),
         })
     }
