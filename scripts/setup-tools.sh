@@ -47,6 +47,10 @@ command -v java >/dev/null || debs+=(openjdk-17-jre-headless)
 command -v shellcheck >/dev/null || debs+=(shellcheck)
 command -v systemd-analyze >/dev/null || debs+=(systemd)
 command -v unshare >/dev/null || debs+=(util-linux)
+# A node's user data booted under systemd as PID 1 (lake_testkit::boot):
+# nspawn runs the root mmdebstrap builds below.
+command -v systemd-nspawn >/dev/null || debs+=(systemd-container)
+command -v mmdebstrap >/dev/null || debs+=(mmdebstrap)
 if [ ${#debs[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "setup-tools: need ${debs[*]}: run as root, or: sudo apt-get install -y ${debs[*]}" >&2
@@ -55,6 +59,29 @@ if [ ${#debs[@]} -gt 0 ]; then
   echo "setup-tools: installing ${debs[*]} (apt)" >&2
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${debs[@]}" >/dev/null
+fi
+# The booted node's root filesystem (tests/node.rs): Debian 12 with systemd,
+# cloud-init (NoCloud: it runs user data as on EC2), curl, socat and the
+# pinned AWS CLI; built once per machine, rebuilt when this line changes.
+node_root="$here/.tools/node-root"
+node_stamp="bookworm minbase systemd cloud-init curl socat awscli==1.45.11 v1"
+if [ "$(cat "$node_root.stamp" 2>/dev/null)" != "$node_stamp" ]; then
+  echo "setup-tools: building the test node root in $node_root (mmdebstrap, about 90 s)" >&2
+  rm -rf "$node_root" "$node_root.new" "$node_root.stamp"
+  mmdebstrap --quiet --variant=minbase \
+    --include=systemd,systemd-sysv,dbus,cloud-init,curl,ca-certificates,python3,python3-venv,logrotate,socat,iproute2,procps,passwd \
+    bookworm "$node_root.new"
+  wheels="$node_root.new/opt/wheels"
+  python3 -m pip download --quiet --disable-pip-version-check --dest "$wheels" awscli==1.45.11
+  chroot "$node_root.new" /bin/sh -c '
+    set -e
+    python3 -m venv /opt/awscli
+    /opt/awscli/bin/pip install --quiet --no-index --find-links /opt/wheels awscli==1.45.11
+    ln -sf /opt/awscli/bin/aws /usr/local/bin/aws
+    rm -rf /opt/wheels'
+  echo "datasource_list: [ NoCloud, None ]" > "$node_root.new/etc/cloud/cloud.cfg.d/99_lake_test.cfg"
+  mv "$node_root.new" "$node_root"
+  echo "$node_stamp" > "$node_root.stamp"
 fi
 python3 -c "import pyspark, pyarrow, sys; sys.exit(pyspark.__version__ != '3.5.2' or pyarrow.__version__ != '26.0.1')" 2>/dev/null \
   || pip_install "$here/tools/requirements-engine.txt"

@@ -1,15 +1,12 @@
 //! Programs the stacks start on nodes, run by the programs that run them in
-//! AWS wherever those can run here: the ingest fleet's user data executed
-//! by bash (with the real AWS CLI against the moto server fetching the real
-//! binary), its systemd unit checked by systemd's own `systemd-analyze
-//! verify`, its argument file read by `lake-ingest` itself; every embedded
-//! script through shellcheck. What cannot run here (dnf, systemd as PID 1,
-//! the instance metadata service, cfn-signal) is replaced by recording
-//! shims, and `docs/verification.md` says what that leaves unverified.
-//!
-//! The user data runs in a private mount namespace (`unshare --mount
-//! --map-root-user`) with tmpfs over every directory it writes (/opt,
-//! /etc/systemd/system, /etc/logrotate.d), so nothing touches this machine.
+//! AWS wherever those can run here. The ingest fleet's user data boots for
+//! real: cloud-init runs it under systemd as PID 1 in a Debian root of its
+//! own (`lake_testkit::boot`), with the real AWS CLI against the moto
+//! server fetching the real binary, credentials from an IMDSv2 stand-in,
+//! and systemd starting the unit; only dnf, cfn-signal and the CloudWatch
+//! agent are stand-ins (`crates/testkit/node/`). Every systemd unit any
+//! user data writes is checked by `systemd-analyze verify`, every embedded
+//! script by shellcheck; `docs/verification.md` says what remains.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -37,113 +34,6 @@ fn ingest_user_data(rendered: &RenderedEnv) -> String {
     match user_data {
         Value::Tagged(t) if t.tag == "!Sub" => t.value.as_str().unwrap().to_string(),
         other => panic!("user data is not a !Sub string: {other:?}"),
-    }
-}
-
-/// Shims for what only an EC2 instance has; each records its arguments.
-fn write_shims(dir: &Path) {
-    let calls = dir.join("calls.log");
-    let shim = |name: &str, body: &str| {
-        let path = dir.join(name);
-        std::fs::write(
-            &path,
-            format!(
-                "#!/bin/bash\necho \"{name} $*\" >> {}\n{body}\n",
-                calls.display()
-            ),
-        )
-        .unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-    };
-    // dnf: the files the packages provide that the user data uses.
-    shim(
-        "dnf",
-        &format!(
-            "mkdir -p /opt/aws/bin /opt/aws/amazon-cloudwatch-agent/etc\ncp {} /opt/aws/bin/cfn-signal",
-            dir.join("cfn-signal").display()
-        ),
-    );
-    shim("cfn-signal", "exit 0");
-    shim("systemctl", "exit 0");
-    // The instance metadata service (IMDSv2); anything else is real curl.
-    shim(
-        "curl",
-        "case \"$*\" in\n  *169.254.169.254/latest/api/token*) echo token-1 ;;\n  *169.254.169.254/latest/meta-data/instance-id*) echo i-0123456789abcdef0 ;;\n  *) exec /usr/bin/curl \"$@\" ;;\nesac",
-    );
-    // The user data waits 20 s to see the service stay up; not here.
-    shim("sleep", "exit 0");
-}
-
-struct Ran {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-    calls: String,
-    /// Files the user data wrote, copied out of the namespace, by path
-    /// with `/` as `_` (`opt_lake_run.args`).
-    files: BTreeMap<String, Vec<u8>>,
-    verify: String,
-}
-
-/// Run `user_data` as an instance would, in a private mount namespace;
-/// then `systemd-analyze verify` its unit there.
-fn run_user_data(moto: &Moto, user_data: &str) -> Ran {
-    require_tool("unshare", "apt-get install -y util-linux");
-    require_tool(
-        "systemd-analyze",
-        "apt-get install -y systemd (scripts/setup-tools.sh does)",
-    );
-    let dir = tempdir();
-    let shims = dir.path().join("shims");
-    std::fs::create_dir_all(&shims).unwrap();
-    write_shims(&shims);
-    let out_dir = dir.path().join("out");
-    std::fs::create_dir_all(&out_dir).unwrap();
-    std::fs::write(dir.path().join("user-data.sh"), user_data).unwrap();
-    let wrapper = format!(
-        r#"set -e
-for d in /opt /etc/systemd/system /etc/logrotate.d; do mount -t tmpfs tmpfs "$d"; done
-set +e
-PATH="{shims}:$PATH" bash {dir}/user-data.sh > {dir}/stdout 2> {dir}/stderr
-echo $? > {dir}/code
-for f in /opt/lake/lake-ingest /opt/lake/schema.avsc /opt/lake/run.args /etc/systemd/system/lake-ingest.service \
-         /etc/logrotate.d/lake-ingest /opt/aws/amazon-cloudwatch-agent/etc/amazon-cloudwatch-agent.json; do
-  if [ -f "$f" ]; then cp "$f" {out}/"$(echo "${{f#/}}" | tr / _)"; fi
-done
-if [ -f /etc/systemd/system/lake-ingest.service ]; then
-  systemd-analyze verify /etc/systemd/system/lake-ingest.service > {dir}/verify 2>&1
-  echo "exit $?" >> {dir}/verify
-fi
-"#,
-        shims = shims.display(),
-        dir = dir.path().display(),
-        out = out_dir.display(),
-    );
-    let status = Command::new("unshare")
-        .args(["--mount", "--map-root-user", "bash", "-c", &wrapper])
-        .envs(moto.aws_env())
-        .status()
-        .unwrap();
-    assert!(status.success(), "the namespace wrapper failed: {status}");
-    let read = |name: &str| std::fs::read_to_string(dir.path().join(name)).unwrap_or_default();
-    let files = std::fs::read_dir(&out_dir)
-        .unwrap()
-        .map(|e| {
-            let e = e.unwrap();
-            (
-                e.file_name().to_string_lossy().into_owned(),
-                std::fs::read(e.path()).unwrap(),
-            )
-        })
-        .collect();
-    Ran {
-        code: read("code").trim().parse().ok(),
-        stdout: read("stdout"),
-        stderr: read("stderr"),
-        calls: read("shims/calls.log"),
-        files,
-        verify: read("verify"),
     }
 }
 
@@ -176,13 +66,83 @@ fn publish_ingest_artifact(moto: &Moto, sha: &str, file: &Path) {
     );
 }
 
+/// What the ingest stack and its upstreams create before an instance boots:
+/// the data bucket, the lease table, the stream (with `orders` in it).
+fn ingest_world(moto: &Moto, orders: u64) {
+    aws(moto, &["s3", "mb", "s3://lake-poc-data"]);
+    aws(
+        moto,
+        &[
+            "dynamodb",
+            "create-table",
+            "--table-name",
+            "lake-poc-ingest-leases",
+            "--attribute-definitions",
+            "AttributeName=leaseKey,AttributeType=S",
+            "--key-schema",
+            "AttributeName=leaseKey,KeyType=HASH",
+            "--billing-mode",
+            "PAY_PER_REQUEST",
+        ],
+    );
+    aws(
+        moto,
+        &[
+            "kinesis",
+            "create-stream",
+            "--stream-name",
+            "lake-poc-orders",
+            "--shard-count",
+            "2",
+        ],
+    );
+    let put = Command::new(workspace_bin("lake-ingest"))
+        .args([
+            "datagen",
+            "--count",
+            &orders.to_string(),
+            "--aggregate",
+            "4",
+        ])
+        .args(["--to", "kinesis://lake-poc-orders", "--region", "us-east-1"])
+        .envs(moto.aws_env())
+        .output()
+        .unwrap();
+    assert!(
+        put.status.success(),
+        "{}",
+        String::from_utf8_lossy(&put.stderr)
+    );
+}
+
+fn boot_ingest_node(moto: &Moto, user_data: &str) -> lake_testkit::boot::Node {
+    lake_testkit::boot::Node::boot(
+        moto,
+        &lake_testkit::boot::NodeConfig {
+            user_data,
+            instance_id: "i-0b00700000000001",
+            local_ipv4: "10.20.64.10",
+            role: "lake-poc-ingest",
+            region: "us-east-1",
+        },
+    )
+}
+
+/// The ingest fleet's first boot, for real: the rendered user data run by
+/// cloud-init under systemd as PID 1 in a Debian root of its own, the real
+/// AWS CLI fetching the real binary from moto, credentials from the
+/// metadata service (IMDSv2), the unit started by systemd itself. The node
+/// must signal success only with lake-ingest up, keep it up, land every
+/// order of the stream in the lake, and write the log the agent ships.
 #[test]
-fn the_ingest_user_data_installs_checks_and_starts_lake_ingest_then_signals() {
-    let rendered = rendered("poc");
-    let text = ingest_user_data(&rendered);
+fn the_ingest_node_boots_signals_success_and_ingests_under_systemd() {
+    use std::time::Duration;
+    let (loaded, _) =
+        spec::load_valid(&repo_root().join("tests/fixtures/variants"), "boot").unwrap();
+    let rendered = render::render(&loaded).unwrap();
     let bin = workspace_bin("lake-ingest");
     let sha = lakectl::publish::sha256_file(&bin).unwrap();
-    let user_data = cfn_sub(&text, &sub_values(&sha));
+    let user_data = cfn_sub(&ingest_user_data(&rendered), &sub_values(&sha));
     assert_eq!(
         shellcheck(&user_data),
         "",
@@ -191,122 +151,230 @@ fn the_ingest_user_data_installs_checks_and_starts_lake_ingest_then_signals() {
 
     let moto = Moto::start();
     publish_ingest_artifact(&moto, &sha, &bin);
-    let ran = run_user_data(&moto, &user_data);
+    let orders = 400;
+    ingest_world(&moto, orders);
+    let node = boot_ingest_node(&moto, &user_data);
+    let result = node.wait_for_cloud_init(Duration::from_secs(240));
+    let output = String::from_utf8_lossy(
+        &node
+            .read("/var/log/cloud-init-output.log")
+            .unwrap_or_default(),
+    )
+    .into_owned();
+    let journal = || {
+        String::from_utf8_lossy(
+            &node
+                .exec(&["journalctl", "-u", "lake-ingest", "--no-pager", "-n", "40"])
+                .stdout,
+        )
+        .into_owned()
+    };
     assert_eq!(
-        ran.code,
-        Some(0),
-        "user data failed:\n{}\n{}\ncalls:\n{}",
-        ran.stdout,
-        ran.stderr,
-        ran.calls
+        result["v1"]["errors"],
+        serde_json::json!([]),
+        "the user data failed under cloud-init:\n{output}\nlake-ingest.service: {:?}\n{}",
+        node.unit("lake-ingest.service"),
+        journal()
     );
-    let text_of = |name: &str| {
+    assert_eq!(
+        node.host_file("signals.log").trim(),
+        "cfn-signal --exit-code 0 --stack lake-poc-ingest --resource AutoScalingGroup --region us-east-1",
+        "CloudFormation hears success once, and only success"
+    );
+    let text_of = |path: &str| {
         String::from_utf8(
-            ran.files
-                .get(name)
-                .unwrap_or_else(|| panic!("{name} not written"))
-                .clone(),
+            node.read(path)
+                .unwrap_or_else(|| panic!("{path} not written")),
         )
         .unwrap()
     };
-    // The binary is the published one, byte for byte.
+    // The binary is the published one, byte for byte; the schema the spec's.
     assert_eq!(
-        ran.files["opt_lake_lake-ingest"],
-        std::fs::read(&bin).unwrap(),
-        "the installed binary is the published one"
+        node.read("/opt/lake/lake-ingest").unwrap(),
+        std::fs::read(&bin).unwrap()
     );
-    // The schema is the spec's.
-    let (loaded, _) = spec::load_valid(&repo_root().join("environments"), "poc").unwrap();
     assert_eq!(
-        text_of("opt_lake_schema.avsc"),
+        text_of("/opt/lake/schema.avsc"),
         loaded.spec.ingest.schema.as_ref().unwrap().to_string()
     );
-    // The argument vector, as lake-ingest read it (`--check` ran in the script).
-    let check: serde_json::Value = serde_json::from_str(ran.stdout.trim()).unwrap_or_else(|e| {
-        panic!(
-            "`lake-ingest @run.args --check` printed no JSON ({e}):\n{}",
-            ran.stdout
-        )
-    });
+    // The argument vector, as lake-ingest read it (`--check` ran in the
+    // script, as the service's user).
+    let check = output
+        .lines()
+        .find_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .unwrap_or_else(|| panic!("`lake-ingest @run.args --check` printed no JSON:\n{output}"));
     assert_eq!(check["partition_format"], "ordertime=%Y%m%d%H");
-    assert_eq!(check["partition_of_epoch"], "ordertime=1970010100");
     assert_eq!(check["sink"], "s3://lake-poc-data/lake/orders");
     assert_eq!(check["stream"], "lake-poc-orders");
     assert_eq!(check["lease_table"], "lake-poc-ingest-leases");
-    assert_eq!(check["worker_id"], "i-0123456789abcdef0");
+    assert_eq!(check["worker_id"], "i-0b00700000000001");
     assert_eq!(check["format"], "parquet");
-    // The unit: systemd's verifier accepts it, and no argument passes
-    // through its specifiers (`%`).
-    let unit = &text_of("etc_systemd_system_lake-ingest.service");
-    assert!(!unit.contains('%'), "{unit}");
-    assert!(
-        unit.contains("ExecStart=/opt/lake/lake-ingest @/opt/lake/run.args"),
-        "{unit}"
+    assert_eq!(check["scratch_dir"], "/var/cache/lake-ingest");
+    let unit_text = text_of("/etc/systemd/system/lake-ingest.service");
+    assert!(!unit_text.contains('%'), "{unit_text}");
+    // Every order reaches the lake: the windows the service closed, as its
+    // log (the file the agent ships) says, and the files in the bucket.
+    let log = || {
+        String::from_utf8_lossy(&node.read("/var/log/lake/ingest.log").unwrap_or_default())
+            .into_owned()
+    };
+    let written = |text: &str| -> u64 {
+        text.lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v["event"] == "window")
+            .map(|v| v["records"].as_u64().unwrap_or(0))
+            .sum()
+    };
+    node.wait_until(
+        "every order written to the lake",
+        Duration::from_secs(120),
+        |_| {
+            let text = log();
+            if written(&text) >= orders {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{} of {orders} written; the ingest log:\n{}",
+                    written(&text),
+                    text
+                ))
+            }
+        },
+    );
+    let text = log();
+    assert_eq!(written(&text), orders, "each order once:\n{text}");
+    let listed = aws(
+        &moto,
+        &[
+            "s3api",
+            "list-objects-v2",
+            "--bucket",
+            "lake-poc-data",
+            "--prefix",
+            "lake/",
+            "--query",
+            "Contents[].Key",
+            "--output",
+            "text",
+        ],
     );
     assert!(
-        ran.verify.ends_with("exit 0\n"),
-        "systemd-analyze verify:\n{}",
-        ran.verify
+        listed.contains(".parquet"),
+        "lake files in the bucket: {listed}"
     );
-    // Logs reach CloudWatch through the agent's file input.
-    let agent: serde_json::Value = serde_json::from_str(&text_of(
-        "opt_aws_amazon-cloudwatch-agent_etc_amazon-cloudwatch-agent.json",
-    ))
-    .unwrap();
-    let collect = &agent["logs"]["logs_collected"]["files"]["collect_list"][0];
-    assert_eq!(collect["file_path"], "/var/log/lake/ingest.log");
-    assert_eq!(collect["log_group_name"], "/lake/lake-poc/ingest");
+    // The service stayed up as its own unprivileged user, never restarted,
+    // writing its windows on the disk it was given.
+    let unit = node.unit("lake-ingest.service");
+    assert_eq!(unit["ActiveState"], "active", "{unit:?}\n{}", journal());
+    assert_eq!(unit["NRestarts"], "0", "{unit:?}");
+    assert_eq!(unit["User"], "lake-ingest", "{unit:?}");
+    assert_eq!(unit["UnitFileState"], "enabled", "{unit:?}");
+    let pid = &unit["ExecMainPID"];
+    let status = text_of(&format!("/proc/{pid}/status"));
+    let uid_line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
     assert!(
-        unit.contains("StandardOutput=append:/var/log/lake/ingest.log"),
-        "{unit}"
+        !uid_line.split_whitespace().skip(1).any(|u| u == "0"),
+        "lake-ingest runs as root: {uid_line}"
     );
-    let rotate = text_of("etc_logrotate.d_lake-ingest");
-    assert!(rotate.starts_with("/var/log/lake/ingest.log {"), "{rotate}");
-    // The service is enabled and started, and only then CloudFormation hears success.
-    let calls: Vec<&str> = ran.calls.lines().collect();
-    let start = calls
-        .iter()
-        .position(|c| *c == "systemctl enable --now amazon-cloudwatch-agent lake-ingest")
-        .unwrap_or_else(|| panic!("{calls:#?}"));
-    let signal = calls
-        .iter()
-        .position(|c| {
-            *c == "cfn-signal --exit-code 0 --stack lake-poc-ingest --resource AutoScalingGroup --region us-east-1"
-        })
-        .unwrap_or_else(|| panic!("{calls:#?}"));
-    assert!(start < signal, "{calls:#?}");
-    assert!(calls[start..signal].contains(&"systemctl is-active --quiet lake-ingest"));
+    let agent = node.unit("amazon-cloudwatch-agent.service");
+    assert_eq!(agent["ActiveState"], "active", "{agent:?}");
+    // The agent ships the log file, and it grows.
+    let shipped = || node.host_file("shipped/lake_lake-poc_ingest/i-0b00700000000001");
+    let before = shipped().len();
+    assert!(
+        before > 0,
+        "the agent shipped nothing of /var/log/lake/ingest.log"
+    );
+    node.wait_until("the shipped log grows", Duration::from_secs(60), |_| {
+        (shipped().len() > before)
+            .then_some(())
+            .ok_or_else(|| format!("{before} bytes shipped"))
+    });
+    // logrotate (Debian's, the real one) rotates it with the shipped
+    // configuration, and the service keeps writing to the same path.
+    let rotate = node.exec(&["logrotate", "--force", "/etc/logrotate.d/lake-ingest"]);
+    assert!(
+        rotate.status.success(),
+        "logrotate: {}",
+        String::from_utf8_lossy(&rotate.stderr)
+    );
+    assert!(node.read("/var/log/lake/ingest.log.1.gz").is_some());
+    let rotated = log().len();
+    node.wait_until(
+        "the log grows after rotation",
+        Duration::from_secs(60),
+        |_| {
+            (log().len() > rotated)
+                .then_some(())
+                .ok_or_else(|| format!("{rotated} bytes in the log"))
+        },
+    );
+    // Credentials came from the metadata service, always with a token.
+    let imds = node.imds_requests.lock().unwrap().clone();
+    assert!(
+        imds.iter().any(|(m, p, t)| m == "GET"
+            && p.starts_with("/latest/meta-data/iam/security-credentials/")
+            && *t),
+        "{imds:?}"
+    );
+    assert!(
+        imds.iter()
+            .all(|(m, p, t)| *t || (m == "PUT" && p == "/latest/api/token")),
+        "every metadata read carries the IMDSv2 token: {imds:?}"
+    );
+    // A clean power-off stops lake-ingest gracefully: its leases released.
+    let console = node.poweroff();
+    let leases = aws(
+        &moto,
+        &[
+            "dynamodb",
+            "scan",
+            "--table-name",
+            "lake-poc-ingest-leases",
+            "--consistent-read",
+        ],
+    );
+    assert!(
+        !leases.contains("leaseOwner"),
+        "leases still held after shutdown: {leases}\n{console}"
+    );
 }
 
 #[test]
 fn a_binary_that_is_not_the_published_hash_fails_the_instance_and_signals_failure() {
+    use std::time::Duration;
     let rendered = rendered("poc");
-    let text = ingest_user_data(&rendered);
     let sha = "0".repeat(64);
-    let user_data = cfn_sub(&text, &sub_values(&sha));
+    let user_data = cfn_sub(&ingest_user_data(&rendered), &sub_values(&sha));
     let moto = Moto::start();
     let dir = tempdir();
     let fake = dir.path().join("lake-ingest");
     std::fs::write(&fake, "#!/bin/sh\necho not the binary\n").unwrap();
     publish_ingest_artifact(&moto, &sha, &fake);
-    let ran = run_user_data(&moto, &user_data);
-    assert_ne!(ran.code, Some(0), "{}", ran.stderr);
+    let node = boot_ingest_node(&moto, &user_data);
+    let result = node.wait_for_cloud_init(Duration::from_secs(240));
+    let output = String::from_utf8_lossy(
+        &node
+            .read("/var/log/cloud-init-output.log")
+            .unwrap_or_default(),
+    )
+    .into_owned();
+    assert_ne!(result["v1"]["errors"], serde_json::json!([]), "{output}");
     assert!(
-        ran.stderr.contains("checksum did NOT match"),
-        "sha256sum says why: {}",
-        ran.stderr
+        output.contains("checksum did NOT match"),
+        "sha256sum says why: {output}"
     );
     assert!(
-        !ran.files.contains_key("opt_lake_lake-ingest"),
+        node.read("/opt/lake/lake-ingest").is_none(),
         "nothing installed"
     );
-    assert!(
-        ran.calls.lines().any(|c| c
-            == "cfn-signal --exit-code 1 --stack lake-poc-ingest --resource AutoScalingGroup --region us-east-1"),
-        "{}",
-        ran.calls
+    assert!(node
+        .read("/etc/systemd/system/lake-ingest.service")
+        .is_none());
+    assert_eq!(
+        node.host_file("signals.log").trim(),
+        "cfn-signal --exit-code 1 --stack lake-poc-ingest --resource AutoScalingGroup --region us-east-1"
     );
-    assert!(!ran.calls.contains("systemctl enable"), "{}", ran.calls);
 }
 
 /// Every script a template carries (EMR steps, state-machine steps) and

@@ -46,6 +46,8 @@ pub struct Derived {
     /// Arguments of `lake-ingest run` on the fleet (after `--stream` and
     /// `--sink`), one argv entry each.
     pub ingest_args: Vec<String>,
+    /// Root volume of an ingest worker, GiB: scratch for every shard's window.
+    pub ingest_volume_gib: u64,
     /// The Avro schema of the lake columns, base64 (empty without one).
     pub ingest_schema_b64: String,
     /// The Hive table step script, base64 (empty without a schema).
@@ -159,6 +161,11 @@ impl<'a> Context<'a> {
                 partition_by: ingest.effective_partition_by().as_str(),
                 ingest_format: ingest.format.as_str(),
                 ingest_args,
+                ingest_volume_gib: lake_contract::ingest::worker_volume_gib(
+                    spec.stream.expected_shards(),
+                    u64::from(ingest.roll_mib) << 20,
+                    u64::from(ingest.roll_seconds),
+                ),
                 ingest_schema_b64,
                 hive_script_b64: super::hive::table_script(spec)
                     .map(|s| base64::engine::general_purpose::STANDARD.encode(s))

@@ -343,6 +343,17 @@ impl Default for Stream {
     }
 }
 
+impl Stream {
+    /// Shards to size for: the provisioned count, or the 4 an on-demand
+    /// stream starts with (it grows with traffic).
+    pub fn expected_shards(&self) -> u64 {
+        match self.mode {
+            StreamMode::Provisioned => u64::from(self.shards),
+            StreamMode::OnDemand => 4,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
 pub enum StreamMode {

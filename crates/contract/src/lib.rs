@@ -7,9 +7,11 @@
 //! the flattener and by the Hive DDL and spec validation), `lease` (the shard
 //! lease record in DynamoDB and its scan: written by `lake-ingest`, read by
 //! `lakectl status` and `lake-compact --lease-table`), `aws` (the one SDK
-//! configuration loader and S3 client of the workspace).
+//! configuration loader and S3 client of the workspace), `ingest` (the
+//! options both planes size and check the same way).
 //! Must not: flatten, write files, render templates or call CloudFormation.
 
 pub mod aws;
+pub mod ingest;
 pub mod lease;
 pub mod schema;

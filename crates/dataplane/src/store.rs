@@ -4,7 +4,8 @@
 //! Owns: URL parsing (`s3://bucket/prefix`, `file:///path`, a plain path),
 //! listing, fetching to a local file, uploading from one, atomic publish
 //! (rename or server-side copy), deletes that tolerate "already gone", and
-//! durability on local disk (fsync of files and directories), and the data
+//! durability and free space on local disk (fsync of files and directories,
+//! statvfs), and the data
 //! plane's S3 client (built by `lake_contract::aws`).
 //! Must not: know file formats, plans or journals.
 
@@ -444,6 +445,21 @@ fn walk_dir(root: &Path, dir: &Path, out: &mut Vec<ObjectMeta>) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Bytes an unprivileged writer may still use on the filesystem of `path`
+/// (statvfs: available blocks × fragment size).
+pub fn free_bytes(path: &Path) -> Result<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .with_context(|| format!("{}: a path with a NUL byte", path.display()))?;
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is a valid NUL-terminated path and `st` a valid out-pointer.
+    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+        return Err(std::io::Error::last_os_error())
+            .with_context(|| format!("checking the free space of {}", path.display()));
+    }
+    Ok((st.f_bavail as u64).saturating_mul(st.f_frsize as u64))
 }
 
 pub fn sync_file(path: &Path) -> Result<()> {

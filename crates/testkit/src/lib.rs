@@ -5,13 +5,15 @@
 //! skip), running the local AWS emulator (moto in server mode) on a free
 //! loopback port, the real AWS CLI against it, the scripts templates embed,
 //! and the test tier's query engine (Spark SQL with Hive support serving
-//! `hive`), proxies that inject faults in front of moto. Must not: fake any
-//! AWS API; tests talk to the real moto server and the real CLI.
+//! `hive`), systemd booting a node's user data, fault-injecting proxies.
+//! Must not: fake any AWS API; tests talk to the real moto server and the
+//! real CLI.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+pub mod boot;
 pub mod engine;
 pub mod moto;
 pub mod proxy;

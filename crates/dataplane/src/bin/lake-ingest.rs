@@ -83,10 +83,16 @@ struct LakeArgs {
     #[arg(long, default_value_t = 300)]
     roll_seconds: u64,
     /// Files open at once; the least recently used is closed first.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = lake_contract::ingest::DEFAULT_MAX_OPEN_FILES as usize)]
     max_open_files: usize,
     #[arg(long, default_value = "_")]
     separator: String,
+    /// Where files are written before they are published (default: $TMPDIR).
+    /// On a node: a disk, not tmpfs; `run` refuses to start without room
+    /// for one shard's window (see `--roll-mib`, `--max-open-files`,
+    /// `--roll-seconds`).
+    #[arg(long)]
+    scratch_dir: Option<PathBuf>,
     /// AWS API endpoint (also AWS_ENDPOINT_URL), e.g. a local moto server.
     #[arg(long, env = "AWS_ENDPOINT_URL")]
     endpoint_url: Option<String>,
@@ -475,9 +481,26 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 window: std::time::Duration::from_secs(lake.roll_seconds.max(1)),
                 exit_when_idle: exit_when_idle.map(std::time::Duration::from_secs),
                 progress_every: std::time::Duration::from_secs(10),
+                scratch_dir: lake.scratch_dir.clone().unwrap_or_else(std::env::temp_dir),
                 endpoint_url: lake.endpoint_url.clone(),
                 region: lake.region.clone(),
             };
+            let scratch_need = opts.scratch_per_shard();
+            // Room for one shard's window, or no start at all (a full disk
+            // half-way through a window stalls the shard; tmpfs eats memory).
+            let free = lake_dataplane::store::free_bytes(&opts.scratch_dir)
+                .with_context(|| format!("--scratch-dir {}", opts.scratch_dir.display()))?;
+            if free < scratch_need {
+                bail!(
+                    "--scratch-dir {}: {} MiB free, but one shard's window may hold {} MiB \
+                     (the smaller of --max-open-files x --roll-mib and 2 MiB/s x --roll-seconds, \
+                     with room for encoding and dead letters): give the directory more space or \
+                     lower those options",
+                    opts.scratch_dir.display(),
+                    free >> 20,
+                    scratch_need >> 20
+                );
+            }
             if check {
                 lake_dataplane::store::Location::parse(&opts.sink).context("--sink")?;
                 let probe =
@@ -498,6 +521,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
                         "roll_bytes": opts.roll.max_bytes,
                         "window_seconds": opts.window.as_secs(),
                         "failover_seconds": opts.failover.as_secs(),
+                        "scratch_dir": opts.scratch_dir,
+                        "scratch_per_shard_bytes": scratch_need,
+                        "scratch_free_bytes": free,
                         "worker_id": opts.worker_id,
                         "region": opts.region,
                     })

@@ -66,11 +66,22 @@ pub struct RunOptions {
     pub window: Duration,
     pub exit_when_idle: Option<Duration>,
     pub progress_every: Duration,
+    /// Where a shard's window is written before it is published.
+    pub scratch_dir: std::path::PathBuf,
     pub endpoint_url: Option<String>,
     pub region: Option<String>,
 }
 
 impl RunOptions {
+    /// Scratch one shard's window may hold (`lake_contract::ingest`).
+    pub fn scratch_per_shard(&self) -> u64 {
+        lake_contract::ingest::scratch_bytes_per_shard(
+            self.roll.max_bytes,
+            self.roll.max_open as u64,
+            self.window.as_secs(),
+        )
+    }
+
     /// What a byte-identical replay of a window depends on: every option
     /// that decides which rows go to which file and how they are encoded.
     pub fn fingerprint(&self) -> String {
@@ -804,7 +815,10 @@ fn consume(
     if lease.checkpoint == SHARD_END {
         return Ok(ShardEnd::Finished);
     }
-    let scratch = tempfile::Builder::new().prefix("lake-ingest-").tempdir()?;
+    let scratch = tempfile::Builder::new()
+        .prefix("lake-ingest-")
+        .tempdir_in(&shared.opts.scratch_dir)
+        .with_context(|| format!("creating scratch in {}", shared.opts.scratch_dir.display()))?;
     let scratch_dir = shared.store.scratch_dir("_ingest/tmp", scratch.path())?;
     let mut intent = lease.intent.clone();
     // A window cut and named by other options (a rolling config change)
