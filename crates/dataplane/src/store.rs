@@ -7,13 +7,27 @@
 //! durability and free space on local disk (fsync of files and directories,
 //! statvfs), and the data
 //! plane's S3 client (built by `lake_contract::aws`).
-//! Must not: know file formats, plans or journals.
+//! Fenced writes (`Fence`): a check before every request that changes the
+//! store, S3 objects written by multipart upload so a successor can abort a
+//! stalled writer's upload, and that abort.
+//! Must not: know file formats, plans, journals or leases (a fence is only
+//! a check it is handed).
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Context, Result};
 use aws_sdk_s3::primitives::ByteStream;
 use lake_contract::aws::{aws_config_for, s3_client_from, AwsTarget};
+
+/// A check run right before every request of a fenced write that could
+/// change the store (create, part, complete, delete): an error stops the
+/// write there. The ingest consumer's fence is its shard lease.
+pub type Fence = Arc<dyn Fn() -> Result<()> + Send + Sync>;
+
+/// Parts of a fenced S3 upload (S3 needs at least 5 MiB per part but the
+/// last; 64 MiB keeps a 128 MiB lake file to two parts).
+const PART_BYTES: u64 = 64 << 20;
 
 /// One object: key relative to the store's root, and its size.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -302,6 +316,211 @@ impl Store {
                     .await
                     .with_context(|| format!("uploading s3://{bucket}/{full}"))?;
                 Ok(())
+            }
+        }
+    }
+
+    /// Upload a finished local file to `key`, checking `fence` before every
+    /// request that could change the store. On S3 it is a multipart upload:
+    /// the object appears only at CompleteMultipartUpload, and a successor
+    /// that aborts the upload (`abort_uploads`) makes every later part or
+    /// completion of it fail, however late the network delivers it. When
+    /// the completion's outcome is unknown (a timeout, a dropped
+    /// connection), the upload is aborted: success means it could not
+    /// complete any more and the file is uploaded again; NoSuchUpload means
+    /// it completed (the object is checked) or a successor aborted it (the
+    /// fence says which). On disk: the fence, then `put_file`.
+    pub async fn put_file_fenced(&self, key: &str, file: &Path, fence: &Fence) -> Result<()> {
+        check_key(key)?;
+        let Store::S3 {
+            client,
+            bucket,
+            prefix,
+        } = self
+        else {
+            fence()?;
+            return self.put_file(key, file).await;
+        };
+        let full = Self::s3_key(prefix, key);
+        let size = std::fs::metadata(file)
+            .with_context(|| format!("reading {}", file.display()))?
+            .len();
+        for _attempt in 0..3 {
+            fence()?;
+            let upload = client
+                .create_multipart_upload()
+                .bucket(bucket)
+                .key(&full)
+                .send()
+                .await
+                .with_context(|| format!("starting the upload of s3://{bucket}/{full}"))?;
+            let id = upload
+                .upload_id()
+                .ok_or_else(|| anyhow!("s3://{bucket}/{full}: no upload id"))?
+                .to_string();
+            let abort = || async {
+                client
+                    .abort_multipart_upload()
+                    .bucket(bucket)
+                    .key(&full)
+                    .upload_id(&id)
+                    .send()
+                    .await
+            };
+            let mut parts = Vec::new();
+            let mut offset = 0u64;
+            let mut number = 1i32;
+            while offset < size || number == 1 {
+                let length = PART_BYTES.min(size - offset);
+                if let Err(e) = fence() {
+                    let _ = abort().await;
+                    return Err(e);
+                }
+                let body = ByteStream::read_from()
+                    .path(file)
+                    .offset(offset)
+                    .length(aws_sdk_s3::primitives::Length::Exact(length))
+                    .build()
+                    .await
+                    .with_context(|| format!("reading {}", file.display()))?;
+                let part = client
+                    .upload_part()
+                    .bucket(bucket)
+                    .key(&full)
+                    .upload_id(&id)
+                    .part_number(number)
+                    .body(body)
+                    .send()
+                    .await;
+                let part = match part {
+                    Ok(p) => p,
+                    Err(e) => {
+                        let _ = abort().await;
+                        return Err(e).with_context(|| {
+                            format!("uploading part {number} of s3://{bucket}/{full}")
+                        });
+                    }
+                };
+                parts.push(
+                    aws_sdk_s3::types::CompletedPart::builder()
+                        .part_number(number)
+                        .set_e_tag(part.e_tag().map(String::from))
+                        .build(),
+                );
+                offset += length;
+                number += 1;
+                if offset >= size {
+                    break;
+                }
+            }
+            if let Err(e) = fence() {
+                let _ = abort().await;
+                return Err(e);
+            }
+            let completed = client
+                .complete_multipart_upload()
+                .bucket(bucket)
+                .key(&full)
+                .upload_id(&id)
+                .multipart_upload(
+                    aws_sdk_s3::types::CompletedMultipartUpload::builder()
+                        .set_parts(Some(parts))
+                        .build(),
+                )
+                .send()
+                .await;
+            let complete_error = match completed {
+                Ok(_) => return Ok(()),
+                Err(e) => e,
+            };
+            // Did the completion happen? Abort settles it.
+            match abort().await {
+                // It had not, and now it cannot: upload the file again.
+                Ok(_) => continue,
+                Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_upload()) => {
+                    // Completed, or aborted by a successor (then the fence
+                    // says so and this writer stops).
+                    fence()?;
+                    if self.size(key).await? == Some(size) {
+                        return Ok(());
+                    }
+                    return Err(complete_error)
+                        .with_context(|| format!("completing the upload of s3://{bucket}/{full}"));
+                }
+                Err(_) => {
+                    return Err(complete_error)
+                        .with_context(|| format!("completing the upload of s3://{bucket}/{full}"))
+                }
+            }
+        }
+        bail!("s3://{bucket}/{full}: the upload's completion failed three times")
+    }
+
+    /// Abort every multipart upload in progress to any of `keys` (a
+    /// predecessor's, stalled or partitioned): none of their parts or
+    /// completions can land afterwards. One listing of the store's uploads
+    /// (few: only open windows have any). Returns how many were aborted.
+    /// A no-op on disk.
+    pub async fn abort_uploads(&self, keys: &[String]) -> Result<usize> {
+        for key in keys {
+            check_key(key)?;
+        }
+        let Store::S3 {
+            client,
+            bucket,
+            prefix,
+        } = self
+        else {
+            return Ok(0);
+        };
+        let wanted: std::collections::HashSet<String> =
+            keys.iter().map(|k| Self::s3_key(prefix, k)).collect();
+        let mut root = prefix.clone();
+        if !root.is_empty() {
+            root.push('/');
+        }
+        let mut aborted = 0;
+        let (mut key_marker, mut id_marker): (Option<String>, Option<String>) = (None, None);
+        loop {
+            let page = client
+                .list_multipart_uploads()
+                .bucket(bucket)
+                .prefix(&root)
+                .set_key_marker(key_marker.take())
+                .set_upload_id_marker(id_marker.take())
+                .send()
+                .await
+                .with_context(|| format!("listing the uploads under s3://{bucket}/{root}"))?;
+            for u in page.uploads() {
+                let (Some(k), Some(id)) = (u.key(), u.upload_id()) else {
+                    continue;
+                };
+                if !wanted.contains(k) {
+                    continue;
+                }
+                match client
+                    .abort_multipart_upload()
+                    .bucket(bucket)
+                    .key(k)
+                    .upload_id(id)
+                    .send()
+                    .await
+                {
+                    Ok(_) => aborted += 1,
+                    Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_upload()) => {}
+                    Err(e) => {
+                        return Err(e)
+                            .with_context(|| format!("aborting an upload to s3://{bucket}/{k}"))
+                    }
+                }
+            }
+            if page.is_truncated() != Some(true) {
+                return Ok(aborted);
+            }
+            key_marker = page.next_key_marker().map(String::from);
+            id_marker = page.next_upload_id_marker().map(String::from);
+            if key_marker.is_none() && id_marker.is_none() {
+                return Ok(aborted);
             }
         }
     }

@@ -20,7 +20,7 @@ pub mod proxy;
 
 pub use engine::SqlEngine;
 pub use moto::{aws, free_port, Moto};
-pub use proxy::{FlakyProxy, ShardEndProxy};
+pub use proxy::{Fault, FaultProxy, FlakyProxy, ShardEndProxy};
 
 /// The workspace root (where `environments/` and `templates/` live).
 pub fn repo_root() -> PathBuf {

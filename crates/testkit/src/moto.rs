@@ -28,10 +28,20 @@ impl Moto {
     pub fn start() -> Moto {
         let tool = require_tool("moto_server", "pip install 'moto[server]'");
         let port = free_port();
+        // LAKE_TEST_MOTO_LOG=DIR keeps each server's log (its tracebacks
+        // explain a 500) in DIR/moto-<port>.log.
+        let log = |_: ()| match std::env::var_os("LAKE_TEST_MOTO_LOG") {
+            Some(dir) => {
+                std::fs::File::create(std::path::Path::new(&dir).join(format!("moto-{port}.log")))
+                    .map(Stdio::from)
+                    .unwrap_or_else(|_| Stdio::null())
+            }
+            None => Stdio::null(),
+        };
         let child = Command::new(tool)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stdout(log(()))
+            .stderr(log(()))
             .spawn()
             .expect("start moto_server");
         let moto = Moto {

@@ -4,32 +4,41 @@
 //! shard is read on its own thread, de-aggregated, flattened and written in
 //! windows.
 //!
-//! Exactly-once files on an at-least-once stream, step by step:
-//! 1. A window's files are named after the shard and the id of their first
-//!    record (sequence number, KPL sub-record, object within the record:
-//!    every object has its own id) and never span windows.
-//! 2. Nothing of a window reaches the lake before its intent is in the lease:
+//! Exactly-once files on an at-least-once stream, step by step (the tests
+//! that force each step are listed in docs/verification.md):
+//! 1. Every take of a lease gets an epoch (the counter it set). A window's
+//!    files are named `<partition>/<shard>-<first record id>-<epoch>.<ext>`:
+//!    no two owners (nor two windows) ever write one key.
+//! 2. A heartbeat renews every held lease on its own, whatever the shard
+//!    threads and the round are doing (a slow shutdown, a long upload, a
+//!    Kinesis outage): a live worker never looks dead. Each renewal feeds
+//!    the shard's fence (`fence`).
+//! 3. Nothing of a window reaches the lake before its intent is in the lease:
 //!    files that roll inside the window stay in local scratch
-//!    (`PartitionedWriter::holding`). The intent (the window's last sequence
-//!    number, its file keys and the fingerprint of the options that cut and
-//!    named them) is a conditional write by the owner *and* its process
-//!    incarnation: a worker that lost the lease, or a second process with the
-//!    same worker id, publishes nothing.
-//! 3. Whoever replays a window from the checkpoint (after a crash or a
-//!    takeover) ends it where the intent says: at the first record at or
-//!    past it, sequence numbers compared as numbers. With the same options it
-//!    writes the same files byte for byte (a late publish by a stalled old
-//!    owner overwrites them with the same bytes); with other options it
-//!    first deletes the intent's files.
-//! 4. The checkpoint moves only after every file of the window (and its dead
+//!    (`PartitionedWriter::holding`); the intent (the window's last sequence
+//!    number, every file and dead-letter key, the fingerprint of the options
+//!    and program) is a conditional write by the owner *and* its process
+//!    incarnation.
+//! 4. Every request that could change the lake is checked by the fence
+//!    first; files are multipart uploads (`Store::put_file_fenced`).
+//! 5. A new owner first waits out a stolen lease's failover (its previous
+//!    holder's fence closes), then cleans up the previous owner's unfinished
+//!    window: aborts every upload to its keys (a late part or completion
+//!    then fails), deletes the keys (older epoch: nobody writes them
+//!    again), clears the intent (conditional). Then it reads from the
+//!    checkpoint and cuts windows of its own, under its own options.
+//! 6. The checkpoint moves only after every file of the window (and its dead
 //!    letters) is durable; a shard ends (`SHARD_END`, lease released) only
 //!    after its last window is.
-//! 5. AWS errors that retrying can fix are retried with back-off; a worker
+//! 7. A window closes early once it holds `MAX_WINDOW_FILES` files or its
+//!    keys approach DynamoDB's item limit, so an intent always fits.
+//! 8. AWS errors that retrying can fix are retried with back-off; a worker
 //!    gives up only on what it cannot fix, releasing what it holds.
 //!
-//! Owns: reading shards, windows, checkpoints, lease balancing, graceful
-//! shutdown, progress lines. Must not: flatten, parse times or write files
-//! itself (`Pipeline`, `PartitionedWriter`).
+//! Owns: reading shards, windows, checkpoints, lease balancing, the
+//! heartbeat, graceful shutdown, progress lines. Must not: flatten, parse
+//! times or write files itself (`Pipeline`, `PartitionedWriter`), nor
+//! decide what a fence allows (`fence`).
 
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
@@ -41,10 +50,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use aws_sdk_kinesis::types::ShardIteratorType;
 
+use super::fence::{is_fenced, LeaseFence};
 use super::kpl;
-use super::lease::{
-    cmp_seq, fair_share, Intent, Lease, LeaseTable, Owner, SHARD_END, TRIM_HORIZON,
-};
+use super::lease::{fair_share, Intent, Lease, LeaseTable, Owner, SHARD_END, TRIM_HORIZON};
 use super::writer::{PartitionedWriter, RollPolicy};
 use super::{LakeFormat, PartitionBy, Pipeline};
 use crate::flatten::{dead_letter, FlattenConfig};
@@ -82,12 +90,15 @@ impl RunOptions {
         )
     }
 
-    /// What a byte-identical replay of a window depends on: every option
-    /// that decides which rows go to which file and how they are encoded.
+    /// What cut and encoded a window's files: every option that decides
+    /// which rows go to which file and how they are encoded, and the
+    /// program itself. Kept in the intent and the window line, so a window
+    /// can be traced to what wrote it.
     pub fn fingerprint(&self) -> String {
         use sha2::{Digest, Sha256};
         let text = format!(
-            "{:?}|{:?}|{}|{}|{}|{}|{:?}",
+            "{}|{:?}|{:?}|{}|{}|{}|{}|{:?}",
+            program_identity(),
             self.format,
             self.partition_by,
             self.partition_format,
@@ -99,6 +110,26 @@ impl RunOptions {
         hex::encode(&Sha256::digest(text.as_bytes())[..8])
     }
 }
+
+/// The running program: its version and the hash of its own bytes (two
+/// builds of one version cut files differently if their encoders differ).
+pub fn program_identity() -> &'static str {
+    static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ID.get_or_init(|| {
+        use sha2::{Digest, Sha256};
+        let exe = std::env::current_exe()
+            .and_then(std::fs::read)
+            .map(|bytes| hex::encode(&Sha256::digest(&bytes)[..6]))
+            .unwrap_or_else(|_| "unknown".into());
+        format!("{}+{exe}", env!("CARGO_PKG_VERSION"))
+    })
+}
+
+/// A window closes once it holds this many files (with its dead letters)...
+pub const MAX_WINDOW_FILES: usize = 1000;
+/// ...or once its keys add up to this many bytes: its intent must fit in
+/// one DynamoDB item (400 KB with the rest of the lease).
+pub const MAX_INTENT_KEY_BYTES: usize = 256 << 10;
 
 /// A window's dead letters spill to scratch past this size.
 const DEAD_LETTERS_IN_MEMORY: usize = 1 << 20;
@@ -126,6 +157,8 @@ struct Shared {
     started: Instant,
     me: Owner,
     fingerprint: String,
+    /// The fence of every lease this worker holds; the heartbeat renews them.
+    held: Mutex<HashMap<String, Arc<LeaseFence>>>,
 }
 
 struct ShardThread {
@@ -267,6 +300,7 @@ pub async fn run(opts: RunOptions, shutdown: Arc<AtomicBool>) -> Result<RunRepor
         started: Instant::now(),
         me: Owner::new(&opts.worker_id),
         fingerprint: opts.fingerprint(),
+        held: Mutex::new(HashMap::new()),
         opts,
     });
     // One JSON line per process start: the ingest stack counts them
@@ -277,8 +311,11 @@ pub async fn run(opts: RunOptions, shutdown: Arc<AtomicBool>) -> Result<RunRepor
             "event": "start",
             "worker": shared.me.id,
             "incarnation": shared.me.incarnation,
+            "program": program_identity(),
         })
     );
+    let heartbeat_stop = Arc::new(AtomicBool::new(false));
+    let heartbeat = tokio::spawn(heartbeat(shared.clone(), heartbeat_stop.clone()));
     let interval = (shared.opts.failover / 3).max(Duration::from_millis(300));
     let mut worker = Worker {
         threads: HashMap::new(),
@@ -287,9 +324,9 @@ pub async fn run(opts: RunOptions, shutdown: Arc<AtomicBool>) -> Result<RunRepor
         last_progress: Instant::now(),
     };
     let mut backoff = Backoff::new();
-    loop {
+    let outcome = loop {
         match round(&shared, &mut worker, &shutdown).await {
-            Ok(true) => break,
+            Ok(true) => break Ok(()),
             Ok(false) => {
                 backoff.succeeded();
                 tokio::time::sleep(interval).await;
@@ -305,11 +342,15 @@ pub async fn run(opts: RunOptions, shutdown: Arc<AtomicBool>) -> Result<RunRepor
                     // what we hold.
                     eprintln!("lake-ingest: giving up: {e:#}");
                     stop_all(&shared, &mut worker).await;
-                    return Err(e);
+                    break Err(e);
                 }
             },
         }
-    }
+    };
+    // Every shard stopped and released: the heartbeat has nothing to renew.
+    heartbeat_stop.store(true, Ordering::SeqCst);
+    let _ = heartbeat.await;
+    outcome?;
     let mut shards_held: Vec<String> = worker.held.into_iter().collect();
     shards_held.sort();
     Ok(RunReport {
@@ -318,6 +359,45 @@ pub async fn run(opts: RunOptions, shutdown: Arc<AtomicBool>) -> Result<RunRepor
         dead_letters: shared.stats.dead_letters.load(Ordering::SeqCst),
         shards_held,
     })
+}
+
+/// Renew every held lease every quarter failover, whatever else the worker
+/// is doing (rounds, shutdown, uploads), and tell each shard's fence: a
+/// renewal that succeeded proves ownership from when it was sent; one
+/// refused means another worker owns the shard. Renewals that fail for
+/// other reasons are retried next beat (the fence closes on its own when
+/// they keep failing).
+async fn heartbeat(shared: Arc<Shared>, stop: Arc<AtomicBool>) {
+    let beat = (shared.opts.failover / 4).max(Duration::from_millis(100));
+    while !stop.load(Ordering::SeqCst) {
+        let fences: Vec<(String, Arc<LeaseFence>)> = shared
+            .held
+            .lock()
+            .expect("held lock")
+            .iter()
+            .map(|(s, f)| (s.clone(), f.clone()))
+            .collect();
+        let mut renewals = tokio::task::JoinSet::new();
+        for (shard, fence) in fences {
+            if fence.is_lost() {
+                continue;
+            }
+            let shared = shared.clone();
+            renewals.spawn(async move {
+                let sent = Instant::now();
+                match shared.leases.renew(&shard, &shared.me).await {
+                    Ok(true) => fence.renewed(sent),
+                    Ok(false) => {
+                        eprintln!("lake-ingest: {shard}: the lease moved to another worker");
+                        fence.lose();
+                    }
+                    Err(e) => eprintln!("lake-ingest: {shard}: renewing: {e:#}"),
+                }
+            });
+        }
+        while renewals.join_next().await.is_some() {}
+        tokio::time::sleep(beat).await;
+    }
 }
 
 /// Stop every shard thread and release the leases of those that stopped.
@@ -329,7 +409,10 @@ async fn stop_all(shared: &Arc<Shared>, worker: &mut Worker) {
         let joined = tokio::task::spawn_blocking(move || t.handle.join())
             .await
             .expect("join task");
-        match joined.expect("shard thread panicked") {
+        let end = joined.expect("shard thread panicked");
+        // No more renewals for it: released, lost or failed.
+        shared.held.lock().expect("held lock").remove(&shard);
+        match end {
             Ok(ShardEnd::Stopped) => {
                 if let Err(e) = shared.leases.release(&shard, &shared.me).await {
                     eprintln!("lake-ingest: {shard}: releasing: {e:#}");
@@ -341,7 +424,8 @@ async fn stop_all(shared: &Arc<Shared>, worker: &mut Worker) {
     }
 }
 
-/// One round: leases listed, renewed, taken; true when the worker is done.
+/// One round: leases listed and taken (the heartbeat renews them); true
+/// when the worker is done.
 async fn round(shared: &Arc<Shared>, w: &mut Worker, shutdown: &AtomicBool) -> Result<bool> {
     let me = shared.me.id.clone();
     // Leases for every shard of the stream (children remember their parents).
@@ -362,14 +446,13 @@ async fn round(shared: &Arc<Shared>, w: &mut Worker, shutdown: &AtomicBool) -> R
     let finished_this_round = !done.is_empty();
     for shard in done {
         let t = w.threads.remove(&shard).expect("listed");
+        // Finished, lost or failed: nothing to renew any more. (A failed
+        // shard's lease is left to expire; whoever takes it next, this
+        // worker included, cleans up its unfinished window.)
+        shared.held.lock().expect("held lock").remove(&shard);
         match t.handle.join().expect("shard thread panicked") {
             Ok(end) => eprintln!("lake-ingest: {shard}: {end:?}"),
             Err(e) => eprintln!("lake-ingest: {shard}: {e:#}"),
-        }
-    }
-    for (shard, t) in &w.threads {
-        if !shared.leases.renew(shard, &shared.me).await? {
-            t.stop.store(true, Ordering::SeqCst);
         }
     }
 
@@ -447,10 +530,11 @@ async fn round(shared: &Arc<Shared>, w: &mut Worker, shutdown: &AtomicBool) -> R
             if mine >= target && l.owner.as_deref() != Some(&me) {
                 break;
             }
-            if shared.leases.take(l, &shared.me).await? {
-                w.threads
-                    .insert(l.shard.clone(), spawn_shard(shared, (*l).clone()));
-                w.held.insert(l.shard.clone());
+            if !room_for_another_shard(shared, mine) {
+                break;
+            }
+            let since = seen.get(&l.shard).map(|(_, at, _)| *at);
+            if take_and_spawn(shared, &mut w.threads, &mut w.held, l, since, now).await? {
                 mine += 1;
             }
         }
@@ -473,10 +557,9 @@ async fn round(shared: &Arc<Shared>, w: &mut Worker, shutdown: &AtomicBool) -> R
                     .filter(|l| !w.threads.contains_key(&l.shard))
                     .max_by_key(|l| l.shard.clone());
                 if let Some(l) = l {
-                    if shared.leases.take(l, &shared.me).await? {
-                        w.threads
-                            .insert(l.shard.clone(), spawn_shard(shared, (*l).clone()));
-                        w.held.insert(l.shard.clone());
+                    if room_for_another_shard(shared, mine) {
+                        let since = seen.get(&l.shard).map(|(_, at, _)| *at);
+                        take_and_spawn(shared, &mut w.threads, &mut w.held, l, since, now).await?;
                     }
                 }
             }
@@ -489,6 +572,19 @@ async fn round(shared: &Arc<Shared>, w: &mut Worker, shutdown: &AtomicBool) -> R
         // renewing), as this worker sees them: the ingest stack's
         // `UnheldShards` metric (its alarm waits out a failover).
         let unheld = eligible.iter().filter(|l| expired(l)).count();
+        // How far behind the stream's tip the furthest-behind shard read
+        // here is: the ingest stack's `MillisBehindLatest` (a fleet that
+        // reads nothing logs nothing, and its alarm treats that as breaching).
+        let behind = shared
+            .stats
+            .lag_ms
+            .lock()
+            .expect("lag lock")
+            .iter()
+            .filter(|(shard, _)| w.threads.contains_key(*shard))
+            .map(|(_, lag)| (*lag).max(0))
+            .max()
+            .unwrap_or(0);
         eprintln!(
             "{}",
             serde_json::json!({
@@ -497,6 +593,7 @@ async fn round(shared: &Arc<Shared>, w: &mut Worker, shutdown: &AtomicBool) -> R
                 "shards": eligible.len(),
                 "held_here": w.threads.len(),
                 "unheld": unheld,
+                "millis_behind": behind,
             })
         );
         w.last_progress = Instant::now();
@@ -527,6 +624,69 @@ async fn round(shared: &Arc<Shared>, w: &mut Worker, shutdown: &AtomicBool) -> R
         return Ok(true);
     }
     Ok(false)
+}
+
+/// Take `l` (read at this round's scan) and start its thread; false when
+/// another worker moved it first.
+async fn take_and_spawn(
+    shared: &Arc<Shared>,
+    threads: &mut HashMap<String, ShardThread>,
+    held: &mut HashSet<String>,
+    l: &Lease,
+    counter_since: Option<Instant>,
+    now: Instant,
+) -> Result<bool> {
+    let sent = Instant::now();
+    let Some(epoch) = shared.leases.take(l, &shared.me).await? else {
+        return Ok(false);
+    };
+    // A lease whose counter moved within the failover had a live holder (a
+    // steal): its fence may stay open up to a failover after its last
+    // renewal. Touch nothing of the shard until it has surely closed. An
+    // expired or released lease needs no wait.
+    let quiet = match (&l.owner, counter_since) {
+        (Some(_), Some(since)) => shared
+            .opts
+            .failover
+            .saturating_sub(now.saturating_duration_since(since)),
+        _ => Duration::ZERO,
+    };
+    let fence = LeaseFence::new(&l.shard, shared.opts.failover, sent);
+    shared
+        .held
+        .lock()
+        .expect("held lock")
+        .insert(l.shard.clone(), fence.clone());
+    threads.insert(
+        l.shard.clone(),
+        spawn_shard(shared, l.clone(), epoch, fence, sent + quiet),
+    );
+    held.insert(l.shard.clone());
+    Ok(true)
+}
+
+/// Whether the scratch directory has room for one more shard's window
+/// besides the `held` ones (each may fill its share); says why not, once
+/// per round.
+fn room_for_another_shard(shared: &Shared, held: usize) -> bool {
+    let need = shared.opts.scratch_per_shard();
+    let free = crate::store::free_bytes(&shared.opts.scratch_dir).unwrap_or(u64::MAX);
+    // The held shards' windows may still grow into what is free now.
+    if free >= need.saturating_mul(held as u64 + 1) {
+        return true;
+    }
+    eprintln!(
+        "{}",
+        serde_json::json!({
+            "event": "scratch_full",
+            "worker": shared.me.id,
+            "scratch_dir": shared.opts.scratch_dir,
+            "free_bytes": free,
+            "per_shard_bytes": need,
+            "held_here": held,
+        })
+    );
+    false
 }
 
 fn progress(shared: &Shared, threads: &HashMap<String, ShardThread>) {
@@ -583,19 +743,46 @@ async fn list_shards(
     }
 }
 
-fn spawn_shard(shared: &Arc<Shared>, lease: Lease) -> ShardThread {
+fn spawn_shard(
+    shared: &Arc<Shared>,
+    lease: Lease,
+    epoch: u64,
+    fence: Arc<LeaseFence>,
+    quiet_until: Instant,
+) -> ShardThread {
     let stop = Arc::new(AtomicBool::new(false));
     let last_record = Arc::new(AtomicU64::new(shared.started.elapsed().as_millis() as u64));
     let (s, st, lr) = (shared.clone(), stop.clone(), last_record.clone());
     let handle = std::thread::Builder::new()
         .name(format!("shard-{}", lease.shard))
-        .spawn(move || consume(&s, lease, &st, &lr))
+        .spawn(move || {
+            let shard = ShardWork {
+                shared: &s,
+                shard: &lease.shard,
+                epoch,
+                fence,
+                stop: &st,
+                last_record: &lr,
+            };
+            consume(&shard, &lease, quiet_until)
+        })
         .expect("spawn a shard thread");
     ShardThread {
         stop,
         last_record,
         handle,
     }
+}
+
+/// What a shard thread works with.
+struct ShardWork<'a> {
+    shared: &'a Shared,
+    shard: &'a str,
+    /// The epoch of this worker's take: it names every file written.
+    epoch: u64,
+    fence: Arc<LeaseFence>,
+    stop: &'a AtomicBool,
+    last_record: &'a AtomicU64,
 }
 
 /// One window of a shard: the files being written (held in scratch until
@@ -612,8 +799,19 @@ struct Window<'a> {
 }
 
 impl Window<'_> {
-    fn has_records(&self) -> bool {
-        self.last_seq.is_some()
+    /// Whether the window must close now to keep its intent within one
+    /// lease item: too many files, or keys too long together.
+    fn is_full(&self) -> bool {
+        let files = self.writer.pending_count() + 1;
+        files >= MAX_WINDOW_FILES
+            || (files >= 64
+                && self
+                    .writer
+                    .pending_keys()
+                    .iter()
+                    .map(String::len)
+                    .sum::<usize>()
+                    >= MAX_INTENT_KEY_BYTES)
     }
 
     /// Move dead letters from memory to the spill file once they grow.
@@ -638,23 +836,27 @@ impl Window<'_> {
     }
 }
 
-fn new_window<'a>(shared: &'a Shared, shard: &'a str, scratch: &std::path::Path) -> Window<'a> {
+fn new_window<'a>(work: &ShardWork<'a>, scratch: &std::path::Path) -> Window<'a> {
+    let shared = work.shared;
     let opts = &shared.opts;
     let ext = opts.format.extension();
-    // Replays must end files where the first run did: no time-based rolls inside a window.
+    // Windows are cut by size, records and open files only: no time-based
+    // rolls inside a window (a window closes as a whole at its age).
     let roll = RollPolicy {
         max_age: Duration::MAX,
         ..opts.roll.clone()
     };
+    let (shard, epoch) = (work.shard.to_string(), work.epoch);
     let writer = PartitionedWriter::new(
         &shared.store,
         &shared.runtime,
         scratch,
         roll,
         &opts.format,
-        move |partition: &str, first: &str| format!("{partition}/{shard}-{first}.{ext}"),
+        move |partition: &str, first: &str| format!("{partition}/{shard}-{first}-{epoch}.{ext}"),
     )
-    .holding();
+    .holding()
+    .fenced(work.fence.for_store());
     Window {
         writer,
         pipeline: Pipeline::new(
@@ -670,69 +872,92 @@ fn new_window<'a>(shared: &'a Shared, shard: &'a str, scratch: &std::path::Path)
     }
 }
 
-/// Close a window ending at `end`: claim it (`claim`: write the intent —
-/// refused when the lease is lost, and then nothing is published), publish
-/// its files and dead letters, then checkpoint `end`. False when the lease
-/// was lost (the next owner replays the window).
+/// Close a window ending at `end`: write its intent (every file and
+/// dead-letter key; refused when the lease is lost, and then nothing is
+/// published), publish its files and dead letters through the fence, then
+/// checkpoint `end`. False when the shard was lost or fenced on the way
+/// (whoever owns it next cleans up what was published and reads the
+/// window again).
 fn close_window(
-    shared: &Shared,
-    shard: &str,
+    work: &ShardWork<'_>,
+    scratch: &std::path::Path,
     window: Window<'_>,
     end: &str,
-    claim: bool,
 ) -> Result<bool> {
-    let me = &shared.me;
-    let rt = &shared.runtime;
-    if claim {
-        let files = window.writer.pending_keys();
-        let intent = Intent {
-            seq: end,
-            config: &shared.fingerprint,
-            files: &files,
-        };
-        let claimed = with_retries(&format!("{shard}: writing the intent"), || {
-            rt.block_on(shared.leases.set_intent(shard, me, &intent))
-        })?;
-        if !claimed {
-            return Ok(false);
+    match publish_window(work, scratch, window, end) {
+        Ok(kept) => Ok(kept),
+        Err(e) if is_fenced(&e) => {
+            eprintln!("lake-ingest: {e:#}");
+            Ok(false)
         }
+        Err(e) => Err(e),
     }
+}
+
+fn publish_window(
+    work: &ShardWork<'_>,
+    scratch: &std::path::Path,
+    window: Window<'_>,
+    end: &str,
+) -> Result<bool> {
+    let (shared, shard, me, rt) = (
+        work.shared,
+        work.shard,
+        &work.shared.me,
+        &work.shared.runtime,
+    );
     let first = window.first_seq.clone().unwrap_or_else(|| end.to_string());
+    let dead_key = format!("_errors/{shard}-{first}-{}.ndjson", work.epoch);
+    let has_dead = window.dead_spill.is_some() || !window.pipeline.dead_letters.is_empty();
+    let mut files = window.writer.pending_keys();
+    if has_dead {
+        files.push(dead_key.clone());
+    }
+    let intent = Intent {
+        seq: end,
+        config: &shared.fingerprint,
+        files: &files,
+    };
+    work.fence.check()?;
+    let claimed = with_retries(&format!("{shard}: writing the intent"), || {
+        rt.block_on(shared.leases.set_intent(shard, me, &intent))
+    })?;
+    if !claimed {
+        return Ok(false);
+    }
+    failpoint("after-intent", shard);
     let Window {
         writer,
         pipeline,
         dead_spill,
         ..
     } = window;
-    let files = writer.finish()?;
-    let dead_key = format!("_errors/{shard}-{first}.ndjson");
-    match dead_spill {
-        Some((path, mut file)) => {
-            file.write_all(&pipeline.dead_letters)?;
-            file.sync_all()?;
-            drop(file);
-            rt.block_on(shared.store.put_file(&dead_key, &path))?;
-            let _ = std::fs::remove_file(&path);
-        }
-        None if !pipeline.dead_letters.is_empty() => {
-            rt.block_on(
-                shared
-                    .store
-                    .put_bytes(&dead_key, pipeline.dead_letters.clone()),
-            )?;
-        }
-        None => {}
+    let published = writer.finish()?;
+    if has_dead {
+        // Dead letters go up like any lake file: from a scratch file,
+        // through the fence.
+        let (path, mut file) = match dead_spill {
+            Some(spill) => spill,
+            None => {
+                let path = scratch.join(format!("{}-{shard}-{first}.dead", std::process::id()));
+                let file = std::fs::File::create(&path)
+                    .with_context(|| format!("creating {}", path.display()))?;
+                (path, file)
+            }
+        };
+        file.write_all(&pipeline.dead_letters)?;
+        file.sync_all()?;
+        drop(file);
+        let fence = work.fence.for_store();
+        rt.block_on(shared.store.put_file_fenced(&dead_key, &path, &fence))
+            .with_context(|| format!("publishing {dead_key}"))?;
+        let _ = std::fs::remove_file(&path);
     }
-    // Tests force the crash between publishing and checkpointing that the
-    // exactly-once argument must survive (tests/lake.rs).
-    if std::env::var_os("LAKE_INGEST_FAILPOINT").is_some_and(|v| v == "after-publish") {
-        eprintln!("lake-ingest: failpoint after-publish: {shard}'s window is published; exiting before its checkpoint");
-        std::process::exit(86);
-    }
+    failpoint("after-publish", shard);
     shared
         .stats
         .files
-        .fetch_add(files.len() as u64, Ordering::SeqCst);
+        .fetch_add(published.len() as u64, Ordering::SeqCst);
     shared
         .stats
         .dead_letters
@@ -751,10 +976,27 @@ fn close_window(
     if kept {
         eprintln!(
             "{}",
-            window_line(shard, &first, end, &pipeline.counts, files.len())
+            window_line(
+                shard,
+                work.epoch,
+                &first,
+                end,
+                &pipeline.counts,
+                published.len()
+            )
         );
     }
     Ok(kept)
+}
+
+/// Tests force a crash at a named point of a window's publication
+/// (`LAKE_INGEST_FAILPOINT=<point>`): the exactly-once argument must
+/// survive a process dying there.
+fn failpoint(point: &str, shard: &str) {
+    if std::env::var_os("LAKE_INGEST_FAILPOINT").is_some_and(|v| v == point) {
+        eprintln!("lake-ingest: failpoint {point}: {shard}; exiting");
+        std::process::exit(86);
+    }
 }
 
 /// The line logged for each window made durable: one JSON object, which
@@ -762,6 +1004,7 @@ fn close_window(
 /// `$.dead_letters`) turns into the `DeadLetters` metric its alarm watches.
 pub fn window_line(
     shard: &str,
+    epoch: u64,
     first: &str,
     last: &str,
     counts: &super::Counts,
@@ -770,6 +1013,7 @@ pub fn window_line(
     serde_json::json!({
         "event": "window",
         "shard": shard,
+        "epoch": epoch,
         "first": first,
         "last": last,
         "records": counts.written,
@@ -803,57 +1047,92 @@ fn open_iterator(shared: &Shared, shard: &str, checkpoint: &str) -> Result<Optio
     })
 }
 
-fn consume(
-    shared: &Shared,
-    lease: Lease,
-    stop: &AtomicBool,
-    last_record: &AtomicU64,
-) -> Result<ShardEnd> {
-    let shard = lease.shard.as_str();
+/// A new owner's first duty: the previous owner's unfinished window (its
+/// intent) goes. Its uploads are aborted first, so none of their parts or
+/// completions can land afterwards; then its keys are deleted (an older
+/// epoch's: nobody writes them again), then the intent is cleared. Every
+/// step passes this worker's fence. False when the lease was lost.
+fn clean_up_previous_window(work: &ShardWork<'_>, lease: &Lease) -> Result<bool> {
+    if lease.intent.is_none() && lease.intent_files.is_empty() {
+        return Ok(true);
+    }
+    let (shared, shard) = (work.shared, work.shard);
+    let rt = &shared.runtime;
+    work.fence.check()?;
+    let aborted = with_retries(
+        &format!("{shard}: aborting the previous owner's uploads"),
+        || rt.block_on(shared.store.abort_uploads(&lease.intent_files)),
+    )?;
+    for key in &lease.intent_files {
+        work.fence.check()?;
+        with_retries(&format!("{shard}: deleting {key}"), || {
+            rt.block_on(shared.store.delete(key))
+        })?;
+    }
+    let cleared = with_retries(&format!("{shard}: clearing the intent"), || {
+        rt.block_on(shared.leases.clear_intent(shard, &shared.me))
+    })?;
+    eprintln!(
+        "{}",
+        serde_json::json!({
+            "event": "cleanup",
+            "shard": shard,
+            "epoch": work.epoch,
+            "window_end": lease.intent,
+            "written_by": lease.intent_config,
+            "files_deleted": lease.intent_files.len(),
+            "uploads_aborted": aborted,
+        })
+    );
+    Ok(cleared)
+}
+
+fn consume(work: &ShardWork<'_>, lease: &Lease, quiet_until: Instant) -> Result<ShardEnd> {
+    let (shared, shard) = (work.shared, work.shard);
     let me = &shared.me;
     let rt = &shared.runtime;
     if lease.checkpoint == SHARD_END {
         return Ok(ShardEnd::Finished);
+    }
+    // A stolen lease: its previous holder's fence may still be open.
+    while Instant::now() < quiet_until {
+        if work.fence.is_lost() {
+            return Ok(ShardEnd::Lost);
+        }
+        if work.stop.load(Ordering::SeqCst) {
+            return Ok(ShardEnd::Stopped);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    match clean_up_previous_window(work, lease) {
+        Ok(true) => {}
+        Ok(false) => return Ok(ShardEnd::Lost),
+        Err(e) if is_fenced(&e) => {
+            eprintln!("lake-ingest: {e:#}");
+            return Ok(ShardEnd::Lost);
+        }
+        Err(e) => return Err(e),
     }
     let scratch = tempfile::Builder::new()
         .prefix("lake-ingest-")
         .tempdir_in(&shared.opts.scratch_dir)
         .with_context(|| format!("creating scratch in {}", shared.opts.scratch_dir.display()))?;
     let scratch_dir = shared.store.scratch_dir("_ingest/tmp", scratch.path())?;
-    let mut intent = lease.intent.clone();
-    // A window cut and named by other options (a rolling config change)
-    // cannot be rebuilt byte for byte: its files go, the replay writes its own.
-    if intent.is_some() && lease.intent_config.as_deref() != Some(shared.fingerprint.as_str()) {
-        for key in &lease.intent_files {
-            rt.block_on(shared.store.delete(key)).with_context(|| {
-                format!("{shard}: removing {key} of a window cut by other options")
-            })?;
-        }
-        if !lease.intent_files.is_empty() {
-            eprintln!(
-                "lake-ingest: {shard}: the window ending at {} was cut by other options; its {} files are removed and the window is written again",
-                intent.as_deref().unwrap_or("?"),
-                lease.intent_files.len()
-            );
-        }
-    }
     let mut checkpoint = lease.checkpoint.clone();
     let mut iterator = open_iterator(shared, shard, &checkpoint)?;
-    let mut window = new_window(shared, shard, &scratch_dir);
+    let mut window = new_window(work, &scratch_dir);
     let source = format!("kinesis://{}/{shard}", shared.opts.stream);
     let mut user_id = String::with_capacity(64);
     let mut reading = Backoff::new();
     loop {
+        if work.fence.is_lost() {
+            return Ok(ShardEnd::Lost);
+        }
         let Some(it) = iterator.take() else {
             // The shard is closed and read to its end: its last window is
             // published before SHARD_END is checkpointed.
-            if window.has_records() || intent.is_some() {
-                let end = intent
-                    .clone()
-                    .or_else(|| window.last_seq.clone())
-                    .expect("records or an intent");
-                let claim = intent.is_none();
-                if !close_window(shared, shard, window, &end, claim)? {
+            if let Some(end) = window.last_seq.clone() {
+                if !close_window(work, &scratch_dir, window, &end)? {
                     return Ok(ShardEnd::Lost);
                 }
             }
@@ -907,25 +1186,13 @@ fn consume(
         // Behind the tip with an empty batch (a sparse shard, a read at the
         // trim horizon) is not idle: there is more to read.
         if !records.is_empty() || behind > 0 {
-            last_record.store(
+            work.last_record.store(
                 shared.started.elapsed().as_millis() as u64,
                 Ordering::SeqCst,
             );
         }
         for rec in records {
             let seq = rec.sequence_number().to_string();
-            // Replaying a window whose boundary is no longer in the stream
-            // (trimmed): it ends before the first record past it.
-            if let Some(x) = intent.clone() {
-                if cmp_seq(&seq, &x) == std::cmp::Ordering::Greater {
-                    let w = std::mem::replace(&mut window, new_window(shared, shard, &scratch_dir));
-                    if !close_window(shared, shard, w, &x, false)? {
-                        return Ok(ShardEnd::Lost);
-                    }
-                    checkpoint = x;
-                    intent = None;
-                }
-            }
             let arrival = rec
                 .approximate_arrival_timestamp()
                 .map(|t| t.secs())
@@ -959,17 +1226,14 @@ fn consume(
             }
             window.spill_dead_letters(&scratch_dir, shard)?;
             window.last_seq = Some(seq.clone());
-            // Replaying a window whose publication was under way: end it exactly there.
-            if intent
-                .as_deref()
-                .is_some_and(|x| cmp_seq(&seq, x) == std::cmp::Ordering::Equal)
-            {
-                let w = std::mem::replace(&mut window, new_window(shared, shard, &scratch_dir));
-                if !close_window(shared, shard, w, &seq, false)? {
+            // An intent must fit in the lease: a window holding too many
+            // files closes here, at a Kinesis record's boundary.
+            if window.is_full() {
+                let w = std::mem::replace(&mut window, new_window(work, &scratch_dir));
+                if !close_window(work, &scratch_dir, w, &seq)? {
                     return Ok(ShardEnd::Lost);
                 }
-                checkpoint = seq.clone();
-                intent = None;
+                checkpoint = seq;
             }
         }
         shared
@@ -977,14 +1241,14 @@ fn consume(
             .records
             .fetch_add(records.len() as u64, Ordering::SeqCst);
         iterator = resp.next_shard_iterator().map(String::from);
-        let stopping = stop.load(Ordering::SeqCst);
+        let stopping = work.stop.load(Ordering::SeqCst);
         let due = window.started.elapsed() >= shared.opts.window || iterator.is_none() || stopping;
-        if intent.is_none() && due {
+        if due {
             if let Some(seq) = window.last_seq.clone() {
                 // Say where this window ends (and its files) before
                 // publishing any of it.
-                let w = std::mem::replace(&mut window, new_window(shared, shard, &scratch_dir));
-                if !close_window(shared, shard, w, &seq, true)? {
+                let w = std::mem::replace(&mut window, new_window(work, &scratch_dir));
+                if !close_window(work, &scratch_dir, w, &seq)? {
                     return Ok(ShardEnd::Lost);
                 }
                 checkpoint = seq;
@@ -992,7 +1256,7 @@ fn consume(
                 window.started = Instant::now();
             }
         }
-        if stopping && intent.is_none() && iterator.is_some() {
+        if stopping && iterator.is_some() {
             return Ok(ShardEnd::Stopped);
         }
         // Within Kinesis limits: at most 5 reads per second per shard.

@@ -7,6 +7,9 @@
 //! holding it, so two live processes with one worker id cannot both pass
 //! the owner checks (the newer takes the lease; the older stops).
 //!
+//! A take returns the lease's epoch (the counter it set), which names every
+//! file the new owner writes.
+//!
 //! Owns: the conditional writes on the lease table's items (the record and
 //! its scan are `lake_contract::lease`). Must not: read Kinesis or decide
 //! which shards to take (the consumer does).
@@ -168,21 +171,36 @@ impl LeaseTable {
     }
 
     /// Take `lease` if nobody renewed it since it was read (its counter is
-    /// unchanged); this process's incarnation becomes the owner's.
-    pub async fn take(&self, lease: &Lease, me: &Owner) -> Result<bool> {
+    /// unchanged); this process's incarnation becomes the owner's. Returns
+    /// the lease's epoch (the counter this take set): unique per take, it
+    /// names the files the new owner writes, so no two owners ever write
+    /// one key.
+    pub async fn take(&self, lease: &Lease, me: &Owner) -> Result<Option<u64>> {
         let update = "SET leaseOwner = :me, incarnation = :inc, leaseCounter = leaseCounter + :one";
-        self.update(
-            &lease.shard,
-            update,
-            "leaseCounter = :seen",
-            &[
-                (":me", s(&me.id)),
-                (":inc", s(&me.incarnation)),
-                (":one", n(1)),
-                (":seen", n(lease.counter)),
-            ],
-        )
-        .await
+        let taken = self
+            .update(
+                &lease.shard,
+                update,
+                "leaseCounter = :seen",
+                &[
+                    (":me", s(&me.id)),
+                    (":inc", s(&me.incarnation)),
+                    (":one", n(1)),
+                    (":seen", n(lease.counter)),
+                ],
+            )
+            .await?;
+        Ok(taken.then_some(lease.counter + 1))
+    }
+
+    /// The previous owner's unfinished window is cleaned up (its uploads
+    /// aborted, its files deleted): forget its intent.
+    pub async fn clear_intent(&self, shard: &str, me: &Owner) -> Result<bool> {
+        let [a, b] = Self::owner_values(me);
+        let update =
+            "REMOVE intent, intentConfig, intentFiles SET leaseCounter = leaseCounter + :one";
+        self.update(shard, update, Self::OWNED, &[a, b, (":one", n(1))])
+            .await
     }
 
     const OWNED: &'static str = "leaseOwner = :me AND incarnation = :inc";

@@ -6,7 +6,8 @@
 //! dead-letter), `partitioner` (record time -> partition directory),
 //! `writer` (rolling per-partition files, published atomically) and
 //! `parquet` (its Parquet files), `consumer` (`lake-ingest run`: the
-//! Kinesis consumer), `lease` (its conditional lease writes), `kpl` (KPL
+//! Kinesis consumer), `lease` (its conditional lease writes), `fence` (a
+//! lease as a fence on every lake write), `kpl` (KPL
 //! de-aggregation), `backfill` (raw-archive objects through the pipeline).
 //!
 //! Owns: nothing but the map and `trim_ws`. Must not: hold logic a room
@@ -14,6 +15,7 @@
 
 pub mod backfill;
 pub mod consumer;
+pub mod fence;
 pub mod kpl;
 pub mod lease;
 pub mod parquet;

@@ -8,8 +8,10 @@
 //! publication to the sink through a `Store` (rename on disk, upload to
 //! S3) — at once in the background, or (`holding`) only when `finish` is
 //! called, so a caller can first claim the right to publish (the Kinesis
-//! consumer writes its window's intent). Must not: flatten, parse times or
-//! choose names (callers pass a naming function).
+//! consumer writes its window's intent), optionally through a fence checked
+//! before every upload request (`fenced`). Must not: flatten, parse times,
+//! choose names (callers pass a naming function) or decide what a fence
+//! checks.
 
 use std::collections::VecDeque;
 use std::fmt::Display;
@@ -23,7 +25,7 @@ use anyhow::{Context, Result};
 use super::parquet::{Group, ParquetFile};
 use super::LakeFormat;
 use crate::hash::ShortKeyMap;
-use crate::store::Store;
+use crate::store::{Fence, Store};
 
 /// Memory for the buffered row groups of all open Parquet files: past it,
 /// the largest buffer is written as a (smaller) row group.
@@ -150,6 +152,8 @@ pub struct PartitionedWriter<'a> {
     spare_buffers: Vec<Vec<u8>>,
     /// Column buffers of closed Parquet files, for the next ones.
     spare_groups: Vec<Group>,
+    /// Checked before every request of every upload (`Store::put_file_fenced`).
+    fence: Option<Fence>,
 }
 
 /// A closed file not yet published.
@@ -188,7 +192,20 @@ impl<'a> PartitionedWriter<'a> {
             buffered: 0,
             spare_buffers: Vec::new(),
             spare_groups: Vec::new(),
+            fence: None,
         }
+    }
+
+    /// Publish through `fence`: checked before every request that could
+    /// change the sink, each file a multipart upload a successor can abort.
+    pub fn fenced(mut self, fence: Fence) -> Self {
+        self.fence = Some(fence);
+        self
+    }
+
+    /// How many files `finish` would publish (held and open).
+    pub fn pending_count(&self) -> usize {
+        self.held.len() + self.files.len()
     }
 
     /// Keep closed files in scratch until `finish` instead of publishing
@@ -406,10 +423,11 @@ impl<'a> PartitionedWriter<'a> {
 
     /// Start publishing one closed file (bounded: waits for the oldest).
     fn spawn_publish(&mut self, c: Closed) -> Result<()> {
-        let (store, runtime) = (self.store.clone(), self.runtime.clone());
+        let (store, runtime, fence) =
+            (self.store.clone(), self.runtime.clone(), self.fence.clone());
         self.publishing.push_back(
             self.runtime
-                .spawn_blocking(move || publish(&store, &runtime, c)),
+                .spawn_blocking(move || publish(&store, &runtime, fence.as_ref(), c)),
         );
         while self.publishing.len() > PUBLISHING_AT_ONCE {
             self.wait_oldest()?;
@@ -466,10 +484,17 @@ impl<'a> PartitionedWriter<'a> {
 }
 
 /// Publish one closed file; runs off the writer's thread.
-fn publish(store: &Store, runtime: &tokio::runtime::Handle, c: Closed) -> Result<Published> {
-    runtime
-        .block_on(store.put_file(&c.key, &c.local))
-        .with_context(|| format!("publishing {}", c.key))?;
+fn publish(
+    store: &Store,
+    runtime: &tokio::runtime::Handle,
+    fence: Option<&Fence>,
+    c: Closed,
+) -> Result<Published> {
+    match fence {
+        Some(fence) => runtime.block_on(store.put_file_fenced(&c.key, &c.local, fence)),
+        None => runtime.block_on(store.put_file(&c.key, &c.local)),
+    }
+    .with_context(|| format!("publishing {}", c.key))?;
     let _ = std::fs::remove_file(&c.local);
     Ok(Published {
         key: c.key,
