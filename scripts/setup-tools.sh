@@ -51,6 +51,10 @@ command -v unshare >/dev/null || debs+=(util-linux)
 # nspawn runs the root mmdebstrap builds below.
 command -v systemd-nspawn >/dev/null || debs+=(systemd-container)
 command -v mmdebstrap >/dev/null || debs+=(mmdebstrap)
+# Hue's metastore TLS (tests/node.rs): a real MariaDB, and the client Hue
+# pins (mysqlclient 1.4.6 is Debian's python3-mysqldb).
+[ -x /usr/sbin/mariadbd ] || debs+=(mariadb-server-core)
+/usr/bin/python3 -c "import MySQLdb" 2>/dev/null || debs+=(python3-mysqldb)
 if [ ${#debs[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "setup-tools: need ${debs[*]}: run as root, or: sudo apt-get install -y ${debs[*]}" >&2

@@ -278,6 +278,30 @@ fn the_ingest_node_boots_signals_success_and_ingests_under_systemd() {
     );
     let agent = node.unit("amazon-cloudwatch-agent.service");
     assert_eq!(agent["ActiveState"], "active", "{agent:?}");
+    // The alarms' metrics, as CloudWatch Logs would take them from this
+    // log: every metric filter of the rendered ingest stack applied to the
+    // lines the booted service wrote. The lag alarm's metric is present
+    // (with the broken unit nothing was logged, and its missing data
+    // would have paged); one start; no dead letters.
+    let metrics = metric_datapoints(&rendered, &log());
+    assert!(
+        !metrics
+            .get("MillisBehindLatest")
+            .cloned()
+            .unwrap_or_default()
+            .is_empty(),
+        "no MillisBehindLatest datapoint in the ingest log: {metrics:?}"
+    );
+    assert_eq!(
+        metrics.get("WorkerStarts").map(Vec::len),
+        Some(1),
+        "{metrics:?}"
+    );
+    assert_eq!(
+        metrics.get("DeadLetters").map(|v| v.iter().sum::<f64>()),
+        Some(0.0),
+        "{metrics:?}"
+    );
     // The agent ships the log file, and it grows.
     let shipped = || node.host_file("shipped/lake_lake-poc_ingest/i-0b00700000000001");
     let before = shipped().len();
@@ -338,6 +362,41 @@ fn the_ingest_node_boots_signals_success_and_ingests_under_systemd() {
         !leases.contains("leaseOwner"),
         "leases still held after shutdown: {leases}\n{console}"
     );
+}
+
+/// Metric name -> the values CloudWatch Logs would record from `log` through
+/// every `AWS::Logs::MetricFilter` of the rendered ingest stack.
+fn metric_datapoints(rendered: &RenderedEnv, log: &str) -> BTreeMap<String, Vec<f64>> {
+    use lake_testkit::metric_filter::{matches, metric_value};
+    let template: Value =
+        serde_yaml::from_str(&rendered.stack("ingest").unwrap().template).unwrap();
+    let mut out = BTreeMap::new();
+    for (_, r) in template["Resources"].as_mapping().unwrap() {
+        if r["Type"] != "AWS::Logs::MetricFilter" {
+            continue;
+        }
+        let pattern = r["Properties"]["FilterPattern"].as_str().unwrap();
+        for t in r["Properties"]["MetricTransformations"]
+            .as_sequence()
+            .unwrap()
+        {
+            let name = t["MetricName"].as_str().unwrap().to_string();
+            let value = match &t["MetricValue"] {
+                Value::String(v) => v.clone(),
+                other => serde_yaml::to_string(other).unwrap(),
+            };
+            let points = out.entry(name).or_insert_with(Vec::new);
+            for line in log.lines() {
+                let Ok(event) = serde_json::from_str::<serde_json::Value>(line) else {
+                    continue;
+                };
+                if matches(pattern, &event).unwrap() {
+                    points.extend(metric_value(&value, &event));
+                }
+            }
+        }
+    }
+    out
 }
 
 #[test]
@@ -707,8 +766,8 @@ print(json.dumps({"hive": hive, "hue": hue}))
         let options: serde_json::Value =
             serde_json::from_str(parsed["hue"]["options"].as_str().unwrap()).unwrap();
         assert_eq!(
-            options["ssl"]["ca"], "/etc/pki/rds/global-bundle.pem",
-            "{env}"
+            options["read_default_file"], "/etc/pki/rds/hue-mysql.cnf",
+            "{env}: Hue reads the option file that checks the certificate's name"
         );
         assert_eq!(
             parsed["hive"]["javax.jdo.option.ConnectionPassword"],
@@ -759,11 +818,13 @@ fn the_rds_ca_bootstrap_action_installs_the_bundle_or_fails() {
         "Debian's CA bundle stands in for the RDS one (apt-get install -y ca-certificates)"
     );
     let dest = dir.path().join("etc/pki/rds/global-bundle.pem");
+    let cnf = dir.path().join("etc/pki/rds/hue-mysql.cnf");
     let run = |url: &str| {
         Command::new("bash")
             .arg(&script_path)
             .arg(url)
             .arg(&dest)
+            .arg(&cnf)
             .env("PATH", &path)
             .output()
             .unwrap()
@@ -779,9 +840,93 @@ fn the_rds_ca_bootstrap_action_installs_the_bundle_or_fails() {
         std::fs::read(bundle).unwrap()
     );
     assert!(String::from_utf8_lossy(&ok.stdout).contains("certificates in"));
+    // Hue's client options: the CA just installed, and the name checked.
+    assert_eq!(
+        std::fs::read_to_string(&cnf).unwrap(),
+        bootstrap::hue_client_cnf(dest.to_str().unwrap())
+    );
+    assert!(emr.contains(bootstrap::HUE_MYSQL_CNF_PATH));
     let empty = dir.path().join("empty.pem");
     std::fs::write(&empty, "not a certificate\n").unwrap();
     let bad = run(&format!("file://{}", empty.display()));
     assert_eq!(bad.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("holds no certificate"));
+}
+
+/// Hue's connection to the metastore verifies the server's certificate
+/// chain *and* name: the options lakectl renders for Hue
+/// (`read_default_file` naming the option file the bootstrap action
+/// writes), given to the client Hue uses (mysqlclient 1.4.6, Hue 4.11's
+/// pin, as Debian's python3-mysqldb over libmariadb) against a real TLS
+/// MariaDB that requires secure transport
+/// (`crates/testkit/engine/hue_mysql_tls.py`): a certificate of the right
+/// name from the trusted CA connects; one from another CA, or naming
+/// another host, is refused. The control — the `ssl.ca` alone lakectl
+/// rendered before — is shown *not* to verify the name, so the harness can
+/// tell the two apart.
+#[test]
+fn hues_database_connection_refuses_a_certificate_for_another_host() {
+    use lakectl::render::bootstrap;
+    let mysqld = require_tool(
+        "mariadbd",
+        "apt-get install -y mariadb-server-core (scripts/setup-tools.sh does)",
+    );
+    let python = Path::new("/usr/bin/python3");
+    let probe = Command::new(python)
+        .args(["-c", "import MySQLdb"])
+        .output()
+        .unwrap();
+    assert!(
+        probe.status.success(),
+        "Debian's python3-mysqldb (mysqlclient 1.4.6) is not installed: apt-get install -y python3-mysqldb (scripts/setup-tools.sh does)"
+    );
+    let dir = tempdir();
+    let cnf = dir.path().join("hue-mysql.cnf");
+    std::fs::write(&cnf, bootstrap::hue_client_cnf(bootstrap::RDS_CA_PATH)).unwrap();
+    let rendered = bootstrap::hue_db_options();
+    let before = format!(r#"{{"ssl": {{"ca": "{}"}}}}"#, bootstrap::RDS_CA_PATH);
+    let out = Command::new(python)
+        .arg(repo_root().join("crates/testkit/engine/hue_mysql_tls.py"))
+        .arg("--mysqld")
+        .arg(&mysqld)
+        .arg("--workdir")
+        .arg(dir.path())
+        .args(["--options", &rendered, "--options", &before])
+        .arg("--client-cnf")
+        .arg(format!(
+            "{}={}",
+            bootstrap::HUE_MYSQL_CNF_PATH,
+            cnf.display()
+        ))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "the harness failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summaries: Vec<serde_json::Value> = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v.get("summary").is_some())
+        .collect();
+    assert_eq!(summaries.len(), 2, "{stdout}");
+    let verifies = |options: &str| {
+        let options: serde_json::Value = serde_json::from_str(options).unwrap();
+        summaries
+            .iter()
+            .find(|s| s["options"] == options)
+            .unwrap_or_else(|| panic!("no summary for {options}: {stdout}"))["verifies"]
+            .as_bool()
+            .unwrap()
+    };
+    assert!(
+        verifies(&rendered),
+        "the rendered options do not verify:\n{stdout}"
+    );
+    assert!(
+        !verifies(&before),
+        "the control (ssl.ca alone) verified the name: the harness cannot tell\n{stdout}"
+    );
 }

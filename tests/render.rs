@@ -613,3 +613,67 @@ fn no_template_declares_an_ssm_typed_parameter() {
     }
     assert!(images > 0, "the image parameters are plain AMI ids, pinned");
 }
+
+/// Every property of the Kafka→Kinesis connector we render is one the
+/// connector or Kafka Connect declares: the connector's `config()` is an
+/// empty ConfigDef, so a misspelt key (`aggregation` for its `aggregration`)
+/// is accepted and silently ignored. The declared keys are read from the
+/// connector's and the framework's source at a pinned commit
+/// (`tests/fixtures/kinesis-kafka-connector/declared-keys.json`, which names
+/// files and lines).
+#[test]
+fn every_bridge_property_is_one_the_connector_declares() {
+    let declared: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            repo_root().join("tests/fixtures/kinesis-kafka-connector/declared-keys.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let mut keys: Vec<String> = ["connector_keys", "framework_keys"]
+        .iter()
+        .flat_map(|list| declared[*list].as_array().unwrap())
+        .map(|k| k["key"].as_str().unwrap().to_string())
+        .collect();
+    keys.sort();
+    // `consumer.override.<key>` and friends: a prefix and any key.
+    let prefixes: Vec<String> = declared["framework_key_patterns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| {
+            p["pattern"]
+                .as_str()?
+                .split_once('<')
+                .map(|(pre, _)| pre.to_string())
+        })
+        .collect();
+    let mut checked = 0;
+    let mut unknown = Vec::new();
+    for spec in all_specs() {
+        let rendered = render::render(&spec).unwrap();
+        let Some(kafka) = rendered.stack("kafka") else {
+            continue;
+        };
+        for (name, r) in resources(&yaml(&kafka.template), "AWS::KafkaConnect::Connector") {
+            for (key, _) in r["Properties"]["ConnectorConfiguration"]
+                .as_mapping()
+                .unwrap()
+            {
+                let key = key.as_str().unwrap();
+                checked += 1;
+                let known = keys.binary_search(&key.to_string()).is_ok()
+                    || prefixes.iter().any(|p| key.starts_with(p.as_str()));
+                if !known {
+                    unknown.push(format!("{}/{name}: `{key}`", spec.spec.name));
+                }
+            }
+        }
+    }
+    assert!(checked >= 10, "only {checked} connector properties found");
+    assert!(
+        unknown.is_empty(),
+        "properties the connector does not read (ignored silently):\n{}",
+        unknown.join("\n")
+    );
+}

@@ -16,14 +16,33 @@ pub const RDS_CA_URL: &str = "https://truststore.pki.rds.amazonaws.com/global/gl
 /// Where the nodes keep it.
 pub const RDS_CA_PATH: &str = "/etc/pki/rds/global-bundle.pem";
 
-/// The bootstrap script (`$1` the bundle's URL, `$2` where it goes).
+/// Where the nodes keep the MySQL client options Hue reads
+/// (`read_default_file`): the CA, and the server's certificate checked
+/// against the host name.
+pub const HUE_MYSQL_CNF_PATH: &str = "/etc/pki/rds/hue-mysql.cnf";
+
+/// The MySQL client option file Hue's connections read: verify the
+/// metastore's certificate chain (`ssl-ca`) *and* its name. With only
+/// `ssl.ca` in Hue's options, mysqlclient (1.4.6, Hue 4.11's pin, and 2.3)
+/// over libmariadb checks the chain but accepts any name the RDS CAs
+/// signed (docs/verification.md, "Hue's database TLS"). `=1` is required:
+/// libmariadb ignores the bare flag. `ssl-mode` is MySQL 8's spelling for a
+/// Hue built on Oracle's library (libmariadb ignores it).
+pub fn hue_client_cnf(ca_path: &str) -> String {
+    format!("[client]\nssl-ca={ca_path}\nssl-verify-server-cert=1\nssl-mode=VERIFY_IDENTITY\n")
+}
+
+/// The bootstrap script (`$1` the bundle's URL, `$2` where it goes, `$3`
+/// where Hue's MySQL client options go).
 pub fn rds_ca_script() -> String {
-    r#"#!/bin/bash
+    format!(
+        r#"#!/bin/bash
 # Created by lakectl: this EMR node trusts the RDS certificate authorities,
-# so Hive (MariaDB Connector/J, serverSslCert) and Hue (mysqlclient, ssl.ca)
-# verify the metastore's certificate. $1 the bundle's URL, $2 where it goes.
+# so Hive (MariaDB Connector/J, serverSslCert) and Hue (mysqlclient,
+# read_default_file) verify the metastore's certificate and its name.
+# $1 the bundle's URL, $2 where it goes, $3 Hue's MySQL client options.
 set -euo pipefail
-url="$1" dest="$2"
+url="$1" dest="$2" cnf="$3"
 tmp=$(mktemp)
 trap 'rm -f "$tmp"' EXIT
 curl -fsS --retry 5 --retry-connrefused -o "$tmp" "$url"
@@ -33,9 +52,12 @@ if [ "$certs" -lt 1 ]; then
   exit 1
 fi
 sudo install -D -m 0644 "$tmp" "$dest"
-echo "rds-ca-bundle: $certs certificates in $dest"
-"#
-    .to_string()
+printf '{cnf}' "$dest" > "$tmp"
+sudo install -D -m 0644 "$tmp" "$cnf"
+echo "rds-ca-bundle: $certs certificates in $dest; Hue's client options in $cnf"
+"#,
+        cnf = hue_client_cnf("%s").replace('\n', "\\n")
+    )
 }
 
 /// The script's key in the artifacts bucket: by content, so a changed
@@ -45,10 +67,12 @@ pub fn rds_ca_script_key() -> String {
     format!("emr/bootstrap/{}/rds-ca.sh", &digest[..16])
 }
 
-/// Hue's `[desktop] [[database]] options`: Django's MySQL OPTIONS, JSON.
-/// No `,` or `#` (ConfigObj would read a list or a comment).
+/// Hue's `[desktop] [[database]] options`: Django's MySQL OPTIONS, JSON,
+/// passed to `MySQLdb.connect`: the option file the bootstrap action writes
+/// (`hue_client_cnf`). No `,` or `#` (ConfigObj would read a list or a
+/// comment).
 pub fn hue_db_options() -> String {
-    format!(r#"{{"ssl": {{"ca": "{RDS_CA_PATH}"}}}}"#)
+    format!(r#"{{"read_default_file": "{HUE_MYSQL_CNF_PATH}"}}"#)
 }
 
 #[cfg(test)]
@@ -65,6 +89,7 @@ mod tests {
             "{options}"
         );
         let v: serde_json::Value = serde_json::from_str(&options).unwrap();
-        assert_eq!(v["ssl"]["ca"], RDS_CA_PATH);
+        assert_eq!(v["read_default_file"], HUE_MYSQL_CNF_PATH);
+        assert!(hue_client_cnf(RDS_CA_PATH).contains("ssl-verify-server-cert=1\n"));
     }
 }

@@ -70,6 +70,7 @@ pub struct Derived {
     pub rds_ca_script_key: String,
     pub rds_ca_url: &'static str,
     pub rds_ca_path: &'static str,
+    pub hue_mysql_cnf_path: &'static str,
     pub hue_db_options: String,
 }
 
@@ -202,6 +203,7 @@ impl<'a> Context<'a> {
                 rds_ca_script_key: super::bootstrap::rds_ca_script_key(),
                 rds_ca_url: super::bootstrap::RDS_CA_URL,
                 rds_ca_path: super::bootstrap::RDS_CA_PATH,
+                hue_mysql_cnf_path: super::bootstrap::HUE_MYSQL_CNF_PATH,
                 hue_db_options: super::bootstrap::hue_db_options(),
             },
         }

@@ -15,6 +15,7 @@ use std::process::Command;
 
 pub mod boot;
 pub mod engine;
+pub mod metric_filter;
 pub mod moto;
 pub mod proxy;
 
