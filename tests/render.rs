@@ -273,6 +273,7 @@ fn poc_and_prod_differ_where_they_should_and_nowhere_else() {
             "name",
             "network.availability_zones",
             "network.cidr",
+            "network.endpoints.interface",
             "network.nat_gateways",
             "protection.deletion_protection",
             "protection.retain_data",
@@ -290,6 +291,10 @@ fn poc_and_prod_differ_where_they_should_and_nowhere_else() {
     assert_eq!(resources(&net(&prod), "AWS::EC2::Subnet").len(), 6);
     assert_eq!(resources(&net(&poc), "AWS::EC2::NatGateway").len(), 1);
     assert_eq!(resources(&net(&prod), "AWS::EC2::NatGateway").len(), 3);
+    // The stream through an interface endpoint in prod only; DynamoDB's
+    // gateway endpoint in both.
+    assert_eq!(resources(&net(&poc), "AWS::EC2::VPCEndpoint").len(), 2);
+    assert_eq!(resources(&net(&prod), "AWS::EC2::VPCEndpoint").len(), 3);
     let meta = |r: &RenderedEnv| yaml(&r.stack("metastore").unwrap().template);
     let (pm, qm) = (meta(&poc), meta(&prod));
     assert_eq!(pm["Resources"]["Cluster"]["DeletionPolicy"], "Delete");

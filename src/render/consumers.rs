@@ -98,6 +98,12 @@ fn mutations(current: &Value, choices: &[String]) -> Vec<Value> {
         }
         Value::Array(items) => {
             let mut out = Vec::new();
+            // An empty list of choices (enum items): one choice in it.
+            if items.is_empty() {
+                if let Some(first) = choices.first() {
+                    out.push(Value::Array(vec![Value::from(first.as_str())]));
+                }
+            }
             if let Some(last) = items.last() {
                 out.push(Value::Array(items[..items.len() - 1].to_vec()));
                 let mut longer = items.clone();

@@ -46,6 +46,8 @@ pub struct Derived {
     /// Arguments of `lake-ingest run` on the fleet (after `--stream` and
     /// `--sink`), one argv entry each.
     pub ingest_args: Vec<String>,
+    /// Interface endpoints of a new network: (logical id part, service).
+    pub interface_endpoints: Vec<EndpointContext>,
     /// Root volume of an ingest worker, GiB: scratch for every shard's window.
     pub ingest_volume_gib: u64,
     /// The Avro schema of the lake columns, base64 (empty without one).
@@ -72,6 +74,12 @@ pub struct Derived {
     pub rds_ca_path: &'static str,
     pub hue_mysql_cnf_path: &'static str,
     pub hue_db_options: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct EndpointContext {
+    pub logical: &'static str,
+    pub service: &'static str,
 }
 
 #[derive(Debug, Serialize)]
@@ -162,6 +170,18 @@ impl<'a> Context<'a> {
                 partition_by: ingest.effective_partition_by().as_str(),
                 ingest_format: ingest.format.as_str(),
                 ingest_args,
+                interface_endpoints: match &spec.network {
+                    Network::New(n) => n
+                        .endpoints
+                        .interface
+                        .iter()
+                        .map(|e| EndpointContext {
+                            logical: e.logical(),
+                            service: e.service(),
+                        })
+                        .collect(),
+                    Network::Existing(_) => Vec::new(),
+                },
                 ingest_volume_gib: lake_contract::ingest::worker_volume_gib(
                     spec.stream.expected_shards(),
                     u64::from(ingest.roll_mib) << 20,

@@ -144,7 +144,13 @@ fn walk_object(
                 Value::String(s) => s.clone(),
                 other => other.to_string(),
             });
-        let choices = string_choices(target);
+        let mut choices = string_choices(target);
+        // A list of choices (enum items): the items' choices.
+        if choices.is_empty() {
+            if let Some(items) = target.get("items") {
+                choices = string_choices(resolve(items, defs));
+            }
+        }
         let description = match (
             description.is_empty(),
             sub.get("const").and_then(Value::as_str),
