@@ -144,7 +144,9 @@ pub enum InterfaceEndpoint {
     Logs,
     /// Alarms' metrics (the agent's and lake-ingest's).
     Monitoring,
+    /// Credentials of assumed roles.
     Sts,
+    /// The metastore's secrets (EMR reads them at cluster start).
     Secretsmanager,
 }
 
