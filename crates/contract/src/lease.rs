@@ -30,8 +30,16 @@ pub struct Lease {
     pub intent: Option<String>,
     /// Fingerprint of the options that cut and named the intent's files.
     pub intent_config: Option<String>,
-    /// The keys of the intent's files.
+    /// The keys of the intent's files (inline).
     pub intent_files: Vec<String>,
+    /// Or, for a window of more files than a lease item holds, the key of
+    /// the object (JSON list) that names them.
+    pub intent_list: Option<String>,
+    /// The owner's failover, milliseconds: a taker waits out the larger of
+    /// its own and this (owners on other settings during a rolling deploy).
+    pub failover_ms: Option<u64>,
+    /// The lease protocol the owner speaks (2: fenced, multipart, epochs).
+    pub protocol: Option<u64>,
     pub parents: Vec<String>,
     /// How far behind the stream's tip the reader was at the last checkpoint.
     pub lag_ms: Option<u64>,
@@ -62,34 +70,7 @@ pub async fn scan(client: &Client, table: &str) -> Result<Vec<Lease>, ScanError>
                 table: table.to_string(),
                 source,
             })?;
-        for item in resp.items() {
-            let get = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned();
-            let number = |k: &str| {
-                item.get(k)
-                    .and_then(|v| v.as_n().ok())
-                    .and_then(|v| v.parse().ok())
-            };
-            out.push(Lease {
-                shard: get("leaseKey").unwrap_or_default(),
-                owner: get("leaseOwner"),
-                incarnation: get("incarnation"),
-                counter: number("leaseCounter").unwrap_or(0),
-                lag_ms: number("millisBehindLatest"),
-                checkpoint: get("checkpoint").unwrap_or_else(|| TRIM_HORIZON.into()),
-                intent: get("intent"),
-                intent_config: get("intentConfig"),
-                intent_files: item
-                    .get("intentFiles")
-                    .and_then(|v| v.as_l().ok())
-                    .map(|l| l.iter().filter_map(|p| p.as_s().ok().cloned()).collect())
-                    .unwrap_or_default(),
-                parents: item
-                    .get("parentShardIds")
-                    .and_then(|v| v.as_l().ok())
-                    .map(|l| l.iter().filter_map(|p| p.as_s().ok().cloned()).collect())
-                    .unwrap_or_default(),
-            });
-        }
+        out.extend(resp.items().iter().map(Lease::from_item));
         match resp.last_evaluated_key() {
             Some(k) if !k.is_empty() => start = Some(k.clone()),
             _ => break,
@@ -114,6 +95,37 @@ pub fn cmp_seq(a: &str, b: &str) -> std::cmp::Ordering {
 }
 
 impl Lease {
+    /// The record of one lease item.
+    pub fn from_item(item: &HashMap<String, AttributeValue>) -> Lease {
+        let get = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned();
+        let number = |k: &str| {
+            item.get(k)
+                .and_then(|v| v.as_n().ok())
+                .and_then(|v| v.parse().ok())
+        };
+        let list = |k: &str| -> Vec<String> {
+            item.get(k)
+                .and_then(|v| v.as_l().ok())
+                .map(|l| l.iter().filter_map(|p| p.as_s().ok().cloned()).collect())
+                .unwrap_or_default()
+        };
+        Lease {
+            shard: get("leaseKey").unwrap_or_default(),
+            owner: get("leaseOwner"),
+            incarnation: get("incarnation"),
+            counter: number("leaseCounter").unwrap_or(0),
+            lag_ms: number("millisBehindLatest"),
+            checkpoint: get("checkpoint").unwrap_or_else(|| TRIM_HORIZON.into()),
+            intent: get("intent"),
+            intent_config: get("intentConfig"),
+            intent_files: list("intentFiles"),
+            intent_list: get("intentList"),
+            failover_ms: number("failoverMs"),
+            protocol: number("protocol"),
+            parents: list("parentShardIds"),
+        }
+    }
+
     /// Whether the window holding the record `seq` of this shard is
     /// checkpointed: the checkpoint is a window's last sequence number and
     /// windows never overlap, so a checkpoint at or past `seq` covers it.
@@ -151,6 +163,9 @@ mod tests {
             intent: None,
             intent_config: None,
             intent_files: vec![],
+            intent_list: None,
+            failover_ms: None,
+            protocol: None,
             parents: vec![],
             lag_ms: None,
         };

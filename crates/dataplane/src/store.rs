@@ -459,8 +459,9 @@ impl Store {
     /// Abort every multipart upload in progress to any of `keys` (a
     /// predecessor's, stalled or partitioned): none of their parts or
     /// completions can land afterwards. One listing of the store's uploads
-    /// (few: only open windows have any). Returns how many were aborted.
-    /// A no-op on disk.
+    /// (open windows', and orphans of late creates until the bucket's
+    /// lifecycle rule aborts them after 7 days). Returns how many were
+    /// aborted. A no-op on disk.
     pub async fn abort_uploads(&self, keys: &[String]) -> Result<usize> {
         for key in keys {
             check_key(key)?;

@@ -238,6 +238,12 @@ pub enum Fault {
     /// Answer with this HTTP status and the service's error body (it never
     /// reached moto).
     Fail(u16),
+    /// Forward it, then close the connection without the reply: it took
+    /// effect, and the client cannot know (its SDK retries).
+    LoseReply,
+    /// Forward it as usual, and keep a copy that `release` delivers to moto
+    /// once more: a stale duplicate the network hands over late.
+    Replay,
 }
 
 /// A request seen by the fault proxy.
@@ -255,6 +261,8 @@ pub struct Call {
 
 struct Rule {
     id: usize,
+    /// Copies of requests kept for a late delivery (`Fault::Replay`).
+    replays: Vec<Vec<u8>>,
     operation: String,
     key: Option<String>,
     fault: Fault,
@@ -280,6 +288,7 @@ struct Faults {
 /// its own.
 pub struct FaultProxy {
     pub endpoint: String,
+    upstream: String,
     state: std::sync::Arc<(std::sync::Mutex<Faults>, std::sync::Condvar)>,
 }
 
@@ -292,16 +301,20 @@ impl FaultProxy {
             std::sync::Mutex::new(Faults::default()),
             std::sync::Condvar::new(),
         ));
-        let s = state.clone();
+        let (s, up) = (state.clone(), upstream.clone());
         std::thread::spawn(move || {
             for client in listener.incoming().flatten() {
-                let (upstream, state) = (upstream.clone(), s.clone());
+                let (upstream, state) = (up.clone(), s.clone());
                 std::thread::spawn(move || {
                     let _ = serve_faults(client, &upstream, &state);
                 });
             }
         });
-        FaultProxy { endpoint, state }
+        FaultProxy {
+            endpoint,
+            upstream,
+            state,
+        }
     }
 
     /// Apply `fault` to requests of `operation` whose target contains
@@ -320,6 +333,7 @@ impl FaultProxy {
         let id = f.next_id;
         f.rules.push(Rule {
             id,
+            replays: Vec::new(),
             operation: operation.to_string(),
             key: key.map(String::from),
             fault,
@@ -330,15 +344,28 @@ impl FaultProxy {
         id
     }
 
-    /// Let the requests rule `id` holds go on to moto, and stop applying it.
+    /// Let the requests rule `id` holds go on to moto (and deliver the
+    /// copies it kept again), and stop applying it.
     pub fn release(&self, id: usize) {
         let (lock, cond) = &*self.state;
-        let mut f = lock.lock().expect("proxy lock");
-        for r in f.rules.iter_mut().filter(|r| r.id == id) {
-            r.released = true;
-            r.remaining = Some(0);
+        let replays = {
+            let mut f = lock.lock().expect("proxy lock");
+            let mut replays = Vec::new();
+            for r in f.rules.iter_mut().filter(|r| r.id == id) {
+                r.released = true;
+                r.remaining = Some(0);
+                replays.append(&mut r.replays);
+            }
+            cond.notify_all();
+            replays
+        };
+        for request in replays {
+            use std::io::{Read, Write};
+            if let Ok(mut server) = std::net::TcpStream::connect(&self.upstream) {
+                let _ = server.write_all(&request);
+                let _ = server.read_to_end(&mut Vec::new());
+            }
         }
-        cond.notify_all();
     }
 
     /// `release` rule `id`, then wait (up to `limit`) until every request it
@@ -556,11 +583,18 @@ fn serve_faults(
                 client.write_all(reply.as_bytes())?;
                 continue;
             }
-            None => {}
+            // Forwarded below: the reply withheld, or a copy kept.
+            Some((_, Fault::LoseReply)) | Some((_, Fault::Replay)) | None => {}
+        }
+        let request = [close_after(&head), body.clone()].concat();
+        if let Some((id, Fault::Replay)) = fault {
+            let mut f = lock.lock().expect("proxy lock");
+            if let Some(r) = f.rules.iter_mut().find(|r| r.id == id) {
+                r.replays.push(request.clone());
+            }
         }
         let mut server = std::net::TcpStream::connect(upstream)?;
-        server.write_all(&close_after(&head))?;
-        server.write_all(&body)?;
+        server.write_all(&request)?;
         // A HEAD reply says the object's length and carries no body: it
         // passes through as it is.
         if head_text.starts_with("HEAD ") {
@@ -578,6 +612,10 @@ fn serve_faults(
             .nth(1)
             .and_then(|c| c.parse().ok());
         lock.lock().expect("proxy lock").calls[call].status = status;
+        if let Some((_, Fault::LoseReply)) = fault {
+            let _ = client.shutdown(std::net::Shutdown::Both);
+            return Ok(());
+        }
         let mut out = String::new();
         for line in reply_head.split("\r\n").filter(|l| !l.is_empty()) {
             let lower = line.to_ascii_lowercase();

@@ -11,29 +11,37 @@
 //!    no two owners (nor two windows) ever write one key.
 //! 2. A heartbeat renews every held lease on its own, whatever the shard
 //!    threads and the round are doing (a slow shutdown, a long upload, a
-//!    Kinesis outage): a live worker never looks dead. Each renewal feeds
-//!    the shard's fence (`fence`).
+//!    Kinesis outage); a renewal that hangs is abandoned after one beat, so
+//!    one slow call cannot hold up the others. Each success feeds the
+//!    shard's fence (`fence`); the owner's failover travels in the lease.
 //! 3. Nothing of a window reaches the lake before its intent is in the lease:
 //!    files that roll inside the window stay in local scratch
 //!    (`PartitionedWriter::holding`); the intent (the window's last sequence
 //!    number, every file and dead-letter key, the fingerprint of the options
 //!    and program) is a conditional write by the owner *and* its process
-//!    incarnation.
+//!    incarnation, over the checkpoint the window was read from. Every lease
+//!    write compares and sets the state it expects (`lease`): a late retry
+//!    of an earlier write changes nothing.
 //! 4. Every request that could change the lake is checked by the fence
 //!    first; files are multipart uploads (`Store::put_file_fenced`).
-//! 5. A new owner first waits out a stolen lease's failover (its previous
-//!    holder's fence closes), then cleans up the previous owner's unfinished
-//!    window: aborts every upload to its keys (a late part or completion
-//!    then fails), deletes the keys (older epoch: nobody writes them
-//!    again), clears the intent (conditional). Then it reads from the
-//!    checkpoint and cuts windows of its own, under its own options.
+//! 5. A new owner first waits out a stolen lease (the larger of its own
+//!    failover and the owner's: the previous holder's fence closes), and
+//!    never gives such a lease back before (stopped meanwhile, it lets it
+//!    expire). Then it cleans up the previous owner's unfinished window:
+//!    aborts every upload to its keys (a late part or completion then
+//!    fails), deletes the keys (older epoch: nobody writes them again),
+//!    clears the intent (conditional). Then it reads from the checkpoint
+//!    and cuts windows of its own, under its own options.
 //! 6. The checkpoint moves only after every file of the window (and its dead
 //!    letters) is durable; a shard ends (`SHARD_END`, lease released) only
 //!    after its last window is.
 //! 7. A window closes early once it holds `MAX_WINDOW_FILES` files or its
-//!    keys approach DynamoDB's item limit, so an intent always fits.
-//! 8. AWS errors that retrying can fix are retried with back-off; a worker
-//!    gives up only on what it cannot fix, releasing what it holds.
+//!    keys approach DynamoDB's item limit; the rest (one Kinesis record can
+//!    touch thousands of partitions) names its files in a list object the
+//!    intent points to, so an intent always fits.
+//! 8. AWS errors that retrying can fix are retried with back-off (`retry`),
+//!    uploads included; a worker gives up only on what it cannot fix,
+//!    releasing what it holds.
 //!
 //! Owns: reading shards, windows, checkpoints, lease balancing, the
 //! heartbeat, graceful shutdown, progress lines. Must not: flatten, parse
@@ -50,9 +58,13 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use aws_sdk_kinesis::types::ShardIteratorType;
 
-use super::fence::{is_fenced, LeaseFence};
+use super::fence::{is_fenced, LeaseFence, Stamp};
 use super::kpl;
-use super::lease::{fair_share, Intent, Lease, LeaseTable, Owner, SHARD_END, TRIM_HORIZON};
+use super::lease::{
+    fair_share, Intent, Lease, LeaseTable, Owner, PROTOCOL, SHARD_END, TRIM_HORIZON,
+};
+pub use super::retry::is_transient;
+use super::retry::{with_retries, Backoff};
 use super::writer::{PartitionedWriter, RollPolicy};
 use super::{LakeFormat, PartitionBy, Pipeline};
 use crate::flatten::{dead_letter, FlattenConfig};
@@ -131,11 +143,39 @@ pub const MAX_WINDOW_FILES: usize = 1000;
 /// one DynamoDB item (400 KB with the rest of the lease).
 pub const MAX_INTENT_KEY_BYTES: usize = 256 << 10;
 
+/// Scratch folders are `<this><pid>-…`: a folder of a process that is gone
+/// (SIGKILL, OOM) is removed at the next start (`remove_stale_scratch`).
+const SCRATCH_PREFIX: &str = "lake-ingest-";
+
+/// Remove the scratch folders of processes that are gone: a killed
+/// worker's half-written windows would otherwise fill the disk over
+/// restarts (the fleet's scratch is kept across them).
+fn remove_stale_scratch(dir: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix(SCRATCH_PREFIX)
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let gone =
+            pid != std::process::id() && !std::path::Path::new(&format!("/proc/{pid}")).exists();
+        if gone && std::fs::remove_dir_all(e.path()).is_ok() {
+            eprintln!(
+                "lake-ingest: removed {}, the scratch of a process that is gone",
+                e.path().display()
+            );
+        }
+    }
+}
+
 /// A window's dead letters spill to scratch past this size.
 const DEAD_LETTERS_IN_MEMORY: usize = 1 << 20;
-
-/// Give up after AWS has failed this long without a success in between.
-const GIVE_UP_AFTER: Duration = Duration::from_secs(300);
 
 /// Counters shared by the shard threads.
 #[derive(Default)]
@@ -174,6 +214,9 @@ enum ShardEnd {
     Finished,
     /// Asked to stop; the last window is published and checkpointed.
     Stopped,
+    /// Asked to stop while waiting out a stolen lease's previous holder:
+    /// nothing written, and the lease is left to expire, not released.
+    Abandoned,
     /// Another worker (or another process with this id) owns it now.
     Lost,
 }
@@ -187,92 +230,13 @@ pub struct RunReport {
     pub shards_held: Vec<String>,
 }
 
-/// Whether retrying can fix `e`: throttling, a 5xx, a timeout, a dropped
-/// connection. (The SDK already retried a few times; this is the longer
-/// patience of a worker that must not drop its windows over a blip.)
-pub fn is_transient(e: &anyhow::Error) -> bool {
-    // The SDK error's own structure (`{:#?}`: variant names, error codes,
-    // the HTTP status), whitespace removed so pretty-printing cannot split
-    // a marker.
-    let text: String = format!("{e:#?}").split_whitespace().collect();
-    [
-        "DispatchFailure",
-        "TimeoutError",
-        "ResponseError",
-        "ProvisionedThroughputExceeded",
-        "ThrottlingException",
-        "Throttling",
-        "LimitExceededException",
-        "RequestLimitExceeded",
-        "InternalServerError",
-        "InternalFailure",
-        "ServiceUnavailable",
-        "KMSThrottling",
-        "StatusCode(500",
-        "StatusCode(502",
-        "StatusCode(503",
-        "StatusCode(504",
-    ]
-    .iter()
-    .any(|needle| text.contains(needle))
-}
-
-/// Patience with AWS: the pause before the next attempt after an error
-/// retrying can fix, 0.5 s doubling to 20 s; none (give up) for any other
-/// error, or once `GIVE_UP_AFTER` has passed without a success. One policy
-/// for the worker's rounds, its lease writes and its shard reads.
-struct Backoff {
-    failing_since: Option<Instant>,
-    pause: Duration,
-}
-
-impl Backoff {
-    fn new() -> Backoff {
-        Backoff {
-            failing_since: None,
-            pause: Duration::from_millis(500),
-        }
-    }
-
-    fn after(&mut self, e: &anyhow::Error) -> Option<Duration> {
-        let since = *self.failing_since.get_or_insert_with(Instant::now);
-        if !is_transient(e) || since.elapsed() >= GIVE_UP_AFTER {
-            return None;
-        }
-        let pause = self.pause;
-        self.pause = (self.pause * 2).min(Duration::from_secs(20));
-        Some(pause)
-    }
-
-    fn succeeded(&mut self) {
-        *self = Backoff::new();
-    }
-}
-
-/// Run `f` until it succeeds or fails with what `Backoff` gives up on.
-fn with_retries<T>(what: &str, mut f: impl FnMut() -> Result<T>) -> Result<T> {
-    let mut backoff = Backoff::new();
-    loop {
-        match f() {
-            Ok(v) => return Ok(v),
-            Err(e) => match backoff.after(&e) {
-                Some(pause) => {
-                    eprintln!("lake-ingest: {what}: {e:#}; retrying in {pause:?}");
-                    std::thread::sleep(pause);
-                }
-                None => return Err(e.context(what.to_string())),
-            },
-        }
-    }
-}
-
 /// The worker's view between rounds.
 struct Worker {
     threads: HashMap<String, ShardThread>,
     /// Every lease: (counter, when that counter was first seen, whether it
     /// has moved since this worker started watching). A lease whose counter
     /// never moved may belong to a dead worker: only the failover tells.
-    seen: HashMap<String, (u64, Instant, bool)>,
+    seen: HashMap<String, (u64, Stamp, bool)>,
     held: HashSet<String>,
     last_progress: Instant,
 }
@@ -314,6 +278,7 @@ pub async fn run(opts: RunOptions, shutdown: Arc<AtomicBool>) -> Result<RunRepor
             "program": program_identity(),
         })
     );
+    remove_stale_scratch(&shared.opts.scratch_dir);
     let heartbeat_stop = Arc::new(AtomicBool::new(false));
     let heartbeat = tokio::spawn(heartbeat(shared.clone(), heartbeat_stop.clone()));
     let interval = (shared.opts.failover / 3).max(Duration::from_millis(300));
@@ -384,14 +349,26 @@ async fn heartbeat(shared: Arc<Shared>, stop: Arc<AtomicBool>) {
             }
             let shared = shared.clone();
             renewals.spawn(async move {
-                let sent = Instant::now();
-                match shared.leases.renew(&shard, &shared.me).await {
-                    Ok(true) => fence.renewed(sent),
-                    Ok(false) => {
+                let sent = Stamp::now();
+                // A renewal that hangs must not hold up the next beat: it
+                // is abandoned after one (the fence closes on its own if
+                // none comes through).
+                let renewal = tokio::time::timeout(
+                    beat,
+                    shared
+                        .leases
+                        .renew(&shard, &shared.me, shared.opts.failover),
+                );
+                match renewal.await {
+                    Ok(Ok(true)) => fence.renewed(sent),
+                    Ok(Ok(false)) => {
                         eprintln!("lake-ingest: {shard}: the lease moved to another worker");
                         fence.lose();
                     }
-                    Err(e) => eprintln!("lake-ingest: {shard}: renewing: {e:#}"),
+                    Ok(Err(e)) => eprintln!("lake-ingest: {shard}: renewing: {e:#}"),
+                    Err(_) => {
+                        eprintln!("lake-ingest: {shard}: renewing: no answer within {beat:?}")
+                    }
                 }
             });
         }
@@ -418,6 +395,10 @@ async fn stop_all(shared: &Arc<Shared>, worker: &mut Worker) {
                     eprintln!("lake-ingest: {shard}: releasing: {e:#}");
                 }
             }
+            // Stopped before its predecessor's fence surely closed: given
+            // back, a taker with no reason to wait could meet that
+            // predecessor's late writes. It expires instead.
+            Ok(ShardEnd::Abandoned) => {}
             Ok(end) => eprintln!("lake-ingest: {shard}: {end:?}"),
             Err(e) => eprintln!("lake-ingest: {shard}: {e:#}"),
         }
@@ -457,7 +438,7 @@ async fn round(shared: &Arc<Shared>, w: &mut Worker, shutdown: &AtomicBool) -> R
     }
 
     // Who is alive: owners whose leases moved within the failover time.
-    let now = Instant::now();
+    let now = Stamp::now();
     for l in &all {
         let entry = w
             .seen
@@ -472,7 +453,7 @@ async fn round(shared: &Arc<Shared>, w: &mut Worker, shutdown: &AtomicBool) -> R
         l.owner.is_none()
             || seen
                 .get(&l.shard)
-                .is_some_and(|(_, at, _)| now.duration_since(*at) >= shared.opts.failover)
+                .is_some_and(|(_, at, _)| now.since(*at) >= failover_of(shared, l))
     };
     // Held by another worker that renewed it since we started watching.
     let alive = |l: &Lease| !expired(l) && seen.get(&l.shard).is_some_and(|(_, _, moved)| *moved);
@@ -542,7 +523,13 @@ async fn round(shared: &Arc<Shared>, w: &mut Worker, shutdown: &AtomicBool) -> R
         // (never a shard whose thread here is still winding down).
         if mine < target {
             let mut per_owner: HashMap<&str, Vec<&Lease>> = HashMap::new();
-            for l in eligible.iter().filter(|l| !expired(l)) {
+            // Never from a worker of the older protocol: it would not be
+            // fenced (docs/verification.md, upgrading).
+            for l in eligible
+                .iter()
+                .filter(|l| !expired(l))
+                .filter(|l| l.protocol.unwrap_or(0) >= PROTOCOL)
+            {
                 if let Some(o) = l.owner.as_deref().filter(|o| *o != me) {
                     per_owner.entry(o).or_default().push(l);
                 }
@@ -633,11 +620,15 @@ async fn take_and_spawn(
     threads: &mut HashMap<String, ShardThread>,
     held: &mut HashSet<String>,
     l: &Lease,
-    counter_since: Option<Instant>,
-    now: Instant,
+    counter_since: Option<Stamp>,
+    now: Stamp,
 ) -> Result<bool> {
-    let sent = Instant::now();
-    let Some(epoch) = shared.leases.take(l, &shared.me).await? else {
+    let sent = Stamp::now();
+    let Some(epoch) = shared
+        .leases
+        .take(l, &shared.me, shared.opts.failover)
+        .await?
+    else {
         return Ok(false);
     };
     // A lease whose counter moved within the failover had a live holder (a
@@ -645,10 +636,7 @@ async fn take_and_spawn(
     // renewal. Touch nothing of the shard until it has surely closed. An
     // expired or released lease needs no wait.
     let quiet = match (&l.owner, counter_since) {
-        (Some(_), Some(since)) => shared
-            .opts
-            .failover
-            .saturating_sub(now.saturating_duration_since(since)),
+        (Some(_), Some(since)) => failover_of(shared, l).saturating_sub(now.since(since)),
         _ => Duration::ZERO,
     };
     let fence = LeaseFence::new(&l.shard, shared.opts.failover, sent);
@@ -663,6 +651,14 @@ async fn take_and_spawn(
     );
     held.insert(l.shard.clone());
     Ok(true)
+}
+
+/// The failover to wait out for `l`: the larger of this worker's and the
+/// one its owner recorded (owners on other settings during a rolling
+/// deploy).
+fn failover_of(shared: &Shared, l: &Lease) -> Duration {
+    let recorded = Duration::from_millis(l.failover_ms.unwrap_or(0));
+    shared.opts.failover.max(recorded)
 }
 
 /// Whether the scratch directory has room for one more shard's window
@@ -748,7 +744,7 @@ fn spawn_shard(
     lease: Lease,
     epoch: u64,
     fence: Arc<LeaseFence>,
-    quiet_until: Instant,
+    quiet_until: Stamp,
 ) -> ShardThread {
     let stop = Arc::new(AtomicBool::new(false));
     let last_record = Arc::new(AtomicU64::new(shared.started.elapsed().as_millis() as u64));
@@ -883,8 +879,9 @@ fn close_window(
     scratch: &std::path::Path,
     window: Window<'_>,
     end: &str,
+    from: &str,
 ) -> Result<bool> {
-    match publish_window(work, scratch, window, end) {
+    match publish_window(work, scratch, window, end, from) {
         Ok(kept) => Ok(kept),
         Err(e) if is_fenced(&e) => {
             eprintln!("lake-ingest: {e:#}");
@@ -899,6 +896,7 @@ fn publish_window(
     scratch: &std::path::Path,
     window: Window<'_>,
     end: &str,
+    from: &str,
 ) -> Result<bool> {
     let (shared, shard, me, rt) = (
         work.shared,
@@ -913,14 +911,29 @@ fn publish_window(
     if has_dead {
         files.push(dead_key.clone());
     }
+    // More files than a lease item holds (one Kinesis record alone can
+    // touch thousands of partitions): the list goes to an object of its
+    // own, written before the intent names it (a hidden key: no reader
+    // sees it).
+    let list_key = format!("_ingest/intents/{shard}-{first}-{}.json", work.epoch);
+    let inline = files.len() <= MAX_WINDOW_FILES
+        && files.iter().map(String::len).sum::<usize>() <= MAX_INTENT_KEY_BYTES;
+    if !inline {
+        work.fence.check()?;
+        let body = serde_json::to_vec(&files)?;
+        with_retries(&format!("{shard}: writing the intent's file list"), || {
+            rt.block_on(shared.store.put_bytes(&list_key, body.clone()))
+        })?;
+    }
     let intent = Intent {
         seq: end,
         config: &shared.fingerprint,
-        files: &files,
+        files: if inline { &files } else { &[] },
+        list: (!inline).then_some(list_key.as_str()),
     };
     work.fence.check()?;
     let claimed = with_retries(&format!("{shard}: writing the intent"), || {
-        rt.block_on(shared.leases.set_intent(shard, me, &intent))
+        rt.block_on(shared.leases.set_intent(shard, me, &intent, from))
     })?;
     if !claimed {
         return Ok(false);
@@ -971,8 +984,12 @@ fn publish_window(
         .map(|lag| (*lag).max(0) as u64)
         .unwrap_or(0);
     let kept = with_retries(&format!("{shard}: checkpointing {end}"), || {
-        rt.block_on(shared.leases.checkpoint(shard, me, end, lag_ms))
+        rt.block_on(shared.leases.checkpoint(shard, me, end, from, lag_ms))
     })?;
+    if kept && !inline {
+        // Checkpointed: nobody needs the window's file list any more.
+        let _ = rt.block_on(shared.store.delete(&list_key));
+    }
     if kept {
         eprintln!(
             "{}",
@@ -1053,25 +1070,44 @@ fn open_iterator(shared: &Shared, shard: &str, checkpoint: &str) -> Result<Optio
 /// epoch's: nobody writes them again), then the intent is cleared. Every
 /// step passes this worker's fence. False when the lease was lost.
 fn clean_up_previous_window(work: &ShardWork<'_>, lease: &Lease) -> Result<bool> {
-    if lease.intent.is_none() && lease.intent_files.is_empty() {
+    if lease.intent.is_none() && lease.intent_files.is_empty() && lease.intent_list.is_none() {
         return Ok(true);
     }
     let (shared, shard) = (work.shared, work.shard);
     let rt = &shared.runtime;
+    // The files: inline, or in the list object the intent names.
+    let mut files = lease.intent_files.clone();
+    if let Some(list) = &lease.intent_list {
+        let body = with_retries(&format!("{shard}: reading {list}"), || {
+            rt.block_on(shared.store.get_bytes(list))
+        })?
+        .with_context(|| {
+            format!("{shard}: the intent's file list {list} is missing: the files of that window cannot be told apart")
+        })?;
+        files.extend(
+            serde_json::from_slice::<Vec<String>>(&body)
+                .with_context(|| format!("{shard}: reading the file list {list}"))?,
+        );
+    }
     work.fence.check()?;
     let aborted = with_retries(
         &format!("{shard}: aborting the previous owner's uploads"),
-        || rt.block_on(shared.store.abort_uploads(&lease.intent_files)),
+        || rt.block_on(shared.store.abort_uploads(&files)),
     )?;
-    for key in &lease.intent_files {
+    for key in &files {
         work.fence.check()?;
         with_retries(&format!("{shard}: deleting {key}"), || {
             rt.block_on(shared.store.delete(key))
         })?;
     }
     let cleared = with_retries(&format!("{shard}: clearing the intent"), || {
-        rt.block_on(shared.leases.clear_intent(shard, &shared.me))
+        rt.block_on(shared.leases.clear_intent(shard, &shared.me, lease))
     })?;
+    // The list goes only once the intent no longer names it (until then a
+    // successor needs it to find the files).
+    if let (true, Some(list)) = (cleared, &lease.intent_list) {
+        let _ = rt.block_on(shared.store.delete(list));
+    }
     eprintln!(
         "{}",
         serde_json::json!({
@@ -1080,14 +1116,14 @@ fn clean_up_previous_window(work: &ShardWork<'_>, lease: &Lease) -> Result<bool>
             "epoch": work.epoch,
             "window_end": lease.intent,
             "written_by": lease.intent_config,
-            "files_deleted": lease.intent_files.len(),
+            "files_deleted": files.len(),
             "uploads_aborted": aborted,
         })
     );
     Ok(cleared)
 }
 
-fn consume(work: &ShardWork<'_>, lease: &Lease, quiet_until: Instant) -> Result<ShardEnd> {
+fn consume(work: &ShardWork<'_>, lease: &Lease, quiet_until: Stamp) -> Result<ShardEnd> {
     let (shared, shard) = (work.shared, work.shard);
     let me = &shared.me;
     let rt = &shared.runtime;
@@ -1095,12 +1131,12 @@ fn consume(work: &ShardWork<'_>, lease: &Lease, quiet_until: Instant) -> Result<
         return Ok(ShardEnd::Finished);
     }
     // A stolen lease: its previous holder's fence may still be open.
-    while Instant::now() < quiet_until {
+    while Stamp::now() < quiet_until {
         if work.fence.is_lost() {
             return Ok(ShardEnd::Lost);
         }
         if work.stop.load(Ordering::SeqCst) {
-            return Ok(ShardEnd::Stopped);
+            return Ok(ShardEnd::Abandoned);
         }
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -1114,7 +1150,7 @@ fn consume(work: &ShardWork<'_>, lease: &Lease, quiet_until: Instant) -> Result<
         Err(e) => return Err(e),
     }
     let scratch = tempfile::Builder::new()
-        .prefix("lake-ingest-")
+        .prefix(&format!("{SCRATCH_PREFIX}{}-", std::process::id()))
         .tempdir_in(&shared.opts.scratch_dir)
         .with_context(|| format!("creating scratch in {}", shared.opts.scratch_dir.display()))?;
     let scratch_dir = shared.store.scratch_dir("_ingest/tmp", scratch.path())?;
@@ -1132,12 +1168,12 @@ fn consume(work: &ShardWork<'_>, lease: &Lease, quiet_until: Instant) -> Result<
             // The shard is closed and read to its end: its last window is
             // published before SHARD_END is checkpointed.
             if let Some(end) = window.last_seq.clone() {
-                if !close_window(work, &scratch_dir, window, &end)? {
+                if !close_window(work, &scratch_dir, window, &end, &checkpoint)? {
                     return Ok(ShardEnd::Lost);
                 }
             }
             let finished = with_retries(&format!("{shard}: checkpointing SHARD_END"), || {
-                rt.block_on(shared.leases.finish(shard, me))
+                rt.block_on(shared.leases.finish(shard, me, &checkpoint))
             })?;
             return Ok(if finished {
                 ShardEnd::Finished
@@ -1230,7 +1266,7 @@ fn consume(work: &ShardWork<'_>, lease: &Lease, quiet_until: Instant) -> Result<
             // files closes here, at a Kinesis record's boundary.
             if window.is_full() {
                 let w = std::mem::replace(&mut window, new_window(work, &scratch_dir));
-                if !close_window(work, &scratch_dir, w, &seq)? {
+                if !close_window(work, &scratch_dir, w, &seq, &checkpoint)? {
                     return Ok(ShardEnd::Lost);
                 }
                 checkpoint = seq;
@@ -1248,7 +1284,7 @@ fn consume(work: &ShardWork<'_>, lease: &Lease, quiet_until: Instant) -> Result<
                 // Say where this window ends (and its files) before
                 // publishing any of it.
                 let w = std::mem::replace(&mut window, new_window(work, &scratch_dir));
-                if !close_window(work, &scratch_dir, w, &seq)? {
+                if !close_window(work, &scratch_dir, w, &seq, &checkpoint)? {
                     return Ok(ShardEnd::Lost);
                 }
                 checkpoint = seq;

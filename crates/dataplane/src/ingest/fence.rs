@@ -3,13 +3,18 @@
 //! worker checks that it still holds the shard, by the age of the last
 //! lease write that proved it (a take or a renewal, timed from when it was
 //! *sent*). Past `2/3 × failover` nothing starts; a renewal refused
-//! (another owner) stops the shard for good.
+//! (another owner) stops the shard for good. Ages are measured on the
+//! boot clock (`Stamp`, CLOCK_BOOTTIME), which keeps counting while the
+//! machine is suspended or hibernated: a worker that wakes up knows its
+//! fence closed.
 //!
 //! Why this holds with the rest of the protocol (`consumer`):
 //! - A successor takes a lease only when its counter stood still for the
 //!   failover (or right after a steal, and then it waits the failover out
-//!   before touching anything): by then this fence refused every new request
-//!   for at least `failover / 3`.
+//!   before touching anything, and never gives the lease back before), with
+//!   the larger of its own failover and the one the owner recorded in the
+//!   lease: by then this fence refused every new request for at least
+//!   `failover / 3`.
 //! - A request this fence let through may still land late (a paused
 //!   process, a held connection). Uploads are multipart, and the successor
 //!   aborts them before it cleans up: a late part or completion fails. A
@@ -22,7 +27,40 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+/// A point on the boot clock (CLOCK_BOOTTIME: monotonic, and counting
+/// while the machine is suspended).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Stamp(Duration);
+
+impl Stamp {
+    pub fn now() -> Stamp {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: a valid clock id and a valid out-pointer.
+        let rc = unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
+        assert_eq!(rc, 0, "CLOCK_BOOTTIME is available on Linux");
+        Stamp(Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32))
+    }
+
+    pub fn elapsed(self) -> Duration {
+        Stamp::now().0.saturating_sub(self.0)
+    }
+
+    pub fn since(self, earlier: Stamp) -> Duration {
+        self.0.saturating_sub(earlier.0)
+    }
+}
+
+impl std::ops::Add<Duration> for Stamp {
+    type Output = Stamp;
+    fn add(self, d: Duration) -> Stamp {
+        Stamp(self.0 + d)
+    }
+}
 
 /// Why a write was refused: the shard may belong to another worker now.
 #[derive(Debug, thiserror::Error)]
@@ -36,13 +74,13 @@ pub struct LeaseFence {
     shard: String,
     failover: Duration,
     /// When the last lease write that proved ownership was sent.
-    renewed: Mutex<Instant>,
+    renewed: Mutex<Stamp>,
     lost: AtomicBool,
 }
 
 impl LeaseFence {
     /// The fence of a lease just taken by a write sent at `taken`.
-    pub fn new(shard: &str, failover: Duration, taken: Instant) -> Arc<LeaseFence> {
+    pub fn new(shard: &str, failover: Duration, taken: Stamp) -> Arc<LeaseFence> {
         Arc::new(LeaseFence {
             shard: shard.to_string(),
             failover,
@@ -57,7 +95,7 @@ impl LeaseFence {
     }
 
     /// A renewal sent at `sent` succeeded.
-    pub fn renewed(&self, sent: Instant) {
+    pub fn renewed(&self, sent: Stamp) {
         let mut at = self.renewed.lock().expect("fence lock");
         if sent > *at {
             *at = sent;
@@ -83,7 +121,7 @@ impl LeaseFence {
     /// renewal proves nobody took the lease meanwhile (it is conditional on
     /// this owner). Refused for good once the lease is lost.
     pub fn check(&self) -> Result<(), Fenced> {
-        let start = Instant::now();
+        let start = Stamp::now();
         loop {
             if self.is_lost() {
                 return Err(self.refused("the lease was taken by another worker".into()));
@@ -128,18 +166,18 @@ mod tests {
     #[test]
     fn a_fence_opens_on_renewals_and_closes_for_good_when_lost() {
         let failover = Duration::from_millis(300);
-        let fence = LeaseFence::new("s", failover, Instant::now());
+        let fence = LeaseFence::new("s", failover, Stamp::now());
         assert!(fence.check().is_ok());
         // Stale, and no renewal comes: refused after waiting a failover.
         std::thread::sleep(fence.limit());
-        let started = Instant::now();
+        let started = Stamp::now();
         let e = fence.check().unwrap_err();
         assert!(started.elapsed() >= failover, "{:?}", started.elapsed());
         assert!(e.to_string().contains("last renewed"), "{e}");
         // A renewal sent now reopens it; an older one does not move it back.
-        let now = Instant::now();
+        let now = Stamp::now();
         fence.renewed(now);
-        fence.renewed(now - Duration::from_secs(5));
+        fence.renewed(Stamp(now.0 - Duration::from_secs(5)));
         assert!(fence.check().is_ok());
         fence.lose();
         let e = anyhow::Error::from(fence.check().unwrap_err()).context("publishing x");
@@ -149,12 +187,12 @@ mod tests {
 
     #[test]
     fn a_stale_fence_waits_for_a_renewal_that_comes() {
-        let fence = LeaseFence::new("s", Duration::from_millis(600), Instant::now());
+        let fence = LeaseFence::new("s", Duration::from_millis(600), Stamp::now());
         std::thread::sleep(fence.limit());
         let f = fence.clone();
         let renewer = std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(150));
-            f.renewed(Instant::now());
+            f.renewed(Stamp::now());
         });
         assert!(fence.check().is_ok());
         renewer.join().unwrap();

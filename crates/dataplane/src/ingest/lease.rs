@@ -8,7 +8,10 @@
 //! the owner checks (the newer takes the lease; the older stops).
 //!
 //! A take returns the lease's epoch (the counter it set), which names every
-//! file the new owner writes.
+//! file the new owner writes. Every write after the take compares and sets
+//! the lease's logical state (the intent and checkpoint it expects), so a
+//! late retry of an earlier write changes nothing; a condition that fails
+//! is read back, to tell "my earlier attempt landed" from "lost".
 //!
 //! Owns: the conditional writes on the lease table's items (the record and
 //! its scan are `lake_contract::lease`). Must not: read Kinesis or decide
@@ -45,12 +48,18 @@ impl Owner {
     }
 }
 
-/// The window a worker is publishing: where it ends, its files, and the
-/// fingerprint of the options that made them.
+/// The lease protocol this program speaks: 2 = fenced writes, multipart
+/// uploads, epochs in file names, compare-and-set lease writes.
+pub const PROTOCOL: u64 = 2;
+
+/// The window a worker is publishing: where it ends, its files (inline, or
+/// in the object `list` names when there are more than an item holds), and
+/// the fingerprint of the options that made them.
 pub struct Intent<'a> {
     pub seq: &'a str,
     pub config: &'a str,
     pub files: &'a [String],
+    pub list: Option<&'a str>,
 }
 
 pub struct LeaseTable {
@@ -170,13 +179,55 @@ impl LeaseTable {
         self.conditional(req.send().await, shard)
     }
 
+    /// The lease of `shard`, read consistently (None when there is none).
+    pub async fn get(&self, shard: &str) -> Result<Option<Lease>> {
+        let resp = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("leaseKey", s(shard))
+            .consistent_read(true)
+            .send()
+            .await
+            .with_context(|| format!("reading the lease of {shard} in {}", self.table))?;
+        Ok(resp.item().map(Lease::from_item))
+    }
+
+    /// A conditional write whose condition failed may have failed because
+    /// an earlier attempt of the same write landed (the SDK retries on a
+    /// lost reply): read the lease, and `landed` says whether it already
+    /// shows this write done by this owner.
+    async fn settle(
+        &self,
+        done: bool,
+        shard: &str,
+        me: &Owner,
+        landed: impl FnOnce(&Lease) -> bool,
+    ) -> Result<bool> {
+        if done {
+            return Ok(true);
+        }
+        Ok(self.get(shard).await?.is_some_and(|l| {
+            l.owner.as_deref() == Some(me.id.as_str())
+                && l.incarnation.as_deref() == Some(me.incarnation.as_str())
+                && landed(&l)
+        }))
+    }
+
     /// Take `lease` if nobody renewed it since it was read (its counter is
-    /// unchanged); this process's incarnation becomes the owner's. Returns
-    /// the lease's epoch (the counter this take set): unique per take, it
-    /// names the files the new owner writes, so no two owners ever write
-    /// one key.
-    pub async fn take(&self, lease: &Lease, me: &Owner) -> Result<Option<u64>> {
-        let update = "SET leaseOwner = :me, incarnation = :inc, leaseCounter = leaseCounter + :one";
+    /// unchanged); this process's incarnation becomes the owner's, with its
+    /// failover and protocol. Returns the lease's epoch (the counter this
+    /// take set): unique per take, it names the files the new owner writes,
+    /// so no two owners ever write one key.
+    pub async fn take(
+        &self,
+        lease: &Lease,
+        me: &Owner,
+        failover: std::time::Duration,
+    ) -> Result<Option<u64>> {
+        let update =
+            "SET leaseOwner = :me, incarnation = :inc, leaseCounter = leaseCounter + :one, \
+                      failoverMs = :fo, protocol = :p";
         let taken = self
             .update(
                 &lease.shard,
@@ -187,20 +238,45 @@ impl LeaseTable {
                     (":inc", s(&me.incarnation)),
                     (":one", n(1)),
                     (":seen", n(lease.counter)),
+                    (":fo", n(failover.as_millis() as u64)),
+                    (":p", n(PROTOCOL)),
                 ],
             )
             .await?;
-        Ok(taken.then_some(lease.counter + 1))
+        let epoch = lease.counter + 1;
+        let taken = self
+            .settle(taken, &lease.shard, me, |l| l.counter == epoch)
+            .await?;
+        Ok(taken.then_some(epoch))
     }
 
     /// The previous owner's unfinished window is cleaned up (its uploads
-    /// aborted, its files deleted): forget its intent.
-    pub async fn clear_intent(&self, shard: &str, me: &Owner) -> Result<bool> {
+    /// aborted, its files deleted): forget its intent — exactly that one
+    /// (a late retry of this write, landing after an intent of this
+    /// owner's own, changes nothing).
+    pub async fn clear_intent(&self, shard: &str, me: &Owner, old: &Lease) -> Result<bool> {
         let [a, b] = Self::owner_values(me);
-        let update =
-            "REMOVE intent, intentConfig, intentFiles SET leaseCounter = leaseCounter + :one";
-        self.update(shard, update, Self::OWNED, &[a, b, (":one", n(1))])
-            .await
+        let update = "REMOVE intent, intentConfig, intentFiles, intentList \
+                      SET leaseCounter = leaseCounter + :one";
+        let (condition, extra) = match &old.intent {
+            Some(seq) => (format!("{} AND intent = :old", Self::OWNED), Some(s(seq))),
+            None => (
+                format!(
+                    "{} AND attribute_not_exists(intent) AND (attribute_exists(intentFiles) OR attribute_exists(intentList))",
+                    Self::OWNED
+                ),
+                None,
+            ),
+        };
+        let mut values = vec![a, b, (":one", n(1))];
+        if let Some(v) = extra {
+            values.push((":old", v));
+        }
+        let done = self.update(shard, update, &condition, &values).await?;
+        self.settle(done, shard, me, |l| {
+            l.intent.is_none() && l.intent_files.is_empty() && l.intent_list.is_none()
+        })
+        .await
     }
 
     const OWNED: &'static str = "leaseOwner = :me AND incarnation = :inc";
@@ -209,105 +285,178 @@ impl LeaseTable {
         [(":me", s(&me.id)), (":inc", s(&me.incarnation))]
     }
 
-    /// Bump the counter of a lease `me` owns; false when it was lost.
-    pub async fn renew(&self, shard: &str, me: &Owner) -> Result<bool> {
+    /// Bump the counter of a lease `me` owns; false when it was lost. The
+    /// owner's failover travels with it.
+    pub async fn renew(
+        &self,
+        shard: &str,
+        me: &Owner,
+        failover: std::time::Duration,
+    ) -> Result<bool> {
         let [a, b] = Self::owner_values(me);
         self.update(
             shard,
-            "SET leaseCounter = leaseCounter + :one",
-            Self::OWNED,
-            &[a, b, (":one", n(1))],
-        )
-        .await
-    }
-
-    /// Record that the files of a window ending at `intent.seq` are being
-    /// published (before any of them is). The counter moves too: a worker
-    /// that read the lease before the intent existed cannot take it (and
-    /// replay without the boundary).
-    pub async fn set_intent(&self, shard: &str, me: &Owner, intent: &Intent<'_>) -> Result<bool> {
-        let [a, b] = Self::owner_values(me);
-        let update = "SET intent = :seq, intentConfig = :cfg, intentFiles = :files, \
-                      leaseCounter = leaseCounter + :one";
-        self.update(
-            shard,
-            update,
+            "SET leaseCounter = leaseCounter + :one, failoverMs = :fo, protocol = :p",
             Self::OWNED,
             &[
                 a,
                 b,
-                (":seq", s(intent.seq)),
-                (":cfg", s(intent.config)),
-                (
-                    ":files",
-                    AttributeValue::L(intent.files.iter().map(|f| s(f)).collect()),
-                ),
                 (":one", n(1)),
+                (":fo", n(failover.as_millis() as u64)),
+                (":p", n(PROTOCOL)),
             ],
         )
         .await
     }
 
-    /// Everything up to `checkpoint` is durable in the lake; the intent is
-    /// done. `lag_ms` (how far behind the stream's tip the shard's reader
+    /// Record that the files of a window ending at `intent.seq`, read from
+    /// checkpoint `from`, are being published (before any of them is).
+    /// Only over that checkpoint and no other intent: a late retry cannot
+    /// put back an intent whose window is already checkpointed. The counter
+    /// moves too: a worker that read the lease before the intent existed
+    /// cannot take it (and miss the files).
+    pub async fn set_intent(
+        &self,
+        shard: &str,
+        me: &Owner,
+        intent: &Intent<'_>,
+        from: &str,
+    ) -> Result<bool> {
+        let [a, b] = Self::owner_values(me);
+        let (files_update, files_value) = match intent.list {
+            Some(key) => ("intentList = :files", s(key)),
+            None => (
+                "intentFiles = :files",
+                AttributeValue::L(intent.files.iter().map(|f| s(f)).collect()),
+            ),
+        };
+        let update = format!(
+            "SET intent = :seq, intentConfig = :cfg, {files_update}, leaseCounter = leaseCounter + :one"
+        );
+        let condition = format!(
+            "{} AND checkpoint = :cp AND attribute_not_exists(intent)",
+            Self::OWNED
+        );
+        let done = self
+            .update(
+                shard,
+                &update,
+                &condition,
+                &[
+                    a,
+                    b,
+                    (":seq", s(intent.seq)),
+                    (":cfg", s(intent.config)),
+                    (":files", files_value),
+                    (":cp", s(from)),
+                    (":one", n(1)),
+                ],
+            )
+            .await?;
+        self.settle(done, shard, me, |l| {
+            l.intent.as_deref() == Some(intent.seq)
+                && l.checkpoint == from
+                && match intent.list {
+                    Some(key) => l.intent_list.as_deref() == Some(key),
+                    None => l.intent_files == intent.files,
+                }
+        })
+        .await
+    }
+
+    /// Everything up to `checkpoint` (the intent's end) is durable in the
+    /// lake; the intent is done. Only over that intent and the checkpoint
+    /// it was read from (`from`): a late retry cannot move the checkpoint
+    /// back. `lag_ms` (how far behind the stream's tip the shard's reader
     /// was) and the time are kept beside it for `lakectl status`.
     pub async fn checkpoint(
         &self,
         shard: &str,
         me: &Owner,
         checkpoint: &str,
+        from: &str,
         lag_ms: u64,
     ) -> Result<bool> {
         let [a, b] = Self::owner_values(me);
         let update = "SET checkpoint = :cp, leaseCounter = leaseCounter + :one, \
                       millisBehindLatest = :lag, checkpointAt = :at \
-                      REMOVE intent, intentConfig, intentFiles";
-        self.update(
-            shard,
-            update,
-            Self::OWNED,
-            &[
-                a,
-                b,
-                (":cp", s(checkpoint)),
-                (":one", n(1)),
-                (":lag", n(lag_ms)),
-                (":at", n(now_ms())),
-            ],
-        )
+                      REMOVE intent, intentConfig, intentFiles, intentList";
+        let condition = format!("{} AND intent = :cp AND checkpoint = :from", Self::OWNED);
+        let done = self
+            .update(
+                shard,
+                update,
+                &condition,
+                &[
+                    a,
+                    b,
+                    (":cp", s(checkpoint)),
+                    (":from", s(from)),
+                    (":one", n(1)),
+                    (":lag", n(lag_ms)),
+                    (":at", n(now_ms())),
+                ],
+            )
+            .await?;
+        self.settle(done, shard, me, |l| {
+            l.checkpoint == checkpoint && l.intent.is_none()
+        })
         .await
     }
 
     /// The shard is read to its end and every window is durable: checkpoint
     /// `SHARD_END` and let go of the lease in one write (a finished shard
     /// has no owner; its children may start).
-    pub async fn finish(&self, shard: &str, me: &Owner) -> Result<bool> {
+    pub async fn finish(&self, shard: &str, me: &Owner, from: &str) -> Result<bool> {
         let [a, b] = Self::owner_values(me);
         let update = "SET checkpoint = :cp, leaseCounter = leaseCounter + :one, \
                       checkpointAt = :at, millisBehindLatest = :zero \
-                      REMOVE leaseOwner, incarnation, intent, intentConfig, intentFiles";
-        self.update(
-            shard,
-            update,
-            Self::OWNED,
-            &[
-                a,
-                b,
-                (":cp", s(SHARD_END)),
-                (":one", n(1)),
-                (":zero", n(0)),
-                (":at", n(now_ms())),
-            ],
-        )
-        .await
+                      REMOVE leaseOwner, incarnation, intent, intentConfig, intentFiles, intentList";
+        let condition = format!(
+            "{} AND checkpoint = :from AND attribute_not_exists(intent)",
+            Self::OWNED
+        );
+        let done = self
+            .update(
+                shard,
+                update,
+                &condition,
+                &[
+                    a,
+                    b,
+                    (":cp", s(SHARD_END)),
+                    (":from", s(from)),
+                    (":one", n(1)),
+                    (":zero", n(0)),
+                    (":at", n(now_ms())),
+                ],
+            )
+            .await?;
+        // A finished shard has no owner: an earlier attempt shows as the end.
+        Ok(done
+            || self
+                .get(shard)
+                .await?
+                .is_some_and(|l| l.checkpoint == SHARD_END))
     }
 
     /// Give a lease back (graceful shutdown): others may take it at once.
+    /// Conditional on the counter just read, so a late retry cannot release
+    /// a lease this process (or anyone) took again since.
     pub async fn release(&self, shard: &str, me: &Owner) -> Result<bool> {
+        let Some(current) = self.get(shard).await? else {
+            return Ok(false);
+        };
         let [a, b] = Self::owner_values(me);
         let update = "REMOVE leaseOwner, incarnation SET leaseCounter = leaseCounter + :one";
-        self.update(shard, update, Self::OWNED, &[a, b, (":one", n(1))])
-            .await
+        let condition = format!("{} AND leaseCounter = :c", Self::OWNED);
+        self.update(
+            shard,
+            update,
+            &condition,
+            &[a, b, (":one", n(1)), (":c", n(current.counter))],
+        )
+        .await
     }
 
     fn conditional<T, E: std::fmt::Debug + std::error::Error + Send + Sync + 'static>(

@@ -8,7 +8,8 @@
 //! `parquet` (its Parquet files), `consumer` (`lake-ingest run`: the
 //! Kinesis consumer), `lease` (its conditional lease writes), `fence` (a
 //! lease as a fence on every lake write), `kpl` (KPL
-//! de-aggregation), `backfill` (raw-archive objects through the pipeline).
+//! de-aggregation), `backfill` (raw-archive objects through the pipeline),
+//! `retry` (which AWS errors retrying fixes, and the back-off).
 //!
 //! Owns: nothing but the map and `trim_ws`. Must not: hold logic a room
 //! could own.
@@ -21,6 +22,7 @@ pub mod lease;
 pub mod parquet;
 pub mod partitioner;
 pub mod pipeline;
+pub mod retry;
 pub mod writer;
 
 pub use pipeline::{Counts, LakeFormat, PartitionBy, Pipeline};

@@ -490,11 +490,12 @@ fn publish(
     fence: Option<&Fence>,
     c: Closed,
 ) -> Result<Published> {
-    match fence {
+    // An error retrying can fix (throttling, a 5xx, a dropped connection)
+    // is retried with back-off; a fence's refusal is not.
+    super::retry::with_retries(&format!("publishing {}", c.key), || match fence {
         Some(fence) => runtime.block_on(store.put_file_fenced(&c.key, &c.local, fence)),
         None => runtime.block_on(store.put_file(&c.key, &c.local)),
-    }
-    .with_context(|| format!("publishing {}", c.key))?;
+    })?;
     let _ = std::fs::remove_file(&c.local);
     Ok(Published {
         key: c.key,

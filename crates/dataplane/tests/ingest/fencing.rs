@@ -610,3 +610,273 @@ fn a_window_with_too_many_files_closes_early() {
     ids.dedup();
     assert_eq!(ids.len() as u64, records, "each record once");
 }
+
+/// In a lease write's request: a set_intent's condition, and a
+/// checkpoint's (`lease.rs`).
+const SET_INTENT: &str = "checkpoint = :cp AND attribute_not_exists(intent)";
+const CHECKPOINT: &str = "intent = :cp AND checkpoint = :from";
+
+/// Review (fencing) finding 1: a lease write delivered again late — the
+/// first intent and the first checkpoint of A, handed to DynamoDB once more
+/// after A has moved on — changes nothing: every write compares and sets
+/// the state it expects. A then dies; B lands the rest; every order once.
+/// (Without the compare-and-set, the stale intent named window 1's files
+/// again and B deleted rows already checkpointed.)
+#[test]
+fn stale_lease_writes_delivered_late_change_nothing() {
+    let s = Stream::new(1);
+    s.make_lake();
+    let batches = [
+        ("31", "1573657200000"),
+        ("35", "1573700400000"),
+        ("36", "1573743600000"),
+    ];
+    let expected = expected_rows(&batches.map(|(seed, start)| (seed, start, 150)));
+    let proxy = FaultProxy::start(&s.moto.endpoint);
+    let intent = proxy.add("UpdateItem", Some(SET_INTENT), Fault::Replay, Some(1));
+    let checkpoint = proxy.add("UpdateItem", Some(CHECKPOINT), Fault::Replay, Some(1));
+    let mut a = s
+        .worker_windows(Some(&proxy), "a", "7", "600", "1")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A window per batch: A moves past its first window.
+    let checkpoints = || {
+        proxy
+            .calls()
+            .iter()
+            .filter(|c| c.operation == "UpdateItem" && c.target.contains(CHECKPOINT))
+            .count()
+    };
+    for (i, (seed, start)) in batches.iter().enumerate() {
+        s.datagen(150, seed, start, "1");
+        assert!(
+            within(Duration::from_secs(30), || checkpoints() > i).is_some(),
+            "A checkpointed window {}",
+            i + 1
+        );
+    }
+    // Its stale first intent and checkpoint arrive again, then it dies.
+    proxy.release(intent);
+    proxy.release(checkpoint);
+    let _ = a.kill();
+    let _ = a.wait();
+    assert!(
+        s.intent_files("shardId-000000000000")
+            .iter()
+            .all(|f| !f.contains("-1-")),
+        "the stale intent (window 1's files) came back"
+    );
+    run_ok(s.worker(None, "b", "7", "4"), "B");
+    assert_exactly_once(&s, &expected, "after the stale writes and B");
+}
+
+/// Review (fencing) finding 6: the replies to A's take, first intent and
+/// first checkpoint are lost (the writes took effect; the SDK retries and
+/// the retries' conditions fail): A reads the lease back, sees its own
+/// write, keeps the shard, and lands every order once, with no cleanup.
+#[test]
+fn lost_replies_to_lease_writes_cost_nothing() {
+    let s = Stream::new(1);
+    s.make_lake();
+    s.datagen(300, "32", "1573657200000", "1");
+    let expected = expected_rows(&[("32", "1573657200000", 300)]);
+    let proxy = FaultProxy::start(&s.moto.endpoint);
+    proxy.add(
+        "UpdateItem",
+        Some("leaseCounter = :seen"),
+        Fault::LoseReply,
+        Some(1),
+    );
+    proxy.add("UpdateItem", Some(SET_INTENT), Fault::LoseReply, Some(1));
+    proxy.add("UpdateItem", Some(CHECKPOINT), Fault::LoseReply, Some(1));
+    let said = run_ok(s.worker(Some(&proxy), "a", "7", "4"), "A");
+    assert_exactly_once(&s, &expected, "after lost replies");
+    assert!(
+        !said.contains("\"cleanup\"") && !said.contains("Lost"),
+        "A lost its shard over a lost reply:\n{said}"
+    );
+    let lost = proxy
+        .calls()
+        .iter()
+        .filter(|c| c.rule.is_some() && c.status == Some(200))
+        .count();
+    assert_eq!(lost, 3, "three writes took effect with their replies lost");
+}
+
+/// Review (fencing) finding 2: B steals a shard from a live A and is
+/// stopped while waiting out A's fence: it does not give the lease back (a
+/// taker of a released lease waits for nothing, and A's fence may still
+/// be open); the lease expires instead, and A takes it again.
+#[test]
+fn a_lease_stopped_during_its_quiet_period_is_not_given_back() {
+    let s = Stream::new(2);
+    s.make_lake();
+    s.datagen(200, "33", "1573657200000", "1");
+    let a = s
+        .worker(None, "a", "7", "600")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let count = |who: &str| s.owners().values().filter(|o| o.as_str() == who).count();
+    assert!(within(Duration::from_secs(30), || count("a") == 2).is_some());
+    let b = s
+        .worker(None, "b", "7", "600")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(
+        within(Duration::from_secs(30), || count("b") == 1).is_some(),
+        "B stole one shard"
+    );
+    signal(&b, "-TERM");
+    let said = finish(b, Duration::from_secs(20));
+    assert_eq!(
+        count("b"),
+        1,
+        "B gave back a lease it stole less than a failover ago:\n{said}"
+    );
+    // It expires, and A, still running, takes it again.
+    assert!(
+        within(Duration::from_secs(30), || count("a") == 2).is_some(),
+        "{:?}",
+        s.owners()
+    );
+    signal(&a, "-TERM");
+    finish(a, Duration::from_secs(30));
+    let expected = expected_rows(&[("33", "1573657200000", 200)]);
+    assert_exactly_once(&s, &expected, "after the stop");
+}
+
+/// Review (fencing) finding 3: owners on other failovers (a rolling deploy
+/// that changes `ingest.failover_seconds`). A (failover 9 s) stops
+/// renewing; B (failover 3 s) waits out A's 9 s, recorded in the lease,
+/// not its own 3 s.
+#[test]
+fn a_taker_waits_out_the_owners_longer_failover() {
+    let s = Stream::new(1);
+    s.make_lake();
+    s.datagen(200, "34", "1573657200000", "1");
+    let proxy = FaultProxy::start(&s.moto.endpoint);
+    let mut cmd = s.worker(Some(&proxy), "a", "7", "600");
+    let args: Vec<String> = cmd
+        .get_args()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let at = args.iter().position(|a| a == "--failover-seconds").unwrap();
+    let mut args = args;
+    args[at + 1] = "9".into();
+    cmd = s.lake_ingest(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    cmd.env("AWS_ENDPOINT_URL", &proxy.endpoint);
+    let a = cmd.stderr(std::process::Stdio::piped()).spawn().unwrap();
+    assert!(within(Duration::from_secs(30), || s
+        .owners()
+        .values()
+        .any(|o| o == "a"))
+    .is_some());
+    proxy.add("UpdateItem", Some(OWNED_WRITE), Fault::Hold, None);
+    let stopped = std::time::Instant::now();
+    let b = s
+        .worker(None, "b", "7", "600")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let taken = within(Duration::from_secs(40), || {
+        s.owners().values().any(|o| o == "b")
+    });
+    assert!(taken.is_some(), "B took the shard in the end");
+    assert!(
+        stopped.elapsed() >= Duration::from_secs(9),
+        "B took A's lease {:?} after A stopped renewing, inside A's 9 s failover",
+        stopped.elapsed()
+    );
+    proxy.release_all();
+    signal(&a, "-TERM");
+    signal(&b, "-TERM");
+    finish(a, Duration::from_secs(30));
+    finish(b, Duration::from_secs(30));
+    let drained = s.worker(None, "c", "7", "4");
+    run_ok(drained, "C");
+    let expected = expected_rows(&[("34", "1573657200000", 200)]);
+    assert_exactly_once(&s, &expected, "after the takeover");
+}
+
+/// Review (fencing) finding 4: one Kinesis record (KPL-aggregated) whose
+/// 2,100 orders fall in 2,100 hours: its window needs more file keys than
+/// a lease item holds, so the intent names a list object instead. A dies
+/// after publishing; B reads the list, removes every file of A's, and
+/// lands every order once; the list object goes.
+#[test]
+fn one_record_touching_thousands_of_partitions_names_its_files_in_a_list() {
+    use lake_dataplane::ingest::kpl::{aggregate, UserRecord};
+    let s = Stream::new(1);
+    s.make_lake();
+    let orders: Vec<Vec<u8>> = (0..2100u64)
+        .map(|i| {
+            format!(
+                r#"{{"ordertime":{},"orderid":{i}}}"#,
+                1_573_657_200_000u64 + i * 3_600_000
+            )
+            .into_bytes()
+        })
+        .collect();
+    let users: Vec<UserRecord<'_>> = orders
+        .iter()
+        .map(|o| UserRecord {
+            partition_key: "k",
+            data: o,
+        })
+        .collect();
+    s.put(aggregate(&users), "k");
+    let out = s
+        .worker_windows(None, "a", "1000", "600", "600")
+        .env("LAKE_INGEST_FAILPOINT", "after-publish")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(86),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lease =
+        s.rt.block_on(
+            s.dynamo
+                .get_item()
+                .table_name("orders-leases")
+                .key(
+                    "leaseKey",
+                    aws_sdk_dynamodb::types::AttributeValue::S("shardId-000000000000".into()),
+                )
+                .consistent_read(true)
+                .send(),
+        )
+        .unwrap();
+    let item = lease.item().unwrap();
+    let list = item
+        .get("intentList")
+        .and_then(|v| v.as_s().ok())
+        .unwrap_or_else(|| panic!("no intent list in {item:?}"))
+        .clone();
+    assert!(s.lake_objects().contains_key(&format!("orders/{list}")));
+    let said = run_ok(s.worker(None, "b", "1000", "4"), "B");
+    let (rows, _) = s.lake_rows_s3();
+    let mut ids: Vec<u64> = rows
+        .iter()
+        .map(|r| {
+            serde_json::from_str::<serde_json::Value>(r).unwrap()["orderid"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    ids.sort();
+    assert_eq!(
+        ids,
+        (0..2100).collect::<Vec<_>>(),
+        "every order once:\n{said}"
+    );
+    assert!(
+        !s.lake_objects().contains_key(&format!("orders/{list}")),
+        "the list object outlived its window"
+    );
+}
