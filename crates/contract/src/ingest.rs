@@ -60,7 +60,8 @@ mod tests {
     fn a_worker_volume_holds_every_shard_window() {
         // 2 shards x 1028 MiB: 8 + 3 GiB, below the 20 GiB floor.
         assert_eq!(worker_volume_gib(2, 128 << 20, 300), 20);
-        // 24 shards with 15-minute windows: 24 x (2.6 GiB + 128 MiB).
-        assert_eq!(worker_volume_gib(24, 128 << 20, 900), 8 + 66);
+        // 24 shards with 15-minute windows: 24 x (1800 MiB x 1.5 + 128
+        // MiB) = 67,872 MiB, 67 GiB rounded up.
+        assert_eq!(worker_volume_gib(24, 128 << 20, 900), 8 + 67);
     }
 }
