@@ -2,7 +2,8 @@
 //! three-shard stream, started with options that differ (files of 7, 23 or
 //! 50 rows), SIGKILLed, SIGTERMed and SIGSTOPped at random; requests held
 //! and failed by the fault proxy (uploads, completions, deletes, lease
-//! writes, Kinesis reads); compaction running alongside; orders arriving
+//! writes, Kinesis reads), replies lost after the write took effect, lease
+//! writes delivered again late; compaction running alongside; orders arriving
 //! throughout. Then every fault is lifted, the workers stop, a last worker
 //! drains the stream and compaction runs once more: every order must be in
 //! the lake exactly once, and the drain must finish (no shard stalled).
@@ -161,13 +162,29 @@ pub fn run_seed(seed: u64, chaos: Duration) -> Outcome {
                 holds.push((id, Instant::now() + hold));
                 events.push(format!("{at} hold {op} for {hold:?}"));
             }
-            7 => {
-                let op = ["UploadPart", "PutItem", "GetRecords", "ListShards", "Scan"]
-                    [rng.below(5) as usize];
-                let times = 1 + rng.below(3) as usize;
-                proxy.add(op, None, Fault::Fail(503), Some(times));
-                events.push(format!("{at} fail {op} x{times}"));
-            }
+            7 => match rng.below(3) {
+                0 => {
+                    let op = ["UploadPart", "PutItem", "GetRecords", "ListShards", "Scan"]
+                        [rng.below(5) as usize];
+                    let times = 1 + rng.below(3) as usize;
+                    proxy.add(op, None, Fault::Fail(503), Some(times));
+                    events.push(format!("{at} fail {op} x{times}"));
+                }
+                // A write takes effect and its reply is lost (the SDK retries).
+                1 => {
+                    let op = ["UpdateItem", "CompleteMultipartUpload", "DeleteObject"]
+                        [rng.below(3) as usize];
+                    proxy.add(op, None, Fault::LoseReply, Some(1));
+                    events.push(format!("{at} lose the reply of {op}"));
+                }
+                // A lease write delivered again, late.
+                _ => {
+                    let late = rng.millis(1000, 8000);
+                    let id = proxy.add("UpdateItem", None, Fault::Replay, Some(1));
+                    holds.push((id, Instant::now() + late));
+                    events.push(format!("{at} replay an UpdateItem after {late:?}"));
+                }
+            },
             8 => {
                 compactions.retain_mut(|c| c.try_wait().ok().flatten().is_none());
                 if compactions.is_empty() {
