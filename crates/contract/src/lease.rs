@@ -1,5 +1,6 @@
 //! The shard lease record, as `lake-ingest` keeps it in DynamoDB (one item
-//! per shard, KCL-style), and its consistent scan. `lake-ingest` writes the
+//! per shard, KCL-style, keyed `<stream>/<shard>`: one table serves every
+//! dataset's stream), and its consistent scan. `lake-ingest` writes the
 //! items; `lakectl status` (who holds what, how far behind) and
 //! `lake-compact --lease-table` (never take a file whose window is not
 //! checkpointed) read them through this one reader.
@@ -18,6 +19,10 @@ pub const SHARD_END: &str = "SHARD_END";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lease {
+    /// The stream of the shard; None for an item keyed by the shard id
+    /// alone (written before one table held several streams' leases).
+    pub stream: Option<String>,
+    /// The shard id (`shardId-000000000000`).
     pub shard: String,
     pub owner: Option<String>,
     /// The owner's process incarnation (two processes with one worker id
@@ -54,7 +59,31 @@ pub struct ScanError {
     pub source: aws_sdk_dynamodb::error::SdkError<aws_sdk_dynamodb::operation::scan::ScanError>,
 }
 
-/// Every lease of `table`, read consistently, in shard order.
+/// The lease item key of `shard` of `stream`.
+pub fn key(stream: &str, shard: &str) -> String {
+    format!("{stream}/{shard}")
+}
+
+/// (stream, shard) of a lease item key; no stream for a bare shard id.
+pub fn split_key(key: &str) -> (Option<&str>, &str) {
+    match key.rsplit_once('/') {
+        Some((stream, shard)) => (Some(stream), shard),
+        None => (None, key),
+    }
+}
+
+/// The leases of `stream` in `table`, read consistently, in shard order.
+pub async fn scan_stream(
+    client: &Client,
+    table: &str,
+    stream: &str,
+) -> Result<Vec<Lease>, ScanError> {
+    let mut all = scan(client, table).await?;
+    all.retain(|l| l.stream.as_deref() == Some(stream));
+    Ok(all)
+}
+
+/// Every lease of `table`, read consistently, in (stream, shard) order.
 pub async fn scan(client: &Client, table: &str) -> Result<Vec<Lease>, ScanError> {
     let mut out = Vec::new();
     let mut start: Option<HashMap<String, AttributeValue>> = None;
@@ -76,7 +105,7 @@ pub async fn scan(client: &Client, table: &str) -> Result<Vec<Lease>, ScanError>
             _ => break,
         }
     }
-    out.sort_by(|a, b| a.shard.cmp(&b.shard));
+    out.sort_by(|a, b| (&a.stream, &a.shard).cmp(&(&b.stream, &b.shard)));
     Ok(out)
 }
 
@@ -109,8 +138,11 @@ impl Lease {
                 .map(|l| l.iter().filter_map(|p| p.as_s().ok().cloned()).collect())
                 .unwrap_or_default()
         };
+        let key = get("leaseKey").unwrap_or_default();
+        let (stream, shard) = split_key(&key);
         Lease {
-            shard: get("leaseKey").unwrap_or_default(),
+            stream: stream.map(str::to_string),
+            shard: shard.to_string(),
             owner: get("leaseOwner"),
             incarnation: get("incarnation"),
             counter: number("leaseCounter").unwrap_or(0),
@@ -155,6 +187,7 @@ mod tests {
         assert_eq!(cmp_seq("0010", "10"), Equal);
         assert_eq!(cmp_seq("TRIM_HORIZON", "1"), Less);
         let lease = |cp: &str| Lease {
+            stream: None,
             shard: "s".into(),
             owner: None,
             incarnation: None,
@@ -172,5 +205,19 @@ mod tests {
         assert!(lease("100").covers("99") && lease("100").covers("100"));
         assert!(!lease("100").covers("101") && !lease(TRIM_HORIZON).covers("1"));
         assert!(lease(SHARD_END).covers("12345678901234567890"));
+    }
+
+    #[test]
+    fn keys_name_the_stream_and_the_shard() {
+        let k = key("lake-poc-orders", "shardId-000000000001");
+        assert_eq!(k, "lake-poc-orders/shardId-000000000001");
+        assert_eq!(
+            split_key(&k),
+            (Some("lake-poc-orders"), "shardId-000000000001")
+        );
+        assert_eq!(
+            split_key("shardId-000000000001"),
+            (None, "shardId-000000000001")
+        );
     }
 }

@@ -8,10 +8,12 @@
 //! lease record in DynamoDB and its scan: written by `lake-ingest`, read by
 //! `lakectl status` and `lake-compact --lease-table`), `aws` (the one SDK
 //! configuration loader and S3 client of the workspace), `ingest` (the
-//! options both planes size and check the same way).
+//! options both planes size and check the same way), `layout` (the lake's
+//! partition directories and their keys).
 //! Must not: flatten, write files, render templates or call CloudFormation.
 
 pub mod aws;
 pub mod ingest;
+pub mod layout;
 pub mod lease;
 pub mod schema;

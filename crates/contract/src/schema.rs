@@ -334,3 +334,79 @@ mod tests {
         assert_eq!(typed_columns(&s, "_").unwrap().len(), 3);
     }
 }
+
+/// Why a schema cannot follow another as the same table's next version:
+/// the table's old files must read back under the new columns. Every old
+/// column keeps its name and type; new columns (read as null from old
+/// files: every lake column may be null) come after them when files are
+/// positional (CSV), anywhere otherwise (Parquet and NDJSON match by name).
+pub fn evolution_problem(
+    old: &[(String, ColumnType)],
+    new: &[(String, ColumnType)],
+    positional: bool,
+) -> Option<String> {
+    for (name, ty) in old {
+        match new.iter().find(|(n, _)| n == name) {
+            None => {
+                return Some(format!(
+                    "column `{name}` is gone: files already written hold it, and a removed or renamed field cannot be read back"
+                ))
+            }
+            Some((_, new_ty)) if new_ty != ty => {
+                return Some(format!(
+                    "column `{name}` changes type ({ty:?} -> {new_ty:?}): files already written hold {ty:?} values"
+                ))
+            }
+            Some(_) => {}
+        }
+    }
+    if positional {
+        let prefix: Vec<&str> = new
+            .iter()
+            .take(old.len())
+            .map(|(n, _)| n.as_str())
+            .collect();
+        let before: Vec<&str> = old.iter().map(|(n, _)| n.as_str()).collect();
+        if prefix != before {
+            let added = new
+                .iter()
+                .find(|(n, _)| !before.contains(&n.as_str()))
+                .map(|(n, _)| n.as_str())
+                .unwrap_or("?");
+            return Some(format!(
+                "new column `{added}` is not at the end: CSV files are read by position, so new fields go after every existing column (at the end of the record, not inside a nested one)"
+            ));
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod evolution_tests {
+    use super::*;
+
+    #[test]
+    fn a_schema_may_only_grow() {
+        let c = |names: &[(&str, ColumnType)]| -> Vec<(std::string::String, ColumnType)> {
+            names.iter().map(|(n, t)| (n.to_string(), *t)).collect()
+        };
+        use ColumnType::*;
+        let v1 = c(&[("id", Int64), ("city", String)]);
+        assert_eq!(evolution_problem(&v1, &v1, true), None);
+        let grown = c(&[("id", Int64), ("city", String), ("coupon", String)]);
+        assert_eq!(evolution_problem(&v1, &grown, true), None);
+        let inside = c(&[("id", Int64), ("coupon", String), ("city", String)]);
+        assert!(evolution_problem(&v1, &inside, true)
+            .unwrap()
+            .contains("not at the end"));
+        assert_eq!(evolution_problem(&v1, &inside, false), None);
+        let removed = c(&[("id", Int64)]);
+        assert!(evolution_problem(&v1, &removed, false)
+            .unwrap()
+            .contains("`city` is gone"));
+        let retyped = c(&[("id", String), ("city", String)]);
+        assert!(evolution_problem(&v1, &retyped, false)
+            .unwrap()
+            .contains("changes type"));
+    }
+}

@@ -1,5 +1,6 @@
-//! Deterministic order records shaped like kafka-connect-datagen's `orders`
-//! quickstart (`orders.avsc`), optionally in JsonConverter envelopes.
+//! Deterministic records shaped like kafka-connect-datagen's `orders` and
+//! `pageviews` quickstarts (`orders.avsc`, `pageviews.avsc`), optionally in
+//! JsonConverter envelopes.
 //!
 //! Owns: the record shape and the seeded generator used by benchmarks,
 //! tests and the demo. Must not: know where records go (files, Kinesis).
@@ -12,11 +13,24 @@ pub const DEFAULT_START_MS: i64 = 1_573_657_200_000;
 /// The Kafka Connect schema that JsonConverter puts beside each payload.
 const ENVELOPE_SCHEMA: &str = r#"{"type":"struct","fields":[{"type":"int64","optional":false,"field":"ordertime"},{"type":"int32","optional":false,"field":"orderid"},{"type":"string","optional":false,"field":"itemid"},{"type":"double","optional":false,"field":"orderunits"},{"type":"struct","fields":[{"type":"string","optional":false,"field":"city"},{"type":"string","optional":false,"field":"state"},{"type":"int64","optional":false,"field":"zipcode"}],"optional":false,"name":"ksql.address","field":"address"}],"optional":false,"name":"ksql.orders"}"#;
 
+const PAGEVIEWS_ENVELOPE_SCHEMA: &str = r#"{"type":"struct","fields":[{"type":"int64","optional":false,"field":"viewtime"},{"type":"string","optional":false,"field":"userid"},{"type":"string","optional":false,"field":"pageid"}],"optional":false,"name":"ksql.pageviews"}"#;
+
+/// Which kafka-connect-datagen quickstart the records are shaped like.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Quickstart {
+    /// `{"ordertime", "orderid", "itemid", "orderunits", "address": {…}}`.
+    #[default]
+    Orders,
+    /// `{"viewtime", "userid", "pageid"}`.
+    Pageviews,
+}
+
 /// Generator settings.
 #[derive(Debug, Clone)]
 pub struct OrderSpec {
+    pub quickstart: Quickstart,
     pub seed: u64,
-    /// `ordertime` of the first order, epoch milliseconds.
+    /// Time of the first record (`ordertime`, `viewtime`), epoch milliseconds.
     pub start_ms: i64,
     /// Each order is 0..=max_step_ms after the previous one.
     pub max_step_ms: u64,
@@ -27,6 +41,7 @@ pub struct OrderSpec {
 impl Default for OrderSpec {
     fn default() -> Self {
         OrderSpec {
+            quickstart: Quickstart::Orders,
             seed: 1,
             start_ms: DEFAULT_START_MS,
             max_step_ms: 1000,
@@ -70,8 +85,11 @@ impl Orders {
         }
     }
 
-    /// Append the next order (one line, with its newline) to `out`.
+    /// Append the next record (one line, with its newline) to `out`.
     pub fn write_next(&mut self, out: &mut Vec<u8>) {
+        if self.spec.quickstart == Quickstart::Pageviews {
+            return self.write_pageview(out);
+        }
         let r = &mut self.rng;
         let itemid = r.below(1000);
         let units = (r.next() >> 11) as f64 / (1u64 << 53) as f64 * 10.0;
@@ -85,6 +103,29 @@ impl Orders {
             out,
             "{{\"ordertime\":{},\"orderid\":{},\"itemid\":\"Item_{itemid}\",\"orderunits\":{units},\"address\":{{\"city\":\"City_{city}\",\"state\":\"State_{state}\",\"zipcode\":{zip}}}}}",
             self.time_ms, self.orderid
+        );
+        if self.spec.envelope {
+            out.push(b'}');
+        }
+        out.push(b'\n');
+        self.orderid += 1;
+        self.time_ms += self.rng.below(self.spec.max_step_ms + 1) as i64;
+    }
+}
+
+impl Orders {
+    fn write_pageview(&mut self, out: &mut Vec<u8>) {
+        let r = &mut self.rng;
+        let (user, page) = (1 + r.below(9), 1 + r.below(99));
+        if self.spec.envelope {
+            out.extend_from_slice(b"{\"schema\":");
+            out.extend_from_slice(PAGEVIEWS_ENVELOPE_SCHEMA.as_bytes());
+            out.extend_from_slice(b",\"payload\":");
+        }
+        let _ = write!(
+            out,
+            "{{\"viewtime\":{},\"userid\":\"User_{user}\",\"pageid\":\"Page_{page}\"}}",
+            self.time_ms
         );
         if self.spec.envelope {
             out.push(b'}');
@@ -137,5 +178,20 @@ mod tests {
         let w: serde_json::Value = serde_json::from_slice(&wrapped).unwrap();
         assert_eq!(w["payload"], p);
         assert_eq!(w["schema"]["name"], "ksql.orders");
+    }
+
+    #[test]
+    fn pageviews_are_shaped_like_their_schema() {
+        let mut out = Vec::new();
+        Orders::new(OrderSpec {
+            quickstart: Quickstart::Pageviews,
+            ..OrderSpec::default()
+        })
+        .write_next(&mut out);
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["viewtime"], DEFAULT_START_MS);
+        assert!(v["userid"].as_str().unwrap().starts_with("User_"));
+        assert!(v["pageid"].as_str().unwrap().starts_with("Page_"));
+        assert_eq!(v.as_object().unwrap().len(), 3);
     }
 }

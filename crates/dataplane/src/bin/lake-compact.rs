@@ -61,6 +61,10 @@ struct Cli {
     /// `lake-ingest run` has not checkpointed yet.
     #[arg(long)]
     lease_table: Option<String>,
+    /// With --lease-table: the Kinesis stream whose ingest wrote --src (the
+    /// table holds the leases of every dataset's stream).
+    #[arg(long, requires = "lease_table")]
+    lease_stream: Option<String>,
     /// AWS API endpoint (also AWS_ENDPOINT_URL), e.g. a local moto server.
     #[arg(long, env = "AWS_ENDPOINT_URL")]
     endpoint_url: Option<String>,
@@ -120,6 +124,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         },
         allow_empty_src: cli.allow_empty_src,
         lease_table: cli.lease_table,
+        lease_stream: cli.lease_stream,
         endpoint_url: cli.endpoint_url,
         region: cli.region,
     };

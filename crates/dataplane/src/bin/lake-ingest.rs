@@ -16,16 +16,18 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
-use lake_contract::schema::{columns_from_avro, typed_columns_from_avro};
-use lake_dataplane::datagen::{OrderSpec, Orders, DEFAULT_START_MS};
+use lake_contract::schema::columns_from_avro;
+use lake_dataplane::datagen::{OrderSpec, Orders, Quickstart, DEFAULT_START_MS};
 use lake_dataplane::flatten::stream::{Format, Stream};
 use lake_dataplane::flatten::{CsvLayout, FlattenConfig, DEFAULT_MAX_DEPTH};
 use lake_dataplane::ingest::backfill::{self, BackfillOptions};
+use lake_dataplane::ingest::config::{
+    self, DatasetEntry, FormatName, PartitionByName, UnknownFieldsName,
+};
 use lake_dataplane::ingest::consumer::{self, RunOptions};
 use lake_dataplane::ingest::kpl::{self, UserRecord};
-use lake_dataplane::ingest::parquet::ParquetLayout;
 use lake_dataplane::ingest::writer::RollPolicy;
-use lake_dataplane::ingest::{LakeFormat, PartitionBy};
+use lake_dataplane::ingest::PartitionBy;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -54,27 +56,13 @@ enum OutFormat {
     Parquet,
 }
 
-/// How records land in the lake: shared by `run` and `backfill`.
+/// Where and how files are written: shared by `run` and `backfill`.
 #[derive(clap::Args)]
 struct LakeArgs {
-    /// The lake: s3://bucket/prefix, file:///path or a path.
+    /// The lake: s3://bucket/prefix, file:///path or a path (with --config:
+    /// the root each dataset's folder is under).
     #[arg(long)]
     sink: String,
-    #[arg(long, value_enum, default_value_t = OutFormat::Csv)]
-    format: OutFormat,
-    /// Avro record schema of the CSV or Parquet columns (required with
-    /// those formats: every file of the table gets the same columns, whichever
-    /// worker or replay writes it).
-    #[arg(long)]
-    schema: Option<PathBuf>,
-    #[arg(long, value_enum, default_value_t = PartitionByArg::OrderTime)]
-    partition_by: PartitionByArg,
-    /// Flattened field holding the record's own time (epoch ms/s or ISO-8601, UTC).
-    #[arg(long, default_value = "ordertime")]
-    time_field: String,
-    /// Partition directory, strftime-like (%Y %m %d %H %j), UTC.
-    #[arg(long, default_value = "ordertime=%Y%m%d%H")]
-    partition_format: String,
     #[arg(long, default_value_t = 128)]
     roll_mib: u64,
     #[arg(long, default_value_t = 10_000_000)]
@@ -101,19 +89,6 @@ struct LakeArgs {
 }
 
 impl LakeArgs {
-    fn format(&self) -> Result<LakeFormat> {
-        lake_format(self.format, self.schema.as_deref(), &self.separator)
-    }
-
-    fn partition_by(&self) -> PartitionBy {
-        match self.partition_by {
-            PartitionByArg::OrderTime => PartitionBy::OrderTime {
-                field: self.time_field.clone(),
-            },
-            PartitionByArg::ArrivalTime => PartitionBy::ArrivalTime,
-        }
-    }
-
     fn roll(&self) -> RollPolicy {
         RollPolicy {
             max_bytes: self.roll_mib << 20,
@@ -123,17 +98,158 @@ impl LakeArgs {
         }
     }
 
-    fn flatten(&self) -> FlattenConfig {
-        FlattenConfig {
+    fn flatten(&self, unknown: UnknownFieldsName) -> Result<FlattenConfig> {
+        let config = FlattenConfig {
             separator: self.separator.clone().into_bytes(),
+            drop_unknown_fields: unknown == UnknownFieldsName::Drop,
             ..FlattenConfig::default()
+        };
+        if let Err(e) = config.check() {
+            bail!("--separator {:?}: {e}", self.separator);
+        }
+        Ok(config)
+    }
+}
+
+/// How one dataset's records become rows (without --config: the one
+/// stream's or archive's dataset).
+#[derive(clap::Args)]
+struct RecordArgs {
+    /// Lake file format [default: csv].
+    #[arg(long, value_enum)]
+    format: Option<OutFormat>,
+    /// Avro record schema of the CSV or Parquet columns (required with
+    /// those formats: every file of the table gets the same columns, whichever
+    /// worker or replay writes it).
+    #[arg(long)]
+    schema: Option<PathBuf>,
+    /// Partition by the record's own time (--time-field) or its arrival
+    /// [default: record-time].
+    #[arg(long, value_enum)]
+    partition_by: Option<PartitionByArg>,
+    /// Flattened field holding the record's own time (epoch ms/s or
+    /// ISO-8601, UTC) [default: ordertime].
+    #[arg(long)]
+    time_field: Option<String>,
+    /// Partition directories: Hive-style levels, strftime-like (%Y %m %d %H
+    /// %j), UTC; their keys must not be columns [default: dt=%Y-%m-%d/hr=%H].
+    #[arg(long)]
+    partition_format: Option<String>,
+    /// A field that is no column of --schema: `drop` keeps the row without
+    /// it (counted), `dead-letter` refuses the record [default: drop].
+    #[arg(long, value_enum)]
+    unknown_fields: Option<UnknownFieldsArg>,
+}
+
+impl RecordArgs {
+    /// The flags given, for an error when --config says it all.
+    fn given(&self) -> Vec<&'static str> {
+        [
+            (self.format.is_some(), "--format"),
+            (self.schema.is_some(), "--schema"),
+            (self.partition_by.is_some(), "--partition-by"),
+            (self.time_field.is_some(), "--time-field"),
+            (self.partition_format.is_some(), "--partition-format"),
+            (self.unknown_fields.is_some(), "--unknown-fields"),
+        ]
+        .into_iter()
+        .filter_map(|(given, flag)| given.then_some(flag))
+        .collect()
+    }
+
+    /// The dataset these flags describe, as a datasets file would.
+    fn entry(&self, stream: &str) -> Result<DatasetEntry> {
+        let schema = match &self.schema {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading --schema {}", path.display()))?;
+                Some(serde_json::from_str(&text).map_err(|e| {
+                    anyhow::anyhow!(
+                        "--schema {}:{}:{}: not a JSON (Avro) schema: {e}",
+                        path.display(),
+                        e.line(),
+                        e.column()
+                    )
+                })?)
+            }
+            None => None,
+        };
+        let layout = self
+            .partition_format
+            .clone()
+            .unwrap_or_else(|| "dt=%Y-%m-%d/hr=%H".to_string());
+        lake_contract::layout::partition_keys(&layout)
+            .map_err(|e| anyhow::anyhow!("--partition-format: {e}"))?;
+        let entry = DatasetEntry {
+            name: stream.to_string(),
+            stream: stream.to_string(),
+            prefix: String::new(),
+            format: match self.format.unwrap_or(OutFormat::Csv) {
+                OutFormat::Ndjson => FormatName::Ndjson,
+                OutFormat::Csv => FormatName::Csv,
+                OutFormat::Parquet => FormatName::Parquet,
+            },
+            schema,
+            partition_by: match self.partition_by.unwrap_or(PartitionByArg::RecordTime) {
+                PartitionByArg::RecordTime => PartitionByName::RecordTime,
+                PartitionByArg::ArrivalTime => PartitionByName::ArrivalTime,
+            },
+            time_field: Some(
+                self.time_field
+                    .clone()
+                    .unwrap_or_else(|| "ordertime".to_string()),
+            ),
+            layout,
+            unknown_fields: match self.unknown_fields.unwrap_or(UnknownFieldsArg::Drop) {
+                UnknownFieldsArg::Drop => UnknownFieldsName::Drop,
+                UnknownFieldsArg::DeadLetter => UnknownFieldsName::DeadLetter,
+            },
+            legacy_leases: false,
+        };
+        if let Some(schema) = &entry.schema {
+            let keys = lake_contract::layout::partition_keys(&entry.layout)
+                .map_err(|e| anyhow::anyhow!("--partition-format: {e}"))?;
+            let columns = lake_contract::schema::typed_columns(schema, "_")
+                .map_err(|e| anyhow::anyhow!("--schema: {e}"))?;
+            if let Some((column, _)) = columns
+                .iter()
+                .find(|(c, _)| keys.iter().any(|k| k.eq_ignore_ascii_case(c)))
+            {
+                bail!(
+                    "--partition-format {}: its key `{column}` is also a column of --schema: readers that discover partitions (Spark, DuckDB, pyarrow) would read the directory's value for it; pick another key",
+                    entry.layout
+                );
+            }
+        }
+        Ok(entry)
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum QuickstartArg {
+    Orders,
+    Pageviews,
+}
+
+impl QuickstartArg {
+    fn quickstart(self) -> Quickstart {
+        match self {
+            QuickstartArg::Orders => Quickstart::Orders,
+            QuickstartArg::Pageviews => Quickstart::Pageviews,
         }
     }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum UnknownFieldsArg {
+    Drop,
+    DeadLetter,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum PartitionByArg {
-    OrderTime,
+    #[value(alias = "order-time")]
+    RecordTime,
     ArrivalTime,
 }
 
@@ -160,13 +276,19 @@ enum Command {
         keep_envelopes: bool,
         files: Vec<PathBuf>,
     },
-    /// Consume a Kinesis stream into the lake, sharing its shards with other
+    /// Consume Kinesis streams into the lake, sharing their shards with other
     /// workers through leases; SIGTERM/SIGINT publish, checkpoint and release.
     Run {
-        #[arg(long)]
-        stream: String,
-        /// DynamoDB table of shard leases (default: <stream>-leases).
-        #[arg(long)]
+        /// Every dataset's stream, folder (under --sink), schema, partitioning
+        /// and format, as `lakectl` writes them (/opt/lake/datasets.json on
+        /// the fleet). Or one stream with --stream and the flags below.
+        #[arg(long, conflicts_with = "stream")]
+        config: Option<PathBuf>,
+        #[arg(long, required_unless_present = "config")]
+        stream: Option<String>,
+        /// DynamoDB table of shard leases, shared by every stream (default
+        /// with --stream: <stream>-leases).
+        #[arg(long, required_unless_present = "stream")]
         lease_table: Option<String>,
         /// Create the lease table if missing (local use; in AWS the ingest stack makes it).
         #[arg(long)]
@@ -186,6 +308,8 @@ enum Command {
         check: bool,
         #[command(flatten)]
         lake: LakeArgs,
+        #[command(flatten)]
+        record: RecordArgs,
     },
     /// Replay raw-archive objects (newline-delimited or back-to-back JSON,
     /// optionally gzip) into the lake, partitioned like `run` does.
@@ -195,9 +319,15 @@ enum Command {
         from: String,
         #[command(flatten)]
         lake: LakeArgs,
+        #[command(flatten)]
+        record: RecordArgs,
     },
-    /// Write deterministic orders (kafka-connect-datagen `orders` shape) as NDJSON.
+    /// Write deterministic records shaped like a kafka-connect-datagen
+    /// quickstart (`orders`, `pageviews`) as NDJSON.
     Datagen {
+        /// The quickstart whose records to generate.
+        #[arg(long, value_enum, default_value_t = QuickstartArg::Orders)]
+        dataset: QuickstartArg,
         #[arg(long)]
         count: u64,
         #[arg(long, default_value_t = 1)]
@@ -205,7 +335,7 @@ enum Command {
         /// Wrap each order in a Kafka Connect JsonConverter envelope.
         #[arg(long)]
         envelope: bool,
-        /// ordertime of the first order, epoch milliseconds.
+        /// Time of the first record (ordertime, viewtime), epoch milliseconds.
         #[arg(long, default_value_t = DEFAULT_START_MS)]
         start_ms: i64,
         /// Each order is up to this many milliseconds after the previous one.
@@ -227,40 +357,13 @@ enum Command {
     },
 }
 
-/// Lake file format: NDJSON, or CSV with the columns of an Avro schema.
-fn lake_format(
-    format: OutFormat,
-    schema: Option<&std::path::Path>,
-    separator: &str,
-) -> Result<LakeFormat> {
-    Ok(match (format, schema) {
-        (OutFormat::Ndjson, _) => LakeFormat::Ndjson,
-        (OutFormat::Csv, None) => {
-            bail!("--format csv needs --schema FILE (an Avro record schema such as orders.avsc) to fix the columns of every file")
-        }
-        (OutFormat::Parquet, None) => {
-            bail!("--format parquet needs --schema FILE (an Avro record schema such as orders.avsc) to type the columns of every file")
-        }
-        (OutFormat::Csv, Some(path)) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading {}", path.display()))?;
-            let columns = columns_from_avro(&text, separator)
-                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-            LakeFormat::Csv(
-                CsvLayout::new(columns).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
-            )
-        }
-        (OutFormat::Parquet, Some(path)) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading {}", path.display()))?;
-            let columns = typed_columns_from_avro(&text, separator)
-                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-            LakeFormat::Parquet(std::sync::Arc::new(
-                ParquetLayout::new(columns)
-                    .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
-            ))
-        }
-    })
+/// `; N unknown fields dropped (a, b)` when some were.
+fn unknown_note(count: u64, names: &[String]) -> String {
+    if count == 0 {
+        String::new()
+    } else {
+        format!("; {count} unknown fields dropped ({})", names.join(", "))
+    }
 }
 
 /// Put orders into a stream, `aggregate` per Kinesis record (KPL format when > 1),
@@ -371,6 +474,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 separator: separator.clone().into_bytes(),
                 max_depth,
                 unwrap_envelopes: !keep_envelopes,
+                // A key that is no column of --schema is the record's error here.
+                drop_unknown_fields: false,
             };
             if let Err(e) = config.check() {
                 bail!("--separator {separator:?}: {e}");
@@ -422,15 +527,18 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 ExitCode::SUCCESS
             })
         }
-        Command::Backfill { from, lake } => {
+        Command::Backfill { from, lake, record } => {
+            let entry = record.entry("backfill")?;
             let opts = BackfillOptions {
                 from,
                 sink: lake.sink.clone(),
-                format: lake.format()?,
-                partition_by: lake.partition_by(),
-                partition_format: lake.partition_format.clone(),
+                format: entry
+                    .lake_format(&lake.separator)
+                    .map_err(|e| anyhow::anyhow!("--schema: {e}"))?,
+                partition_by: entry.partition_by(),
+                partition_format: entry.layout.clone(),
                 roll: lake.roll(),
-                flatten: lake.flatten(),
+                flatten: lake.flatten(entry.unknown_fields)?,
                 endpoint_url: lake.endpoint_url.clone(),
                 region: lake.region.clone(),
             };
@@ -440,13 +548,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let report = runtime.block_on(backfill::run(&opts))?;
             let c = report.counts;
             eprintln!(
-                "lake-ingest backfill: {} objects, {} records: {} written to {} files, {} dead-lettered (in _errors/) ({} bytes)",
+                "lake-ingest backfill: {} objects, {} records: {} written to {} files, {} dead-lettered (in _errors/) ({} bytes){}",
                 report.objects,
                 c.records,
                 c.written,
                 report.files.len(),
                 c.dead_lettered,
-                c.bytes_in
+                c.bytes_in,
+                unknown_note(c.unknown_fields, &c.unknown_field_names),
             );
             Ok(if c.dead_lettered > 0 {
                 ExitCode::from(2)
@@ -455,6 +564,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             })
         }
         Command::Run {
+            config,
             stream,
             lease_table,
             create_lease_table,
@@ -463,69 +573,119 @@ fn run(cli: Cli) -> Result<ExitCode> {
             exit_when_idle,
             check,
             lake,
+            record,
         } => {
-            let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
-            let opts = RunOptions {
-                lease_table: lease_table.unwrap_or_else(|| format!("{stream}-leases")),
-                stream,
-                sink: lake.sink.clone(),
-                format: lake.format()?,
-                partition_by: lake.partition_by(),
-                partition_format: lake.partition_format.clone(),
-                roll: lake.roll(),
-                flatten: lake.flatten(),
-                create_lease_table,
-                worker_id: worker_id
-                    .unwrap_or_else(|| format!("{}-{}", host.trim(), std::process::id())),
-                failover: std::time::Duration::from_secs(failover_seconds.max(1)),
-                window: std::time::Duration::from_secs(lake.roll_seconds.max(1)),
-                exit_when_idle: exit_when_idle.map(std::time::Duration::from_secs),
-                progress_every: std::time::Duration::from_secs(10),
-                scratch_dir: lake.scratch_dir.clone().unwrap_or_else(std::env::temp_dir),
-                endpoint_url: lake.endpoint_url.clone(),
-                region: lake.region.clone(),
+            let (entries, sink_root) = match (&config, &stream) {
+                (Some(path), _) => {
+                    let given = record.given();
+                    if !given.is_empty() {
+                        bail!(
+                            "{} given with --config: each dataset's format, schema and partitioning are in {}; leave them out",
+                            given.join(", "),
+                            path.display()
+                        );
+                    }
+                    (config::read(path)?, true)
+                }
+                (None, Some(stream)) => (vec![record.entry(stream)?], false),
+                (None, None) => bail!("give --config FILE or --stream STREAM"),
             };
-            let scratch_need = opts.scratch_per_shard();
+            let lease_table = match (lease_table, &stream) {
+                (Some(t), _) => t,
+                (None, Some(s)) => format!("{s}-leases"),
+                (None, None) => bail!("--config needs --lease-table (one table for every stream)"),
+            };
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+            let worker_id =
+                worker_id.unwrap_or_else(|| format!("{}-{}", host.trim(), std::process::id()));
+            let scratch_dir = lake.scratch_dir.clone().unwrap_or_else(std::env::temp_dir);
+            let mut all = Vec::new();
+            for entry in &entries {
+                let sink = if sink_root {
+                    format!(
+                        "{}/{}",
+                        lake.sink.trim_end_matches('/'),
+                        entry.prefix.trim_matches('/')
+                    )
+                } else {
+                    lake.sink.clone()
+                };
+                all.push(RunOptions {
+                    lease_table: lease_table.clone(),
+                    stream: entry.stream.clone(),
+                    sink,
+                    format: entry
+                        .lake_format(&lake.separator)
+                        .map_err(|e| anyhow::anyhow!("dataset {}: schema: {e}", entry.name))?,
+                    partition_by: entry.partition_by(),
+                    partition_format: entry.layout.clone(),
+                    roll: lake.roll(),
+                    flatten: lake.flatten(entry.unknown_fields)?,
+                    create_lease_table,
+                    import_legacy_leases: entry.legacy_leases,
+                    worker_id: worker_id.clone(),
+                    failover: std::time::Duration::from_secs(failover_seconds.max(1)),
+                    window: std::time::Duration::from_secs(lake.roll_seconds.max(1)),
+                    exit_when_idle: exit_when_idle.map(std::time::Duration::from_secs),
+                    progress_every: std::time::Duration::from_secs(10),
+                    scratch_dir: scratch_dir.clone(),
+                    endpoint_url: lake.endpoint_url.clone(),
+                    region: lake.region.clone(),
+                });
+            }
+            let scratch_need = all
+                .iter()
+                .map(RunOptions::scratch_per_shard)
+                .max()
+                .unwrap_or(0);
             // Room for one shard's window, or no start at all (a full disk
             // half-way through a window stalls the shard; tmpfs eats memory).
-            let free = lake_dataplane::store::free_bytes(&opts.scratch_dir)
-                .with_context(|| format!("--scratch-dir {}", opts.scratch_dir.display()))?;
+            let free = lake_dataplane::store::free_bytes(&scratch_dir)
+                .with_context(|| format!("--scratch-dir {}", scratch_dir.display()))?;
             if free < scratch_need {
                 bail!(
                     "--scratch-dir {}: {} MiB free, but one shard's window may hold {} MiB \
                      (the smaller of --max-open-files x --roll-mib and 2 MiB/s x --roll-seconds, \
                      with room for encoding and dead letters): give the directory more space or \
                      lower those options",
-                    opts.scratch_dir.display(),
+                    scratch_dir.display(),
                     free >> 20,
                     scratch_need >> 20
                 );
             }
             if check {
-                lake_dataplane::store::Location::parse(&opts.sink).context("--sink")?;
-                let probe =
-                    lake_dataplane::ingest::partitioner::format_hour(&opts.partition_format, 0);
-                println!(
-                    "{}",
-                    serde_json::json!({
+                let mut datasets = Vec::new();
+                for (opts, entry) in all.iter().zip(&entries) {
+                    lake_dataplane::store::Location::parse(&opts.sink).context("--sink")?;
+                    datasets.push(serde_json::json!({
+                        "name": entry.name,
                         "stream": opts.stream,
                         "sink": opts.sink,
-                        "lease_table": opts.lease_table,
                         "format": opts.format.extension(),
                         "partition_by": match &opts.partition_by {
-                            PartitionBy::OrderTime { field } => format!("order-time ({field})"),
+                            PartitionBy::RecordTime { field } => format!("record-time ({field})"),
                             PartitionBy::ArrivalTime => "arrival-time".to_string(),
                         },
                         "partition_format": opts.partition_format,
-                        "partition_of_epoch": probe,
-                        "roll_bytes": opts.roll.max_bytes,
-                        "window_seconds": opts.window.as_secs(),
-                        "failover_seconds": opts.failover.as_secs(),
-                        "scratch_dir": opts.scratch_dir,
+                        "partition_of_epoch":
+                            lake_dataplane::ingest::partitioner::format_hour(&opts.partition_format, 0),
+                        "unknown_fields": if opts.flatten.drop_unknown_fields { "drop" } else { "dead-letter" },
+                        "legacy_leases": opts.import_legacy_leases,
+                    }));
+                }
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "datasets": datasets,
+                        "lease_table": lease_table,
+                        "roll_bytes": lake.roll_mib << 20,
+                        "window_seconds": lake.roll_seconds.max(1),
+                        "failover_seconds": failover_seconds.max(1),
+                        "scratch_dir": scratch_dir,
                         "scratch_per_shard_bytes": scratch_need,
                         "scratch_free_bytes": free,
-                        "worker_id": opts.worker_id,
-                        "region": opts.region,
+                        "worker_id": worker_id,
+                        "region": lake.region,
                     })
                 );
                 return Ok(ExitCode::SUCCESS);
@@ -543,7 +703,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                         flag.store(true, Ordering::SeqCst);
                     });
                 }
-                consumer::run(opts, shutdown).await
+                consumer::run_many(all, shutdown).await
             })?;
             eprintln!(
                 "lake-ingest run: {} records, {} files, {} dead letters; shards held: {}",
@@ -555,6 +715,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Datagen {
+            dataset,
             count,
             seed,
             envelope,
@@ -574,6 +735,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 bail!("--to and --output are alternatives");
             }
             let mut orders = Orders::new(OrderSpec {
+                quickstart: dataset.quickstart(),
                 seed,
                 start_ms,
                 max_step_ms,
@@ -598,11 +760,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 region.as_deref(),
             ))?;
             eprintln!(
-                "lake-ingest datagen: {count} orders put into {stream} as {put} Kinesis records"
+                "lake-ingest datagen: {count} records put into {stream} as {put} Kinesis records"
             );
             Ok(ExitCode::SUCCESS)
         }
         Command::Datagen {
+            dataset,
             count,
             seed,
             envelope,
@@ -618,6 +781,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 None => Box::new(io::stdout().lock()),
             };
             let mut orders = Orders::new(OrderSpec {
+                quickstart: dataset.quickstart(),
                 seed,
                 start_ms,
                 max_step_ms,

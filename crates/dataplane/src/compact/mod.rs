@@ -56,6 +56,9 @@ pub struct Options {
     /// window that is not checkpointed yet are left alone (a replay would
     /// write them again, and a compacted copy would then be a duplicate).
     pub lease_table: Option<String>,
+    /// The stream whose leases cover `src` (the table holds every dataset's
+    /// stream); may be left out when the table holds one stream's leases.
+    pub lease_stream: Option<String>,
     pub endpoint_url: Option<String>,
     pub region: Option<String>,
 }
@@ -324,11 +327,22 @@ async fn uncommitted_ingest_files(
 ) -> Result<BTreeSet<String>> {
     let config =
         crate::store::aws_config(opts.endpoint_url.as_deref(), opts.region.as_deref()).await;
-    let leases =
-        crate::ingest::lease::LeaseTable::new(aws_sdk_dynamodb::Client::new(&config), table)
-            .scan()
-            .await
-            .with_context(|| format!("--lease-table {table}"))?;
+    let mut leases = lake_contract::lease::scan(&aws_sdk_dynamodb::Client::new(&config), table)
+        .await
+        .with_context(|| format!("--lease-table {table}"))?;
+    match &opts.lease_stream {
+        Some(stream) => leases.retain(|l| l.stream.as_deref() == Some(stream.as_str())),
+        None => {
+            let streams: BTreeSet<&str> =
+                leases.iter().filter_map(|l| l.stream.as_deref()).collect();
+            if streams.len() > 1 {
+                bail!(
+                    "--lease-table {table} holds the leases of several streams ({}): name the one that writes --src with --lease-stream",
+                    streams.into_iter().collect::<Vec<_>>().join(", ")
+                );
+            }
+        }
+    }
     Ok(listed
         .iter()
         .filter(|o| {

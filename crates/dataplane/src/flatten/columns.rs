@@ -1,10 +1,12 @@
 //! Fixed-column outputs share one job: find a flattened key's column, and
-//! refuse a key that is no column or that a record sets twice.
+//! refuse a key that a record sets twice, or that is no column (unless
+//! unknown keys are dropped: then the key's value is skipped and counted).
 //!
 //! Owns: the key -> column index of a layout, the per-record "already
-//! set" marks (a generation counter, so a new record clears nothing), and
-//! the memo of each shape leaf's column (a shaped record compares no keys).
-//! Must not: encode values (the CSV and typed sinks do) or scan JSON.
+//! set" marks (a generation counter, so a new record clears nothing), the
+//! memo of each shape leaf's column (a shaped record compares no keys),
+//! and the count of dropped keys. Must not: encode values (the CSV and
+//! typed sinks do) or scan JSON.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,6 +15,13 @@ use super::sink::ShapeSlot;
 use super::{ErrorKind, Key};
 
 static NEXT_LAYOUT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// The "column" of a key that is no column when unknown keys are dropped:
+/// the sink skips its value.
+pub(super) const DROPPED: usize = u32::MAX as usize;
+
+/// Distinct dropped key names kept for reports (the first ones seen).
+const DROPPED_NAMES: usize = 8;
 
 /// A new layout's identity: a sink re-attaches only when the layout changes.
 pub(super) fn new_layout_id() -> u64 {
@@ -36,6 +45,12 @@ pub(super) struct ColumnSlots {
     /// The column of each leaf of shape `by_leaf_shape`, as claimed once.
     by_leaf: Vec<u32>,
     by_leaf_shape: u64,
+    /// Skip (and count) keys that are no column instead of refusing them.
+    drop_unknown: bool,
+    /// Values of unknown keys skipped so far (never reset).
+    pub(super) dropped: u64,
+    /// The first distinct unknown keys skipped.
+    pub(super) dropped_names: Vec<String>,
 }
 
 impl ColumnSlots {
@@ -45,8 +60,15 @@ impl ColumnSlots {
         &mut self,
         id: u64,
         of: &'static str,
+        drop_unknown: bool,
         columns: impl Iterator<Item = &'a str>,
     ) -> bool {
+        if self.drop_unknown != drop_unknown {
+            // The memo holds the other policy's answers.
+            self.drop_unknown = drop_unknown;
+            self.by_leaf_shape = 0;
+            self.by_leaf.clear();
+        }
         if self.layout == id {
             return false;
         }
@@ -81,8 +103,9 @@ impl ColumnSlots {
         self.next = 0;
     }
 
-    /// The column of `key`, now marked set; an error if it is no column or
-    /// was set before in this record. Small enough to inline into the walk:
+    /// The column of `key`, now marked set (or `DROPPED`: no column, and
+    /// unknown keys are dropped); an error if it is no column or was set
+    /// before in this record. Small enough to inline into the walk:
     /// the lookup of a key out of order and the errors are out of line
     /// (called once per leaf, the function call alone was 3% of a CSV
     /// backfill's instructions).
@@ -99,7 +122,7 @@ impl ColumnSlots {
                 self.next = col + 1;
                 Ok(col)
             }
-            _ => Err(self.refuse(key, found)),
+            _ => self.refuse(key, found),
         }
     }
 
@@ -116,6 +139,10 @@ impl ColumnSlots {
         if self.by_leaf_shape == slot.shape {
             if let Some(&col) = self.by_leaf.get(slot.leaf) {
                 let col = col as usize;
+                if col == DROPPED {
+                    self.dropped += 1;
+                    return Ok(DROPPED);
+                }
                 debug_assert_ne!(self.set[col], self.generation, "a shape key twice");
                 self.set[col] = self.generation;
                 self.next = col + 1;
@@ -142,14 +169,22 @@ impl ColumnSlots {
         }
     }
 
-    /// Why `key` cannot be claimed: no such column, or set twice.
+    /// A key that is not the next free column: dropped (no such column,
+    /// and unknown keys are dropped), or why it cannot be claimed.
     #[cold]
     #[inline(never)]
-    fn refuse(&self, key: Key<'_>, found: Option<usize>) -> ErrorKind {
+    fn refuse(&mut self, key: Key<'_>, found: Option<usize>) -> Result<usize, ErrorKind> {
         let key = String::from_utf8_lossy(&key.to_vec()).into_owned();
         match found {
-            None => ErrorKind::UnknownColumn { key, of: self.of },
-            Some(_) => ErrorKind::Collision { key },
+            None if self.drop_unknown => {
+                self.dropped += 1;
+                if self.dropped_names.len() < DROPPED_NAMES && !self.dropped_names.contains(&key) {
+                    self.dropped_names.push(key);
+                }
+                Ok(DROPPED)
+            }
+            None => Err(ErrorKind::UnknownColumn { key, of: self.of }),
+            Some(_) => Err(ErrorKind::Collision { key }),
         }
     }
 

@@ -13,6 +13,10 @@ pub struct FlattenConfig {
     pub max_depth: usize,
     /// Unwrap Kafka Connect JsonConverter envelopes.
     pub unwrap_envelopes: bool,
+    /// With fixed columns (CSV, typed): skip a key that is no column and
+    /// count it (`Flattener::unknown_fields`), instead of refusing the
+    /// record. A producer that adds a field keeps its rows.
+    pub drop_unknown_fields: bool,
 }
 
 impl Default for FlattenConfig {
@@ -21,6 +25,7 @@ impl Default for FlattenConfig {
             separator: b"_".to_vec(),
             max_depth: DEFAULT_MAX_DEPTH,
             unwrap_envelopes: true,
+            drop_unknown_fields: false,
         }
     }
 }

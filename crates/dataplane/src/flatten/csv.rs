@@ -7,7 +7,7 @@
 
 use std::collections::HashSet;
 
-use super::columns::{new_layout_id, ColumnSlots};
+use super::columns::{new_layout_id, ColumnSlots, DROPPED};
 use super::scan::{decode_string, ValueKind};
 use super::sink::ShapeSlot;
 use super::{ErrorKind, Leaf, Sink};
@@ -94,10 +94,18 @@ pub(super) struct CsvSink {
 }
 
 impl CsvSink {
+    /// Its column lookup (the dropped-key count lives there).
+    pub(super) fn columns(&self) -> &ColumnSlots {
+        &self.columns
+    }
+
     /// Use `layout`'s columns (cheap when it is the same layout as last time).
-    pub(super) fn attach(&mut self, layout: &CsvLayout) {
+    pub(super) fn attach(&mut self, layout: &CsvLayout, drop_unknown: bool) {
         let names = layout.columns.iter().map(String::as_str);
-        if self.columns.attach(layout.id, "the CSV header", names) {
+        if self
+            .columns
+            .attach(layout.id, "the CSV header", drop_unknown, names)
+        {
             self.ranges = vec![(0, 0); self.columns.len()];
         }
     }
@@ -193,7 +201,9 @@ impl Sink for CsvSink {
     #[inline]
     fn leaf(&mut self, out: &mut Vec<u8>, leaf: &Leaf<'_>) -> Result<(), ErrorKind> {
         let col = self.columns.claim(leaf.key)?;
-        self.put(out, leaf, col);
+        if col != DROPPED {
+            self.put(out, leaf, col);
+        }
         Ok(())
     }
 
@@ -206,7 +216,9 @@ impl Sink for CsvSink {
         slot: ShapeSlot,
     ) -> Result<(), ErrorKind> {
         let col = self.columns.claim_shaped(leaf.key, slot)?;
-        self.put(out, leaf, col);
+        if col != DROPPED {
+            self.put(out, leaf, col);
+        }
         Ok(())
     }
 

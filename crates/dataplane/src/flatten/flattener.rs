@@ -93,7 +93,7 @@ impl Flattener {
     ) -> Result<(), ErrorKind> {
         let mark = out.len();
         let mut sink = self.csv.take().unwrap_or_default();
-        sink.attach(layout);
+        sink.attach(layout, self.config.drop_unknown_fields);
         let result = self
             .run(record, out, &mut *sink)
             .inspect_err(|_| out.truncate(mark));
@@ -112,7 +112,7 @@ impl Flattener {
     ) -> Result<(), ErrorKind> {
         let mark = out.len();
         let mut sink = self.typed.take().unwrap_or_default();
-        sink.attach(layout);
+        sink.attach(layout, self.config.drop_unknown_fields);
         sink.encode_row = true;
         let result = self
             .run(record, out, &mut *sink)
@@ -134,7 +134,7 @@ impl Flattener {
     /// one copy and one decoding less).
     pub fn check_typed(&mut self, record: &[u8], layout: &TypedLayout) -> Result<(), ErrorKind> {
         let mut sink = self.typed.take().unwrap_or_default();
-        sink.attach(layout);
+        sink.attach(layout, self.config.drop_unknown_fields);
         sink.encode_row = false;
         let result = self.run(record, &mut Vec::new(), &mut *sink);
         self.typed = Some(sink);
@@ -147,6 +147,24 @@ impl Flattener {
         if let Some(sink) = &self.typed {
             sink.emit(to);
         }
+    }
+
+    /// Values of keys that are no column skipped so far (with
+    /// `drop_unknown_fields`), and the first distinct such keys.
+    pub fn unknown_fields(&self) -> (u64, Vec<String>) {
+        let mut count = 0;
+        let mut names: Vec<String> = Vec::new();
+        let csv = self.csv.as_ref().map(|s| s.columns());
+        let typed = self.typed.as_ref().map(|s| s.columns());
+        for columns in csv.into_iter().chain(typed) {
+            count += columns.dropped;
+            for n in &columns.dropped_names {
+                if !names.contains(n) {
+                    names.push(n.clone());
+                }
+            }
+        }
+        (count, names)
     }
 
     /// The flattened keys of `record`, decoded, in output order (used to

@@ -17,7 +17,7 @@
 
 use std::collections::HashSet;
 
-use super::columns::{new_layout_id, ColumnSlots};
+use super::columns::{new_layout_id, ColumnSlots, DROPPED};
 use super::scan::{decode_string, ValueKind};
 use super::sink::ShapeSlot;
 use super::{ErrorKind, Leaf, Sink};
@@ -149,10 +149,18 @@ pub(super) struct TypedSink {
 }
 
 impl TypedSink {
+    /// Its column lookup (the dropped-key count lives there).
+    pub(super) fn columns(&self) -> &ColumnSlots {
+        &self.columns
+    }
+
     /// Use `layout`'s columns (cheap when it is the same layout as last time).
-    pub(super) fn attach(&mut self, layout: &TypedLayout) {
+    pub(super) fn attach(&mut self, layout: &TypedLayout, drop_unknown: bool) {
         let names = layout.columns.iter().map(|(n, _)| n.as_str());
-        if self.columns.attach(layout.id, "the schema", names) {
+        if self
+            .columns
+            .attach(layout.id, "the schema", drop_unknown, names)
+        {
             self.types = layout.columns.iter().map(|(_, t)| *t).collect();
             self.slots = vec![Slot::Null; layout.columns.len()];
         }
@@ -310,6 +318,9 @@ impl Sink for TypedSink {
     #[inline]
     fn leaf(&mut self, _out: &mut Vec<u8>, leaf: &Leaf<'_>) -> Result<(), ErrorKind> {
         let col = self.columns.claim(leaf.key)?;
+        if col == DROPPED {
+            return Ok(());
+        }
         self.put(leaf, col)
     }
 
@@ -322,6 +333,9 @@ impl Sink for TypedSink {
         slot: ShapeSlot,
     ) -> Result<(), ErrorKind> {
         let col = self.columns.claim_shaped(leaf.key, slot)?;
+        if col == DROPPED {
+            return Ok(());
+        }
         self.put(leaf, col)
     }
 

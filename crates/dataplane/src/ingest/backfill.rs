@@ -157,7 +157,7 @@ pub async fn run(opts: &BackfillOptions) -> Result<BackfillReport> {
                 return Err(e);
             }
             let files = writer.finish()?;
-            Ok((pipeline.counts, files, pipeline.dead_letters))
+            Ok((pipeline.counts(), files, pipeline.dead_letters))
         })?;
         if !dead.is_empty() {
             dest.put_bytes(&errors_key, dead).await?;
@@ -167,6 +167,14 @@ pub async fn run(opts: &BackfillOptions) -> Result<BackfillReport> {
         report.counts.written += counts.written;
         report.counts.dead_lettered += counts.dead_lettered;
         report.counts.bytes_in += counts.bytes_in;
+        report.counts.unknown_fields += counts.unknown_fields;
+        for name in counts.unknown_field_names {
+            if report.counts.unknown_field_names.len() < 8
+                && !report.counts.unknown_field_names.contains(&name)
+            {
+                report.counts.unknown_field_names.push(name);
+            }
+        }
         report.files.extend(files);
     }
     Ok(report)

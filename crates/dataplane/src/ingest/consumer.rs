@@ -78,8 +78,13 @@ pub struct RunOptions {
     pub partition_format: String,
     pub roll: RollPolicy,
     pub flatten: FlattenConfig,
+    /// The lease table (shared by every dataset's stream: items keyed
+    /// `<stream>/<shard>`).
     pub lease_table: String,
     pub create_lease_table: bool,
+    /// This stream's leases may still be keyed by the bare shard id
+    /// (written before the table was shared): import them.
+    pub import_legacy_leases: bool,
     pub worker_id: String,
     pub failover: Duration,
     /// Close a window (publish its files, checkpoint) at least this often.
@@ -241,6 +246,66 @@ struct Worker {
     last_progress: Instant,
 }
 
+/// Consume several streams (one per dataset) into their lake folders at
+/// once, each with its own leases in the shared table: every stream's
+/// shards are spread evenly over the live workers, so a fleet's load is
+/// within one shard per dataset of even. One stream's fatal error stops
+/// them all (each publishes and checkpoints what it can): systemd restarts
+/// the process whole.
+pub async fn run_many(all: Vec<RunOptions>, shutdown: Arc<AtomicBool>) -> Result<RunReport> {
+    // One JSON line per process start: the ingest stack counts them
+    // (`WorkerStarts`) to tell a service restarting in a loop.
+    eprintln!(
+        "{}",
+        serde_json::json!({
+            "event": "start",
+            "worker": all.first().map(|o| o.worker_id.as_str()),
+            "streams": all.iter().map(|o| o.stream.as_str()).collect::<Vec<_>>(),
+            "program": program_identity(),
+        })
+    );
+    let mut tasks = tokio::task::JoinSet::new();
+    for opts in all {
+        let stop = shutdown.clone();
+        tasks.spawn(async move {
+            let stream = opts.stream.clone();
+            let result = run(opts, stop.clone()).await;
+            if result.is_err() {
+                stop.store(true, Ordering::SeqCst);
+            }
+            // Shards named with their stream: every stream has a shardId-0.
+            result
+                .map(|mut r| {
+                    for shard in &mut r.shards_held {
+                        *shard = format!("{stream}/{shard}");
+                    }
+                    r
+                })
+                .with_context(|| format!("stream {stream}"))
+        });
+    }
+    let mut report = RunReport::default();
+    let mut first_error = None;
+    while let Some(done) = tasks.join_next().await {
+        match done.context("a stream's consumer panicked")? {
+            Ok(r) => {
+                report.records += r.records;
+                report.files += r.files;
+                report.dead_letters += r.dead_letters;
+                report.shards_held.extend(r.shards_held);
+            }
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(report),
+    }
+}
+
+/// Consume one stream into its lake folder.
 pub async fn run(opts: RunOptions, shutdown: Arc<AtomicBool>) -> Result<RunReport> {
     let config =
         crate::store::aws_config(opts.endpoint_url.as_deref(), opts.region.as_deref()).await;
@@ -251,7 +316,12 @@ pub async fn run(opts: RunOptions, shutdown: Arc<AtomicBool>) -> Result<RunRepor
         ),
         Location::Local(_) => None,
     };
-    let leases = LeaseTable::new(aws_sdk_dynamodb::Client::new(&config), &opts.lease_table);
+    let leases = LeaseTable::new(
+        aws_sdk_dynamodb::Client::new(&config),
+        &opts.lease_table,
+        &opts.stream,
+        opts.import_legacy_leases,
+    );
     if opts.create_lease_table {
         leases.create_if_missing().await?;
     }
@@ -267,17 +337,6 @@ pub async fn run(opts: RunOptions, shutdown: Arc<AtomicBool>) -> Result<RunRepor
         held: Mutex::new(HashMap::new()),
         opts,
     });
-    // One JSON line per process start: the ingest stack counts them
-    // (`WorkerStarts`) to tell a service restarting in a loop.
-    eprintln!(
-        "{}",
-        serde_json::json!({
-            "event": "start",
-            "worker": shared.me.id,
-            "incarnation": shared.me.incarnation,
-            "program": program_identity(),
-        })
-    );
     remove_stale_scratch(&shared.opts.scratch_dir);
     let heartbeat_stop = Arc::new(AtomicBool::new(false));
     let heartbeat = tokio::spawn(heartbeat(shared.clone(), heartbeat_stop.clone()));
@@ -576,6 +635,7 @@ async fn round(shared: &Arc<Shared>, w: &mut Worker, shutdown: &AtomicBool) -> R
             "{}",
             serde_json::json!({
                 "event": "leases",
+                "stream": shared.opts.stream,
                 "worker": me,
                 "shards": eligible.len(),
                 "held_here": w.threads.len(),
@@ -994,11 +1054,11 @@ fn publish_window(
         eprintln!(
             "{}",
             window_line(
+                &shared.opts.stream,
                 shard,
                 work.epoch,
-                &first,
-                end,
-                &pipeline.counts,
+                (&first, end),
+                &pipeline.counts(),
                 published.len()
             )
         );
@@ -1017,24 +1077,28 @@ fn failpoint(point: &str, shard: &str) {
 }
 
 /// The line logged for each window made durable: one JSON object, which
-/// the ingest stack's metric filter (`{ $.event = "window" }`, value
-/// `$.dead_letters`) turns into the `DeadLetters` metric its alarm watches.
+/// the ingest stack's metric filters (`{ $.event = "window" }`, values
+/// `$.dead_letters` and `$.unknown_fields`, dimension `$.stream`) turn into
+/// the `DeadLetters` and `UnknownFields` metrics of each dataset.
 pub fn window_line(
+    stream: &str,
     shard: &str,
     epoch: u64,
-    first: &str,
-    last: &str,
+    (first, last): (&str, &str),
     counts: &super::Counts,
     files: usize,
 ) -> String {
     serde_json::json!({
         "event": "window",
+        "stream": stream,
         "shard": shard,
         "epoch": epoch,
         "first": first,
         "last": last,
         "records": counts.written,
         "dead_letters": counts.dead_lettered,
+        "unknown_fields": counts.unknown_fields,
+        "unknown_field_names": counts.unknown_field_names,
         "files": files,
     })
     .to_string()

@@ -13,6 +13,12 @@
 //! late retry of an earlier write changes nothing; a condition that fails
 //! is read back, to tell "my earlier attempt landed" from "lost".
 //!
+//! One table holds the leases of every dataset's stream: a `LeaseTable` is
+//! one stream's view of it (items keyed `<stream>/<shard>`; its methods
+//! take bare shard ids). Items keyed by the shard id alone were written
+//! before the table held several streams (the single `<env>-orders`
+//! stream); the view of that stream imports them (`ensure`).
+//!
 //! Owns: the conditional writes on the lease table's items (the record and
 //! its scan are `lake_contract::lease`). Must not: read Kinesis or decide
 //! which shards to take (the consumer does).
@@ -65,6 +71,12 @@ pub struct Intent<'a> {
 pub struct LeaseTable {
     client: Client,
     table: String,
+    stream: String,
+    /// Import items keyed by the bare shard id (this stream's leases from
+    /// before the table was shared).
+    import_legacy: bool,
+    /// Shards whose item is known to exist (no put, no import next round).
+    known: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 fn s(v: &str) -> AttributeValue {
@@ -87,11 +99,21 @@ fn is_condition_failure<E: std::fmt::Debug>(e: &aws_sdk_dynamodb::error::SdkErro
 }
 
 impl LeaseTable {
-    pub fn new(client: Client, table: &str) -> Self {
+    /// `stream`'s leases in `table`; `import_legacy`: this stream's leases
+    /// may still be keyed by the bare shard id.
+    pub fn new(client: Client, table: &str, stream: &str, import_legacy: bool) -> Self {
         LeaseTable {
             client,
             table: table.to_string(),
+            stream: stream.to_string(),
+            import_legacy,
+            known: Default::default(),
         }
+    }
+
+    /// The item key of `shard`.
+    fn key(&self, shard: &str) -> AttributeValue {
+        s(&lease::key(&self.stream, shard))
     }
 
     /// For local use (`--create-lease-table`): the table the stacks create in AWS.
@@ -106,7 +128,8 @@ impl LeaseTable {
         if exists {
             return Ok(());
         }
-        self.client
+        let created = self
+            .client
             .create_table()
             .table_name(&self.table)
             .billing_mode(BillingMode::PayPerRequest)
@@ -123,18 +146,36 @@ impl LeaseTable {
                     .build()?,
             )
             .send()
-            .await
-            .with_context(|| format!("creating lease table {}", self.table))?;
-        Ok(())
+            .await;
+        match created {
+            Ok(_) => Ok(()),
+            // Another consumer of this process (one per dataset's stream, all
+            // sharing the table) or another worker made it meanwhile.
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_resource_in_use_exception()) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(e).with_context(|| format!("creating lease table {}", self.table)),
+        }
     }
 
-    /// A lease for `shard`, unless one exists.
+    /// A lease for `shard`, unless one exists: this stream's item from
+    /// before the table was shared moved to its new key, or a new one.
     pub async fn ensure(&self, shard: &str, parents: &[String]) -> Result<()> {
+        if self.known.lock().expect("known lock").contains(shard) {
+            return Ok(());
+        }
+        if self.import_legacy && !self.import(shard).await? {
+            // Moved under our feet (its owner renewed it): next round.
+            return Ok(());
+        }
         let mut put = self
             .client
             .put_item()
             .table_name(&self.table)
-            .item("leaseKey", s(shard))
+            .item("leaseKey", self.key(shard))
             .item("leaseCounter", n(0))
             .item("checkpoint", s(TRIM_HORIZON))
             .condition_expression("attribute_not_exists(leaseKey)");
@@ -145,17 +186,99 @@ impl LeaseTable {
             );
         }
         match put.send().await {
-            Ok(_) => Ok(()),
-            Err(e) if is_condition_failure(&e) => Ok(()),
+            Ok(_) => {}
+            Err(e) if is_condition_failure(&e) => {}
             Err(e) => {
-                Err(e).with_context(|| format!("creating the lease of {shard} in {}", self.table))
+                return Err(e)
+                    .with_context(|| format!("creating the lease of {shard} in {}", self.table))
             }
+        }
+        self.known
+            .lock()
+            .expect("known lock")
+            .insert(shard.to_string());
+        Ok(())
+    }
+
+    /// Move the item keyed by the bare `shard` id, if any, to its key.
+    /// One transaction puts a copy (owner, counter, checkpoint, intent and
+    /// all; only if the new key is free) and turns the old item into a
+    /// tombstone (checkpoint `SHARD_END`, no owner, `movedTo`; only if its
+    /// counter is still the one read). A worker of the earlier version that
+    /// still runs loses its next renewal and stops, and finds the shard
+    /// finished, not free: it never reads the shard again. The copy's
+    /// owner is waited out like any silent owner's before anyone takes it.
+    /// False when the old item changed meanwhile.
+    async fn import(&self, shard: &str) -> Result<bool> {
+        use aws_sdk_dynamodb::types::{Put, TransactWriteItem, Update};
+        let old = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("leaseKey", s(shard))
+            .consistent_read(true)
+            .send()
+            .await
+            .with_context(|| format!("reading the old lease of {shard} in {}", self.table))?;
+        let Some(mut item) = old.item().cloned() else {
+            return Ok(true);
+        };
+        if item.contains_key("movedTo") {
+            return Ok(true);
+        }
+        let counter = item.get("leaseCounter").cloned().unwrap_or_else(|| n(0));
+        item.insert("leaseKey".into(), self.key(shard));
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(leaseKey)")
+            .build()?;
+        let tombstone = Update::builder()
+            .table_name(&self.table)
+            .key("leaseKey", s(shard))
+            .update_expression(
+                "SET checkpoint = :end, movedTo = :to, leaseCounter = leaseCounter + :one \
+                 REMOVE leaseOwner, incarnation, intent, intentConfig, intentFiles, intentList",
+            )
+            .condition_expression("leaseCounter = :c")
+            .expression_attribute_values(":end", s(SHARD_END))
+            .expression_attribute_values(":to", self.key(shard))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":c", counter)
+            .build()?;
+        let sent = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(put).build())
+            .transact_items(TransactWriteItem::builder().update(tombstone).build())
+            .send()
+            .await;
+        match sent {
+            Ok(_) => {
+                eprintln!(
+                    "{}",
+                    serde_json::json!({
+                        "event": "lease_imported",
+                        "stream": self.stream,
+                        "shard": shard,
+                    })
+                );
+                Ok(true)
+            }
+            Err(e) if format!("{e:?}").contains("TransactionCanceled") => Ok(false),
+            Err(e) => Err(e).with_context(|| {
+                format!(
+                    "moving the lease of {shard} to its stream's key in {}",
+                    self.table
+                )
+            }),
         }
     }
 
-    /// Every lease, read consistently (`lake_contract::lease::scan`).
+    /// Every lease of this stream, read consistently
+    /// (`lake_contract::lease::scan_stream`).
     pub async fn scan(&self) -> Result<Vec<Lease>> {
-        Ok(lease::scan(&self.client, &self.table).await?)
+        Ok(lease::scan_stream(&self.client, &self.table, &self.stream).await?)
     }
 
     /// One conditional update of `shard`'s item: true when the condition held.
@@ -170,7 +293,7 @@ impl LeaseTable {
             .client
             .update_item()
             .table_name(&self.table)
-            .key("leaseKey", s(shard))
+            .key("leaseKey", self.key(shard))
             .update_expression(update)
             .condition_expression(condition);
         for (name, value) in values {
@@ -185,7 +308,7 @@ impl LeaseTable {
             .client
             .get_item()
             .table_name(&self.table)
-            .key("leaseKey", s(shard))
+            .key("leaseKey", self.key(shard))
             .consistent_read(true)
             .send()
             .await

@@ -2,7 +2,7 @@
 //! time, or its arrival time) -> rolling per-partition files -> the lake;
 //! failures to `<sink>/_errors/` with their reason and original bytes.
 //!
-//! Rooms: `pipeline` (the per-record path: flatten, check, partition,
+//! Rooms: `config` (the fleet's datasets file), `pipeline` (the per-record path: flatten, check, partition,
 //! dead-letter), `partitioner` (record time -> partition directory),
 //! `writer` (rolling per-partition files, published atomically) and
 //! `parquet` (its Parquet files), `consumer` (`lake-ingest run`: the
@@ -15,6 +15,7 @@
 //! could own.
 
 pub mod backfill;
+pub mod config;
 pub mod consumer;
 pub mod fence;
 pub mod kpl;

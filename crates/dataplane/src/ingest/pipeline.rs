@@ -61,18 +61,22 @@ fn csv_row_fits_text_tables(flattener: &Flattener, row: &[u8]) -> Result<(), Str
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PartitionBy {
     /// The record's own field (flattened key), e.g. `ordertime`.
-    OrderTime { field: String },
+    RecordTime { field: String },
     /// When the record reached the stream (or the archive object's time).
     ArrivalTime,
 }
 
 /// Counts of one pipeline run.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Counts {
     pub records: u64,
     pub written: u64,
     pub dead_lettered: u64,
     pub bytes_in: u64,
+    /// Values of fields that are no column, dropped from rows kept
+    /// (`unknown_fields: drop`), and the first such fields' names.
+    pub unknown_fields: u64,
+    pub unknown_field_names: Vec<String>,
 }
 
 /// Flattens and partitions records into a `PartitionedWriter`.
@@ -94,7 +98,7 @@ impl Pipeline {
         partition_format: &str,
     ) -> Self {
         let mut flattener = Flattener::new(config);
-        if let PartitionBy::OrderTime { field } = &partition_by {
+        if let PartitionBy::RecordTime { field } = &partition_by {
             flattener.capture(field);
         }
         Pipeline {
@@ -105,6 +109,16 @@ impl Pipeline {
             row: Vec::with_capacity(4096),
             dead_letters: Vec::new(),
             counts: Counts::default(),
+        }
+    }
+
+    /// The counts so far, with the unknown fields the flattener dropped.
+    pub fn counts(&self) -> Counts {
+        let (unknown_fields, unknown_field_names) = self.flattener.unknown_fields();
+        Counts {
+            unknown_fields,
+            unknown_field_names,
+            ..self.counts.clone()
         }
     }
 
@@ -145,7 +159,7 @@ impl Pipeline {
             })
             .and_then(|()| match &self.partition_by {
                 PartitionBy::ArrivalTime => Ok(arrival_secs),
-                PartitionBy::OrderTime { field } => match self.flattener.captured(record) {
+                PartitionBy::RecordTime { field } => match self.flattener.captured(record) {
                     Some((raw, kind)) => partitioner::parse_time(raw, kind)
                         .map_err(|e| format!("time field `{field}` {e}")),
                     None => Err(format!("time field `{field}` is missing")),

@@ -161,7 +161,7 @@ impl Stream {
                     .table_name("orders-leases")
                     .key(
                         "leaseKey",
-                        aws_sdk_dynamodb::types::AttributeValue::S(shard.into()),
+                        aws_sdk_dynamodb::types::AttributeValue::S(format!("orders/{shard}")),
                     )
                     .consistent_read(true)
                     .send(),
@@ -846,7 +846,9 @@ fn one_record_touching_thousands_of_partitions_names_its_files_in_a_list() {
                 .table_name("orders-leases")
                 .key(
                     "leaseKey",
-                    aws_sdk_dynamodb::types::AttributeValue::S("shardId-000000000000".into()),
+                    aws_sdk_dynamodb::types::AttributeValue::S(
+                        "orders/shardId-000000000000".into(),
+                    ),
                 )
                 .consistent_read(true)
                 .send(),

@@ -25,6 +25,11 @@ fn schema() -> String {
 fn backfill(args: &[&str], env: &[(&str, String)]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_lake-ingest"));
     cmd.arg("backfill").args(args);
+    // The hourly layout these tests read back (`hour=YYYYMMDDHH`), unless
+    // a test names its own.
+    if !args.contains(&"--partition-format") {
+        cmd.args(["--partition-format", "hour=%Y%m%d%H"]);
+    }
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -90,26 +95,22 @@ fn archive_objects_land_partitioned_with_dead_letters_and_reruns_change_nothing(
     let files = snapshot(&lake);
     let partitions: Vec<&str> = files
         .keys()
-        .filter(|k| k.starts_with("ordertime="))
+        .filter(|k| k.starts_with("hour="))
         .map(|k| k.split('/').next().unwrap())
         .collect();
     assert_eq!(
         partitions,
-        [
-            "ordertime=2019111315",
-            "ordertime=2019111316",
-            "ordertime=2019111317"
-        ]
+        ["hour=2019111315", "hour=2019111316", "hour=2019111317"]
     );
     let mut rows = 0;
-    for (k, v) in files.iter().filter(|(k, _)| k.starts_with("ordertime=")) {
+    for (k, v) in files.iter().filter(|(k, _)| k.starts_with("hour=")) {
         let text = String::from_utf8(v.clone()).unwrap();
         // Lake CSV files are headerless: the Hive table declares the columns.
         for line in text.lines() {
             let ms: i64 = line.split(',').next().unwrap().parse().unwrap();
             let hour = (ms / 1000 - 1_573_657_200) / 3600;
             assert!(
-                k.starts_with(&format!("ordertime=20191113{}", 15 + hour)),
+                k.starts_with(&format!("hour=20191113{}", 15 + hour)),
                 "{line} in {k}"
             );
             rows += 1;
@@ -188,7 +189,7 @@ fn parquet_files_are_typed_by_the_schema_and_rows_that_do_not_fit_are_dead_lette
     );
     let files = snapshot(&lake);
     let mut orderids = Vec::new();
-    for key in files.keys().filter(|k| k.starts_with("ordertime=")) {
+    for key in files.keys().filter(|k| k.starts_with("hour=")) {
         assert!(key.ends_with(".parquet"), "{key}");
         let reader =
             SerializedFileReader::new(std::fs::File::open(lake.join(key)).unwrap()).unwrap();
@@ -215,7 +216,7 @@ fn parquet_files_are_typed_by_the_schema_and_rows_that_do_not_fit_are_dead_lette
         for row in reader.get_row_iter(None).unwrap() {
             let row = row.unwrap();
             let hour = (row.get_long(0).unwrap() / 1000 - 1_573_657_200) / 3600;
-            assert!(key.starts_with(&format!("ordertime=20191113{}", 15 + hour)));
+            assert!(key.starts_with(&format!("hour=20191113{}", 15 + hour)));
             assert_eq!(row.get_double(3).unwrap(), 1.5);
             orderids.push(row.get_int(1).unwrap());
         }
@@ -249,7 +250,7 @@ fn open_files_are_bounded_and_files_roll_by_records() {
         "--format",
         "ndjson",
         "--partition-format",
-        "ordertime=%Y%m%d%H",
+        "hour=%Y%m%d%H",
         "--roll-records",
         "40",
         "--max-open-files",
@@ -259,7 +260,7 @@ fn open_files_are_bounded_and_files_roll_by_records() {
     let files = snapshot(&lake);
     let data: Vec<_> = files
         .iter()
-        .filter(|(k, _)| k.starts_with("ordertime="))
+        .filter(|(k, _)| k.starts_with("hour="))
         .collect();
     assert!(
         data.iter()
@@ -310,7 +311,7 @@ fn arrival_time_needs_firehose_keys_and_csv_needs_a_schema() {
         ],
         &[],
     );
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--format csv needs --schema"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("format csv needs an Avro record schema"));
 }
 
 #[test]
@@ -375,7 +376,7 @@ fn s3_archive_into_an_s3_lake_on_the_moto_server() {
     // Arrival time: the archive object's hour, from Firehose's key layout.
     assert_eq!(
         keys.iter()
-            .filter(|k| k.starts_with("lake/orders/ordertime=2019111315/"))
+            .filter(|k| k.starts_with("lake/orders/hour=2019111315/"))
             .count(),
         1,
         "{keys:?}"
@@ -386,7 +387,7 @@ fn s3_archive_into_an_s3_lake_on_the_moto_server() {
             .count(),
         1
     );
-    let data_key = keys.iter().find(|k| k.contains("ordertime=")).unwrap();
+    let data_key = keys.iter().find(|k| k.contains("hour=")).unwrap();
     let body = rt.block_on(async {
         client
             .get_object()
@@ -542,7 +543,10 @@ impl Stream {
                         .cloned()
                         .unwrap_or_default()
                 };
-                (get("leaseKey"), get("leaseOwner"))
+                // Keys are `<stream>/<shard>`; these tests read one stream.
+                let key = get("leaseKey");
+                let shard = key.strip_prefix("orders/").unwrap_or(&key).to_string();
+                (shard, get("leaseOwner"))
             })
             .collect()
     }
@@ -595,7 +599,7 @@ fn lake_rows(lake: &Path) -> (Vec<String>, Vec<serde_json::Value>) {
                 text.lines()
                     .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()),
             );
-        } else if k.starts_with("ordertime=") {
+        } else if k.starts_with("hour=") {
             rows.extend(text.lines().map(String::from));
         }
     }
@@ -621,6 +625,8 @@ fn run_args<'a>(lake: &'a str, worker: &'a str, idle: &'a str) -> Vec<&'a str> {
         "1",
         "--exit-when-idle",
         idle,
+        "--partition-format",
+        "hour=%Y%m%d%H",
     ]
 }
 
@@ -853,7 +859,7 @@ fn a_resharded_stream_is_read_parents_first_and_every_record_lands_once() {
         leases
             .items()
             .iter()
-            .find(|i| i["leaseKey"].as_s().unwrap() == shard)
+            .find(|i| i["leaseKey"].as_s().unwrap() == &format!("orders/{shard}"))
             .map(|i| i["checkpoint"].as_s().unwrap().clone())
             .unwrap()
     };
@@ -1064,7 +1070,7 @@ fn a_closed_parent_ends_with_shard_end_and_its_children_start_after_it() {
         leases
             .items()
             .iter()
-            .find(|i| i["leaseKey"].as_s().unwrap() == shard)
+            .find(|i| i["leaseKey"].as_s().unwrap() == &format!("orders/{shard}"))
             .unwrap_or_else(|| panic!("no lease for {shard}"))
             .clone()
     };
@@ -1185,7 +1191,7 @@ fn a_previous_owners_unfinished_window_is_removed_and_read_again() {
     assert!(!seqs.contains(&boundary));
     let dir = tempdir();
     let lake = dir.path().join("lake");
-    let stale = lake.join("ordertime=2019111315/shardId-000000000000-stale.ndjson");
+    let stale = lake.join("hour=2019111315/shardId-000000000000-stale.ndjson");
     std::fs::create_dir_all(stale.parent().unwrap()).unwrap();
     std::fs::write(&stale, "{\"orderid\":999}\n").unwrap();
     use aws_sdk_dynamodb::types::AttributeValue as V;
@@ -1216,7 +1222,7 @@ fn a_previous_owners_unfinished_window_is_removed_and_read_again() {
         s.dynamo
             .put_item()
             .table_name(lease_table)
-            .item("leaseKey", V::S("shardId-000000000000".into()))
+            .item("leaseKey", V::S("orders/shardId-000000000000".into()))
             .item("leaseCounter", V::N("5".into()))
             .item("checkpoint", V::S("TRIM_HORIZON".into()))
             .item("intent", V::S(boundary.clone()))
@@ -1224,7 +1230,7 @@ fn a_previous_owners_unfinished_window_is_removed_and_read_again() {
             .item(
                 "intentFiles",
                 V::L(vec![V::S(
-                    "ordertime=2019111315/shardId-000000000000-stale.ndjson".into(),
+                    "hour=2019111315/shardId-000000000000-stale.ndjson".into(),
                 )]),
             )
             .send(),
@@ -1261,7 +1267,7 @@ fn a_previous_owners_unfinished_window_is_removed_and_read_again() {
     assert!(
         snapshot(&lake)
             .keys()
-            .filter(|k| k.starts_with("ordertime="))
+            .filter(|k| k.starts_with("hour="))
             .all(|k| k.ends_with("-6.ndjson")),
         "{:?}",
         snapshot(&lake).keys().collect::<Vec<_>>()
