@@ -701,17 +701,21 @@ async fn publish_for(
             ));
         }
     }
-    let rds_ca_key = crate::render::bootstrap::rds_ca_script_key();
-    if stack.template.contains(&rds_ca_key) {
+    // The scripts this stack's nodes fetch by key (bootstrap actions, the
+    // lake steps): published before the stack, once.
+    for (key, body) in &shared.rendered.scripts {
+        if !stack.template.contains(key.as_str()) {
+            continue;
+        }
         let bucket = artifacts_bucket(shared)?;
-        let result = publish::put_once(&shared.aws.s3, &bucket, &rds_ca_key, || {
-            Ok(crate::render::bootstrap::rds_ca_script().into_bytes())
+        let result = publish::put_once(&shared.aws.s3, &bucket, key, || {
+            Ok(body.clone().into_bytes())
         })
         .await?;
         if result == Published::Uploaded {
-            shared.progress.line(&format!(
-                "EMR bootstrap action (RDS CA bundle) published: s3://{bucket}/{rds_ca_key}"
-            ));
+            shared
+                .progress
+                .line(&format!("node script published: s3://{bucket}/{key}"));
         }
     }
     let mut hashes = BTreeMap::new();
@@ -1203,6 +1207,7 @@ mod tests {
                 outputs: Vec::new(),
             }],
             files: Default::default(),
+            scripts: Default::default(),
         }
     }
 

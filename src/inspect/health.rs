@@ -82,9 +82,26 @@ pub async fn components(
     if rendered.stack("kafka").is_some() {
         found.push(or_cannot_tell("kafka", kafka(aws, rendered, outputs).await));
     }
-    found.push(or_cannot_tell("stream", stream(aws, outputs).await));
-    if spec.archive.enabled {
-        found.push(or_cannot_tell("archive", firehose(aws, outputs).await));
+    // One row per dataset: its stream, archive, leases and what its
+    // records lost (dead letters, unknown fields) over the last day.
+    let leases = match output(outputs, "ingest", "LeaseTableName") {
+        Some(table) => lease::scan(&aws.dynamodb, table)
+            .await
+            .map_err(|e| aws_error(format!("reading lease table {table}"), e.source)),
+        None => Ok(Vec::new()),
+    };
+    let contexts = crate::render::datasets::contexts(spec);
+    let mut datasets = Vec::new();
+    for d in &contexts {
+        datasets.push(match &leases {
+            Ok(leases) => or_cannot_tell(&d.name, dataset(aws, outputs, spec, d, leases).await),
+            Err(e) => Component::new(&d.name, Verdict::Down, format!("cannot tell: {e}")),
+        });
+    }
+    match archive(aws, outputs, &contexts).await {
+        Ok(Some(a)) => datasets.push(a),
+        Ok(None) => {}
+        Err(e) => datasets.push(or_cannot_tell("archive", Err(e))),
     }
     found.push(or_cannot_tell(
         "ingest",
@@ -99,6 +116,8 @@ pub async fn components(
     found.push(or_cannot_tell("emr", emr(aws, outputs).await));
     // Components whose stack this spec does not have are left out.
     found.retain(|c| rendered.stack(stack_of(&c.name)).is_some());
+    let at = usize::from(found.first().is_some_and(|c| c.name == "kafka"));
+    found.splice(at..at, datasets);
     if spec.alerts.enabled {
         match firing_alarms(aws, &spec.name).await {
             Ok(firing) => mark_alarms(&mut found, &spec.name, firing),
@@ -187,10 +206,167 @@ fn deleted_outside(component: &str, what: String) -> Component {
 /// The stack a component lives in.
 fn stack_of(component: &str) -> &str {
     match component {
-        "archive" => "stream",
         "fleet" => "ingest",
         other => other,
     }
+}
+
+/// The worse of two verdicts.
+fn worst(a: Verdict, b: Verdict) -> Verdict {
+    let rank = |v: Verdict| match v {
+        Verdict::Ok => 0,
+        Verdict::NotDeployed => 1,
+        Verdict::Degraded => 2,
+        Verdict::Down => 3,
+    };
+    if rank(b) > rank(a) {
+        b
+    } else {
+        a
+    }
+}
+
+/// The raw archive: every archived dataset's Firehose delivery stream, from
+/// Firehose itself; a dataset the spec archives without one is down.
+async fn archive(
+    aws: &Aws,
+    outputs: &Outputs,
+    datasets: &[crate::render::datasets::DatasetContext],
+) -> Result<Option<Component>, DeployError> {
+    let archived: Vec<_> = datasets.iter().filter(|d| d.archive).collect();
+    if archived.is_empty() || !outputs.contains_key("stream") {
+        return Ok(None);
+    }
+    let mut c = Component::new("archive", Verdict::Ok, String::new());
+    let mut parts = Vec::new();
+    for d in archived {
+        let key = format!("{}DeliveryStreamName", d.logical);
+        match output(outputs, "stream", &key) {
+            Some(name) => {
+                let (v, text) = firehose(aws, name).await?;
+                c.verdict = worst(c.verdict, v);
+                parts.push(format!("{}: {text}", d.name));
+                c = c.fact(&format!("{}_delivery_stream", d.name), name);
+            }
+            None => {
+                c.verdict = Verdict::Down;
+                parts.push(format!(
+                    "{}: no delivery stream (the stream stack has no output {key})",
+                    d.name
+                ));
+            }
+        }
+    }
+    c.summary = parts.join("; ");
+    Ok(Some(c))
+}
+
+/// One dataset's row: its stream, leases, and the day's dead letters and
+/// dropped unknown fields (the ingest fleet's metrics).
+async fn dataset(
+    aws: &Aws,
+    outputs: &Outputs,
+    spec: &EnvSpec,
+    d: &crate::render::datasets::DatasetContext,
+    leases: &[Lease],
+) -> Result<Component, DeployError> {
+    let Some(name) = output(outputs, "stream", &format!("{}StreamName", d.logical)) else {
+        return Ok(not_deployed(
+            &d.name,
+            if outputs.contains_key("stream") {
+                "its stream is not in the stream stack yet (lakectl up)"
+            } else {
+                "no stream stack"
+            },
+        ));
+    };
+    let mut verdict = Verdict::Ok;
+    let mut worse = |v: Verdict| verdict = worst(verdict, v);
+    let mut parts = Vec::new();
+    let mut c = Component::new(&d.name, Verdict::Ok, String::new()).fact("stream", name);
+    match stream(aws, name).await? {
+        Some((v, text, open)) => {
+            worse(v);
+            parts.push(text);
+            c = c.fact("open_shards", open);
+        }
+        None => {
+            worse(Verdict::Down);
+            parts.push(format!(
+                "Kinesis stream {name} does not exist (deleted outside lakectl?)"
+            ));
+        }
+    }
+    let open: Vec<&Lease> = leases
+        .iter()
+        .filter(|l| l.stream.as_deref() == Some(name) && l.checkpoint != SHARD_END)
+        .collect();
+    let owned = open.iter().filter(|l| l.owner.is_some()).count();
+    let lag = open.iter().filter_map(|l| l.lag_ms).max();
+    if spec.ingest.fleet_size > 0 && !open.is_empty() && owned < open.len() {
+        worse(if owned == 0 {
+            Verdict::Down
+        } else {
+            Verdict::Degraded
+        });
+    }
+    parts.push(if open.is_empty() {
+        "no lease yet".to_string()
+    } else {
+        format!(
+            "{owned}/{} shards leased, lag {}",
+            open.len(),
+            lag.map(|ms| format!("{:.1} s", ms as f64 / 1000.0))
+                .unwrap_or_else(|| "unknown".into())
+        )
+    });
+    for (metric, label) in [
+        ("DeadLetters", "dead letters"),
+        ("UnknownFields", "unknown fields dropped"),
+    ] {
+        if let Some(sum) = day_sum(aws, spec, metric, name).await? {
+            parts.push(format!("{sum:.0} {label} (24 h)"));
+            c = c.fact(&format!("{metric}_24h"), sum);
+        }
+    }
+    c.verdict = verdict;
+    c.summary = parts.join("; ");
+    Ok(
+        c.fact("table", format!("{}.{}", spec.storage.database, d.name))
+            .fact("shards_leased", owned)
+            .fact("shards_open", open.len()),
+    )
+}
+
+/// The sum of the fleet's `metric` for `stream` over the last 24 hours;
+/// None when nothing was logged (no window closed).
+async fn day_sum(
+    aws: &Aws,
+    spec: &EnvSpec,
+    metric: &str,
+    stream: &str,
+) -> Result<Option<f64>, DeployError> {
+    use aws_sdk_cloudwatch::primitives::DateTime;
+    use aws_sdk_cloudwatch::types::{Dimension, Statistic};
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let answer = aws
+        .cloudwatch
+        .get_metric_statistics()
+        .namespace(format!("Lake/{}", spec.name))
+        .metric_name(metric)
+        .dimensions(Dimension::builder().name("Stream").value(stream).build())
+        .start_time(DateTime::from_secs(now - 86_400))
+        .end_time(DateTime::from_secs(now))
+        .period(86_400)
+        .statistics(Statistic::Sum)
+        .send()
+        .await
+        .map_err(|e| aws_error(format!("reading metric {metric} of {stream}"), e))?;
+    let points = answer.datapoints();
+    Ok((!points.is_empty()).then(|| points.iter().filter_map(|p| p.sum()).sum()))
 }
 
 /// Kafka: MSK from its own API (state, brokers, bootstrap strings, which
@@ -331,19 +507,8 @@ async fn msk(aws: &Aws, arn: &str, bootstrap_output: &str) -> Result<Component, 
 }
 
 /// Firehose's raw archive: status and its last delivery error.
-async fn firehose(aws: &Aws, outputs: &Outputs) -> Result<Component, DeployError> {
-    let Some(name) = output(outputs, "stream", "DeliveryStreamName") else {
-        return Ok(if outputs.contains_key("stream") {
-            Component::new(
-                "archive",
-                Verdict::Down,
-                "the stream stack has no DeliveryStreamName output: no delivery stream was created"
-                    .into(),
-            )
-        } else {
-            not_deployed("archive", "no stream stack")
-        });
-    };
+/// A dataset's Firehose: its status and last error.
+async fn firehose(aws: &Aws, name: &str) -> Result<(Verdict, String), DeployError> {
     let described = match aws
         .firehose
         .describe_delivery_stream()
@@ -356,7 +521,10 @@ async fn firehose(aws: &Aws, outputs: &Outputs) -> Result<Component, DeployError
             if e.as_service_error()
                 .is_some_and(|s| s.is_resource_not_found_exception()) =>
         {
-            return Ok(deleted_outside("archive", format!("Firehose {name}")))
+            return Ok((
+                Verdict::Down,
+                format!("Firehose {name} does not exist (deleted outside lakectl?)"),
+            ))
         }
         Err(e) => return Err(aws_error(format!("describing Firehose {name}"), e).into()),
     };
@@ -372,26 +540,20 @@ async fn firehose(aws: &Aws, outputs: &Outputs) -> Result<Component, DeployError
         ("ACTIVE", Some(_)) | ("CREATING", _) => Verdict::Degraded,
         _ => Verdict::Down,
     };
-    let mut component = Component::new(
-        "archive",
+    Ok((
         verdict,
         format!(
-            "Firehose {name}: {status}; last error: {}",
-            failure.as_deref().unwrap_or("none")
+            "archive {status}{}",
+            failure
+                .map(|f| format!(" (last error: {f})"))
+                .unwrap_or_default()
         ),
-    )
-    .fact("delivery_stream", name)
-    .fact("status", &status);
-    if let Some(f) = failure {
-        component = component.fact("last_error", f);
-    }
-    Ok(component)
+    ))
 }
 
-async fn stream(aws: &Aws, outputs: &Outputs) -> Result<Component, DeployError> {
-    let Some(name) = output(outputs, "stream", "StreamName") else {
-        return Ok(not_deployed("stream", "no stream stack"));
-    };
+/// A dataset's Kinesis stream: its verdict, a summary and its open shards;
+/// None when it does not exist.
+async fn stream(aws: &Aws, name: &str) -> Result<Option<(Verdict, String, i32)>, DeployError> {
     let summary = match aws
         .kinesis
         .describe_stream_summary()
@@ -404,7 +566,7 @@ async fn stream(aws: &Aws, outputs: &Outputs) -> Result<Component, DeployError> 
             if e.as_service_error()
                 .is_some_and(|s| s.is_resource_not_found_exception()) =>
         {
-            return Ok(deleted_outside("stream", format!("Kinesis stream {name}")))
+            return Ok(None)
         }
         Err(e) => return Err(aws_error(format!("describing stream {name}"), e).into()),
     };
@@ -421,18 +583,15 @@ async fn stream(aws: &Aws, outputs: &Outputs) -> Result<Component, DeployError> 
         "UPDATING" | "CREATING" => Verdict::Degraded,
         _ => Verdict::Down,
     };
-    Ok(Component::new(
-        "stream",
+    Ok(Some((
         verdict,
         format!(
-            "Kinesis {name}: {status}, {} open shards, {} h retention",
+            "stream {status}, {} shards, {} h",
             s.open_shard_count(),
             s.retention_period_hours()
         ),
-    )
-    .fact("stream", name)
-    .fact("status", &status)
-    .fact("open_shards", s.open_shard_count()))
+        s.open_shard_count(),
+    )))
 }
 
 async fn ingest(aws: &Aws, outputs: &Outputs, fleet_size: u32) -> Result<Component, DeployError> {

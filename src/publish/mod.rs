@@ -310,21 +310,42 @@ pub async fn publish(
     if exists(s3, bucket, &key).await.map_err(fail)? {
         return Ok(Published::AlreadyThere);
     }
-    let body = aws_sdk_s3::primitives::ByteStream::from_path(&artifact.path)
-        .await
-        .map_err(|e| PublishError::Read {
-            path: artifact.path.display().to_string(),
-            source: std::io::Error::other(e),
-        })?;
-    s3.put_object()
-        .bucket(bucket)
-        .key(&key)
-        .body(body)
-        .metadata("sha256", &artifact.sha256)
-        .send()
-        .await
-        .map_err(|e| fail(aws_error("PutObject", e)))?;
-    Ok(Published::Uploaded)
+    // The key is the content's address, so a repeated PUT is harmless: an
+    // upload the endpoint failed (a 5xx after the SDK's own retries, a
+    // dropped connection) is sent again, whole, from the file, twice more.
+    let mut attempt = 1;
+    loop {
+        let body = aws_sdk_s3::primitives::ByteStream::from_path(&artifact.path)
+            .await
+            .map_err(|e| PublishError::Read {
+                path: artifact.path.display().to_string(),
+                source: std::io::Error::other(e),
+            })?;
+        let sent = s3
+            .put_object()
+            .bucket(bucket)
+            .key(&key)
+            .body(body)
+            .metadata("sha256", &artifact.sha256)
+            .send()
+            .await;
+        match sent {
+            Ok(_) => return Ok(Published::Uploaded),
+            Err(e)
+                if attempt < 3
+                    && e.raw_response()
+                        .is_none_or(|r| r.status().is_server_error()) =>
+            {
+                eprintln!(
+                    "lakectl: uploading {key} to {bucket} failed (attempt {attempt} of 3), sending it again: {}",
+                    aws_error("PutObject", e)
+                );
+                tokio::time::sleep(std::time::Duration::from_secs(2 * attempt)).await;
+                attempt += 1;
+            }
+            Err(e) => return Err(fail(aws_error("PutObject", e))),
+        }
+    }
 }
 
 /// Whether `key` is in `bucket` (HeadObject).

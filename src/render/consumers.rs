@@ -22,45 +22,62 @@ pub fn consumers(loaded: &LoadedSpec, fields: &[FieldDoc]) -> BTreeMap<String, V
     let value = serde_json::to_value(&loaded.spec).expect("specs serialise");
     let mut found = BTreeMap::new();
     for field in fields.iter().filter(|f| f.leaf) {
-        let pointer = format!("/{}", field.path.replace('.', "/"));
-        let Some(current) = value.pointer(&pointer).filter(|v| !v.is_null()) else {
-            continue;
-        };
-        for candidate in mutations(current, &field.choices) {
-            let mut changed = value.clone();
-            *changed.pointer_mut(&pointer).expect("pointer exists") = candidate;
-            let Ok(spec) = serde_json::from_value::<EnvSpec>(changed) else {
-                continue;
-            };
-            let mutated = LoadedSpec {
-                spec,
-                ..loaded.clone()
-            };
-            let Ok(other) = render(&mutated) else {
-                continue;
-            };
-            let mut stacks: Vec<String> = base
-                .stacks
-                .iter()
-                .map(|s| s.id.as_str())
-                .chain(other.stacks.iter().map(|s| s.id.as_str()))
-                .filter(|id| {
-                    base.stack(id).map(|s| &s.template) != other.stack(id).map(|s| &s.template)
+        // A field of a map's entries (`datasets.<name>.format`): each entry
+        // the spec has, until one changes a render.
+        let pointers: Vec<String> = match field.path.split_once(".<name>") {
+            Some((map, rest)) => value
+                .pointer(&format!("/{}", map.replace('.', "/")))
+                .and_then(Value::as_object)
+                .map(|m| {
+                    m.keys()
+                        .map(|k| {
+                            format!("/{}/{k}{}", map.replace('.', "/"), rest.replace('.', "/"))
+                        })
+                        .collect()
                 })
-                .map(String::from)
-                .collect();
-            stacks.sort_by_key(|id| {
-                super::catalog::stack_kinds()
+                .unwrap_or_default(),
+            None => vec![format!("/{}", field.path.replace('.', "/"))],
+        };
+        'pointers: for pointer in pointers {
+            let Some(current) = value.pointer(&pointer).filter(|v| !v.is_null()) else {
+                continue;
+            };
+            for candidate in mutations(current, &field.choices) {
+                let mut changed = value.clone();
+                *changed.pointer_mut(&pointer).expect("pointer exists") = candidate;
+                let Ok(spec) = serde_json::from_value::<EnvSpec>(changed) else {
+                    continue;
+                };
+                let mutated = LoadedSpec {
+                    spec,
+                    ..loaded.clone()
+                };
+                let Ok(other) = render(&mutated) else {
+                    continue;
+                };
+                let mut stacks: Vec<String> = base
+                    .stacks
                     .iter()
-                    .position(|k| k.id == id)
-            });
-            stacks.dedup();
-            if base.stacks_json() != other.stacks_json() {
-                stacks.push("stacks.json".into());
-            }
-            if !stacks.is_empty() {
-                found.insert(field.path.clone(), stacks);
-                break;
+                    .map(|s| s.id.as_str())
+                    .chain(other.stacks.iter().map(|s| s.id.as_str()))
+                    .filter(|id| {
+                        base.stack(id).map(|s| &s.template) != other.stack(id).map(|s| &s.template)
+                    })
+                    .map(String::from)
+                    .collect();
+                stacks.sort_by_key(|id| {
+                    super::catalog::stack_kinds()
+                        .iter()
+                        .position(|k| k.id == id)
+                });
+                stacks.dedup();
+                if base.stacks_json() != other.stacks_json() {
+                    stacks.push("stacks.json".into());
+                }
+                if !stacks.is_empty() {
+                    found.insert(field.path.clone(), stacks);
+                    break 'pointers;
+                }
             }
         }
     }

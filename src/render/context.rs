@@ -4,7 +4,6 @@
 //! names, CLI arguments of the data-plane binaries), so templates hold no
 //! logic beyond loops and conditionals. Must not: emit CloudFormation text.
 
-use base64::Engine;
 use serde::Serialize;
 
 use crate::spec::model::*;
@@ -38,24 +37,35 @@ pub struct Derived {
     pub bucket_replace_policy: &'static str,
     /// `Snapshot` in protected environments, else `Delete`.
     pub database_policy: &'static str,
-    pub stream_name: String,
     pub lease_table: String,
     pub firehose_compression: &'static str,
-    pub partition_by: &'static str,
-    pub ingest_format: &'static str,
-    /// Arguments of `lake-ingest run` on the fleet (after `--stream` and
+    /// Every dataset, in spec order (`render::datasets`).
+    pub datasets: Vec<super::datasets::DatasetContext>,
+    /// Datasets read from Kafka topics (a connector each).
+    pub bridged: Vec<super::datasets::DatasetContext>,
+    /// Arguments of `lake-ingest run` on the fleet (after `--config` and
     /// `--sink`), one argv entry each.
     pub ingest_args: Vec<String>,
+    /// The fleet's datasets file (`lake-ingest run --config`): its key in
+    /// the artifacts bucket and its SHA-256 (`datasets::ingest_config`).
+    pub ingest_config_key: String,
+    pub ingest_config_sha256: String,
+    /// The lake steps script's key in the artifacts bucket (`steps`).
+    pub steps_script_key: String,
+    /// The command that fetches the steps script and runs it, for `!Sub`
+    /// (no quotes of either kind: the state machine's definition embeds it
+    /// in a JSON string and an intrinsic's quoted argument); the script's
+    /// arguments from the compaction artifact's hash on follow.
+    pub steps_command: String,
     /// Interface endpoints of a new network: (logical id part, service).
     pub interface_endpoints: Vec<EndpointContext>,
     /// Root volume of an ingest worker, GiB: scratch for every shard's window.
     pub ingest_volume_gib: u64,
-    /// The Avro schema of the lake columns, base64 (empty without one).
-    pub ingest_schema_b64: String,
-    /// The Hive table step script, base64 (empty without a schema).
-    pub hive_script_b64: String,
-    /// The compaction step script, base64.
-    pub compact_script_b64: String,
+    /// Whether any dataset has a Hive table (a schema): the EMR stack
+    /// creates them, the state machine registers their partitions.
+    pub has_tables: bool,
+    /// Whether any dataset compacts on a schedule.
+    pub scheduled: bool,
     pub emr_market: EmrMarkets,
     /// Parameter group family of the Aurora engine version.
     pub aurora_family: &'static str,
@@ -65,6 +75,10 @@ pub struct Derived {
     /// The plugin's file name when it is a local file (published to
     /// `plugins/bridge-plugin/<sha256>/<file>` in the artifacts bucket).
     pub bridge_plugin_file: String,
+    /// For an `s3://` plugin: 16 hex digits of its location's SHA-256, in
+    /// the custom plugin's name (a new location is a new plugin, created
+    /// beside the old one: names are create-only).
+    pub bridge_plugin_digest: String,
     /// Protocol clients use for the Kafka bridge: IAM over TLS, or plaintext in the VPC.
     pub kafka_bridge_auth: &'static str,
     /// EMR's RDS CA bootstrap action: its key in the artifacts bucket, the
@@ -123,14 +137,7 @@ impl<'a> Context<'a> {
         let ingest = &spec.ingest;
         // One argv entry per element: they go into /opt/lake/run.args, one
         // per line (`lake-ingest @file`), never through a shell or systemd.
-        let mut ingest_args: Vec<String> = [
-            ("--format", ingest.format.as_str().to_string()),
-            (
-                "--partition-by",
-                ingest.effective_partition_by().as_str().to_string(),
-            ),
-            ("--time-field", ingest.time_field.clone()),
-            ("--partition-format", ingest.partition_format.clone()),
+        let ingest_args: Vec<String> = [
             ("--roll-mib", ingest.roll_mib.to_string()),
             ("--roll-seconds", ingest.roll_seconds.to_string()),
             ("--failover-seconds", ingest.failover_seconds.to_string()),
@@ -138,14 +145,8 @@ impl<'a> Context<'a> {
         .into_iter()
         .flat_map(|(flag, value)| [flag.to_string(), value])
         .collect();
-        // The schema travels in the user data: no second artifact to fetch.
-        let ingest_schema_b64 = match &ingest.schema {
-            Some(schema) => {
-                ingest_args.extend(["--schema".into(), "/opt/lake/schema.avsc".into()]);
-                base64::engine::general_purpose::STANDARD.encode(schema.to_string())
-            }
-            None => String::new(),
-        };
+        let datasets = super::datasets::contexts(spec);
+        let config = super::datasets::ingest_config(spec);
         let lease_table = format!("{}-ingest-leases", spec.name);
         Context {
             spec,
@@ -162,14 +163,24 @@ impl<'a> Context<'a> {
                 },
                 bucket_replace_policy: if protect { "Retain" } else { "Delete" },
                 database_policy: if protect { "Snapshot" } else { "Delete" },
-                stream_name: format!("{}-orders", spec.name),
-                compact_script_b64: base64::engine::general_purpose::STANDARD
-                    .encode(super::compaction_step::script(spec, &lease_table)),
+                steps_script_key: super::steps::key(spec, &lease_table),
+                steps_command: super::steps::command(&super::steps::key(spec, &lease_table)),
                 lease_table,
                 firehose_compression: spec.archive.compression.cfn_name(),
-                partition_by: ingest.effective_partition_by().as_str(),
-                ingest_format: ingest.format.as_str(),
+                bridged: datasets
+                    .iter()
+                    .filter(|d| d.topic.is_some())
+                    .cloned()
+                    .collect(),
+                has_tables: spec.datasets.values().any(|d| d.schema_json().is_some()),
+                scheduled: spec
+                    .datasets
+                    .values()
+                    .any(|d| d.compaction != "off" && d.compaction != "manual"),
+                datasets,
                 ingest_args,
+                ingest_config_key: config.key,
+                ingest_config_sha256: config.sha256,
                 interface_endpoints: match &spec.network {
                     Network::New(n) => n
                         .endpoints
@@ -183,14 +194,13 @@ impl<'a> Context<'a> {
                     Network::Existing(_) => Vec::new(),
                 },
                 ingest_volume_gib: lake_contract::ingest::worker_volume_gib(
-                    spec.stream.expected_shards(),
+                    spec.datasets
+                        .values()
+                        .map(|d| d.stream.expected_shards())
+                        .sum(),
                     u64::from(ingest.roll_mib) << 20,
                     u64::from(ingest.roll_seconds),
                 ),
-                ingest_schema_b64,
-                hive_script_b64: super::hive::table_script(spec)
-                    .map(|s| base64::engine::general_purpose::STANDARD.encode(s))
-                    .unwrap_or_default(),
                 emr_market: EmrMarkets {
                     master: spec.emr.master.market.cfn_name(),
                     core: spec.emr.core.market.cfn_name(),
@@ -215,6 +225,16 @@ impl<'a> Context<'a> {
                     .filter(|b| !b.plugin.starts_with("s3://"))
                     .and_then(|b| std::path::Path::new(&b.plugin).file_name())
                     .map(|f| f.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                bridge_plugin_digest: spec
+                    .kafka
+                    .as_ref()
+                    .and_then(|k| k.bridge.as_ref())
+                    .filter(|b| b.plugin.starts_with("s3://"))
+                    .map(|b| {
+                        use sha2::{Digest, Sha256};
+                        hex::encode(&Sha256::digest(b.plugin.as_bytes())[..8])
+                    })
                     .unwrap_or_default(),
                 kafka_bridge_auth: match &spec.kafka {
                     Some(k) if k.mode == KafkaMode::Msk => "IAM",

@@ -8,11 +8,12 @@
 
 pub mod bootstrap;
 pub mod catalog;
-pub mod compaction_step;
 pub mod consumers;
 pub mod context;
+pub mod datasets;
 pub mod graph;
 pub mod hive;
+pub mod steps;
 pub mod wiring;
 
 use std::path::{Path, PathBuf};
@@ -78,6 +79,12 @@ pub struct RenderedEnv {
     /// Kafka bridge's plugin), by artifact name; paths are machine-specific.
     #[serde(skip)]
     pub files: std::collections::BTreeMap<String, PathBuf>,
+    /// Files the stacks' nodes fetch from the artifacts bucket, by their
+    /// content-addressed key (the RDS CA bootstrap action, the lake steps,
+    /// the ingest fleet's datasets file):
+    /// `up` publishes each one a stack's template names before that stack.
+    #[serde(skip)]
+    pub scripts: std::collections::BTreeMap<String, String>,
 }
 
 impl RenderedEnv {
@@ -92,7 +99,11 @@ impl RenderedEnv {
         text
     }
 
-    /// Write `dir/<stack>.yaml` and `dir/stacks.json`; returns the files written.
+    /// Write `dir/<stack>.yaml`, `dir/stacks.json`, and under
+    /// `dir/published/` each file `up` publishes for the nodes, at its key
+    /// (the lake steps script, the fleet's datasets file: reviewable, and
+    /// what a local run of `lake-ingest run --config` reads); returns the
+    /// files written.
     pub fn write_to(&self, dir: &Path) -> Result<Vec<PathBuf>, RenderError> {
         let write = |path: PathBuf, text: &str| {
             std::fs::write(&path, text)
@@ -108,8 +119,32 @@ impl RenderedEnv {
             written.push(write(dir.join(format!("{}.yaml", s.id)), &s.template)?);
         }
         written.push(write(dir.join("stacks.json"), &self.stacks_json())?);
+        for (key, text) in &self.scripts {
+            let path = dir.join("published").join(key);
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent).map_err(|source| RenderError::Write {
+                    path: parent.to_path_buf(),
+                    source,
+                })?;
+            }
+            written.push(write(path, text)?);
+        }
         Ok(written)
     }
+}
+
+/// The scripts nodes fetch from the artifacts bucket, by key.
+fn node_scripts(spec: &crate::spec::EnvSpec) -> std::collections::BTreeMap<String, String> {
+    let lease_table = format!("{}-ingest-leases", spec.name);
+    let config = datasets::ingest_config(spec);
+    std::collections::BTreeMap::from([
+        (bootstrap::rds_ca_script_key(), bootstrap::rds_ca_script()),
+        (
+            steps::key(spec, &lease_table),
+            steps::script(spec, &lease_table),
+        ),
+        (config.key, config.text),
+    ])
 }
 
 /// The files the spec names that are published with the artifacts: a
@@ -218,6 +253,7 @@ pub fn render_with(
         waves,
         stacks,
         files: local_files(loaded),
+        scripts: node_scripts(spec),
     })
 }
 

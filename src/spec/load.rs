@@ -64,7 +64,12 @@ pub fn load_environment(env_dir: &Path, env: &str) -> Result<LoadedSpec, Vec<Dia
         }]);
     }
     let (value, locator) = load_merged(&file, 0)?;
-    let spec = deserialize(value, &locator)?;
+    let moved = moved_keys(&value, &locator, env);
+    if !moved.is_empty() {
+        return Err(moved);
+    }
+    let mut spec = deserialize(value, &locator)?;
+    read_schema_files(&mut spec, &locator)?;
     Ok(LoadedSpec {
         env: env.to_string(),
         file,
@@ -136,11 +141,19 @@ fn load_merged(file: &Path, depth: usize) -> Result<(Value, Locator), Vec<Diagno
 }
 
 /// Deep merge: mappings merge per key, anything else replaces. A mapping
-/// whose `mode:` changes is replaced whole: the other mode's keys do not apply.
+/// whose `mode:` (or `kind:`) changes is replaced whole: the other mode's
+/// keys do not apply.
 fn merge_into(base: &mut Value, overlay: Value, path: &str, locator: &mut Locator) {
-    let mode_changes = |b: &Mapping, o: &Mapping| matches!((b.get("mode"), o.get("mode")), (Some(x), Some(y)) if x != y);
+    let mode_changes = |b: &Mapping, o: &Mapping| {
+        ["mode", "kind"]
+            .iter()
+            .any(|tag| matches!((b.get(tag), o.get(tag)), (Some(x), Some(y)) if x != y))
+    };
+    // A schema is one document: an overlay's replaces the base's whole
+    // (merged, `{file: …}` and an inline record would make neither).
+    let whole = path.ends_with(".schema");
     match (base, overlay) {
-        (Value::Mapping(b), Value::Mapping(o)) if !mode_changes(b, &o) => {
+        (Value::Mapping(b), Value::Mapping(o)) if !whole && !mode_changes(b, &o) => {
             for (k, v) in o {
                 let child = match k.as_str() {
                     Some(s) if path.is_empty() => s.to_string(),
@@ -159,6 +172,105 @@ fn merge_into(base: &mut Value, overlay: Value, path: &str, locator: &mut Locato
             locator.remove_below(path);
             *b = o;
         }
+    }
+}
+
+/// Keys of the single-dataset spec (before `datasets:`) and where each
+/// went. Every one found is an error naming its new place, all at once.
+const MOVED: &[(&str, &str)] = &[
+    ("stream", "datasets.<name>.stream"),
+    (
+        "storage.lake_prefix",
+        "storage.lake_root (the folder of every dataset's folder)",
+    ),
+    (
+        "kafka.topics",
+        "datasets.<name>.source: {kind: kafka, topic, partitions, replication}",
+    ),
+    ("kafka.bridge.topic", "datasets.<name>.source.topic"),
+    (
+        "ingest.scenario",
+        "datasets.<name>.partition_by (A: arrival-time, B: record-time)",
+    ),
+    ("ingest.partition_by", "datasets.<name>.partition_by"),
+    ("ingest.time_field", "datasets.<name>.time_field"),
+    (
+        "ingest.partition_format",
+        "datasets.<name>.granularity (hour: dt=YYYY-MM-DD/hr=HH, day: dt=YYYY-MM-DD)",
+    ),
+    ("ingest.format", "datasets.<name>.format"),
+    ("ingest.schema", "datasets.<name>.schema"),
+    ("compaction.schedule", "datasets.<name>.compaction"),
+    (
+        "compaction.target_size_mib",
+        "datasets.<name>.compaction_target_mib",
+    ),
+];
+
+/// The moved keys `value` still has, as errors at their positions.
+fn moved_keys(value: &Value, locator: &Locator, env: &str) -> Vec<Diagnostic> {
+    let mut found = Vec::new();
+    for (old, new) in MOVED {
+        let mut at = Some(value);
+        for part in old.split('.') {
+            at = at.and_then(|v| v.get(part));
+        }
+        if at.is_some() {
+            found.push(locator.error(
+                old,
+                format!(
+                    "`{old}` moved to `{new}`: the lake holds datasets now, each with its own stream, schema and table; docs/migrating-to-datasets.md shows a spec before and after, and how to move a running lake (environment {env})"
+                ),
+            ));
+        }
+    }
+    found
+}
+
+/// Read every `{file: …}` schema of the datasets, relative to the spec
+/// file that names it; a missing or non-JSON file is an error there.
+fn read_schema_files(spec: &mut EnvSpec, locator: &Locator) -> Result<(), Vec<Diagnostic>> {
+    use super::model::SchemaSource;
+    let mut errors = Vec::new();
+    for (name, d) in spec.datasets.iter_mut() {
+        let history = d
+            .schema_history
+            .iter_mut()
+            .enumerate()
+            .map(|(i, s)| (format!("datasets.{name}.schema_history.{i}"), s));
+        let current = d
+            .schema
+            .as_mut()
+            .map(|s| (format!("datasets.{name}.schema"), s));
+        for (path, source) in current.into_iter().chain(history) {
+            let SchemaSource::File { file, content } = source else {
+                continue;
+            };
+            let field = format!("{path}.file");
+            let at = locator.locate(&field);
+            let full = at.file.parent().unwrap_or(Path::new(".")).join(&*file);
+            let read = std::fs::read_to_string(&full)
+                .map_err(|e| format!("cannot read the schema {}: {e}", full.display()))
+                .and_then(|text| {
+                    serde_json::from_str::<serde_json::Value>(&text).map_err(|e| {
+                        format!(
+                            "{}:{}:{}: not a JSON (Avro) schema: {e}",
+                            full.display(),
+                            e.line(),
+                            e.column()
+                        )
+                    })
+                });
+            match read {
+                Ok(v) => *content = Some(v),
+                Err(message) => errors.push(locator.error(&field, message)),
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
     }
 }
 

@@ -40,8 +40,11 @@ pub struct EnvSpec {
     /// Kafka in front of Kinesis; leave out (or `null`) when producers write to Kinesis directly.
     #[serde(default)]
     pub kafka: Option<Kafka>,
+    /// The lake's datasets, one table each: `datasets.<name>` (lowercase,
+    /// digits, `_`: the Hive table's name). Each has its own stream, schema,
+    /// partitioning, format, compaction and retention.
     #[serde(default)]
-    pub stream: Stream,
+    pub datasets: IndexMap<String, Dataset>,
     #[serde(default)]
     pub archive: Archive,
     #[serde(default)]
@@ -204,9 +207,13 @@ pub struct ExistingNetwork {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Storage {
-    /// Key prefix of the flattened, partitioned lake in the data bucket.
-    #[serde(default = "default_lake_prefix")]
-    pub lake_prefix: String,
+    /// Key prefix of the lake in the data bucket: each dataset's files are
+    /// under `<lake_root>/<dataset>/`.
+    #[serde(default = "default_lake_root")]
+    pub lake_root: String,
+    /// The Hive database of the environment's tables (one table per dataset).
+    #[serde(default = "default_database")]
+    pub database: String,
     /// Object versioning on the data bucket.
     #[serde(default = "yes")]
     pub versioning: bool,
@@ -221,7 +228,8 @@ pub struct Storage {
 impl Default for Storage {
     fn default() -> Self {
         Self {
-            lake_prefix: default_lake_prefix(),
+            lake_root: default_lake_root(),
+            database: default_database(),
             versioning: true,
             noncurrent_version_days: default_noncurrent_days(),
             raw_archive_glacier_days: 0,
@@ -249,10 +257,8 @@ pub struct Kafka {
     /// Settings used when `mode: self-managed`.
     #[serde(default)]
     pub self_managed: SelfManagedKafka,
-    /// Topics to create (the bridge reads one of them).
-    #[serde(default)]
-    pub topics: Vec<Topic>,
-    /// Kafka -> Kinesis bridge on MSK Connect (kinesis-kafka-connector).
+    /// Kafka -> Kinesis bridge on MSK Connect (kinesis-kafka-connector): one
+    /// connector per dataset whose source is a Kafka topic.
     #[serde(default)]
     pub bridge: Option<Bridge>,
 }
@@ -355,20 +361,11 @@ impl Default for SelfManagedKafka {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct Topic {
-    pub name: String,
-    pub partitions: u32,
-    pub replication: u32,
-}
-
-/// MSK Connect running the kinesis-kafka-connector, topic -> Kinesis stream.
+/// MSK Connect running the kinesis-kafka-connector, each Kafka-sourced
+/// dataset's topic -> its Kinesis stream.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Bridge {
-    /// Topic to copy into the stream.
-    pub topic: String,
     /// The connector plugin: a `.zip`/`.jar` file (relative to the
     /// environments directory; `up` publishes it by its content) or an S3
     /// location you own (`s3://bucket/key.zip`).
@@ -382,12 +379,198 @@ pub struct Bridge {
     /// Let the connector KPL-aggregate records (lake-ingest de-aggregates either way).
     #[serde(default = "yes")]
     pub aggregation: bool,
-    /// MSK Connect capacity: workers (MCU count 1 each).
+    /// MSK Connect capacity of each dataset's connector: workers (MCU count 1 each).
     #[serde(default = "one")]
     pub workers: u32,
 }
 
-/// The Kinesis data stream orders flow through.
+/// One dataset of the lake: a table, fed by its own stream.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Dataset {
+    /// Where its records come from: a Kafka topic through the bridge
+    /// (`{kind: kafka}`), or producers writing straight to its Kinesis
+    /// stream (`{kind: stream}`). Default: the topic of the dataset's name
+    /// when the environment has `kafka.bridge`, else the stream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<Source>,
+    /// Avro record schema of the table's columns (nested records flatten to
+    /// `parent_child`): written inline, or `{file: name.avsc}` beside the
+    /// spec. Required for `csv` and `parquet`. Grows by appending optional
+    /// fields (with a default); `validate` refuses a field removed,
+    /// renamed or retyped against `schema_history`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<SchemaSource>,
+    /// Earlier versions of `schema`, oldest first (inline or `{file: …}`):
+    /// each version may only add optional fields to the one before, so old
+    /// files stay readable through the table.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub schema_history: Vec<SchemaSource>,
+    /// Field holding the record's own time (epoch ms/s or ISO-8601, UTC);
+    /// needed to partition by `record-time`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_field: Option<String>,
+    /// Partition by the record's own time (`record-time`: backfills land in
+    /// their hours, seed 000's scenario B) or by when it arrived
+    /// (`arrival-time`: steady streams, scenario A). Default: record time
+    /// with a `time_field`, arrival time without.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition_by: Option<PartitionBy>,
+    /// `hour` (`dt=YYYY-MM-DD/hr=HH`) or `day` (`dt=YYYY-MM-DD`): the
+    /// partition directories, whose keys are never columns.
+    #[serde(default)]
+    pub granularity: Granularity,
+    /// Lake file format. `parquet` (the default): typed columns, about a
+    /// third of CSV's size, read fastest and carries any value; `csv`
+    /// dead-letters values with line breaks; `ndjson` keeps records as
+    /// flattened JSON. See docs/benchmarks.md for the figures.
+    #[serde(default)]
+    pub format: FileFormat,
+    /// What a record's field that is not in the schema does: `drop` (the
+    /// row is kept without it, and counted: the `UnknownFields` metric and
+    /// `lakectl status`) or `dead-letter` (the whole record goes to
+    /// `_errors/`).
+    #[serde(default)]
+    pub unknown_fields: UnknownFields,
+    /// Merging small files: `off`, `manual` (`lakectl compact`), or an
+    /// EventBridge schedule (`cron(…)` / `rate(…)`).
+    #[serde(default = "default_schedule")]
+    pub compaction: String,
+    /// Target size of compacted files, MiB.
+    #[serde(default = "default_target_size")]
+    pub compaction_target_mib: u32,
+    /// Keep the original bytes in the raw archive (Firehose).
+    #[serde(default = "yes")]
+    pub archive: bool,
+    /// Days lake files are kept (an S3 lifecycle rule on the dataset's
+    /// prefix); 0 keeps them.
+    #[serde(default)]
+    pub retention_days: u32,
+    /// The dataset's Kinesis stream.
+    #[serde(default)]
+    pub stream: Stream,
+}
+
+/// Where a dataset's records come from.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Source {
+    /// A Kafka topic (created by the kafka stack), copied to the dataset's
+    /// stream by a connector of its own.
+    Kafka {
+        /// The topic; default: the dataset's name.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        topic: Option<String>,
+        #[serde(default = "six")]
+        partitions: u32,
+        #[serde(default = "two")]
+        replication: u32,
+    },
+    /// Producers put records into the dataset's Kinesis stream themselves.
+    Stream,
+}
+
+/// An Avro schema written inline, or a file beside the spec.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(untagged, deny_unknown_fields)]
+pub enum SchemaSource {
+    /// `{file: schemas/orders.avsc}`: relative to the spec file that says so.
+    File {
+        file: String,
+        /// The file's schema, read by `spec::load`.
+        #[serde(skip)]
+        #[schemars(skip)]
+        content: Option<serde_json::Value>,
+    },
+    Inline(serde_json::Value),
+}
+
+impl SchemaSource {
+    /// The schema itself; None for a `{file: …}` not read (`spec::load`
+    /// reads every one before validation).
+    pub fn inline(&self) -> Option<&serde_json::Value> {
+        match self {
+            SchemaSource::Inline(v) => Some(v),
+            SchemaSource::File { content, .. } => content.as_ref(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Granularity {
+    #[default]
+    Hour,
+    Day,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum UnknownFields {
+    #[default]
+    Drop,
+    DeadLetter,
+}
+
+impl Dataset {
+    /// The partitioning in force: explicit, or by the record's time when it
+    /// names one.
+    pub fn effective_partition_by(&self) -> PartitionBy {
+        self.partition_by.unwrap_or(if self.time_field.is_some() {
+            PartitionBy::RecordTime
+        } else {
+            PartitionBy::ArrivalTime
+        })
+    }
+
+    /// The partition directories, strftime-like (UTC).
+    pub fn layout(&self) -> &'static str {
+        match self.granularity {
+            Granularity::Hour => "dt=%Y-%m-%d/hr=%H",
+            Granularity::Day => "dt=%Y-%m-%d",
+        }
+    }
+
+    /// The partition keys, in directory order (`lake_contract::layout`).
+    pub fn partition_keys(&self) -> Vec<String> {
+        lake_contract::layout::partition_keys(self.layout())
+            .expect("the built-in layouts are valid")
+    }
+
+    /// Where its records come from, the default resolved (`spec` is the
+    /// environment it belongs to).
+    pub fn source_in(&self, spec: &EnvSpec) -> Source {
+        match &self.source {
+            Some(s) => s.clone(),
+            None if spec.kafka.as_ref().is_some_and(|k| k.bridge.is_some()) => Source::Kafka {
+                topic: None,
+                partitions: six(),
+                replication: two(),
+            },
+            None => Source::Stream,
+        }
+    }
+
+    /// The Kafka topic it is read from, if any.
+    pub fn topic(&self, spec: &EnvSpec, name: &str) -> Option<String> {
+        match self.source_in(spec) {
+            Source::Kafka { topic, .. } => Some(topic.unwrap_or_else(|| name.to_string())),
+            Source::Stream => None,
+        }
+    }
+
+    /// Whether a compaction schedule or manual runs exist for it.
+    pub fn compacts(&self) -> bool {
+        self.compaction != "off"
+    }
+
+    /// The Avro schema of its columns, when it has one (files read).
+    pub fn schema_json(&self) -> Option<&serde_json::Value> {
+        self.schema.as_ref().and_then(SchemaSource::inline)
+    }
+}
+
+/// A dataset's Kinesis data stream.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Stream {
@@ -565,13 +748,6 @@ pub enum Capacity {
     },
 }
 
-fn default_ingest_schema() -> Option<serde_json::Value> {
-    serde_json::from_str(include_str!(
-        "../../crates/dataplane/tests/data/orders.avsc"
-    ))
-    .ok()
-}
-
 fn twenty() -> u32 {
     20
 }
@@ -682,28 +858,18 @@ impl Market {
     }
 }
 
-/// Seed 000's two ingest scenarios.
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
-pub enum Scenario {
-    /// Large, steady volume; partition by arrival time; no compaction.
-    A,
-    /// Small, bursty (backfills); partition by order time; compaction on demand.
-    #[default]
-    B,
-}
-
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
 pub enum PartitionBy {
     ArrivalTime,
-    OrderTime,
+    RecordTime,
 }
 
 impl PartitionBy {
     pub fn as_str(self) -> &'static str {
         match self {
             PartitionBy::ArrivalTime => "arrival-time",
-            PartitionBy::OrderTime => "order-time",
+            PartitionBy::RecordTime => "record-time",
         }
     }
 }
@@ -727,40 +893,15 @@ impl FileFormat {
     }
 }
 
-/// The `lake-ingest run` fleet.
+/// The `lake-ingest run` fleet: one fleet reads every dataset's stream,
+/// its workers sharing the shards of all of them through one lease table.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Ingest {
-    #[serde(default)]
-    pub scenario: Scenario,
-    /// Partition by `arrival-time` or `order-time`; scenario A defaults to arrival, B to order time.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub partition_by: Option<PartitionBy>,
-    /// Field holding the order's own time (epoch ms/s or ISO-8601, UTC).
-    #[serde(default = "default_time_field")]
-    pub time_field: String,
-    /// Partition directory, strftime-like, UTC.
-    #[serde(default = "default_partition_format")]
-    pub partition_format: String,
-    /// Lake file format. `parquet` (the default): typed columns, about a
-    /// third of CSV's size, read fastest and carries any value; `csv`
-    /// dead-letters values with line breaks; `ndjson` keeps records as
-    /// flattened JSON. See docs/benchmarks.md for the figures.
-    #[serde(default)]
-    pub format: FileFormat,
-    /// Avro record schema of the lake files' columns (nested records
-    /// flatten to `parent_child`), written inline; required for `csv` and
-    /// `parquet`, so every worker and replay writes the same columns.
-    /// Default: kafka-connect-datagen's `orders`.
-    #[serde(
-        default = "default_ingest_schema",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub schema: Option<serde_json::Value>,
     /// Roll a file at this size, MiB.
     #[serde(default = "default_roll_mib")]
     pub roll_mib: u32,
-    /// Roll a file at this age, seconds.
+    /// Close a window (publish its files, checkpoint) at least this often, seconds.
     #[serde(default = "default_roll_seconds")]
     pub roll_seconds: u32,
     /// Number of ingest instances (0: the fleet is defined but runs nothing,
@@ -781,12 +922,6 @@ pub struct Ingest {
 impl Default for Ingest {
     fn default() -> Self {
         Self {
-            scenario: Scenario::default(),
-            partition_by: None,
-            time_field: default_time_field(),
-            partition_format: default_partition_format(),
-            format: FileFormat::default(),
-            schema: default_ingest_schema(),
             roll_mib: default_roll_mib(),
             roll_seconds: default_roll_seconds(),
             fleet_size: 1,
@@ -797,28 +932,13 @@ impl Default for Ingest {
     }
 }
 
-impl Ingest {
-    /// The partitioning in force: explicit, or the scenario's.
-    pub fn effective_partition_by(&self) -> PartitionBy {
-        self.partition_by.unwrap_or(match self.scenario {
-            Scenario::A => PartitionBy::ArrivalTime,
-            Scenario::B => PartitionBy::OrderTime,
-        })
-    }
-}
-
-/// Small-file compaction with `lake-compact`.
+/// The compaction runner (`lake-compact` as EMR steps, started by a state
+/// machine): each dataset says when it compacts (`datasets.<name>.compaction`).
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Compaction {
     #[serde(default = "yes")]
     pub enabled: bool,
-    /// `manual`, or an EventBridge schedule expression (`cron(…)` / `rate(…)`).
-    #[serde(default = "default_schedule")]
-    pub schedule: String,
-    /// Target output file size, MiB.
-    #[serde(default = "default_target_size")]
-    pub target_size_mib: u32,
     /// Delete the source files once their merged output is durable.
     #[serde(default = "yes")]
     pub delete_on_success: bool,
@@ -828,8 +948,6 @@ impl Default for Compaction {
     fn default() -> Self {
         Self {
             enabled: true,
-            schedule: default_schedule(),
-            target_size_mib: default_target_size(),
             delete_on_success: true,
         }
     }
@@ -902,6 +1020,9 @@ fn two() -> u32 {
 fn three() -> u32 {
     3
 }
+fn six() -> u32 {
+    6
+}
 fn seven() -> u32 {
     7
 }
@@ -911,8 +1032,11 @@ fn default_az_count() -> u8 {
 fn default_subnet_prefix() -> u8 {
     20
 }
-fn default_lake_prefix() -> String {
-    "lake/orders".into()
+fn default_lake_root() -> String {
+    "lake".into()
+}
+fn default_database() -> String {
+    "lake".into()
 }
 fn default_noncurrent_days() -> u32 {
     30
@@ -1011,12 +1135,6 @@ fn default_idle() -> u32 {
 }
 fn default_emr_log_prefix() -> String {
     "emr/".into()
-}
-fn default_time_field() -> String {
-    "ordertime".into()
-}
-fn default_partition_format() -> String {
-    "ordertime=%Y%m%d%H".into()
 }
 fn default_roll_mib() -> u32 {
     128

@@ -136,7 +136,12 @@ fn walk_object(
             .and_then(Value::as_str)
             .unwrap_or_default()
             .replace('\n', " ");
-        let is_section = target.get("properties").is_some() || !variants(target).is_empty();
+        let map_of_sections = target
+            .get("additionalProperties")
+            .filter(|v| v.is_object())
+            .is_some_and(|e| resolve(e, defs).get("properties").is_some());
+        let is_section =
+            target.get("properties").is_some() || !variants(target).is_empty() || map_of_sections;
         let default = sub
             .get("default")
             .filter(|d| !d.is_object() && !d.is_null())
@@ -174,6 +179,13 @@ fn walk_object(
         });
         if target.get("properties").is_some() {
             walk_object(target, &path, when, defs, out);
+        }
+        // A map of sections (`datasets:`): each entry's fields, under `<name>`.
+        if let Some(entry) = target.get("additionalProperties").filter(|v| v.is_object()) {
+            let entry = resolve(entry, defs);
+            if entry.get("properties").is_some() {
+                walk_object(entry, &format!("{path}.<name>"), when, defs, out);
+            }
         }
         for variant in variants(target) {
             let mode = variant
@@ -242,12 +254,18 @@ mod tests {
             .find(|f| f.path == "network.cidr")
             .expect("network.cidr");
         assert_eq!(cidr.when.as_deref(), Some("mode: new"));
-        let shards = f.iter().find(|f| f.path == "stream.shards").unwrap();
+        let shards = f
+            .iter()
+            .find(|f| f.path == "datasets.<name>.stream.shards")
+            .unwrap();
         assert_eq!(
             (shards.ty.as_str(), shards.default.as_deref()),
             ("integer", Some("2"))
         );
-        let mode = f.iter().find(|f| f.path == "stream.mode").unwrap();
+        let mode = f
+            .iter()
+            .find(|f| f.path == "datasets.<name>.stream.mode")
+            .unwrap();
         assert_eq!(mode.choices, ["provisioned", "on-demand"]);
         assert!(f
             .iter()

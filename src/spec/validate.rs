@@ -23,7 +23,7 @@ pub fn validate(spec: &EnvSpec, loc: &Locator) -> Vec<Diagnostic> {
         v.kafka(kafka, spec.network.az_count());
         v.kafka_fits_platform(kafka, &spec.network);
     }
-    v.stream(&spec.stream);
+    v.datasets(spec);
     v.archive(&spec.archive);
     v.metastore(&spec.metastore);
     v.emr(spec);
@@ -37,6 +37,24 @@ struct Validator<'a> {
     loc: &'a Locator,
     found: Vec<Diagnostic>,
 }
+
+/// The rows of `lakectl status` that are the platform's own components
+/// (`inspect::health`); a dataset's row is named by the dataset, so these
+/// names are not datasets'.
+pub const PLATFORM_ROWS: &[&str] = &[
+    "kafka",
+    "stream",
+    "archive",
+    "ingest",
+    "fleet",
+    "metastore",
+    "emr",
+    "compaction",
+    "alarms",
+    "network",
+    "storage",
+    "iam",
+];
 
 impl Validator<'_> {
     fn error(&mut self, path: &str, msg: impl Into<String>) {
@@ -262,13 +280,25 @@ impl Validator<'_> {
     }
 
     fn storage(&mut self, s: &Storage) {
-        if s.lake_prefix.is_empty()
-            || s.lake_prefix.starts_with('/')
-            || s.lake_prefix.ends_with('/')
+        if s.lake_root.is_empty()
+            || s.lake_root.starts_with('/')
+            || s.lake_root.ends_with('/')
+            || s.lake_root
+                .split('/')
+                .any(|seg| seg.is_empty() || seg.starts_with('_'))
         {
             self.error(
-                "storage.lake_prefix",
-                format!("lake_prefix `{}` must be a non-empty key prefix without leading or trailing `/`", s.lake_prefix),
+                "storage.lake_root",
+                format!("lake_root `{}` must be a non-empty key prefix without leading or trailing `/`, no part starting with `_` (readers hide those)", s.lake_root),
+            );
+        }
+        if !is_hive_identifier(&s.database) {
+            self.error(
+                "storage.database",
+                format!(
+                    "database `{}` is not a Hive name: letters, digits and `_`",
+                    s.database
+                ),
             );
         }
         if s.noncurrent_version_days == 0 {
@@ -280,6 +310,11 @@ impl Validator<'_> {
     }
 
     fn kafka(&mut self, k: &Kafka, az_count: usize) {
+        let _brokers = self.brokers_of(k, az_count);
+    }
+
+    /// The broker count of `k` (after checking its mode's settings).
+    fn brokers_of(&mut self, k: &Kafka, az_count: usize) -> u32 {
         let brokers = match k.mode {
             KafkaMode::Msk => {
                 let m = &k.msk;
@@ -377,55 +412,7 @@ impl Validator<'_> {
                 s.broker_count
             }
         };
-        let mut seen = std::collections::HashSet::new();
-        for (i, t) in k.topics.iter().enumerate() {
-            let path = format!("kafka.topics.{i}");
-            if !seen.insert(t.name.as_str()) {
-                self.error(
-                    &format!("{path}.name"),
-                    format!("topic `{}` is listed twice", t.name),
-                );
-            }
-            let name_ok = !t.name.is_empty()
-                && t.name.len() <= 249
-                && t.name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
-            if !name_ok {
-                self.error(
-                    &format!("{path}.name"),
-                    format!(
-                        "topic name `{}` may only use a-z, A-Z, 0-9, `.`, `_`, `-`",
-                        t.name
-                    ),
-                );
-            }
-            if t.partitions == 0 {
-                self.error(
-                    &format!("{path}.partitions"),
-                    "partitions must be at least 1",
-                );
-            }
-            if t.replication == 0 || t.replication > brokers {
-                self.error(
-                    &format!("{path}.replication"),
-                    format!(
-                        "replication {} of topic `{}` exceeds the {brokers} brokers (or is 0)",
-                        t.replication, t.name
-                    ),
-                );
-            }
-        }
         if let Some(b) = &k.bridge {
-            if !k.topics.iter().any(|t| t.name == b.topic) {
-                self.error(
-                    "kafka.bridge.topic",
-                    format!(
-                        "bridge topic `{}` is not in kafka.topics; add it there so it is created",
-                        b.topic
-                    ),
-                );
-            }
             let s3_ok = b
                 .plugin
                 .strip_prefix("s3://")
@@ -454,6 +441,7 @@ impl Validator<'_> {
             }
             self.range("kafka.bridge.workers", b.workers.into(), 1, 10);
         }
+        brokers
     }
 
     /// Rules that tie Kafka to the rest of the platform.
@@ -481,16 +469,268 @@ impl Validator<'_> {
         }
     }
 
-    fn stream(&mut self, s: &Stream) {
+    fn stream(&mut self, at: &str, s: &Stream) {
         if s.mode == StreamMode::Provisioned {
-            self.range("stream.shards", s.shards.into(), 1, 500);
+            self.range(&format!("{at}.shards"), s.shards.into(), 1, 500);
         }
-        self.range("stream.retention_hours", s.retention_hours.into(), 24, 8760);
+        self.range(
+            &format!("{at}.retention_hours"),
+            s.retention_hours.into(),
+            24,
+            8760,
+        );
         if s.kms_key.is_empty() {
             self.error(
-                "stream.kms_key",
+                &format!("{at}.kms_key"),
                 "kms_key is empty; streams are always encrypted (default alias/aws/kinesis)",
             );
+        }
+    }
+
+    fn datasets(&mut self, spec: &EnvSpec) {
+        let brokers = spec.kafka.as_ref().map(|k| match k.mode {
+            KafkaMode::Msk => k.msk.broker_count,
+            KafkaMode::SelfManaged => k.self_managed.broker_count,
+        });
+        let mut topics: std::collections::HashMap<String, &str> = Default::default();
+        let mut tables: std::collections::HashMap<String, &str> = Default::default();
+        let mut ids: std::collections::HashMap<String, &str> = Default::default();
+        for (name, d) in &spec.datasets {
+            let at = format!("datasets.{name}");
+            let name_ok = (1..=32).contains(&name.len())
+                && name.starts_with(|c: char| c.is_ascii_lowercase())
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+            if !name_ok {
+                self.error(
+                    &at,
+                    format!("dataset name `{name}` must be 1-32 characters of a-z, 0-9 and `_`, starting with a letter: it names the Hive table, the stream and the lake folder"),
+                );
+            }
+            if PLATFORM_ROWS.contains(&name.as_str()) {
+                self.error(
+                    &at,
+                    format!("dataset name `{name}` is a platform component's name in `lakectl status` (reserved: {}); name the dataset for its data, e.g. `{name}_events`", PLATFORM_ROWS.join(", ")),
+                );
+            }
+            if let Some(first) = ids.insert(crate::render::datasets::logical_id(name), name) {
+                self.error(
+                    &at,
+                    format!("datasets `{first}` and `{name}` would name the same CloudFormation resources ({}…); rename one", crate::render::datasets::logical_id(name)),
+                );
+            }
+            if let Some(first) = tables.insert(name.replace('_', "-"), name) {
+                self.error(
+                    &at,
+                    format!(
+                        "datasets `{first}` and `{name}` would name one stream ({}-{})",
+                        spec.name,
+                        name.replace('_', "-")
+                    ),
+                );
+            }
+            self.stream(&format!("{at}.stream"), &d.stream);
+            if let Some(topic) = d.topic(spec, name) {
+                let topic = topic.as_str();
+                let Some(brokers) = brokers else {
+                    self.error(
+                        &format!("{at}.source"),
+                        "a Kafka source needs `kafka:` (MSK or self-managed); or write `source: {kind: stream}` when producers put records into the dataset's stream",
+                    );
+                    continue;
+                };
+                if spec.kafka.as_ref().is_some_and(|k| k.bridge.is_none()) {
+                    self.error(
+                        &format!("{at}.source"),
+                        "a Kafka source is copied to the dataset's stream by the bridge: add `kafka.bridge` (the connector plugin)",
+                    );
+                }
+                if let Some(other) = topics.insert(topic.to_string(), name) {
+                    self.error(
+                        &format!("{at}.source.topic"),
+                        format!("topic `{topic}` already feeds dataset `{other}`: each topic is one dataset's"),
+                    );
+                }
+                let topic_ok = !topic.is_empty()
+                    && topic.len() <= 249
+                    && topic
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+                if !topic_ok {
+                    self.error(
+                        &format!("{at}.source.topic"),
+                        format!("topic name `{topic}` may only use a-z, A-Z, 0-9, `.`, `_`, `-`"),
+                    );
+                }
+                if let Source::Kafka {
+                    partitions,
+                    replication,
+                    ..
+                } = d.source_in(spec)
+                {
+                    if partitions == 0 {
+                        self.error(
+                            &format!("{at}.source.partitions"),
+                            "partitions must be at least 1",
+                        );
+                    }
+                    if replication == 0 || replication > brokers {
+                        let default = if d.source.is_none() {
+                            " (the default)"
+                        } else {
+                            ""
+                        };
+                        self.error(
+                            &format!("{at}.source.replication"),
+                            format!(
+                                "replication {replication}{default} exceeds the {brokers} brokers (or is 0): set datasets.{name}.source: {{kind: kafka, replication: N}}"
+                            ),
+                        );
+                    }
+                }
+            }
+            self.dataset_schema(&at, d);
+            if d.compaction != "off" && d.compaction != "manual" {
+                if let Err(e) = check_schedule(&d.compaction) {
+                    self.error(&format!("{at}.compaction"), e.to_string());
+                }
+            }
+            if d.compacts() && !spec.compaction.enabled {
+                self.error(
+                    &format!("{at}.compaction"),
+                    format!("compaction `{}` needs the compaction runner: set compaction.enabled: true, or compaction: off here", d.compaction),
+                );
+            }
+            self.range(
+                &format!("{at}.compaction_target_mib"),
+                d.compaction_target_mib.into(),
+                1,
+                5120,
+            );
+            let scheduled = d.compacts() && d.compaction != "manual";
+            if d.effective_partition_by() == PartitionBy::ArrivalTime && scheduled {
+                self.warning(
+                    &format!("{at}.compaction"),
+                    "a dataset partitioned by arrival time writes large files into the newest partition and rarely needs compaction (the arrival-time scenario)",
+                );
+            }
+            if d.retention_days != 0 {
+                self.range(
+                    &format!("{at}.retention_days"),
+                    d.retention_days.into(),
+                    1,
+                    36500,
+                );
+            }
+        }
+    }
+
+    /// A dataset's columns, time field and partitioning, and its schema's
+    /// history: the table's old files must stay readable.
+    fn dataset_schema(&mut self, at: &str, d: &Dataset) {
+        use lake_contract::schema::{evolution_problem, typed_columns, ColumnType};
+        let schema = d.schema.as_ref().and_then(SchemaSource::inline);
+        if schema.is_none() && d.format != FileFormat::Ndjson {
+            self.error(
+                &format!("{at}.schema"),
+                format!(
+                    "format {} needs a schema: the Avro record schema of the columns, inline or `{{file: name.avsc}}` beside the spec",
+                    d.format.as_str()
+                ),
+            );
+        }
+        let columns = match schema.map(|s| typed_columns(s, "_")) {
+            Some(Ok(columns)) => Some(columns),
+            Some(Err(e)) if e.path.is_empty() => {
+                self.error(&format!("{at}.schema"), e.message);
+                None
+            }
+            Some(Err(e)) => {
+                self.error(&format!("{at}.schema.{}", e.path), e.message);
+                None
+            }
+            None => None,
+        };
+        if d.effective_partition_by() == PartitionBy::RecordTime && d.time_field.is_none() {
+            self.error(
+                &format!("{at}.partition_by"),
+                "partition_by record-time needs time_field: the field holding the record's own time",
+            );
+        }
+        let Some(columns) = columns else {
+            return;
+        };
+        let mut seen: std::collections::HashMap<String, &str> = Default::default();
+        for (name, _) in &columns {
+            if !is_hive_identifier(name) {
+                self.error(
+                    &format!("{at}.schema"),
+                    format!("column `{name}` cannot be a Hive column: use letters, digits and `_`, starting with a letter or `_`, at most 128 characters"),
+                );
+            }
+            if let Some(first) = seen.insert(name.to_ascii_lowercase(), name) {
+                self.error(
+                    &format!("{at}.schema"),
+                    format!(
+                        "columns `{first}` and `{name}` are one column to Hive, which ignores case"
+                    ),
+                );
+            }
+        }
+        // The partition directories' keys are never columns: every reader
+        // that discovers Hive-style partitions reads the key's value.
+        for key in d.partition_keys() {
+            if seen.contains_key(key.as_str()) {
+                self.error(
+                    &format!("{at}.schema"),
+                    format!("column `{key}` is also a partition key of the lake's directories ({}): readers that discover partitions (Spark, DuckDB, pyarrow, Athena) would read the directory's value instead of the column's; rename the field", d.layout()),
+                );
+            }
+        }
+        if d.effective_partition_by() == PartitionBy::RecordTime {
+            if let Some(field) = &d.time_field {
+                match columns.iter().find(|(n, _)| n == field) {
+                    None => self.error(
+                        &format!("{at}.time_field"),
+                        format!(
+                            "time_field `{field}` is not a column of the schema (its columns: {}); every record would be dead-lettered",
+                            columns.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ")
+                        ),
+                    ),
+                    Some((_, ColumnType::Int32 | ColumnType::Int64 | ColumnType::Float | ColumnType::Double | ColumnType::String)) => {}
+                    Some((_, ty)) => self.error(
+                        &format!("{at}.time_field"),
+                        format!(
+                            "time_field `{field}` is a {ty:?} column; a record's time must be epoch seconds or milliseconds (int, long, double) or an ISO-8601 string"
+                        ),
+                    ),
+                }
+            }
+        }
+        // Each version may only add columns to the one before it.
+        let mut versions: Vec<(String, Vec<(String, ColumnType)>)> = Vec::new();
+        for (i, old) in d.schema_history.iter().enumerate() {
+            let path = format!("{at}.schema_history.{i}");
+            match old.inline().map(|s| typed_columns(s, "_")) {
+                Some(Ok(c)) => versions.push((path, c)),
+                Some(Err(e)) => self.error(&path, format!("not a record schema: {}", e.message)),
+                None => {}
+            }
+        }
+        versions.push((format!("{at}.schema"), columns));
+        for pair in versions.windows(2) {
+            let (old, new) = (&pair[0], &pair[1]);
+            if let Some(problem) = evolution_problem(&old.1, &new.1, d.format == FileFormat::Csv) {
+                self.error(
+                    &new.0,
+                    format!(
+                        "{problem} (against {}). Keep the field (new records may leave it out: it reads as null), or start a new dataset or table version (e.g. `{}_v2`) for a schema that changes shape",
+                        old.0,
+                        at.rsplit('.').next().unwrap_or("dataset")
+                    ),
+                );
+            }
         }
     }
 
@@ -749,7 +989,7 @@ impl Validator<'_> {
             // registered on it every 15 minutes (so it never idles), and the
             // compaction state machine adds steps to this cluster's id (so a
             // terminated cluster would fail every run from then on).
-            let registers = spec.ingest.schema.is_some();
+            let registers = !spec.datasets.is_empty();
             if registers || spec.compaction.enabled {
                 self.error(
                     "emr.idle_timeout_minutes",
@@ -768,36 +1008,6 @@ impl Validator<'_> {
 
     fn ingest(&mut self, spec: &EnvSpec) {
         let i = &spec.ingest;
-        if let Err(e) = check_partition_format(&i.partition_format) {
-            self.error("ingest.partition_format", e.to_string());
-        }
-        if i.time_field.is_empty() {
-            self.error(
-                "ingest.time_field",
-                "time_field must name the record field holding the order's time",
-            );
-        }
-        if i.scenario == Scenario::A && i.partition_by == Some(PartitionBy::OrderTime) {
-            self.warning(
-                "ingest.partition_by",
-                "scenario A (large steady volume) usually partitions by arrival-time; order-time spreads late data over old partitions",
-            );
-        }
-        match (&i.schema, i.format) {
-            (None, FileFormat::Csv | FileFormat::Parquet) => self.error(
-                "ingest.schema",
-                format!(
-                    "format {} needs ingest.schema: the Avro record schema of the columns (e.g. the orders schema in environments/_base.yaml)",
-                    i.format.as_str()
-                ),
-            ),
-            (Some(schema), _) => match lake_contract::schema::typed_columns(schema, "_") {
-                Err(e) if e.path.is_empty() => self.error("ingest.schema", e.message),
-                Err(e) => self.error(&format!("ingest.schema.{}", e.path), e.message),
-                Ok(columns) => self.lake_columns(spec, &columns),
-            },
-            _ => {}
-        }
         if !i.ami_parameter.starts_with('/') {
             self.error(
                 "ingest.ami_parameter",
@@ -816,95 +1026,23 @@ impl Validator<'_> {
             10,
             600,
         );
-        if spec.stream.mode == StreamMode::Provisioned && i.fleet_size > spec.stream.shards {
+        let shards: u64 = spec
+            .datasets
+            .values()
+            .map(|d| d.stream.expected_shards())
+            .sum();
+        if u64::from(i.fleet_size) > shards && !spec.datasets.is_empty() {
             self.warning(
                 "ingest.fleet_size",
                 format!(
-                    "fleet_size {} exceeds the {} shards: the extra workers hold no lease",
-                    i.fleet_size, spec.stream.shards
+                    "fleet_size {} exceeds the {shards} shards of every dataset's stream: the extra workers hold no lease",
+                    i.fleet_size
                 ),
             );
         }
     }
 
-    /// The lake's columns as the Hive table and the partitioner see them.
-    fn lake_columns(
-        &mut self,
-        spec: &EnvSpec,
-        columns: &[(String, lake_contract::schema::ColumnType)],
-    ) {
-        use lake_contract::schema::ColumnType;
-        let i = &spec.ingest;
-        let mut seen: std::collections::HashMap<String, &str> = Default::default();
-        for (name, _) in columns {
-            if !is_hive_identifier(name) {
-                self.error(
-                    "ingest.schema",
-                    format!("column `{name}` cannot be a Hive column: use letters, digits and `_`, starting with a letter or `_`, at most 128 characters"),
-                );
-            }
-            // Hive folds column names to lower case.
-            if let Some(first) = seen.insert(name.to_ascii_lowercase(), name) {
-                self.error(
-                    "ingest.schema",
-                    format!(
-                        "columns `{first}` and `{name}` are one column to Hive, which ignores case"
-                    ),
-                );
-            }
-        }
-        if let Some((key, _)) = i.partition_format.split_once('=') {
-            let part = format!("{key}_part");
-            if seen.contains_key(&part.to_ascii_lowercase()) {
-                self.error(
-                    "ingest.partition_format",
-                    format!("the table's partition column `{part}` (from `{key}=`) is also a column of ingest.schema; rename one"),
-                );
-            }
-        }
-        if i.effective_partition_by() == PartitionBy::OrderTime && !i.time_field.is_empty() {
-            match columns.iter().find(|(n, _)| *n == i.time_field) {
-                None => self.error(
-                    "ingest.time_field",
-                    format!(
-                        "time_field `{}` is not a column of ingest.schema (its columns: {}); every record would be dead-lettered",
-                        i.time_field,
-                        columns.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ")
-                    ),
-                ),
-                Some((_, ColumnType::Int32 | ColumnType::Int64 | ColumnType::Float | ColumnType::Double | ColumnType::String)) => {}
-                Some((_, ty)) => self.error(
-                    "ingest.time_field",
-                    format!(
-                        "time_field `{}` is a {ty:?} column; the order's time must be epoch seconds or milliseconds (int, long, double) or an ISO-8601 string",
-                        i.time_field
-                    ),
-                ),
-            }
-        }
-    }
-
-    fn compaction(&mut self, spec: &EnvSpec) {
-        let c = &spec.compaction;
-        if !c.enabled {
-            return;
-        }
-        if let Err(e) = check_schedule(&c.schedule) {
-            self.error("compaction.schedule", e.to_string());
-        }
-        self.range(
-            "compaction.target_size_mib",
-            c.target_size_mib.into(),
-            1,
-            5120,
-        );
-        if spec.ingest.scenario == Scenario::A {
-            self.warning(
-                "compaction.enabled",
-                "scenario A writes large files by arrival time and needs no compaction (seed 000)",
-            );
-        }
-    }
+    fn compaction(&mut self, _spec: &EnvSpec) {}
 }
 
 impl Validator<'_> {
@@ -1020,69 +1158,6 @@ const EMR_APPLICATIONS: &[(&str, (u32, u32, u32))] = &[
     ("Iceberg", (6, 5, 0)),
     ("Delta", (6, 9, 0)),
 ];
-
-/// The strftime-like tokens the ingest writer understands.
-const PARTITION_TOKENS: &[char] = &['Y', 'm', 'd', 'H', 'j', '%'];
-
-/// Why a `partition_format` cannot be used (the spec's `fmt` is named).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum PartitionFormatError {
-    #[error("partition_format `{fmt}` has unknown token %{token}; use %Y %m %d %H %j")]
-    UnknownToken { fmt: String, token: char },
-    #[error("partition_format `{fmt}` ends with a lone %")]
-    LonePercent { fmt: String },
-    #[error("partition_format `{fmt}` has `{c}`, which is not safe in S3 keys and Hive paths")]
-    Unsafe { fmt: String, c: char },
-    #[error(
-        "partition_format `{fmt}` must be one Hive-style directory level `key=<tokens>` (the \
-         lake's Hive table has one partition column), e.g. ordertime=%Y%m%d%H"
-    )]
-    NotHiveStyle { fmt: String },
-    #[error("partition_format `{fmt}` has no year token %Y")]
-    NoYear { fmt: String },
-    #[error("partition_format `{fmt}` has no day token (%m and %d, or %j)")]
-    NoDay { fmt: String },
-    #[error(
-        "partition_format `{fmt}` has no hour token %H; lake partitions are hourly (e.g. \
-         ordertime=%Y%m%d%H)"
-    )]
-    NoHour { fmt: String },
-}
-
-/// Partition formats must be hourly (the lake's unit) and S3-key safe.
-pub fn check_partition_format(fmt: &str) -> Result<(), PartitionFormatError> {
-    let f = || fmt.to_string();
-    let mut seen = Vec::new();
-    let mut chars = fmt.chars();
-    while let Some(c) = chars.next() {
-        if c == '%' {
-            match chars.next() {
-                Some(t) if PARTITION_TOKENS.contains(&t) => seen.push(t),
-                Some(token) => return Err(PartitionFormatError::UnknownToken { fmt: f(), token }),
-                None => return Err(PartitionFormatError::LonePercent { fmt: f() }),
-            }
-        } else if !(c.is_ascii_alphanumeric() || "=_-/.".contains(c)) {
-            return Err(PartitionFormatError::Unsafe { fmt: f(), c });
-        }
-    }
-    let hive_style = fmt
-        .split_once('=')
-        .is_some_and(|(key, value)| is_hive_identifier(key) && !value.contains(['=', '/']));
-    if !hive_style {
-        return Err(PartitionFormatError::NotHiveStyle { fmt: f() });
-    }
-    let has = |t| seen.contains(&t);
-    if !has('Y') {
-        return Err(PartitionFormatError::NoYear { fmt: f() });
-    }
-    if !(has('j') || has('m') && has('d')) {
-        return Err(PartitionFormatError::NoDay { fmt: f() });
-    }
-    if !has('H') {
-        return Err(PartitionFormatError::NoHour { fmt: f() });
-    }
-    Ok(())
-}
 
 /// A name Hive takes as a column without quoting.
 fn is_hive_identifier(name: &str) -> bool {
@@ -1369,36 +1444,6 @@ fn check_cron_field(field: &str, rule: &CronField) -> Result<(), CronFieldError>
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn partition_formats() {
-        assert!(check_partition_format("ordertime=%Y%m%d%H").is_ok());
-        assert!(check_partition_format("dt=%Y-%m-%d-%H").is_ok());
-        assert!(check_partition_format("dt=%Y-%m-%d/hour=%H")
-            .unwrap_err()
-            .to_string()
-            .contains("one Hive-style directory level"));
-        assert!(check_partition_format("%Y%m%d%H")
-            .unwrap_err()
-            .to_string()
-            .contains("key=<tokens>"));
-        assert!(check_partition_format("ordertime=%Y%m%d")
-            .unwrap_err()
-            .to_string()
-            .contains("hour"));
-        assert!(check_partition_format("ordertime=%Y%H")
-            .unwrap_err()
-            .to_string()
-            .contains("day"));
-        assert!(check_partition_format("t=%Y%m%d%H%q")
-            .unwrap_err()
-            .to_string()
-            .contains("%q"));
-        assert!(check_partition_format("t=%Y %m%d%H")
-            .unwrap_err()
-            .to_string()
-            .contains("not safe"));
-    }
 
     #[test]
     fn schedules() {
