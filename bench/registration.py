@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """Partition registration of a lake with many partitions when few are new:
-the `lake table` step script as `lakectl render` writes it, run by bash with
-the real AWS CLI against a moto server, `hive` served by Spark SQL (the test
-tier's engine, crates/testkit/engine/spark_hive.py), against the script the
-project shipped before (list every partition, `ALTER TABLE … ADD IF NOT
-EXISTS` each, every run).
+the lake steps script's `table` action as `lakectl render` writes it
+(`published/emr/steps/…/lake-steps.sh`), run by bash with the real AWS CLI
+against a moto server, `hive` served by Spark SQL (the test tier's engine,
+crates/testkit/engine/spark_hive.py), against the script the project
+shipped before (list every partition, `ALTER TABLE … ADD IF NOT EXISTS`
+each, every run), both over the hourly `dt=…/hr=…` layout.
 
     python3 bench/registration.py [--partitions 5000]
 
@@ -14,7 +15,6 @@ and S3 on EMR.
 """
 
 import argparse
-import base64
 import os
 import re
 import shutil
@@ -31,9 +31,9 @@ ENGINE = os.path.join(ROOT, "crates", "testkit", "engine", "spark_hive.py")
 OLD = r"""#!/bin/bash
 set -euo pipefail
 bucket="$1"
-aws s3 ls "s3://$bucket/lake/orders/" | awk '$1 == "PRE" && $2 ~ /=/ { print $2 }' | while read -r dir; do
-  dir="${dir%/}"
-  echo "ALTER TABLE orders ADD IF NOT EXISTS PARTITION (\`ordertime_part\`='${dir#*=}') LOCATION 's3://$bucket/lake/orders/$dir/';"
+aws s3 ls --recursive "s3://$bucket/lake/orders/" | awk '{ print $4 }' | sed -n 's|^lake/orders/\(dt=[^/]*/hr=[^/]*\)/.*|\1|p' | sort -u | while read -r dir; do
+  dt="${dir%%/*}"; hr="${dir#*/}"
+  echo "ALTER TABLE lake_old.orders ADD IF NOT EXISTS PARTITION (\`dt\`='${dt#dt=}', \`hr\`='${hr#hr=}') LOCATION 's3://$bucket/lake/orders/$dir/';"
 done > /tmp/lake-partitions.sql
 if [ -s /tmp/lake-partitions.sql ]; then hive -f /tmp/lake-partitions.sql; fi
 """
@@ -58,8 +58,8 @@ def main():
     tmp = tempfile.mkdtemp(prefix="registration-bench-")
     subprocess.run([os.path.join(ROOT, "target/release/lakectl"), "render", "poc", "--out", f"{tmp}/render"],
                    cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
-    emr = open(f"{tmp}/render/emr.yaml").read()
-    new_script = base64.b64decode(re.search(r"echo (\S+) \| base64 -d", emr).group(1)).decode()
+    import glob
+    new_script = open(glob.glob(f"{tmp}/render/published/emr/steps/*/lake-steps.sh")[0]).read()
 
     port = free_port()
     env = dict(os.environ, AWS_ENDPOINT_URL=f"http://127.0.0.1:{port}", AWS_ACCESS_KEY_ID="testing",
@@ -82,9 +82,9 @@ def main():
                 time.sleep(0.1)
         print(f"putting {args.partitions} partitions (one small file each) into moto ...", file=sys.stderr)
         t0 = 1573657200
-        values = [time.strftime("%Y%m%d%H", time.gmtime(t0 + 3600 * i)) for i in range(args.partitions + 1)]
+        values = [time.strftime("dt=%Y-%m-%d/hr=%H", time.gmtime(t0 + 3600 * i)) for i in range(args.partitions + 1)]
         for v in values[:-1]:
-            s3.put_object(Bucket="lake", Key=f"lake/orders/ordertime={v}/part-0.csv", Body=b"1,2,3,4,5,6,7\n")
+            s3.put_object(Bucket="lake", Key=f"lake/orders/{v}/part-0.parquet", Body=b"PAR1")
         bindir = f"{tmp}/bin"
         os.makedirs(bindir)
         with open(f"{bindir}/hive", "w") as f:
@@ -100,22 +100,23 @@ def main():
             open(path, "w").write(script)
             e = dict(env, PATH=f"{bindir}:{env['PATH']}", LAKE_SQL_SOCKET=sock, LAKE_SQL_DATABASE=db)
             start = time.perf_counter()
-            out = subprocess.run(["bash", path, "lake"], env=e, capture_output=True, text=True)
+            argv = ["lake", "artifacts", "-", "us-east-1", "table", "orders"] if label.startswith("new") else ["lake"]
+            out = subprocess.run(["bash", path, *argv], env=e, capture_output=True, text=True)
             took = time.perf_counter() - start
             if out.returncode != 0:
                 sys.exit(f"{label}: exit {out.returncode}\n{out.stderr[-3000:]}")
             return took, out.stdout.strip().splitlines()[-1] if out.stdout.strip() else ""
 
         # The same table for both; the old script registers into its own database.
-        ddl = re.search(r"<<'SQL'\n(.*?)SQL\n", new_script, re.S).group(1).replace("@BUCKET@", "lake")
+        ddl = "CREATE DATABASE IF NOT EXISTS lake;\n" + re.search(r"<<'SQL'\n(.*?)SQL\n", new_script, re.S).group(1).replace("@BUCKET@", "lake")
         rows = []
-        for label, script, db in [("new", new_script, "bench_new"), ("old", "cat > /tmp/t.sql <<'SQL'\n" + ddl +
+        for label, script, db in [("new", new_script, "bench_new"), ("old", "cat > /tmp/t.sql <<'SQL'\n" + ddl.replace("lake.", "lake_old.").replace("DATABASE IF NOT EXISTS lake;", "DATABASE IF NOT EXISTS lake_old;") +
                                    "SQL\nhive -f /tmp/t.sql\n" + OLD.split("set -euo pipefail\n", 1)[1], "bench_old")]:
             script = script if label == "new" else "#!/bin/bash\nset -euo pipefail\nbucket=\"$1\"\n" + script
             first, _ = run(script, db, f"{label}-first")
-            s3.put_object(Bucket="lake", Key=f"lake/orders/ordertime={values[-1]}/part-0.csv", Body=b"1\n")
+            s3.put_object(Bucket="lake", Key=f"lake/orders/{values[-1]}/part-0.parquet", Body=b"PAR1")
             one_new, said = run(script, db, f"{label}-one-new")
-            s3.delete_object(Bucket="lake", Key=f"lake/orders/ordertime={values[-1]}/part-0.csv")
+            s3.delete_object(Bucket="lake", Key=f"lake/orders/{values[-1]}/part-0.parquet")
             rows.append((label, first, one_new, said))
         print(f"\n{args.partitions} partitions in the lake; engine: Spark SQL 3.5 (Derby metastore), moto S3\n")
         print("| script | first registration | a run with 1 new partition | what it said |")

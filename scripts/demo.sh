@@ -17,7 +17,16 @@ cargo build --release -q --workspace --bins
 bin=target/release
 work=$(mktemp -d -t lake-demo-XXXX)
 moto_pid=""
-cleanup() { [ -n "$moto_pid" ] && kill "$moto_pid" 2>/dev/null; rm -rf "$work"; }
+cleanup() {
+  local rc=$?
+  # A failed demo shows what the emulator saw (its tracebacks name the cause).
+  if [ "$rc" != 0 ] && [ -s "$work/moto.log" ]; then
+    echo "== the demo failed (exit $rc); the moto server's log, last 80 lines:" >&2
+    grep -Ev '" [234][0-9][0-9] -$' "$work/moto.log" | tail -80 >&2
+  fi
+  [ -n "$moto_pid" ] && kill "$moto_pid" 2>/dev/null
+  rm -rf "$work"
+}
 trap cleanup EXIT
 
 say "lakectl validate (every environment)"
@@ -71,19 +80,25 @@ PY
 echo "(status exit $status: only EMR and the archive are down, as moto makes them)"
 $bin/lakectl outputs local --output json > "$work/outputs.json"
 out() { python3 -c "import json,sys; print(json.load(open('$work/outputs.json'))['$1']['$2'])"; }
-stream=$(out stream StreamName); bucket=$(out storage DataBucketName); leases=$(out ingest LeaseTableName)
-echo "stream $stream, lake s3://$bucket/lake/orders, leases $leases"
+orders=$(out stream OrdersStreamName); pageviews=$(out stream PageviewsStreamName)
+bucket=$(out storage DataBucketName); leases=$(out ingest LeaseTableName)
+echo "datasets: orders (stream $orders, lake s3://$bucket/lake/orders, CSV by order hour)"
+echo "          pageviews (stream $pageviews, lake s3://$bucket/lake/pageviews, Parquet by arrival day)"
+echo "one lease table for both: $leases"
 
 say "a second lakectl up: nothing to do"
 $bin/lakectl up local 2>/dev/null
 
-say "orders into Kinesis: 10,000 plain + 10,000 KPL-aggregated (10 per record) + 3 malformed"
-$bin/lake-ingest datagen --count 10000 --seed 7 --to "kinesis://$stream"
-$bin/lake-ingest datagen --count 10000 --seed 8 --start-ms 1573700400000 --to "kinesis://$stream" --aggregate 10
-python3 scripts/demo_lake.py put-bad "$stream"
+say "orders into Kinesis: 10,000 plain + 10,000 KPL-aggregated (10 per record) + 3 malformed; 5,000 pageviews"
+$bin/lake-ingest datagen --count 10000 --seed 7 --to "kinesis://$orders"
+$bin/lake-ingest datagen --count 10000 --seed 8 --start-ms 1573700400000 --to "kinesis://$orders" --aggregate 10
+python3 scripts/demo_lake.py put-bad "$orders"
+$bin/lake-ingest datagen --dataset pageviews --count 5000 --seed 9 --to "kinesis://$pageviews"
 
-say "lake-ingest run: shard leases in $leases, CSV files by order hour, until the stream is idle"
-$bin/lake-ingest run --stream "$stream" --sink "s3://$bucket/lake/orders" --lease-table "$leases" \
-  --format csv --schema crates/dataplane/tests/data/orders.avsc --roll-records 500 --exit-when-idle 3
+say "lake-ingest run --config: every dataset's stream, as the fleet runs it, until the streams are idle"
+# The datasets file `up` published for the fleet (also under render/local/published/).
+config=$(find "$work/render/local/published/ingest/config" -name datasets.json)
+$bin/lake-ingest run --config "$config" --sink "s3://$bucket" --lease-table "$leases" \
+  --roll-records 500 --exit-when-idle 3
 
-python3 scripts/demo_lake.py verify "$bucket" lake/orders "$bin" crates/dataplane/tests/data/orders.avsc "$leases"
+python3 scripts/demo_lake.py verify "$bucket" lake/orders "$bin" crates/dataplane/tests/data/orders.avsc "$leases" "$orders" lake/pageviews 5000

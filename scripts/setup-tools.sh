@@ -17,6 +17,7 @@ need=0
 cfn-lint --version 2>/dev/null | grep -q "1.51.0" || need=1
 python3 -c "import moto, sys; sys.exit(moto.__version__ != '5.2.1')" 2>/dev/null || need=1
 python3 -c "import configobj" 2>/dev/null || need=1
+python3 -c "import duckdb, sys; sys.exit(duckdb.__version__ != '2.0.1')" 2>/dev/null || need=1
 command -v moto_server >/dev/null || need=1
 aws --version 2>&1 | grep -q "aws-cli/1.45.11" || need=1
 if [ "$need" = 1 ]; then pip_install "$here/tools/requirements.txt"; fi

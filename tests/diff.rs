@@ -18,7 +18,14 @@ fn lakectl(env_dir: &Path, args: &[&str]) -> Output {
 /// A copy of the shipped environments with `extra` appended to poc.yaml.
 fn envs_with(dir: &Path, extra: &str) {
     std::fs::create_dir_all(dir).unwrap();
-    for f in ["_base.yaml", "poc.yaml", "prod.yaml", "local.yaml"] {
+    for f in [
+        "_base.yaml",
+        "poc.yaml",
+        "prod.yaml",
+        "local.yaml",
+        "schemas/pageviews.avsc",
+    ] {
+        std::fs::create_dir_all(dir.join(f).parent().unwrap()).unwrap();
         std::fs::copy(repo_root().join("environments").join(f), dir.join(f)).unwrap();
     }
     let poc = std::fs::read_to_string(dir.join("poc.yaml")).unwrap() + extra;
@@ -64,7 +71,7 @@ fn a_changed_spec_shows_properties_replacement_and_security() {
     // cluster), Parquet conversion (new Glue resources and IAM actions).
     envs_with(
         &changed,
-        "stream:\n  shards: 4\nmetastore:\n  hue_database: hue\narchive:\n  parquet: true\n  compression: uncompressed\n",
+        "datasets:\n  orders:\n    stream: {shards: 4}\nmetastore:\n  hue_database: hue\narchive:\n  parquet: true\n  compression: uncompressed\n",
     );
     let against = dir.path().join("before");
     let text = lakectl(

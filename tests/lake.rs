@@ -1,6 +1,7 @@
-//! The queryable lake, proven by a query engine: the scripts the EMR and
-//! compaction stacks carry, taken from the rendered templates and run by
-//! bash with the real AWS CLI against the moto server, with `hive` served by
+//! The queryable lake, proven by a query engine: the lake steps script the
+//! EMR and compaction stacks run (`render::steps`, published by `up`) and
+//! the fleet's datasets file, taken from the render and run by bash with
+//! the real AWS CLI and `lake-ingest` against the moto server, with `hive` served by
 //! Spark SQL with Hive support (lake-testkit's `SqlEngine`; `s3://` reads
 //! come from a mirror of moto's buckets). Then SQL through the table must
 //! return exactly what the lake holds: rows, ids, values, sums, partitions.
@@ -9,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use lake_testkit::{aws, embedded_scripts, repo_root, tempdir, workspace_bin, Moto, SqlEngine};
+use lake_testkit::{aws, repo_root, tempdir, workspace_bin, Moto, SqlEngine};
 use lakectl::render::{self, RenderedEnv};
 use lakectl::spec;
 use serde_json::Value;
@@ -18,9 +19,10 @@ const BUCKET: &str = "lake-t-data";
 const ARTIFACTS: &str = "lake-t-artifacts";
 const LEASES: &str = "lake-t-ingest-leases";
 
-/// One environment (`_base.yaml` with the given lake format), its rendered
-/// stacks, a moto server with the data and artifacts buckets, and a
-/// database of its own in the shared engine.
+/// One environment (`_base.yaml`, its orders in the given lake format and
+/// its tables in a database of their own in the shared engine, plus
+/// `extra` spec lines), its render, and a moto server with the data and
+/// artifacts buckets.
 struct Lab {
     moto: Moto,
     dir: tempfile::TempDir,
@@ -32,27 +34,22 @@ struct Lab {
 
 impl Lab {
     fn new(format: &'static str, db: &str) -> Lab {
+        Lab::with(format, db, "")
+    }
+
+    fn with(format: &'static str, db: &str, extra: &str) -> Lab {
         let dir = tempdir();
-        let envs = dir.path().join("environments");
-        std::fs::create_dir_all(&envs).unwrap();
-        std::fs::copy(
-            repo_root().join("environments/_base.yaml"),
-            envs.join("_base.yaml"),
-        )
-        .unwrap();
-        std::fs::write(
-            envs.join("lake.yaml"),
-            format!("extends: _base.yaml\nname: lake-t\ningest:\n  format: {format}\n"),
-        )
-        .unwrap();
-        let (loaded, _) = spec::load_valid(&envs, "lake").unwrap();
+        let rendered = Lab::render(dir.path(), format, db, extra);
+        let loaded = Lab::load(dir.path());
         let schema = dir.path().join("schema.avsc");
         std::fs::write(
             &schema,
-            loaded.spec.ingest.schema.as_ref().unwrap().to_string(),
+            loaded.spec.datasets["orders"]
+                .schema_json()
+                .unwrap()
+                .to_string(),
         )
         .unwrap();
-        let rendered = render::render(&loaded).unwrap();
         let moto = Moto::start();
         for bucket in [BUCKET, ARTIFACTS] {
             aws(&moto, &["s3", "mb", &format!("s3://{bucket}")]);
@@ -67,6 +64,39 @@ impl Lab {
         }
     }
 
+    /// Write the spec (the shipped `_base.yaml` and its schema files, and
+    /// `lake.yaml`) under `dir` and render it.
+    fn render(dir: &Path, format: &str, db: &str, extra: &str) -> RenderedEnv {
+        let envs = dir.join("environments");
+        std::fs::create_dir_all(envs.join("schemas")).unwrap();
+        let shipped = repo_root().join("environments");
+        std::fs::copy(shipped.join("_base.yaml"), envs.join("_base.yaml")).unwrap();
+        for f in std::fs::read_dir(shipped.join("schemas")).unwrap() {
+            let f = f.unwrap().path();
+            std::fs::copy(&f, envs.join("schemas").join(f.file_name().unwrap())).unwrap();
+        }
+        std::fs::write(
+            envs.join("lake.yaml"),
+            format!(
+                "extends: _base.yaml\nname: lake-t\nstorage:\n  database: {db}\ndatasets:\n  orders:\n    format: {format}\n{extra}"
+            ),
+        )
+        .unwrap();
+        render::render(&Lab::load(dir)).unwrap()
+    }
+
+    fn load(dir: &Path) -> spec::LoadedSpec {
+        spec::load_valid(&dir.join("environments"), "lake")
+            .unwrap_or_else(|e| panic!("{e:?}"))
+            .0
+    }
+
+    /// A new spec for the same lab (`extra` lines after the orders' format):
+    /// what a user's edit and `lakectl up` would publish.
+    fn respec(&mut self, extra: &str) {
+        self.rendered = Lab::render(self.dir.path(), self.format, &self.db, extra);
+    }
+
     fn env(&self) -> Vec<(String, String)> {
         let mut env: Vec<(String, String)> = self
             .moto
@@ -78,35 +108,40 @@ impl Lab {
         env
     }
 
-    /// The script a stack carries, by its position among the stack's scripts.
-    fn script(&self, stack: &str, nth: usize) -> String {
-        let template = &self.rendered.stack(stack).unwrap().template;
-        embedded_scripts(template)
-            .into_iter()
-            .nth(nth)
-            .unwrap_or_else(|| panic!("{stack} carries no script #{nth}"))
+    /// A file `up` publishes for the nodes (by the end of its key).
+    fn published(&self, suffix: &str) -> String {
+        self.rendered
+            .scripts
+            .iter()
+            .find(|(k, _)| k.ends_with(suffix))
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| panic!("the render publishes no {suffix}"))
     }
 
-    /// Run one of the stack's scripts with bash, as the EMR step does.
-    fn run_script(&self, stack: &str, nth: usize, args: &[&str]) -> Output {
-        let path = self.dir.path().join(format!("{stack}-{nth}.sh"));
-        std::fs::write(&path, self.script(stack, nth)).unwrap();
+    /// The lake steps script, run by bash as the EMR steps run it (data
+    /// bucket, artifacts bucket, lake-compact's hash, region, then `args`).
+    fn steps(&self, sha: &str, args: &[&str]) -> Output {
+        let path = self.dir.path().join("lake-steps.sh");
+        std::fs::write(&path, self.published("/lake-steps.sh")).unwrap();
         Command::new("bash")
             .arg(&path)
+            .args([BUCKET, ARTIFACTS, sha, "us-east-1"])
             .args(args)
             .envs(self.env())
             .output()
             .unwrap()
     }
 
-    /// The EMR stack's `lake table` step (also the 15-minute registration).
+    /// The EMR stack's `lake table` step for every dataset (also the
+    /// 15-minute registration).
     fn register(&self) -> String {
-        let out = self.run_script("emr", 0, &[BUCKET]);
+        let out = self.steps("-", &["table", "all"]);
         assert_ok(&out, "the lake table step");
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
-    /// The compaction state machine's step, for one partition or the lake.
+    /// The compaction state machine's step for the orders, for one
+    /// partition or all of them.
     fn compact(&self, partition: Option<&str>) -> Output {
         let bin = workspace_bin("lake-compact");
         let sha = lakectl::publish::sha256_file(&bin).unwrap();
@@ -121,9 +156,9 @@ impl Lab {
                 &key,
             ],
         );
-        let mut args = vec![BUCKET, ARTIFACTS, sha.as_str(), "us-east-1"];
+        let mut args = vec!["compact", "orders"];
         args.extend(partition);
-        self.run_script("compaction", 0, &args)
+        self.steps(&sha, &args)
     }
 
     fn sql(&self, sql: &str) -> Vec<Vec<Value>> {
@@ -161,7 +196,7 @@ impl Lab {
             if rel.split('/').any(|s| s.starts_with('_')) {
                 continue;
             }
-            if let Some((part, _)) = rel.split_once('/') {
+            if let Some((part, _)) = rel.rsplit_once('/') {
                 *out.entry(part.to_string()).or_default() += 1;
             }
         }
@@ -204,7 +239,7 @@ struct Expected {
 }
 
 impl Expected {
-    /// The hour partition values of the orders (`yyyyMMddHH`, UTC).
+    /// The hour partitions of the orders (`dt=yyyy-MM-dd/hr=HH`, UTC).
     fn partitions(&self) -> BTreeSet<String> {
         self.orders
             .values()
@@ -231,7 +266,7 @@ fn hour_of(ms: i64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}{m:02}{d:02}{hour:02}")
+    format!("dt={y:04}-{m:02}-{d:02}/hr={hour:02}")
 }
 
 /// `count` generated orders (seed 11, one every 0-5 s: several hourly
@@ -292,7 +327,7 @@ fn source(dir: &Path, count: u64, with_line_break: bool) -> (PathBuf, Expected) 
 /// the lake's directories.
 fn assert_table_holds(lab: &Lab, want: &Expected, when: &str) {
     let rows = lab.sql(
-        "SELECT CAST(orderid AS bigint), itemid, CAST(orderunits AS double), CAST(ordertime AS bigint), ordertime_part FROM orders",
+        "SELECT CAST(orderid AS bigint), itemid, CAST(orderunits AS double), CAST(ordertime AS bigint), concat('dt=', dt, '/hr=', hr) FROM orders",
     );
     let mut got: BTreeMap<i64, (String, f64, i64)> = BTreeMap::new();
     let mut duplicates = Vec::new();
@@ -343,7 +378,7 @@ fn assert_table_holds(lab: &Lab, want: &Expected, when: &str) {
     );
     // Aggregates through the engine, as a user's query computes them.
     let agg = lab.sql(
-        "SELECT count(*), count(DISTINCT orderid), sum(CAST(orderunits AS double)), count(DISTINCT ordertime_part) FROM orders",
+        "SELECT count(*), count(DISTINCT orderid), sum(CAST(orderunits AS double)), count(DISTINCT dt, hr) FROM orders",
     );
     assert_eq!(agg[0][0].as_i64(), Some(want.orders.len() as i64), "{when}");
     assert_eq!(agg[0][1].as_i64(), Some(want.orders.len() as i64), "{when}");
@@ -365,23 +400,14 @@ fn assert_table_holds(lab: &Lab, want: &Expected, when: &str) {
     let partitions: BTreeSet<String> = lab
         .sql(&format!("SHOW PARTITIONS {}", storage_table(lab.format)))
         .into_iter()
-        .map(|r| {
-            r[0].as_str()
-                .unwrap()
-                .trim_start_matches("ordertime_part=")
-                .to_string()
-        })
+        .map(|r| r[0].as_str().unwrap().to_string())
         .collect();
     assert_eq!(
         partitions,
         want.partitions(),
         "{when}: registered partitions"
     );
-    let dirs: BTreeSet<String> = lab
-        .lake_files()
-        .keys()
-        .map(|d| d.trim_start_matches("ordertime=").to_string())
-        .collect();
+    let dirs: BTreeSet<String> = lab.lake_files().keys().cloned().collect();
     assert_eq!(
         partitions, dirs,
         "{when}: partitions vs the lake's directories"
@@ -402,15 +428,19 @@ fn an_empty_lake_gets_its_table_and_the_steps_succeed() {
     lab.create_lease_table();
     // First `up`: the lake is empty when the EMR stack's step runs.
     let out = lab.register();
-    assert!(
-        out.contains("0 partitions added, 0 dropped, 0 in the lake"),
-        "{out}"
-    );
-    assert_eq!(
-        lab.sql("SELECT count(*) FROM orders")[0][0].as_i64(),
-        Some(0)
-    );
-    assert!(lab.sql("SHOW PARTITIONS orders").is_empty());
+    for table in ["orders", "pageviews"] {
+        assert!(
+            out.contains(&format!(
+                "lake table {table}: 0 partitions added, 0 dropped, 0 in the lake"
+            )),
+            "{out}"
+        );
+        assert_eq!(
+            lab.sql(&format!("SELECT count(*) FROM {table}"))[0][0].as_i64(),
+            Some(0)
+        );
+        assert!(lab.sql(&format!("SHOW PARTITIONS {table}")).is_empty());
+    }
     // A whole-lake compaction run on an empty lake is a no-op, not a failure.
     let compacted = lab.compact(None);
     assert_ok(&compacted, "compaction of an empty lake");
@@ -420,11 +450,11 @@ fn an_empty_lake_gets_its_table_and_the_steps_succeed() {
         String::from_utf8_lossy(&compacted.stderr)
     );
     // A misspelt partition is an error that names it.
-    let typo = lab.compact(Some("ordertime=2019111399"));
+    let typo = lab.compact(Some("dt=2019-11-13/hr=99"));
     assert_eq!(typo.status.code(), Some(1));
     assert!(
         String::from_utf8_lossy(&typo.stderr)
-            .contains("ordertime=2019111399: no objects under this prefix"),
+            .contains("dt=2019-11-13/hr=99: no objects under this prefix"),
         "{}",
         String::from_utf8_lossy(&typo.stderr)
     );
@@ -548,13 +578,30 @@ try:
     import pyarrow.parquet as pq
 except ImportError:
     sys.exit("pyarrow is missing: pip install -r tools/requirements-engine.txt")
-files = sorted(glob.glob(sys.argv[1] + "/*=*/*.parquet"))
+import pyarrow.compute as pc
+def pc_min(t): return pc.min(t.column("ordertime")).as_py()
+def pc_max(t): return pc.max(t.column("ordertime")).as_py()
+files = sorted(glob.glob(sys.argv[1] + "/*=*/*=*/*.parquet"))
 schemas, rows = set(), []
 for f in files:
     t = pq.read_table(f)
     schemas.add(json.dumps([[n, str(ty)] for n, ty in zip(t.schema.names, t.schema.types)]))
     rows += zip(*(t.column(c).to_pylist() for c in ("orderid", "itemid", "orderunits", "ordertime")))
-print(json.dumps({"files": len(files), "schemas": sorted(schemas), "rows": rows}))
+# The whole folder as users open it: pyarrow's and DuckDB's Hive-style
+# partition discovery adds dt and hr, and no directory key shadows a column.
+whole = pq.read_table(sys.argv[1])
+try:
+    import duckdb
+except ImportError:
+    sys.exit("duckdb is missing: pip install -r tools/requirements-engine.txt")
+duck = duckdb.sql(
+    "SELECT min(typeof(ordertime)), min(ordertime), max(ordertime), count(*), count(DISTINCT (dt, hr)) "
+    "FROM read_parquet('%s/*/*/*.parquet', hive_partitioning = true)" % sys.argv[1]).fetchall()[0]
+print(json.dumps({"files": len(files), "schemas": sorted(schemas), "rows": rows,
+    "folder": {"ordertime": str(whole.schema.field("ordertime").type), "rows": whole.num_rows,
+               "keys": [n for n in ("dt", "hr") if n in whole.schema.names],
+               "min": pc_min(whole), "max": pc_max(whole)},
+    "duckdb": list(duck)}))
 "#;
     let python = lake_testkit::require_tool("python3", "Python 3 with pip");
     let out = Command::new(python)
@@ -585,6 +632,24 @@ print(json.dumps({"files": len(files), "schemas": sorted(schemas), "rows": rows}
         assert!(got.insert(id, value).is_none(), "{when}: order {id} twice");
     }
     assert!(got == want.orders, "{when}: pyarrow reads other orders");
+    let times = want.orders.values().map(|(_, _, ms)| *ms);
+    let (min, max) = (times.clone().min().unwrap(), times.max().unwrap());
+    assert_eq!(
+        read["folder"],
+        serde_json::json!({"ordertime": "int64", "rows": want.orders.len(), "keys": ["dt", "hr"], "min": min, "max": max}),
+        "{when}: pyarrow's read of the folder"
+    );
+    assert_eq!(
+        read["duckdb"],
+        serde_json::json!([
+            "BIGINT",
+            min,
+            max,
+            want.orders.len(),
+            want.partitions().len()
+        ]),
+        "{when}: DuckDB's read_parquet with hive_partitioning"
+    );
 }
 
 #[test]
@@ -606,29 +671,7 @@ impl Lab {
     /// A one-shard stream with `orders` generated orders (seed `seed`),
     /// half of them KPL-aggregated.
     fn stream_with(&self, stream: &str, count: u64, seed: u64) -> Expected {
-        let exists = Command::new("aws")
-            .args([
-                "kinesis",
-                "describe-stream-summary",
-                "--stream-name",
-                stream,
-            ])
-            .envs(self.moto.aws_env())
-            .output()
-            .unwrap();
-        if !exists.status.success() {
-            aws(
-                &self.moto,
-                &[
-                    "kinesis",
-                    "create-stream",
-                    "--stream-name",
-                    stream,
-                    "--shard-count",
-                    "1",
-                ],
-            );
-        }
+        self.create_stream(stream);
         let start = (1_573_657_200_000 + seed as i64 * 3_600_000).to_string();
         let half = (count / 2).to_string();
         // Half of the orders of seed `s` (to stdout, or `extra` says where).
@@ -673,22 +716,23 @@ impl Lab {
         Expected { orders }
     }
 
-    /// `lake-ingest run` into the lake as the fleet runs it, until idle.
-    fn run_ingest(&self, stream: &str, failpoint: bool) -> Output {
+    /// `lake-ingest run` into the lake as the fleet runs it (the rendered
+    /// datasets file: every dataset's stream, one lease table), until idle.
+    fn run_ingest(&self, failpoint: bool) -> Output {
+        let config = self.dir.path().join("datasets.json");
+        std::fs::write(&config, self.published("/datasets.json")).unwrap();
+        for dataset in ["orders", "pageviews"] {
+            self.create_stream(&format!("lake-t-{dataset}"));
+        }
         let mut cmd = Command::new(workspace_bin("lake-ingest"));
-        cmd.args(["run", "--stream", stream, "--sink", &self.lake_url()])
+        cmd.args(["run", "--config", config.to_str().unwrap()])
+            .args(["--sink", &format!("s3://{BUCKET}")])
             .args([
                 "--lease-table",
                 LEASES,
                 "--create-lease-table",
                 "--worker-id",
                 "w1",
-            ])
-            .args([
-                "--format",
-                self.format,
-                "--schema",
-                self.schema.to_str().unwrap(),
             ])
             .args([
                 "--roll-seconds",
@@ -706,11 +750,37 @@ impl Lab {
         }
         cmd.output().unwrap()
     }
+
+    fn create_stream(&self, stream: &str) {
+        let exists = Command::new("aws")
+            .args([
+                "kinesis",
+                "describe-stream-summary",
+                "--stream-name",
+                stream,
+            ])
+            .envs(self.moto.aws_env())
+            .output()
+            .unwrap();
+        if !exists.status.success() {
+            aws(
+                &self.moto,
+                &[
+                    "kinesis",
+                    "create-stream",
+                    "--stream-name",
+                    stream,
+                    "--shard-count",
+                    "1",
+                ],
+            );
+        }
+    }
 }
 
 /// Orders of two seeds share ids: the table's rows keyed like `stream_with`.
 fn assert_stream_orders_once(lab: &Lab, want: &Expected, when: &str) {
-    let rows = lab.sql("SELECT CAST(orderid AS bigint), itemid, CAST(orderunits AS double), CAST(ordertime AS bigint), ordertime_part FROM orders");
+    let rows = lab.sql("SELECT CAST(orderid AS bigint), itemid, CAST(orderunits AS double), CAST(ordertime AS bigint), concat('dt=', dt, '/hr=', hr) FROM orders");
     let mut got: BTreeMap<(String, i64), usize> = BTreeMap::new();
     for r in &rows {
         let key = (r[1].as_str().unwrap().to_string(), r[3].as_i64().unwrap());
@@ -765,10 +835,10 @@ fn crash_between_publish_and_checkpoint(format: &'static str) {
     let stream = "lake-t-orders";
     // Window 1: published and checkpointed.
     let mut want = lab.stream_with(stream, 2000, 1);
-    assert_ok(&lab.run_ingest(stream, false), "ingest of the first orders");
+    assert_ok(&lab.run_ingest(false), "ingest of the first orders");
     // Window 2: published, then the worker dies before the checkpoint.
     let second = lab.stream_with(stream, 2000, 2);
-    let crashed = lab.run_ingest(stream, true);
+    let crashed = lab.run_ingest(true);
     assert_eq!(
         crashed.status.code(),
         Some(86),
@@ -787,7 +857,7 @@ fn crash_between_publish_and_checkpoint(format: &'static str) {
     assert!(uncommitted > 0, "window 2's files are left alone: {report}");
     // The worker comes back (same id: its own lease once the failover shows
     // the old process gone) and replays window 2.
-    assert_ok(&lab.run_ingest(stream, false), "the replay");
+    assert_ok(&lab.run_ingest(false), "the replay");
     assert_ok(&lab.compact(None), "compaction after the checkpoint");
     lab.register();
     // Keys of the two batches must not collide with the first's.
@@ -804,7 +874,7 @@ fn without_checkpoint_awareness_the_same_interleaving_duplicates() {
     let lab = Lab::new("csv", "race_control");
     let stream = "lake-t-orders";
     let want = lab.stream_with(stream, 2000, 1);
-    let crashed = lab.run_ingest(stream, true);
+    let crashed = lab.run_ingest(true);
     assert_eq!(crashed.status.code(), Some(86));
     let url = lab.lake_url();
     let out = Command::new(workspace_bin("lake-compact"))
@@ -813,7 +883,7 @@ fn without_checkpoint_awareness_the_same_interleaving_duplicates() {
         .output()
         .unwrap();
     assert_ok(&out, "compaction without --lease-table");
-    assert_ok(&lab.run_ingest(stream, false), "the replay");
+    assert_ok(&lab.run_ingest(false), "the replay");
     lab.register();
     let count = lab.sql("SELECT count(*) FROM orders")[0][0]
         .as_i64()
@@ -823,4 +893,185 @@ fn without_checkpoint_awareness_the_same_interleaving_duplicates() {
         "{count} rows for {} orders: the race did not show",
         want.orders.len()
     );
+}
+
+/// The datagen records of `dataset` (`orders`, `pageviews`), as lines.
+fn generated(lab: &Lab, dataset: &str, count: u64, seed: u64) -> Vec<Value> {
+    let out = lab.ingest(&[
+        "datagen",
+        "--dataset",
+        dataset,
+        "--count",
+        &count.to_string(),
+        "--seed",
+        &seed.to_string(),
+    ]);
+    assert_ok(&out, "datagen");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Records put into `stream` one JSON document each (what any producer
+/// does), through the AWS CLI.
+fn put_records(lab: &Lab, stream: &str, records: &[Value]) {
+    for chunk in records.chunks(100) {
+        let entries: Vec<Value> = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, r)| serde_json::json!({"Data": r.to_string(), "PartitionKey": i.to_string()}))
+            .collect();
+        let file = lab.dir.path().join("put-records.json");
+        std::fs::write(&file, Value::Array(entries).to_string()).unwrap();
+        aws(
+            &lab.moto,
+            &[
+                "kinesis",
+                "put-records",
+                "--stream-name",
+                stream,
+                "--records",
+                &format!("file://{}", file.display()),
+            ],
+        );
+    }
+}
+
+/// Two datasets of one environment: each from its own stream, through one
+/// worker and one lease table, into its own folder and table, partitioned
+/// its own way (orders by their time, hourly; pageviews by arrival, daily).
+#[test]
+fn two_datasets_land_in_two_tables_from_their_own_streams() {
+    let lab = Lab::new("parquet", "two_datasets");
+    let want = lab.stream_with("lake-t-orders", 600, 3);
+    lab.create_stream("lake-t-pageviews");
+    let views = generated(&lab, "pageviews", 500, 4);
+    put_records(&lab, "lake-t-pageviews", &views);
+    assert_ok(&lab.run_ingest(false), "ingest of both streams");
+    let out = lab.register();
+    assert!(
+        out.contains("lake table pageviews: 1 partitions added"),
+        "{out}"
+    );
+    assert_stream_orders_once(&lab, &want, "orders beside pageviews");
+
+    let rows = lab.sql("SELECT count(*), sum(viewtime), count(DISTINCT pageid) FROM pageviews");
+    let sum: i64 = views.iter().map(|v| v["viewtime"].as_i64().unwrap()).sum();
+    let pages: BTreeSet<&str> = views
+        .iter()
+        .map(|v| v["pageid"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        (
+            rows[0][0].as_i64(),
+            rows[0][1].as_i64(),
+            rows[0][2].as_i64()
+        ),
+        (Some(500), Some(sum), Some(pages.len() as i64)),
+        "pageviews: (rows, sum of viewtime, pages)"
+    );
+    // Arrival time, by day: one `dt=` directory, no hour level.
+    let partitions = lab.sql("SHOW PARTITIONS pageviews");
+    assert_eq!(partitions.len(), 1, "{partitions:?}");
+    let p = partitions[0][0].as_str().unwrap();
+    assert!(p.starts_with("dt=") && !p.contains('/'), "{p}");
+    // One lease table, keyed by stream and shard.
+    let leases = aws(
+        &lab.moto,
+        &[
+            "dynamodb",
+            "scan",
+            "--table-name",
+            LEASES,
+            "--query",
+            "Items[].leaseKey.S",
+            "--output",
+            "text",
+        ],
+    );
+    let mut keys: Vec<&str> = leases.split_whitespace().collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            "lake-t-orders/shardId-000000000000",
+            "lake-t-pageviews/shardId-000000000000"
+        ],
+        "{leases}"
+    );
+}
+
+/// A producer adds a field before the spec knows it: the rows are kept
+/// without it and the field is counted (not dead-lettered). Then the spec's
+/// schema grows by that field (the old one in `schema_history`): the table
+/// step adds the column, old rows read NULL, new rows their value.
+fn schema_grows(format: &'static str) {
+    let mut lab = Lab::new(format, &format!("evolution_{format}"));
+    let stream = "lake-t-orders";
+    let want = lab.stream_with(stream, 400, 5);
+    let with_coupon = |lab: &Lab, seed: u64, n: u64| -> Vec<Value> {
+        generated(lab, "orders", n, seed)
+            .into_iter()
+            .map(|mut v| {
+                v["coupon"] = Value::String(format!("C-{}", v["orderid"]));
+                v
+            })
+            .collect()
+    };
+    let early = with_coupon(&lab, 6, 30);
+    put_records(&lab, stream, &early);
+    let run = lab.run_ingest(false);
+    assert_ok(&run, "ingest with an unknown field");
+    let log = String::from_utf8_lossy(&run.stderr);
+    let unknown: u64 = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["event"] == "window")
+        .map(|v| v["unknown_fields"].as_u64().unwrap_or(0))
+        .sum();
+    assert_eq!(unknown, 30, "every record's `coupon` counted once:\n{log}");
+    assert!(log.contains("\"coupon\""), "the field is named:\n{log}");
+    lab.register();
+    let before = lab.sql("SELECT count(*) FROM orders");
+    assert_eq!(before[0][0].as_i64(), Some(want.orders.len() as i64 + 30));
+
+    // The schema grows: coupon, optional, appended; v1 kept as history.
+    let v1 = Lab::load(lab.dir.path()).spec.datasets["orders"]
+        .schema_json()
+        .unwrap()
+        .clone();
+    let mut v2 = v1.clone();
+    v2["fields"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({"name": "coupon", "type": ["null", "string"], "default": null}));
+    lab.respec(&format!("    schema: {v2}\n    schema_history: [{v1}]\n"));
+    let late = with_coupon(&lab, 7, 40);
+    put_records(&lab, stream, &late);
+    assert_ok(&lab.run_ingest(false), "ingest with the grown schema");
+    let out = lab.register();
+    assert!(out.contains("added columns `coupon` string"), "{out}");
+    let rows = lab.sql(
+        "SELECT count(*), count(coupon), count(DISTINCT coupon), sum(CASE WHEN coupon = concat('C-', CAST(orderid AS string)) THEN 1 ELSE 0 END) FROM orders",
+    );
+    assert_eq!(
+        (
+            rows[0][0].as_i64(),
+            rows[0][1].as_i64(),
+            rows[0][3].as_i64()
+        ),
+        (Some(want.orders.len() as i64 + 70), Some(40), Some(40)),
+        "{format}: (rows, coupons, coupons matching their order) after the schema grew"
+    );
+}
+
+#[test]
+fn a_parquet_table_grows_a_column_and_reads_old_files() {
+    schema_grows("parquet");
+}
+
+#[test]
+fn a_csv_table_grows_a_column_and_reads_old_files() {
+    schema_grows("csv");
 }

@@ -44,7 +44,6 @@ fn sub_values(sha: &str) -> BTreeMap<&'static str, String> {
         ("AWS::Region", "us-east-1".to_string()),
         ("ArtifactsBucketName", "lake-poc-artifacts".to_string()),
         ("DataBucketName", "lake-poc-data".to_string()),
-        ("StreamName", "lake-poc-orders".to_string()),
         ("IngestArtifactSha256", sha.to_string()),
     ])
 }
@@ -67,8 +66,38 @@ fn publish_ingest_artifact(moto: &Moto, sha: &str, file: &Path) {
 }
 
 /// What the ingest stack and its upstreams create before an instance boots:
-/// the data bucket, the lease table, the stream (with `orders` in it).
-fn ingest_world(moto: &Moto, orders: u64) {
+/// the data bucket, the lease table, each dataset's stream (with `orders`
+/// orders in the orders stream), and the fleet's datasets file `up`
+/// publishes.
+fn ingest_world(moto: &Moto, rendered: &RenderedEnv, orders: u64) {
+    for (key, body) in &rendered.scripts {
+        if key.ends_with("/datasets.json") {
+            let file = tempdir();
+            let path = file.path().join("datasets.json");
+            std::fs::write(&path, body).unwrap();
+            aws(
+                moto,
+                &[
+                    "s3",
+                    "cp",
+                    "--only-show-errors",
+                    path.to_str().unwrap(),
+                    &format!("s3://lake-poc-artifacts/{key}"),
+                ],
+            );
+        }
+    }
+    aws(
+        moto,
+        &[
+            "kinesis",
+            "create-stream",
+            "--stream-name",
+            "lake-poc-pageviews",
+            "--shard-count",
+            "1",
+        ],
+    );
     aws(moto, &["s3", "mb", "s3://lake-poc-data"]);
     aws(
         moto,
@@ -152,7 +181,7 @@ fn the_ingest_node_boots_signals_success_and_ingests_under_systemd() {
     let moto = Moto::start();
     publish_ingest_artifact(&moto, &sha, &bin);
     let orders = 400;
-    ingest_world(&moto, orders);
+    ingest_world(&moto, &rendered, orders);
     let node = boot_ingest_node(&moto, &user_data);
     let result = node.wait_for_cloud_init(Duration::from_secs(240));
     let output = String::from_utf8_lossy(
@@ -193,22 +222,46 @@ fn the_ingest_node_boots_signals_success_and_ingests_under_systemd() {
         node.read("/opt/lake/lake-ingest").unwrap(),
         std::fs::read(&bin).unwrap()
     );
-    assert_eq!(
-        text_of("/opt/lake/schema.avsc"),
-        loaded.spec.ingest.schema.as_ref().unwrap().to_string()
-    );
+    let config = rendered
+        .scripts
+        .iter()
+        .find(|(k, _)| k.ends_with("/datasets.json"))
+        .map(|(_, v)| v.clone())
+        .unwrap();
+    assert_eq!(text_of("/opt/lake/datasets.json"), config);
     // The argument vector, as lake-ingest read it (`--check` ran in the
     // script, as the service's user).
     let check = output
         .lines()
         .find_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .unwrap_or_else(|| panic!("`lake-ingest @run.args --check` printed no JSON:\n{output}"));
-    assert_eq!(check["partition_format"], "ordertime=%Y%m%d%H");
-    assert_eq!(check["sink"], "s3://lake-poc-data/lake/orders");
-    assert_eq!(check["stream"], "lake-poc-orders");
+    let datasets = check["datasets"].as_array().unwrap();
+    let names: Vec<&str> = datasets
+        .iter()
+        .map(|d| d["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        loaded
+            .spec
+            .datasets
+            .keys()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+    );
+    let orders_entry = &datasets[0];
+    assert_eq!(
+        orders_entry["partition_format"], "dt=%Y-%m-%d/hr=%H",
+        "{check}"
+    );
+    assert_eq!(
+        orders_entry["sink"], "s3://lake-poc-data/lake/orders",
+        "{check}"
+    );
+    assert_eq!(orders_entry["stream"], "lake-poc-orders", "{check}");
+    assert_eq!(orders_entry["format"], "parquet", "{check}");
     assert_eq!(check["lease_table"], "lake-poc-ingest-leases");
     assert_eq!(check["worker_id"], "i-0b00700000000001");
-    assert_eq!(check["format"], "parquet");
     assert_eq!(check["scratch_dir"], "/var/cache/lake-ingest");
     let unit_text = text_of("/etc/systemd/system/lake-ingest.service");
     assert!(!unit_text.contains('%'), "{unit_text}");
@@ -436,9 +489,9 @@ fn a_binary_that_is_not_the_published_hash_fails_the_instance_and_signals_failur
     );
 }
 
-/// Every script a template carries (EMR steps, state-machine steps) and
-/// every instance's user data passes shellcheck, in every environment and
-/// template variant.
+/// Every script a template carries (EMR steps, state-machine steps), every
+/// script `up` publishes for nodes (the lake steps) and every instance's
+/// user data passes shellcheck, in every environment and template variant.
 #[test]
 fn every_embedded_script_passes_shellcheck() {
     let mut checked = 0;
@@ -466,6 +519,15 @@ fn every_embedded_script_passes_shellcheck() {
                     if !found.is_empty() {
                         findings.push(format!("{env}/{}: {found}", stack.id));
                     }
+                }
+            }
+            // The scripts `up` publishes for nodes to fetch (the lake steps,
+            // the bootstrap action).
+            for (key, body) in rendered.scripts.iter().filter(|(k, _)| k.ends_with(".sh")) {
+                checked += 1;
+                let found = shellcheck(body);
+                if !found.is_empty() {
+                    findings.push(format!("{env}/{key}: {found}"));
                 }
             }
         }

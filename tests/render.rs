@@ -161,7 +161,7 @@ fn rendering_is_deterministic_to_the_byte() {
         let files_a = render::render(&loaded).unwrap().write_to(a.path()).unwrap();
         render::render(&loaded).unwrap().write_to(b.path()).unwrap();
         for file in files_a {
-            let name = file.file_name().unwrap();
+            let name = file.strip_prefix(a.path()).unwrap();
             assert_eq!(
                 std::fs::read(&file).unwrap(),
                 std::fs::read(b.path().join(name)).unwrap(),
@@ -257,7 +257,12 @@ fn poc_and_prod_differ_where_they_should_and_nowhere_else() {
             "alerts.dead_letters_per_5_minutes",
             "alerts.ingest_lag_minutes",
             "alerts.metastore_cpu_percent",
-            "compaction.schedule",
+            "datasets.orders.compaction",
+            "datasets.orders.source",
+            "datasets.orders.stream.retention_hours",
+            "datasets.orders.stream.shards",
+            "datasets.pageviews.source",
+            "datasets.pageviews.stream.retention_hours",
             "emr.core.count",
             "emr.core.instance_types",
             "emr.task.count",
@@ -265,7 +270,6 @@ fn poc_and_prod_differ_where_they_should_and_nowhere_else() {
             "ingest.fleet_size",
             "kafka.msk.broker_count",
             "kafka.msk.storage_gib",
-            "kafka.topics",
             "metastore.backup_retention_days",
             "metastore.capacity.instances",
             "metastore.capacity.max_acu",
@@ -278,8 +282,6 @@ fn poc_and_prod_differ_where_they_should_and_nowhere_else() {
             "protection.deletion_protection",
             "protection.retain_data",
             "protection.termination_protection",
-            "stream.retention_hours",
-            "stream.shards",
             "tags.environment",
         ]
     );
@@ -492,7 +494,13 @@ fn schema_and_spec_reference_are_current() {
         // endpoint_url: read by AWS-facing commands, and by the metastore
         // template's single-instance branch (emulators), which the
         // perturbation of unset optional fields does not reach.
-        ["extends", "account_id", "endpoint_url"],
+        // schema_history: read by `validate` (each version may only grow
+        // the one before); the templates render the current schema.
+        [
+            "account_id",
+            "endpoint_url",
+            "datasets.<name>.schema_history"
+        ],
         "fields no template reads"
     );
     check_generated(
@@ -531,6 +539,7 @@ fn cli_render_writes_files_and_schema_prints() {
             "kafka.yaml",
             "metastore.yaml",
             "network.yaml",
+            "published",
             "stacks.json",
             "storage.yaml",
             "stream.yaml"
@@ -547,33 +556,44 @@ fn cli_render_writes_files_and_schema_prints() {
     assert_eq!(v["title"], "EnvSpec");
 }
 
-/// The Hive table step: the script carried base64 in the EMR stack is the
-/// one `render::hive` writes, and bash accepts it (`bash -n`).
+/// The lake steps: the EMR stack's table step and the compaction state
+/// machine fetch one script by its content address (`render::steps`), the
+/// one `up` publishes; it creates every dataset's table in the
+/// environment's database, and bash accepts it (`bash -n`).
 #[test]
-fn the_lake_table_step_carries_a_valid_script() {
-    use base64::Engine;
+fn the_lake_steps_are_one_published_script_for_every_dataset() {
     for loaded in all_specs() {
         let rendered = render::render(&loaded).unwrap();
         let emr = &rendered.stack("emr").unwrap().template;
-        let encoded = emr
-            .split("echo ")
-            .nth(1)
-            .and_then(|rest| rest.split(' ').next())
-            .unwrap_or_else(|| panic!("{}: no lake table step", loaded.env));
-        let script = String::from_utf8(
-            base64::engine::general_purpose::STANDARD
-                .decode(encoded)
-                .unwrap(),
-        )
-        .unwrap();
-        assert_eq!(
-            Some(script.clone()),
-            lakectl::render::hive::table_script(&loaded.spec)
+        let (key, script) = rendered
+            .scripts
+            .iter()
+            .find(|(k, _)| k.ends_with("/lake-steps.sh"))
+            .unwrap_or_else(|| panic!("{}: no lake steps script", loaded.env));
+        assert!(
+            emr.contains(key.as_str()),
+            "{}: the table step runs {key}",
+            loaded.env
         );
-        assert!(script.contains("CREATE EXTERNAL TABLE IF NOT EXISTS orders"));
+        assert!(emr.contains(" table all"), "{}", loaded.env);
+        for name in loaded.spec.datasets.keys() {
+            let create = format!(
+                "CREATE EXTERNAL TABLE IF NOT EXISTS {}.{name}",
+                loaded.spec.storage.database
+            );
+            let view = format!(
+                "CREATE OR REPLACE VIEW {}.{name}",
+                loaded.spec.storage.database
+            );
+            assert!(
+                script.contains(&create) || script.contains(&view),
+                "{}: no table for {name}",
+                loaded.env
+            );
+        }
         let dir = tempdir();
-        let path = dir.path().join("table.sh");
-        std::fs::write(&path, &script).unwrap();
+        let path = dir.path().join("lake-steps.sh");
+        std::fs::write(&path, script).unwrap();
         let check = std::process::Command::new("bash")
             .arg("-n")
             .arg(&path)
@@ -585,9 +605,9 @@ fn the_lake_table_step_carries_a_valid_script() {
             loaded.env,
             String::from_utf8_lossy(&check.stderr)
         );
-        // The compaction run re-registers partitions with the same script.
+        // The compaction runs re-register partitions with the same script.
         if let Some(compaction) = rendered.stack("compaction") {
-            assert!(compaction.template.contains(encoded), "{}", loaded.env);
+            assert!(compaction.template.contains(key.as_str()), "{}", loaded.env);
         }
     }
 }

@@ -6,14 +6,17 @@ use std::process::Command;
 use lake_testkit::{repo_root, tempdir};
 use lakectl::spec::{self, Severity};
 
-/// A temp env dir with the real `_base.yaml` and one `case.yaml` extending it.
+/// A temp env dir with the real `_base.yaml` (and the schema files it
+/// names) and one `case.yaml` extending it.
 fn env_dir_with(case_body: &str) -> tempfile::TempDir {
     let dir = tempdir();
-    std::fs::copy(
-        repo_root().join("environments/_base.yaml"),
-        dir.path().join("_base.yaml"),
-    )
-    .unwrap();
+    let shipped = repo_root().join("environments");
+    std::fs::copy(shipped.join("_base.yaml"), dir.path().join("_base.yaml")).unwrap();
+    std::fs::create_dir_all(dir.path().join("schemas")).unwrap();
+    for f in std::fs::read_dir(shipped.join("schemas")).unwrap() {
+        let f = f.unwrap().path();
+        std::fs::copy(&f, dir.path().join("schemas").join(f.file_name().unwrap())).unwrap();
+    }
     let text = format!("extends: _base.yaml\nname: lake-case\n{case_body}");
     std::fs::write(dir.path().join("case.yaml"), text).unwrap();
     dir
@@ -38,8 +41,8 @@ fn bad_specs_give_pinned_messages() {
     let cases: &[(&str, &str, &[&str])] = &[
         (
             "misspelt key",
-            "stream:\n  shard: 4\n",
-            &["case.yaml:4:3: unknown key `stream.shard`; did you mean `shards`?"],
+            "datasets:\n  orders:\n    stream:\n      shard: 4\n",
+            &["case.yaml:6:7: unknown key `datasets.orders.stream.shard`; did you mean `shards`?"],
         ),
         (
             "misspelt top-level key",
@@ -48,23 +51,128 @@ fn bad_specs_give_pinned_messages() {
         ),
         (
             "wrong type",
-            "stream:\n  shards: many\n",
-            &["case.yaml:4:3: stream.shards: invalid type: string \"many\", expected u32"],
+            "datasets:\n  orders:\n    stream:\n      shards: many\n",
+            &["case.yaml:6:7: datasets.orders.stream.shards: invalid type: string \"many\", expected u32"],
         ),
         (
             "unknown enum value",
-            "ingest:\n  format: orc\n",
-            &["case.yaml:4:3: ingest.format: unknown variant `orc`, expected one of `csv`, `ndjson`, `parquet`"],
+            "datasets:\n  orders:\n    format: orc\n",
+            &["case.yaml:5:5: datasets.orders.format: unknown variant `orc`, expected one of `csv`, `ndjson`, `parquet`"],
         ),
         (
             "YAML syntax",
-            "stream:\n  shards: [1\n",
-            &["case.yaml:5:1: YAML syntax: did not find expected ',' or ']'"],
+            "datasets:\n  orders:\n    stream:\n      shards: [1\n",
+            &["case.yaml:7:1: YAML syntax: did not find expected ',' or ']'"],
         ),
         (
             "replication above broker count",
-            "kafka:\n  topics:\n    - {name: orders, partitions: 6, replication: 3}\n",
-            &["case.yaml:5:37: replication 3 of topic `orders` exceeds the 2 brokers (or is 0)"],
+            "datasets:\n  orders:\n    source: {kind: kafka, replication: 3}\n",
+            &["case.yaml:5:27: replication 3 exceeds the 2 brokers (or is 0): set datasets.orders.source: {kind: kafka, replication: N}"],
+        ),
+        (
+            "granularity not offered",
+            "datasets:\n  orders:\n    granularity: minute\n",
+            &["case.yaml:5:5: datasets.orders.granularity: unknown variant `minute`, expected `hour` or `day`"],
+        ),
+        (
+            "Parquet lake files (the default) without a schema",
+            "datasets:\n  orders:\n    schema: null\n",
+            &["case.yaml:5:5: format parquet needs a schema: the Avro record schema of the columns, inline or `{file: name.avsc}` beside the spec"],
+        ),
+        (
+            "a schema that is not an Avro record",
+            "datasets:\n  orders:\n    schema: {type: string}\n",
+            &["case.yaml:5:5: the schema's top level must be an Avro record (\"type\": \"record\")"],
+        ),
+        (
+            "a Kafka source without Kafka",
+            "kafka: null\ndatasets:\n  orders:\n    source: {kind: kafka}\n",
+            &["case.yaml:6:5: a Kafka source needs `kafka:` (MSK or self-managed); or write `source: {kind: stream}` when producers put records into the dataset's stream"],
+        ),
+        (
+            "cron with five fields",
+            "datasets:\n  orders:\n    compaction: cron(0 2 * * *)\n",
+            &["case.yaml:5:5: schedule `cron(0 2 * * *)` has 5 fields; EventBridge cron takes 6: minutes hours day-of-month month day-of-week year, e.g. cron(0 2 * * ? *)"],
+        ),
+        (
+            "self-managed Kafka: partitions below brokers",
+            "kafka:\n  mode: self-managed\n  self_managed:\n    default_partitions: 2\n",
+            &[
+                "case.yaml:6:5: default_partitions 2 is below broker_count 3: some brokers would hold no partition (seed 002)",
+                "case.yaml:4:3: warning: self-managed brokers speak plaintext inside the VPC (security group limited to the VPC CIDR); use `mode: msk` for TLS and IAM",
+            ],
+        ),
+        (
+            "unknown Avro type in the lake schema",
+            "datasets:\n  orders:\n    schema:\n      type: record\n      name: o\n      fields:\n        - {name: ordertime, type: long}\n        - {name: a, type: wat}\n",
+            &["case.yaml:10:21: unknown type `wat`: not an Avro primitive (null, boolean, int, long, float, double, bytes, string) nor a named type defined before it"],
+        ),
+        (
+            "time field missing from the schema",
+            "datasets:\n  orders:\n    schema:\n      type: record\n      name: o\n      fields:\n        - {name: orderid, type: int}\n",
+            &["_base.yaml:{time_field}:5: time_field `ordertime` is not a column of the schema (its columns: orderid); every record would be dead-lettered"],
+        ),
+        (
+            "time field that cannot hold a time",
+            "datasets:\n  orders:\n    schema:\n      type: record\n      name: o\n      fields:\n        - {name: ordertime, type: boolean}\n",
+            &["_base.yaml:{time_field}:5: time_field `ordertime` is a Boolean column; a record's time must be epoch seconds or milliseconds (int, long, double) or an ISO-8601 string"],
+        ),
+        (
+            "column names Hive cannot take",
+            "datasets:\n  orders:\n    schema:\n      type: record\n      name: o\n      fields:\n        - {name: ordertime, type: long}\n        - {name: order-id, type: int}\n        - {name: OrderTime, type: long}\n",
+            &[
+                "case.yaml:5:5: column `order-id` cannot be a Hive column: use letters, digits and `_`, starting with a letter or `_`, at most 128 characters",
+                "case.yaml:5:5: columns `ordertime` and `OrderTime` are one column to Hive, which ignores case",
+            ],
+        ),
+        (
+            "partition column colliding with a column",
+            "datasets:\n  orders:\n    schema:\n      type: record\n      name: o\n      fields:\n        - {name: ordertime, type: long}\n        - {name: dt, type: string}\n",
+            &["case.yaml:5:5: column `dt` is also a partition key of the lake's directories (dt=%Y-%m-%d/hr=%H): readers that discover partitions (Spark, DuckDB, pyarrow, Athena) would read the directory's value instead of the column's; rename the field"],
+        ),
+        (
+            "cron values EventBridge rejects",
+            "datasets:\n  orders:\n    compaction: cron(99 99 * * ? *)\n",
+            &["case.yaml:5:5: schedule `cron(99 99 * * ? *)`: minutes `99`: `99` is not between 0 and 59"],
+        ),
+        (
+            "cron with both day fields",
+            "datasets:\n  orders:\n    compaction: cron(0 2 * * * *)\n",
+            &["case.yaml:5:5: schedule `cron(0 2 * * * *)`: exactly one of day-of-month and day-of-week must be `?` (EventBridge cannot take both), e.g. cron(0 2 * * ? *)"],
+        ),
+        (
+            "a dataset named like a platform component",
+            "datasets:\n  emr:\n    format: ndjson\n",
+            &["case.yaml:4:3: dataset name `emr` is a platform component's name in `lakectl status` (reserved: kafka, stream, archive, ingest, fleet, metastore, emr, compaction, alarms, network, storage, iam); name the dataset for its data, e.g. `emr_events`"],
+        ),
+        (
+            "two datasets naming the same resources",
+            "datasets:\n  a_1:\n    format: ndjson\n  a1:\n    format: ndjson\n",
+            &["case.yaml:6:3: datasets `a_1` and `a1` would name the same CloudFormation resources (A1…); rename one"],
+        ),
+        (
+            "a bad dataset name",
+            "datasets:\n  Orders-2:\n    format: ndjson\n",
+            &["case.yaml:4:3: dataset name `Orders-2` must be 1-32 characters of a-z, 0-9 and `_`, starting with a letter: it names the Hive table, the stream and the lake folder"],
+        ),
+        (
+            "a schema file that is not there",
+            "datasets:\n  pageviews:\n    schema: {file: schemas/pageveiws.avsc}\n",
+            &["case.yaml:5:14: cannot read the schema schemas/pageveiws.avsc: No such file or directory (os error 2)"],
+        ),
+        (
+            "a schema that drops a column of its history",
+            "datasets:\n  pageviews:\n    schema_history:\n      - {file: schemas/pageviews.avsc}\n    schema:\n      type: record\n      name: o\n      fields:\n        - {name: viewtime, type: long}\n        - {name: userid, type: string}\n",
+            &["case.yaml:7:5: column `pageid` is gone: files already written hold it, and a removed or renamed field cannot be read back (against datasets.pageviews.schema_history.0). Keep the field (new records may leave it out: it reads as null), or start a new dataset or table version (e.g. `pageviews_v2`) for a schema that changes shape"],
+        ),
+        (
+            "the single-dataset keys of before",
+            "stream:\n  shards: 4\ningest:\n  format: csv\n  partition_format: ordertime=%Y%m%d%H\n",
+            &[
+                "case.yaml:3:1: `stream` moved to `datasets.<name>.stream`: the lake holds datasets now, each with its own stream, schema and table; docs/migrating-to-datasets.md shows a spec before and after, and how to move a running lake (environment case)",
+                "case.yaml:7:3: `ingest.partition_format` moved to `datasets.<name>.granularity (hour: dt=YYYY-MM-DD/hr=HH, day: dt=YYYY-MM-DD)`: the lake holds datasets now, each with its own stream, schema and table; docs/migrating-to-datasets.md shows a spec before and after, and how to move a running lake (environment case)",
+                "case.yaml:6:3: `ingest.format` moved to `datasets.<name>.format`: the lake holds datasets now, each with its own stream, schema and table; docs/migrating-to-datasets.md shows a spec before and after, and how to move a running lake (environment case)",
+            ],
         ),
         (
             "MSK brokers not a multiple of the AZs",
@@ -87,11 +195,6 @@ fn bad_specs_give_pinned_messages() {
             &["case.yaml:4:3: cidr `10.20.0.0/33` is not an IPv4 CIDR such as 10.20.0.0/16"],
         ),
         (
-            "partition format without hour",
-            "ingest:\n  partition_format: ordertime=%Y%m%d\n",
-            &["case.yaml:4:3: partition_format `ordertime=%Y%m%d` has no hour token %H; lake partitions are hourly (e.g. ordertime=%Y%m%d%H)"],
-        ),
-        (
             "serverless capacity out of range",
             "metastore:\n  capacity:\n    mode: serverless\n    min_acu: 8\n    max_acu: 300\n",
             &["case.yaml:7:5: max_acu 300 must be 1 to 256 in steps of 0.5"],
@@ -110,77 +213,6 @@ fn bad_specs_give_pinned_messages() {
             "bridge with a re-encoding converter",
             "kafka:\n  bridge:\n    value_converter: org.apache.kafka.connect.json.JsonConverter\n",
             &["case.yaml:5:5: value_converter `org.apache.kafka.connect.json.JsonConverter` would re-encode records; use org.apache.kafka.connect.storage.StringConverter or org.apache.kafka.connect.converters.ByteArrayConverter so JSON text reaches Kinesis"],
-        ),
-        (
-            "Parquet lake files (the default) without a schema",
-            "ingest:\n  schema: null\n",
-            &["case.yaml:4:3: format parquet needs ingest.schema: the Avro record schema of the columns (e.g. the orders schema in environments/_base.yaml)"],
-        ),
-        (
-            "a schema that is not an Avro record",
-            "ingest:\n  format: parquet\n  schema: {type: string}\n",
-            &["case.yaml:5:3: the schema's top level must be an Avro record (\"type\": \"record\")"],
-        ),
-        (
-            "bridge topic not created",
-            "kafka:\n  bridge:\n    topic: payments\n",
-            &["case.yaml:5:5: bridge topic `payments` is not in kafka.topics; add it there so it is created"],
-        ),
-        (
-            "cron with five fields",
-            "compaction:\n  schedule: cron(0 2 * * *)\n",
-            &["case.yaml:4:3: schedule `cron(0 2 * * *)` has 5 fields; EventBridge cron takes 6: minutes hours day-of-month month day-of-week year, e.g. cron(0 2 * * ? *)"],
-        ),
-        (
-            "self-managed Kafka: partitions below brokers",
-            "kafka:\n  mode: self-managed\n  self_managed:\n    default_partitions: 2\n  topics: []\n",
-            &[
-                "case.yaml:4:3: warning: self-managed brokers speak plaintext inside the VPC (security group limited to the VPC CIDR); use `mode: msk` for TLS and IAM",
-                "case.yaml:6:5: default_partitions 2 is below broker_count 3: some brokers would hold no partition (seed 002)",
-            ],
-        ),
-        (
-            "unknown Avro type in the lake schema",
-            "ingest:\n  schema:\n    type: record\n    name: o\n    fields:\n      - {name: ordertime, type: long}\n      - {name: a, type: wat}\n",
-            &["case.yaml:9:19: unknown type `wat`: not an Avro primitive (null, boolean, int, long, float, double, bytes, string) nor a named type defined before it"],
-        ),
-        (
-            "time field missing from the schema",
-            "ingest:\n  schema:\n    type: record\n    name: o\n    fields:\n      - {name: orderid, type: int}\n",
-            &["_base.yaml:{time_field}:3: time_field `ordertime` is not a column of ingest.schema (its columns: orderid); every record would be dead-lettered"],
-        ),
-        (
-            "time field that cannot hold a time",
-            "ingest:\n  schema:\n    type: record\n    name: o\n    fields:\n      - {name: ordertime, type: boolean}\n",
-            &["_base.yaml:{time_field}:3: time_field `ordertime` is a Boolean column; the order's time must be epoch seconds or milliseconds (int, long, double) or an ISO-8601 string"],
-        ),
-        (
-            "column names Hive cannot take",
-            "ingest:\n  schema:\n    type: record\n    name: o\n    fields:\n      - {name: ordertime, type: long}\n      - {name: order-id, type: int}\n      - {name: OrderTime, type: long}\n",
-            &[
-                "case.yaml:4:3: column `order-id` cannot be a Hive column: use letters, digits and `_`, starting with a letter or `_`, at most 128 characters",
-                "case.yaml:4:3: columns `ordertime` and `OrderTime` are one column to Hive, which ignores case",
-            ],
-        ),
-        (
-            "partition column colliding with a column",
-            "ingest:\n  schema:\n    type: record\n    name: o\n    fields:\n      - {name: ordertime, type: long}\n      - {name: ordertime_part, type: string}\n",
-            &["_base.yaml:{partition_format}:3: the table's partition column `ordertime_part` (from `ordertime=`) is also a column of ingest.schema; rename one"],
-        ),
-        (
-            "partition format of two levels",
-            "ingest:\n  partition_format: dt=%Y-%m-%d/hour=%H\n",
-            &["case.yaml:4:3: partition_format `dt=%Y-%m-%d/hour=%H` must be one Hive-style directory level `key=<tokens>` (the lake's Hive table has one partition column), e.g. ordertime=%Y%m%d%H"],
-        ),
-        (
-            "cron values EventBridge rejects",
-            "compaction:\n  schedule: cron(99 99 * * ? *)\n",
-            &["case.yaml:4:3: schedule `cron(99 99 * * ? *)`: minutes `99`: `99` is not between 0 and 59"],
-        ),
-        (
-            "cron with both day fields",
-            "compaction:\n  schedule: cron(0 2 * * * *)\n",
-            &["case.yaml:4:3: schedule `cron(0 2 * * * *)`: exactly one of day-of-month and day-of-week must be `?` (EventBridge cannot take both), e.g. cron(0 2 * * ? *)"],
         ),
         (
             "an idle timeout on the long-running cluster",
@@ -216,7 +248,7 @@ fn bad_specs_give_pinned_messages() {
             .map(|i| (i + 1).to_string())
             .unwrap()
     };
-    let (time_field, partition_format) = (line_of("time_field:"), line_of("partition_format:"));
+    let time_field = line_of("time_field:");
     let mut failures = Vec::new();
     for (what, body, expected) in cases {
         let dir = env_dir_with(body);
@@ -225,10 +257,7 @@ fn bad_specs_give_pinned_messages() {
         got_sorted.sort();
         let mut want: Vec<String> = expected
             .iter()
-            .map(|s| {
-                s.replace("{time_field}", &time_field)
-                    .replace("{partition_format}", &partition_format)
-            })
+            .map(|s| s.replace("{time_field}", &time_field))
             .collect();
         want.sort();
         if got_sorted != want {
@@ -298,7 +327,7 @@ fn cli_exit_codes_and_output() {
         "local: ok\npoc: ok\nprod: ok\n"
     );
 
-    let dir = env_dir_with("stream:\n  shard: 4\n");
+    let dir = env_dir_with("datasets:\n  orders:\n    stream:\n      shard: 4\n");
     let bad = Command::new(bin)
         .args([
             "--env-dir",
@@ -311,7 +340,9 @@ fn cli_exit_codes_and_output() {
     assert_eq!(bad.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&bad.stderr);
     assert!(
-        stderr.ends_with("case.yaml:4:3: unknown key `stream.shard`; did you mean `shards`?\n"),
+        stderr.ends_with(
+            "case.yaml:6:7: unknown key `datasets.orders.stream.shard`; did you mean `shards`?\n"
+        ),
         "{stderr}"
     );
 
@@ -327,16 +358,21 @@ fn cli_exit_codes_and_output() {
         .unwrap();
     assert_eq!(json.status.code(), Some(1));
     let report: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
-    assert_eq!(report["diagnostics"][0]["field"], "stream.shard");
-    assert_eq!(report["diagnostics"][0]["position"]["line"], 4);
+    assert_eq!(
+        report["diagnostics"][0]["field"],
+        "datasets.orders.stream.shard"
+    );
+    assert_eq!(report["diagnostics"][0]["position"]["line"], 6);
     assert_eq!(report["valid"], serde_json::json!([]));
 }
 
 #[test]
 fn warnings_do_not_fail_validation() {
-    let dir = env_dir_with("ingest:\n  scenario: A\n");
+    let dir = env_dir_with(
+        "datasets:\n  orders:\n    partition_by: arrival-time\n    compaction: rate(1 day)\n",
+    );
     let found = spec::load_valid(dir.path(), "case").expect("warnings only");
     assert_eq!(found.1.len(), 1);
     assert_eq!(found.1[0].severity, Severity::Warning);
-    assert!(found.1[0].message.contains("needs no compaction"));
+    assert!(found.1[0].message.contains("rarely needs compaction"));
 }
