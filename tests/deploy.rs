@@ -1587,7 +1587,7 @@ fn adding_a_dataset_adds_its_resources_and_removing_one_asks() {
         resource_changes(&plan)
     };
     let clicks =
-        "  clicks:\n    partition_by: arrival-time\n    format: ndjson\n    stream: {shards: 1}\n";
+        "  clicks:\n    partition_by: arrival-time\n    format: ndjson\n    schema: {file: schemas/pageviews.avsc}\n    stream: {shards: 1}\n";
 
     // Adding it: exactly its resources, and the wiring to them.
     let lab = Lab::new();

@@ -77,7 +77,12 @@ fn bad_specs_give_pinned_messages() {
         (
             "Parquet lake files (the default) without a schema",
             "datasets:\n  orders:\n    schema: null\n",
-            &["case.yaml:5:5: format parquet needs a schema: the Avro record schema of the columns, inline or `{file: name.avsc}` beside the spec"],
+            &["case.yaml:5:5: format parquet needs a schema: the Avro record schema of the columns (the dataset's table is typed by it), inline or `{file: name.avsc}` beside the spec"],
+        ),
+        (
+            "an NDJSON dataset without a schema (its table is typed by it)",
+            "datasets:\n  clicks:\n    format: ndjson\n",
+            &["case.yaml:4:3: format ndjson needs a schema: the Avro record schema of the columns (the dataset's table is typed by it), inline or `{file: name.avsc}` beside the spec"],
         ),
         (
             "a schema that is not an Avro record",
@@ -142,17 +147,17 @@ fn bad_specs_give_pinned_messages() {
         ),
         (
             "a dataset named like a platform component",
-            "datasets:\n  emr:\n    format: ndjson\n",
+            "datasets:\n  emr:\n    format: ndjson\n    schema: {file: schemas/pageviews.avsc}\n",
             &["case.yaml:4:3: dataset name `emr` is a platform component's name in `lakectl status` (reserved: kafka, stream, archive, ingest, fleet, metastore, emr, compaction, alarms, network, storage, iam); name the dataset for its data, e.g. `emr_events`"],
         ),
         (
             "two datasets naming the same resources",
-            "datasets:\n  a_1:\n    format: ndjson\n  a1:\n    format: ndjson\n",
-            &["case.yaml:6:3: datasets `a_1` and `a1` would name the same CloudFormation resources (A1…); rename one"],
+            "datasets:\n  a_1:\n    format: ndjson\n    schema: {file: schemas/pageviews.avsc}\n  a1:\n    format: ndjson\n    schema: {file: schemas/pageviews.avsc}\n",
+            &["case.yaml:7:3: datasets `a_1` and `a1` would name the same CloudFormation resources (A1…); rename one"],
         ),
         (
             "a bad dataset name",
-            "datasets:\n  Orders-2:\n    format: ndjson\n",
+            "datasets:\n  Orders-2:\n    format: ndjson\n    schema: {file: schemas/pageviews.avsc}\n",
             &["case.yaml:4:3: dataset name `Orders-2` must be 1-32 characters of a-z, 0-9 and `_`, starting with a letter: it names the Hive table, the stream and the lake folder"],
         ),
         (

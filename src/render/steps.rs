@@ -131,11 +131,14 @@ table() {{
     hive -S -e "DESCRIBE {db}.$storage" | awk -F'\t' '/^#/ || $1 == "" {{ exit }} {{ gsub(/ /, "", $1); print $1 }}' > "$work/have"
     local add=()
     while read -r col ty; do
-      if ! grep -qx "$col" "$work/have"; then add+=("\`$col\` $ty"); fi
+      # Hive keeps column names in lower case: compare as it does.
+      if ! grep -qix -- "$col" "$work/have"; then add+=("\`$col\` $ty"); fi
     done < "$work/columns"
     if [ ${{#add[@]}} -gt 0 ]; then
       local IFS=,
-      hive -e "ALTER TABLE {db}.$storage ADD COLUMNS (${{add[*]}})"
+      # CASCADE: partitions registered before keep their own column list
+      # in Hive otherwise, and would read the new columns as NULL.
+      hive -e "ALTER TABLE {db}.$storage ADD COLUMNS (${{add[*]}}) CASCADE"
       echo "lake table $storage: added columns ${{add[*]}}"
     fi
   fi

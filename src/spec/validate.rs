@@ -631,11 +631,13 @@ impl Validator<'_> {
     fn dataset_schema(&mut self, at: &str, d: &Dataset) {
         use lake_contract::schema::{evolution_problem, typed_columns, ColumnType};
         let schema = d.schema.as_ref().and_then(SchemaSource::inline);
-        if schema.is_none() && d.format != FileFormat::Ndjson {
+        // Every format: csv and parquet files are cut by it, and every
+        // dataset's Hive table (ndjson's view too) is typed by it.
+        if schema.is_none() {
             self.error(
                 &format!("{at}.schema"),
                 format!(
-                    "format {} needs a schema: the Avro record schema of the columns, inline or `{{file: name.avsc}}` beside the spec",
+                    "format {} needs a schema: the Avro record schema of the columns (the dataset's table is typed by it), inline or `{{file: name.avsc}}` beside the spec",
                     d.format.as_str()
                 ),
             );
