@@ -292,7 +292,7 @@ impl Validator<'_> {
                 format!("lake_root `{}` must be a non-empty key prefix without leading or trailing `/`, no part starting with `_` (readers hide those)", s.lake_root),
             );
         }
-        if !is_hive_identifier(&s.database) {
+        if !lake_contract::layout::is_hive_identifier(&s.database) {
             self.error(
                 "storage.database",
                 format!(
@@ -665,7 +665,7 @@ impl Validator<'_> {
         };
         let mut seen: std::collections::HashMap<String, &str> = Default::default();
         for (name, _) in &columns {
-            if !is_hive_identifier(name) {
+            if !lake_contract::layout::is_hive_identifier(name) {
                 self.error(
                     &format!("{at}.schema"),
                     format!("column `{name}` cannot be a Hive column: use letters, digits and `_`, starting with a letter or `_`, at most 128 characters"),
@@ -1160,16 +1160,6 @@ const EMR_APPLICATIONS: &[(&str, (u32, u32, u32))] = &[
     ("Iceberg", (6, 5, 0)),
     ("Delta", (6, 9, 0)),
 ];
-
-/// A name Hive takes as a column without quoting.
-fn is_hive_identifier(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-        && name.len() <= 128
-}
 
 /// `manual`, or a schedule expression EventBridge accepts: `cron(…)` with
 /// six fields (minutes hours day-of-month month day-of-week year; exactly

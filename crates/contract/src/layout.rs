@@ -48,7 +48,9 @@ pub fn partition_keys(fmt: &str) -> Result<Vec<String>, LayoutError> {
     for level in fmt.split('/') {
         let key = level
             .split_once('=')
-            .filter(|(key, value)| is_key(key) && !value.is_empty() && !value.contains('='))
+            .filter(|(key, value)| {
+                is_hive_identifier(key) && !value.is_empty() && !value.contains('=')
+            })
             .map(|(key, _)| key.to_string())
             .ok_or_else(|| LayoutError::NotHiveStyle {
                 fmt: f(),
@@ -62,14 +64,15 @@ pub fn partition_keys(fmt: &str) -> Result<Vec<String>, LayoutError> {
     Ok(keys)
 }
 
-/// A partition key Hive and every discovering reader take unquoted.
-fn is_key(key: &str) -> bool {
-    let mut chars = key.chars();
+/// A name Hive (and every reader that discovers partitions) takes unquoted:
+/// a partition key, a column, a database. One rule for both planes.
+pub fn is_hive_identifier(name: &str) -> bool {
+    let mut chars = name.chars();
     chars
         .next()
         .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-        && key.len() <= 128
+        && name.len() <= 128
 }
 
 #[cfg(test)]
