@@ -490,6 +490,21 @@ fn up_creates_every_stack_and_a_second_up_changes_nothing() {
         "the TLS material was replaced"
     );
     lab.diff(0);
+
+    // -v shows each AWS call (service, operation, status, time, attempts);
+    // -q shows only the result.
+    let verbose = lab.lakectl_with(&["status", "local"], &["-v"]);
+    let said = String::from_utf8_lossy(&verbose.stderr);
+    assert!(
+        said.lines().any(|l| l.starts_with("aws: ")
+            && l.contains("DescribeStacks HTTP 200 ok in")
+            && l.ends_with("(1 attempt)")),
+        "{said}"
+    );
+    let quiet = lab.up(&["-q"], 0);
+    assert!(quiet.stderr.is_empty(), "{}", text(&quiet));
+    let plain = lab.lakectl(&["status", "local"]);
+    assert!(!String::from_utf8_lossy(&plain.stderr).contains("aws: "));
 }
 
 #[test]
@@ -1291,6 +1306,7 @@ fn the_metastore_accounts_are_created_through_the_data_api() {
         profile: None,
         region: Some("us-east-1".into()),
         endpoint_url: Some(lab.moto.endpoint.clone()),
+        verbose: 0,
     };
     for (k, v) in lab.moto.aws_env() {
         std::env::set_var(k, v);
@@ -1414,6 +1430,23 @@ fn preflight_finds_a_missing_bridge_plugin() {
         )),
         "{report}"
     );
+    // A read-only plan does not need it: planned as known after deploy,
+    // with a note that says where the file comes from; `up` refuses,
+    // naming the spec field and how to build it.
+    let plan = lab.diff(2);
+    assert!(
+        text(&plan).contains("its hash is planned as known after deploy (`up` needs it)"),
+        "{}",
+        text(&plan)
+    );
+    let refused = lab.up(&["--yes", "--skip-preflight"], 1);
+    assert!(
+        text(&refused).contains(
+            "spec field kafka.bridge.plugin. Build it from awslabs/kinesis-kafka-connector"
+        ),
+        "{}",
+        text(&refused)
+    );
     std::fs::create_dir_all(plugin.parent().unwrap()).unwrap();
     std::fs::write(&plugin, b"PK connector").unwrap();
     let (_, report) = preflight(&lab, &[]);
@@ -1434,6 +1467,19 @@ fn planned<'a>(plan: &'a Value, id: &str) -> &'a Value {
         .iter()
         .find(|s| s["id"] == id)
         .unwrap_or_else(|| panic!("no {id} in {plan}"))
+}
+
+/// A stack's action in a plan file's review (what the reviewer saw).
+fn review_action(plan: &Value, id: &str) -> String {
+    plan["review"]["stacks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == id)
+        .unwrap_or_else(|| panic!("no {id} in the review"))["action"]
+        .as_str()
+        .unwrap()
+        .to_string()
 }
 
 #[test]
@@ -1461,15 +1507,11 @@ fn a_saved_plan_applies_its_change_sets_once_and_plans_downstream_after_upstream
         "{}",
         text(&o)
     );
-    // What reads the stream's outputs is planned again after it applies.
-    let after: Vec<&str> = plan["stacks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|s| s["action"] == "after-upstream")
-        .map(|s| s["id"].as_str().unwrap())
-        .collect();
-    assert!(after.contains(&"ingest"), "{after:?}");
+    // More shards keep the stream's name and ARN: what reads them is
+    // unchanged, in the plan and in the review alike (an output that moves
+    // is planned after upstream: `adding_a_dataset…`).
+    assert_eq!(planned(&plan, "ingest")["action"], "unchanged");
+    assert_eq!(review_action(&plan, "ingest"), "unchanged");
     assert!(
         planned(&plan, "network")["action"] == "unchanged"
             && planned(&plan, "network")["change_set"].is_null()
@@ -1530,6 +1572,37 @@ fn a_stale_or_expired_plan_is_refused_and_changes_nothing() {
     std::fs::write(&expired, serde_json::to_string_pretty(&old).unwrap()).unwrap();
     let o = lab.up(&["--plan", expired.to_str().unwrap()], 1);
     assert!(text(&o).contains("it expired"), "{}", text(&o));
+
+    // Tags added to the spec after planning: every stack would be re-tagged.
+    lab.edit_local(
+        "tags:\n  environment: local",
+        "tags:\n  environment: local\n  team: data",
+    );
+    refused("the stack tags changed since the plan (team; every stack would be re-tagged)");
+    lab.edit_local(
+        "tags:\n  environment: local\n  team: data",
+        "tags:\n  environment: local",
+    );
+
+    // Credentials for another region: the plan applies where it was made.
+    let artifacts = lab.artifacts();
+    let o = lab.lakectl_with(
+        &[
+            "up",
+            "local",
+            "--artifacts",
+            artifacts.to_str().unwrap(),
+            "--plan",
+            plan_arg,
+        ],
+        &["--region", "eu-west-1"],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains("and the credentials in use are for account 123456789012 in eu-west-1"),
+        "{}",
+        text(&o)
+    );
 
     // None of those changed anything: the ingest update is still to come.
     let still = String::from_utf8(lab.diff(2).stdout).unwrap();
@@ -1627,6 +1700,21 @@ fn adding_a_dataset_adds_its_resources_and_removing_one_asks() {
         replaced.iter().all(|r| *r == ("emr", "LakeTables")),
         "only the table step (a new step: it creates the new table) is replaced: {changes:#?}"
     );
+    // The ingest stack reads the new stream's name, known only once the
+    // stream stack applies: planned after upstream, and the review says it
+    // changes (never "unchanged" where the plan holds more).
+    let path = lab.dir.path().join("plan.json");
+    let (_, plan) = save_plan(&lab, &path);
+    assert_eq!(planned(&plan, "ingest")["action"], "after-upstream");
+    assert!(
+        planned(&plan, "ingest")["parameters"]["ClicksStreamName"]
+            .as_str()
+            .unwrap()
+            .starts_with("(known after deploy: output stream.ClicksStreamName"),
+        "{}",
+        planned(&plan, "ingest")
+    );
+    assert_eq!(review_action(&plan, "ingest"), "update");
 
     // Removing it (from an environment deployed with it): only its
     // resources go, the stream's records with it, and `up` asks first.
@@ -1672,4 +1760,60 @@ fn adding_a_dataset_adds_its_resources_and_removing_one_asks() {
         "{}",
         text(&refused)
     );
+}
+
+/// The summary line of a plan's text ("N of M stacks change: …").
+fn summary(o: &Output) -> String {
+    let out = String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr);
+    out.lines()
+        .find(|l| l.contains("stacks change:"))
+        .unwrap_or_else(|| panic!("no summary in {out}"))
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn a_replacement_is_the_same_in_diff_and_up_and_reaches_downstream() {
+    let lab = Lab::new();
+    lab.up(&["--yes"], 0);
+    // A new VPC CIDR replaces the VPC (create-only CidrBlock) and what
+    // stands in it; moto's change sets say nothing about replacement, so
+    // the template's account must stand, with or without them.
+    lab.edit_local(
+        "  nat_gateways: none",
+        "  nat_gateways: none\n  cidr: 10.30.0.0/16",
+    );
+    let with_sets = lab.diff(2);
+    let without = lab.diff_with(&["--no-change-set"], 2);
+    let plan = text(&with_sets);
+    assert!(
+        plan.lines()
+            .any(|l| l.contains("~ Vpc AWS::EC2::VPC") && l.contains("requires replacement")),
+        "{plan}"
+    );
+    // Without change sets the same replacements (a change set may add
+    // resources it modifies for reasons the template does not show).
+    let replacements = |o: &Output| {
+        let s = summary(o);
+        s[s.find('(').unwrap()..s.find(')').unwrap()].to_string()
+    };
+    assert_eq!(replacements(&with_sets), replacements(&without));
+    // Downstream: the subnets the metastore, EMR and the fleet take are new.
+    assert!(
+        plan.contains("(known after upstream: output network.PrivateSubnetIds)"),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("Stack lake-local-emr (emr): update"),
+        "{plan}"
+    );
+    // `up` shows the same plan before it asks (and, refused, changes nothing).
+    let refused = lab.up(&["--require-approval", "any-change"], 1);
+    assert!(
+        text(&refused).contains("need approval"),
+        "{}",
+        text(&refused)
+    );
+    assert_eq!(summary(&refused), summary(&with_sets));
+    lab.diff(2);
 }

@@ -1,17 +1,18 @@
 //! Reaching AWS: the credential chain, profile, region and endpoint (the
 //! CLI's flags over the spec's settings), the account guard, and one client
-//! per service every command shares; `error` turns any SDK failure into one
-//! typed `AwsError`.
+//! per service every command shares (each logging its calls with `-v`,
+//! `call_log`); `error` turns any SDK failure into one typed `AwsError`.
 //!
 //! Owns: building clients and the account check. Must not: call services
 //! beyond the guard's GetCallerIdentity (the rooms that need a service call
 //! it).
 
+pub mod call_log;
 pub mod error;
 
 use std::time::Duration;
 
-use lake_contract::aws::{aws_config_for, s3_client_from, AwsTarget};
+use lake_contract::aws::{aws_config_for, AwsTarget};
 
 pub use error::{aws_error, AwsError};
 
@@ -42,6 +43,8 @@ pub struct Connection {
     pub profile: Option<String>,
     pub region: Option<String>,
     pub endpoint_url: Option<String>,
+    /// `-v` count: 1 logs every AWS call, 2 every attempt (`call_log`).
+    pub verbose: u8,
 }
 
 /// Clients for one environment, after the account guard passed.
@@ -63,6 +66,8 @@ pub struct Aws {
     pub ssm: aws_sdk_ssm::Client,
     pub cloudwatch: aws_sdk_cloudwatch::Client,
     pub account: String,
+    /// The region every client talks to (`--region` over the spec's).
+    pub region: String,
     /// Who the credentials are (STS GetCallerIdentity), for policy simulation.
     pub caller_arn: String,
 }
@@ -80,14 +85,13 @@ impl Aws {
             .endpoint_url
             .clone()
             .or(endpoint_from_spec.map(String::from));
+        let region = connection
+            .region
+            .clone()
+            .unwrap_or_else(|| rendered.region.clone());
         let shared = aws_config_for(&AwsTarget {
             endpoint_url: endpoint_url.clone(),
-            region: Some(
-                connection
-                    .region
-                    .clone()
-                    .unwrap_or_else(|| rendered.region.clone()),
-            ),
+            region: Some(region.clone()),
             profile: connection.profile.clone(),
             adaptive_retries: true,
         })
@@ -120,21 +124,39 @@ impl Aws {
         // call) is asked twice, not eight times with back-off, so a check
         // reports "cannot tell" in a second instead of minutes.
         let reading = aws_config::retry::RetryConfig::standard().with_max_attempts(2);
+        // `-v`: every client logs its calls.
+        let log = (connection.verbose > 0).then_some(call_log::CallLog {
+            level: connection.verbose,
+        });
+        macro_rules! with_log {
+            ($builder:expr) => {{
+                let mut builder = $builder;
+                if let Some(log) = log {
+                    builder = builder.interceptor(log);
+                }
+                builder.build()
+            }};
+        }
+        macro_rules! client {
+            ($sdk:ident) => {
+                $sdk::Client::from_conf(with_log!($sdk::config::Builder::from(&shared)))
+            };
+        }
         macro_rules! reading_client {
             ($sdk:ident) => {
-                $sdk::Client::from_conf(
-                    $sdk::config::Builder::from(&shared)
-                        .retry_config(reading.clone())
-                        .build(),
-                )
+                $sdk::Client::from_conf(with_log!(
+                    $sdk::config::Builder::from(&shared).retry_config(reading.clone())
+                ))
             };
         }
         Ok(Aws {
-            cfn: Cfn::new(aws_sdk_cloudformation::Client::new(&shared), poll),
-            s3: s3_client_from(&shared),
-            sfn: aws_sdk_sfn::Client::new(&shared),
-            kinesis: aws_sdk_kinesis::Client::new(&shared),
-            dynamodb: aws_sdk_dynamodb::Client::new(&shared),
+            cfn: Cfn::new(client!(aws_sdk_cloudformation), poll),
+            s3: aws_sdk_s3::Client::from_conf(with_log!(lake_contract::aws::s3_config_from(
+                &shared
+            ))),
+            sfn: client!(aws_sdk_sfn),
+            kinesis: client!(aws_sdk_kinesis),
+            dynamodb: client!(aws_sdk_dynamodb),
             emr: reading_client!(aws_sdk_emr),
             rds: reading_client!(aws_sdk_rds),
             firehose: reading_client!(aws_sdk_firehose),
@@ -142,11 +164,12 @@ impl Aws {
             autoscaling: reading_client!(aws_sdk_autoscaling),
             ec2: reading_client!(aws_sdk_ec2),
             iam: reading_client!(aws_sdk_iam),
-            rdsdata: aws_sdk_rdsdata::Client::new(&shared),
-            secrets: aws_sdk_secretsmanager::Client::new(&shared),
-            ssm: aws_sdk_ssm::Client::new(&shared),
+            rdsdata: client!(aws_sdk_rdsdata),
+            secrets: client!(aws_sdk_secretsmanager),
+            ssm: client!(aws_sdk_ssm),
             cloudwatch: reading_client!(aws_sdk_cloudwatch),
             account,
+            region,
             caller_arn,
         })
     }
@@ -180,6 +203,7 @@ impl Aws {
             ssm: aws_sdk_ssm::Client::new(&shared),
             cloudwatch: aws_sdk_cloudwatch::Client::new(&shared),
             account: "123456789012".into(),
+            region: "us-east-1".into(),
             caller_arn: "arn:aws:iam::123456789012:user/test".into(),
         }
     }

@@ -84,7 +84,7 @@ impl DiffArgs {
             Some(dir) => Binaries::Dir(dir),
             None => Binaries::NotBuilt,
         };
-        let artifacts = publish::locate_for(&session.rendered, binaries)?;
+        let (artifacts, missing) = publish::locate_for_plan(&session.rendered, binaries)?;
         let mut planned = session.run(plan_against_deployed(
             &session.aws,
             &session.rendered,
@@ -92,6 +92,7 @@ impl DiffArgs {
             !self.no_change_set,
             self.refresh_images,
         ))?;
+        planned.notes.extend(missing);
         if self.artifacts.is_none() && publish::needs_binaries(&session.rendered) {
             planned.notes.push(
                 "the data-plane binaries were not built (diff is read-only): their hashes are \

@@ -79,6 +79,14 @@ pub enum DeployError {
         id: String,
         resources: Vec<String>,
     },
+    #[error(
+        "{} would be replaced under the same custom name: CloudFormation creates the replacement \
+         before deleting the old one, the name is taken, and the update fails and rolls back. \
+         Nothing was changed. Give each a new name in this update (then both can exist), or \
+         remove it in one `up` and add it back in the next",
+        .0.join("; ")
+    )]
+    SameNameReplacement(Vec<String>),
     #[error(transparent)]
     Plan(#[from] PlanError),
     #[error(transparent)]

@@ -16,6 +16,8 @@ use super::cfn::{self, Event};
 /// Where progress goes.
 pub struct Progress {
     live: Option<Live>,
+    /// `-q`: nothing is shown (prompts still are).
+    quiet: bool,
 }
 
 struct Live {
@@ -33,7 +35,14 @@ impl Progress {
                 multi: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
                 bars: Mutex::new(HashMap::new()),
             }),
+            quiet: false,
         }
+    }
+
+    /// The same, showing nothing when `quiet` (`-q`).
+    pub fn quiet(mut self, quiet: bool) -> Progress {
+        self.quiet = quiet;
+        self
     }
 
     /// Whether a person is watching (prompts are allowed).
@@ -43,6 +52,9 @@ impl Progress {
 
     /// A line that stays (plain: timestamped).
     pub fn line(&self, text: &str) {
+        if self.quiet {
+            return;
+        }
         match &self.live {
             Some(live) => {
                 let _ = live.multi.println(text);
@@ -53,6 +65,9 @@ impl Progress {
 
     /// A stack starts work (`what`: "creating", "updating", "deleting"...).
     pub fn start(&self, stack: &str, what: &str) {
+        if self.quiet {
+            return;
+        }
         match &self.live {
             Some(live) => {
                 let bar = live.multi.add(ProgressBar::new_spinner());
@@ -74,6 +89,9 @@ impl Progress {
 
     /// A resource event of a stack at work.
     pub fn event(&self, stack: &str, e: &Event) {
+        if self.quiet {
+            return;
+        }
         let reason = e
             .reason
             .as_deref()
@@ -96,6 +114,9 @@ impl Progress {
 
     /// A stack is done; `outcome` says how.
     pub fn finish(&self, stack: &str, outcome: &str) {
+        if self.quiet {
+            return;
+        }
         match &self.live {
             Some(live) => {
                 if let Some(bar) = live.bars.lock().expect("progress lock").remove(stack) {

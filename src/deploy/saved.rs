@@ -15,7 +15,7 @@
 //! and the checks that a plan still holds. Must not: apply it (`up`
 //! executes a saved plan through its one deploy path).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -23,18 +23,19 @@ use sha2::{Digest, Sha256};
 
 use super::cfn::{self, ChangeSetOutcome, Deployed};
 use super::up::{
-    approvals_needed, artifact_hashes, change_set_outcome, plan_against_deployed, resolve,
-    verdicts, Approval, Planned,
+    approvals_needed, artifact_hashes, change_set_outcome, normalized, plan_against_deployed,
+    resolve, verdicts, Approval, Planned,
 };
 use super::{outputs_by_id, DeployError};
 use crate::aws::Aws;
 use crate::plan::diff::refine_replacement;
+use crate::plan::propagate;
 use crate::plan::report::PlanReport;
 use crate::publish::Artifact;
 use crate::render::{ParamSource, RenderedEnv};
 
 /// The plan file's format tag.
-pub const FORMAT: &str = "lakectl-plan/1";
+pub const FORMAT: &str = "lakectl-plan/2";
 
 /// How long a plan may wait for its apply.
 pub const LIFETIME_SECS: u64 = 24 * 3600;
@@ -99,6 +100,11 @@ pub struct PlannedStack {
     /// The named change set to execute (`Update`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub change_set: Option<String>,
+    /// sha256 of what that change set does (each change's action, logical
+    /// id, type, replacement and details): a change set deleted and made
+    /// again under the same name with other changes is not the reviewed one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change_set_sha256: Option<String>,
     /// Resources the reviewed plan changes (logical ids), and those it
     /// replaces: an `AfterUpstream` stack must stay within them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -114,6 +120,14 @@ pub struct SavedPlan {
     pub environment: String,
     /// Unique per plan; part of every change set name.
     pub serial: String,
+    /// The AWS account and region the plan was made in: it applies there
+    /// only (a plan that only creates stacks would otherwise apply wherever
+    /// the credentials point).
+    pub account: String,
+    pub region: String,
+    /// The stack tags the plan applies (CloudFormation puts them on every
+    /// resource that takes tags).
+    pub tags: BTreeMap<String, String>,
     /// Unix seconds.
     pub created: u64,
     pub expires: u64,
@@ -154,6 +168,16 @@ pub enum PlanFileError {
         reasons = .0.join("; ")
     )]
     Stale(Vec<String>),
+    #[error(
+        "the plan stopped: {reasons}. Applied before the stop: {applied}; nothing else was \
+         changed. Run `lakectl diff` to see what remains and review a new plan",
+        reasons = .reasons.join("; "),
+        applied = .applied.join(", ")
+    )]
+    StoppedAfter {
+        reasons: Vec<String>,
+        applied: Vec<String>,
+    },
 }
 
 /// Unix seconds now.
@@ -246,6 +270,7 @@ impl SavedPlan {
     pub fn check(
         &self,
         rendered: &RenderedEnv,
+        target: (&str, &str),
         deployed: &BTreeMap<String, Deployed>,
         artifacts: &BTreeMap<String, String>,
         now: u64,
@@ -255,6 +280,33 @@ impl SavedPlan {
             reasons.push(format!(
                 "it is a plan of environment {}, not {}",
                 self.environment, rendered.environment
+            ));
+        }
+        let (account, region) = target;
+        if (self.account.as_str(), self.region.as_str()) != (account, region) {
+            reasons.push(format!(
+                "it was made for account {} in {}, and the credentials in use are for account \
+                 {account} in {region}",
+                self.account, self.region
+            ));
+        }
+        let tags: BTreeMap<String, String> = rendered
+            .tags
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        if tags != self.tags {
+            let mut moved: Vec<String> = tags
+                .keys()
+                .chain(self.tags.keys())
+                .filter(|k| tags.get(*k) != self.tags.get(*k))
+                .cloned()
+                .collect();
+            moved.sort();
+            moved.dedup();
+            reasons.push(format!(
+                "the stack tags changed since the plan ({}; every stack would be re-tagged)",
+                moved.join(", ")
             ));
         }
         if now > self.expires {
@@ -355,7 +407,6 @@ pub async fn save(
     let hashes = artifact_hashes(artifacts);
     let outputs = outputs_by_id(&planned.deployed);
     let mut stacks: Vec<PlannedStack> = Vec::new();
-    let mut changing: BTreeSet<String> = BTreeSet::new();
     for id in &rendered.deploy_order {
         let stack = rendered.stack(id).expect("rendered");
         let diff_at = planned
@@ -367,12 +418,12 @@ pub async fn save(
         let images = planned.images.get(id).cloned().unwrap_or_default();
         let mut values = hashes.clone();
         values.extend(images.clone());
-        let unknown: Vec<String> = stack
-            .parameters
+        // Values the plan cannot know: an upstream output this plan moves
+        // (`plan::propagate`), or a stack not deployed yet.
+        let values_planned = planned.parameters.get(id).cloned().unwrap_or_default();
+        let unknown: Vec<String> = values_planned
             .iter()
-            .filter(|(_, source)| {
-                matches!(source, ParamSource::Output { stack, .. } if changing.contains(stack))
-            })
+            .filter(|(_, v)| propagate::is_unknown(v))
             .map(|(k, _)| k.clone())
             .collect();
         let has_changes = planned.diffs[diff_at].has_changes();
@@ -382,7 +433,7 @@ pub async fn save(
             (Some(_), true, true) => PlannedAction::Update,
             (Some(_), true, false) => PlannedAction::Unchanged,
         };
-        let mut change_set = None;
+        let (mut change_set, mut change_set_sha256) = (None, None);
         if action == PlannedAction::Update {
             let params = resolve(stack, &outputs, &values)?;
             let name = change_set_name(&rendered.environment, id, &serial);
@@ -393,13 +444,15 @@ pub async fn save(
                     action = PlannedAction::Unchanged;
                 }
                 ChangeSetOutcome::Ready(changes) => {
-                    refine_replacement(&mut planned.diffs[diff_at], &verdicts(changes));
+                    change_set_sha256 = Some(changes_sha256(&changes));
+                    refine_replacement(
+                        &mut planned.diffs[diff_at],
+                        &verdicts(changes),
+                        &normalized(stack)?,
+                    );
                     change_set = Some(name);
                 }
             }
-        }
-        if action != PlannedAction::Unchanged {
-            changing.insert(id.clone());
         }
         let diff = &planned.diffs[diff_at];
         stacks.push(PlannedStack {
@@ -407,23 +460,7 @@ pub async fn save(
             stack_name: stack.stack_name.clone(),
             action,
             template_sha256: template_sha256(&stack.template),
-            parameters: planned
-                .parameters
-                .get(id)
-                .cloned()
-                .unwrap_or_default()
-                .into_iter()
-                .map(|(k, v)| match stack.parameters.get(&k) {
-                    Some(source) if unknown.contains(&k) => (
-                        k,
-                        format!(
-                            "(known after upstream: {})",
-                            crate::plan::parameter_text(source)
-                        ),
-                    ),
-                    _ => (k, v),
-                })
-                .collect(),
+            parameters: values_planned,
             unknown,
             images,
             artifacts: stack
@@ -438,6 +475,7 @@ pub async fn save(
                 .collect(),
             deployed: deployed.map(PlannedAgainst::of),
             change_set,
+            change_set_sha256,
             reviewed_changes: diff
                 .resources
                 .iter()
@@ -464,6 +502,7 @@ pub async fn save(
                 artifacts: BTreeMap::new(),
                 deployed: Some(PlannedAgainst::of(d)),
                 change_set: None,
+                change_set_sha256: None,
                 reviewed_changes: Vec::new(),
                 reviewed_replacements: Vec::new(),
             });
@@ -490,6 +529,13 @@ pub async fn save(
         format: FORMAT.into(),
         environment: rendered.environment.clone(),
         serial,
+        account: aws.account.clone(),
+        region: aws.region.clone(),
+        tags: rendered
+            .tags
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
         created,
         expires: created + LIFETIME_SECS,
         stacks,
@@ -497,6 +543,39 @@ pub async fn save(
         review,
     };
     Ok((planned, plan))
+}
+
+/// sha256 of what a change set does, in a stable order.
+pub fn changes_sha256(changes: &[cfn::PlannedChange]) -> String {
+    let mut lines: Vec<String> = changes
+        .iter()
+        .map(|c| {
+            let mut details: Vec<String> = c
+                .details
+                .iter()
+                .map(|d| {
+                    format!(
+                        "{}|{}|{}|{}",
+                        d.target,
+                        d.requires_recreation,
+                        d.source,
+                        d.causing_entity.as_deref().unwrap_or("")
+                    )
+                })
+                .collect();
+            details.sort();
+            format!(
+                "{} {} {} {} [{}]",
+                c.action,
+                c.logical_id,
+                c.resource_type,
+                c.replacement.as_deref().unwrap_or("-"),
+                details.join(";")
+            )
+        })
+        .collect();
+    lines.sort();
+    hex::encode(Sha256::digest(lines.join("\n").as_bytes()))
 }
 
 /// Values a saved plan knew (all but its `unknown` ones) that differ now.
@@ -534,9 +613,14 @@ pub fn changes_beyond_review(
     };
     changes
         .iter()
-        .filter(|c| !from_unknown(c))
         .filter_map(|c| {
             let replaces = matches!(c.replacement.as_deref(), Some("True" | "Conditional"));
+            // An in-place change that only an unknown value causes was
+            // shown as "may change" where the plan could see the reference;
+            // a replacement must have been reviewed as one.
+            if !replaces && from_unknown(c) {
+                return None;
+            }
             if !planned.reviewed_changes.contains(&c.logical_id) {
                 Some(format!(
                     "{} {} ({})",
@@ -571,6 +655,9 @@ mod tests {
             format: FORMAT.into(),
             environment: "local".into(),
             serial: "p1".into(),
+            account: "123456789012".into(),
+            region: "us-east-1".into(),
+            tags: BTreeMap::new(),
             created: 1,
             expires: 2,
             stacks: vec![PlannedStack {
@@ -584,6 +671,7 @@ mod tests {
                 artifacts: BTreeMap::new(),
                 deployed: None,
                 change_set: Some("lakectl-local-network-p1".into()),
+                change_set_sha256: None,
                 reviewed_changes: vec!["Vpc".into()],
                 reviewed_replacements: vec![],
             }],

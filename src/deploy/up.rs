@@ -3,6 +3,10 @@
 //! Owns: the plan against what is deployed, the approval gate, and
 //! deploying each stack through a change set (ordered by `schedule`), with
 //! recovery from states an earlier run or a failed create left behind.
+//! Plain `up` makes the plan `diff --out` makes (`saved::save`, change sets
+//! kept) and applies it through the same checks as `up --plan`: one plan.
+//! A replacement under an unchanged custom name is refused before anything
+//! runs (it would fail half-way).
 //! Must not: compare templates itself (`plan`), talk to the CloudFormation
 //! SDK directly (`cfn`) or print (progress goes through `Progress`).
 
@@ -22,7 +26,7 @@ use super::{
 };
 use crate::aws::Aws;
 use crate::plan::diff::{refine_replacement, StackDiff, Verdict};
-use crate::plan::{self, normalize::normalize, Earlier};
+use crate::plan::{self, normalize::normalize, propagate, Earlier};
 use crate::publish::{self, Artifact, Published};
 use crate::render::{ParamSource, RenderedEnv, RenderedStack};
 
@@ -204,7 +208,7 @@ pub async fn plan_against_deployed(
                 continue;
             }
             match replacement_verdicts(aws, rendered, stack, &params).await {
-                Ok(verdicts) => refine_replacement(diff, &verdicts),
+                Ok(verdicts) => refine_replacement(diff, &verdicts, &normalized(stack)?),
                 Err(e) => notes.push(format!(
                     "{}: no change set ({e}); its `requires replacement` marks come from the \
                      create-only table alone",
@@ -213,14 +217,20 @@ pub async fn plan_against_deployed(
             }
         }
     }
+    // The values as the plan shows them: those an upstream change in this
+    // plan moves are unknown (`plan::propagate`).
     let parameters = rendered
         .stacks
         .iter()
         .map(|s| {
-            (
-                s.id.clone(),
-                parameters_for_plan(s, &outputs, &values_for(&s.id)),
-            )
+            let mut values = parameters_for_plan(s, &outputs, &values_for(&s.id));
+            let diff = diffs.iter().find(|d| d.id == s.id);
+            for p in diff.map(|d| d.parameters.as_slice()).unwrap_or_default() {
+                if let Some(new) = p.new.as_ref().filter(|v| propagate::is_unknown(v)) {
+                    values.insert(p.name.clone(), new.clone());
+                }
+            }
+            (s.id.clone(), values)
         })
         .collect();
     Ok(Planned {
@@ -296,26 +306,24 @@ pub(super) fn verdicts(changes: Vec<cfn::PlannedChange>) -> Vec<Verdict> {
             via: c
                 .details
                 .iter()
-                .filter(|d| {
-                    matches!(
-                        d.source.as_str(),
-                        "ParameterReference" | "ResourceReference"
-                    )
-                })
-                .map(|d| {
-                    let kind = if d.source == "ParameterReference" {
-                        "parameter"
-                    } else {
-                        "resource"
+                .filter_map(|d| {
+                    // Changes the template itself makes are in the template
+                    // diff already; these arrive from elsewhere.
+                    let kind = match d.source.as_str() {
+                        "ParameterReference" => "parameter",
+                        "ResourceReference" => "resource",
+                        "ResourceAttribute" => "attribute",
+                        _ => return None,
                     };
-                    (
+                    Some((
                         d.target.clone(),
                         d.requires_recreation.clone(),
                         format!("{kind} {}", d.causing_entity.as_deref().unwrap_or("?")),
-                    )
+                    ))
                 })
                 .collect(),
-            replacement: c.replacement.unwrap_or_else(|| "False".into()),
+            // Absent (an emulator's change set): the template's account stands.
+            replacement: c.replacement,
             logical_id: c.logical_id,
             resource_type: c.resource_type,
         })
@@ -411,6 +419,8 @@ struct Shared {
     outputs: Mutex<BTreeMap<String, BTreeMap<String, String>>>,
     published: tokio::sync::Mutex<BTreeMap<String, Published>>,
     executed: Mutex<usize>,
+    /// Stacks this run created, updated or deleted, as `name (outcome)`.
+    applied: Mutex<Vec<String>>,
     /// The images the plan pinned, per stack: what was shown is applied.
     images: BTreeMap<String, BTreeMap<String, String>>,
     /// `--allow-replace`: `STACK/LogicalId` of data stores that may go.
@@ -441,6 +451,7 @@ impl Shared {
             outputs: Mutex::new(BTreeMap::new()),
             published: tokio::sync::Mutex::new(BTreeMap::new()),
             executed: Mutex::new(0),
+            applied: Mutex::new(Vec::new()),
             images: BTreeMap::new(),
             allow_replace: options.allow_replace.iter().cloned().collect(),
             planned: BTreeMap::new(),
@@ -481,6 +492,7 @@ async fn apply_saved(
     let deployed = deployed_stacks(&aws, &rendered).await?;
     let mut reasons = plan.check(
         &rendered,
+        (&aws.account, &aws.region),
         &deployed,
         &artifact_hashes(&artifacts),
         saved::now_secs(),
@@ -490,7 +502,15 @@ async fn apply_saved(
             continue;
         };
         match aws.cfn.wait_change_set(&p.stack_name, change_set).await {
-            Ok(ChangeSetOutcome::Ready(_)) => {}
+            Ok(ChangeSetOutcome::Ready(changes)) => {
+                let now = saved::changes_sha256(&changes);
+                if p.change_set_sha256.as_ref().is_some_and(|was| *was != now) {
+                    reasons.push(format!(
+                        "{}: change set {change_set} is not the one planned (its changes differ)",
+                        p.stack_name
+                    ));
+                }
+            }
             Ok(ChangeSetOutcome::Empty) => reasons.push(format!(
                 "{}: change set {change_set} has no changes any more",
                 p.stack_name
@@ -503,6 +523,30 @@ async fn apply_saved(
     }
     if !reasons.is_empty() {
         return Err(PlanFileError::Stale(reasons).into());
+    }
+    // The reviewed plan's own verdicts (`diff --out` showed them).
+    let clashes: Vec<String> = plan.review["stacks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|d| {
+            d["resources"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(move |r| {
+                    let name = r["same_name"].as_str()?;
+                    Some(format!(
+                        "{}: {} ({}, named {name})",
+                        d["stack_name"].as_str().unwrap_or_default(),
+                        r["logical_id"].as_str().unwrap_or_default(),
+                        r["resource_type"].as_str().unwrap_or_default()
+                    ))
+                })
+        })
+        .collect();
+    if !clashes.is_empty() {
+        return Err(DeployError::SameNameReplacement(clashes));
     }
     progress.line(&format!(
         "applying saved plan {} of {} (sha256 {})",
@@ -557,33 +601,85 @@ pub async fn up(
             let _ = id;
         }
     }
-    let Planned {
-        diffs,
-        deployed,
-        images,
-        notes,
-        parameters,
-    } = plan_against_deployed(&aws, &rendered, &artifacts, false, options.refresh_images).await?;
-    for note in &notes {
+    // One plan: the one `diff --out` saves (change sets made and read, so
+    // CloudFormation's verdicts are in what is approved), applied through
+    // the same checks as `up --plan`.
+    let (planned, plan) = saved::save(&aws, &rendered, &artifacts, options.refresh_images).await?;
+    for note in &planned.notes {
         progress.line(note);
     }
-    progress.line(&format!("plan:\n{}", crate::plan::report::text(&diffs)));
-    approve(
-        approvals_needed(&diffs, options.approval),
-        options,
-        &progress,
-        confirm,
-    )?;
+    progress.line(&format!(
+        "plan:\n{}",
+        crate::plan::report::text(&planned.diffs)
+    ));
+    let kept: Vec<(String, String)> = plan
+        .stacks
+        .iter()
+        .filter_map(|s| Some((s.stack_name.clone(), s.change_set.clone()?)))
+        .collect();
+    let clashes = same_name_replacements(&planned.diffs);
+    if !clashes.is_empty() {
+        discard_change_sets(&aws, &kept).await;
+        return Err(DeployError::SameNameReplacement(clashes));
+    }
+    let needed = plan
+        .approvals
+        .get(options.approval.name())
+        .cloned()
+        .unwrap_or_default();
+    if let Err(e) = approve(needed, options, &progress, confirm) {
+        discard_change_sets(&aws, &kept).await;
+        return Err(e);
+    }
+    let per_stack = |f: fn(&saved::PlannedStack) -> BTreeMap<String, String>| {
+        plan.stacks.iter().map(|s| (s.id.clone(), f(s))).collect()
+    };
     let shared = Arc::new(Shared {
-        images,
-        planned: parameters,
+        images: per_stack(|s| s.images.clone()),
+        planned: per_stack(|s| s.parameters.clone()),
+        saved: Some(plan),
         ..Shared::new(aws, rendered, progress, artifacts, options)
     });
     let report = UpReport {
-        plan: diffs,
+        plan: planned.diffs,
         ..UpReport::default()
     };
-    run_deploy(shared, report, options.concurrency, deployed).await
+    let result = run_deploy(
+        Arc::clone(&shared),
+        report,
+        options.concurrency,
+        planned.deployed,
+    )
+    .await;
+    if result.is_err() {
+        // Change sets this run made and did not execute are of no use to
+        // anyone (an executed one is gone already).
+        discard_change_sets(&shared.aws, &kept).await;
+    }
+    result
+}
+
+/// Replacements that keep a custom name (they would fail), one line each.
+pub fn same_name_replacements(diffs: &[StackDiff]) -> Vec<String> {
+    diffs
+        .iter()
+        .flat_map(|d| {
+            d.resources.iter().filter_map(move |r| {
+                let name = r.same_name.as_ref()?;
+                Some(format!(
+                    "{}: {} ({}, named {name})",
+                    d.stack_name, r.logical_id, r.resource_type
+                ))
+            })
+        })
+        .collect()
+}
+
+/// Delete change sets, ignoring those already gone.
+async fn discard_change_sets(aws: &Aws, change_sets: &[(String, String)]) {
+    for (stack, name) in change_sets {
+        let _ = aws.cfn.delete_change_set(stack, name).await;
+    }
 }
 
 /// Apply the stacks, then delete those whose part left the spec.
@@ -624,6 +720,16 @@ async fn run_deploy(
             report.outcomes.push((d.name.clone(), Outcome::Deleted));
         }
     }
+    // A plan that stops half-way says what it applied before the stop.
+    let result = result.map_err(|e| {
+        let applied = shared.applied.lock().expect("lock").clone();
+        match e {
+            DeployError::SavedPlan(PlanFileError::Stale(reasons)) if !applied.is_empty() => {
+                PlanFileError::StoppedAfter { reasons, applied }.into()
+            }
+            other => other,
+        }
+    });
     report.executed_change_sets = *shared.executed.lock().expect("lock");
     report.uploaded = shared
         .published
@@ -998,8 +1104,7 @@ fn moved_parameters(
     now.iter()
         .filter_map(|(k, v)| {
             let was = planned.get(k)?;
-            (!was.starts_with("(known after deploy") && was != v)
-                .then(|| format!("{k}: {was} -> {v}"))
+            (!propagate::is_unknown(was) && was != v).then(|| format!("{k}: {was} -> {v}"))
         })
         .collect()
 }
@@ -1081,6 +1186,11 @@ async fn finish(
             failures,
         });
     }
+    shared
+        .applied
+        .lock()
+        .expect("lock")
+        .push(format!("{name} ({})", outcome.text()));
     protect_stack(shared, stack, &finished).await?;
     record_outputs(shared, id, &finished);
     shared.progress.finish(name, outcome.text());
@@ -1134,7 +1244,7 @@ fn stack_policy(stack: &RenderedStack) -> Result<String, DeployError> {
 }
 
 /// A rendered template as a value.
-fn normalized(stack: &RenderedStack) -> Result<serde_json::Value, DeployError> {
+pub(super) fn normalized(stack: &RenderedStack) -> Result<serde_json::Value, DeployError> {
     normalize(&stack.template).map_err(|source| {
         DeployError::Plan(crate::plan::PlanError::Template {
             path: format!("{} (rendered)", stack.id),
@@ -1220,6 +1330,7 @@ mod tests {
             outputs: Mutex::new(BTreeMap::new()),
             published: tokio::sync::Mutex::new(BTreeMap::new()),
             executed: Mutex::new(0),
+            applied: Mutex::new(Vec::new()),
             images: BTreeMap::new(),
             allow_replace: allow.iter().map(|s| s.to_string()).collect(),
             planned: BTreeMap::new(),
@@ -1244,6 +1355,9 @@ mod tests {
             format: saved::FORMAT.into(),
             environment: "prod".into(),
             serial: "p1".into(),
+            account: "123456789012".into(),
+            region: "us-east-1".into(),
+            tags: BTreeMap::new(),
             created: 0,
             expires: u64::MAX,
             stacks: vec![saved::PlannedStack {
@@ -1257,6 +1371,7 @@ mod tests {
                 artifacts: BTreeMap::new(),
                 deployed: None,
                 change_set: change_set.map(String::from),
+                change_set_sha256: None,
                 reviewed_changes: vec!["OrdersStream".into()],
                 reviewed_replacements: Vec::new(),
             }],
@@ -1328,13 +1443,14 @@ mod tests {
         if let Some(plan) = shared.saved.as_mut() {
             plan.stacks[0].unknown = vec!["StreamName".into()];
         }
-        // Within the plan: a change that comes only from a value the plan
-        // marked unknown; beyond it: anything else.
-        let by_unknown = cfn::PlannedChange {
+        // Within the plan: an in-place change that comes only from a value
+        // the plan marked unknown; beyond it: anything else, a replacement
+        // the plan did not show included.
+        let mut by_unknown = cfn::PlannedChange {
             action: "Modify".into(),
             logical_id: "Alarm".into(),
             resource_type: "AWS::CloudWatch::Alarm".into(),
-            replacement: Some("True".into()),
+            replacement: Some("False".into()),
             details: vec![cfn::ChangeDetail {
                 target: "Properties.Dimensions".into(),
                 requires_recreation: "Always".into(),
@@ -1343,7 +1459,12 @@ mod tests {
             }],
         };
         let planned_stack = &shared.saved.as_ref().unwrap().stacks[0];
-        assert!(saved::changes_beyond_review(planned_stack, &[by_unknown]).is_empty());
+        assert!(saved::changes_beyond_review(planned_stack, &[by_unknown.clone()]).is_empty());
+        by_unknown.replacement = Some("True".into());
+        assert_eq!(
+            saved::changes_beyond_review(planned_stack, &[by_unknown]),
+            ["Modify Alarm (AWS::CloudWatch::Alarm)"]
+        );
         let err = deploy_stack(&shared, "stream")
             .await
             .unwrap_err()
@@ -1670,7 +1791,7 @@ mod tests {
         insta::assert_snapshot!(crate::plan::report::text(&planned.diffs), @r"
         Stack lake-prod-ingest (ingest): update
           ~ Fleet AWS::AutoScaling::AutoScalingGroup  (via parameter Subnets)  may require replacement (CloudFormation: Conditional, decided by a value known only during the update)
-              Properties.VPCZoneIdentifier: changes through parameter Subnets  (may require replacement)
+              Properties.VPCZoneIdentifier.0: changes through parameter Subnets  (may require replacement)
           parameter Subnets: subnet-old -> subnet-new
 
         1 of 1 stacks change: 0 resources to add, 1 to modify (1 by replacement), 0 to remove; 0 broadening IAM/security changes

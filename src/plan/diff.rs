@@ -1,6 +1,7 @@
 //! Template diffs: resources added, modified (property by property, nested
 //! paths, old -> new) and removed; replacement marked from the create-only
-//! table; parameters compared; security changes collected.
+//! table and carried through references (`propagate`); parameters
+//! compared; security changes collected; a change set's verdicts applied.
 //!
 //! Owns: comparing two normalised templates. Must not: fetch templates
 //! (callers hand in the deployed or earlier ones) or print.
@@ -67,6 +68,11 @@ pub struct ResourceChange {
     /// change set.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub via: Vec<String>,
+    /// A replacement under the same custom name (its name property set
+    /// and unchanged): CloudFormation creates the new resource first, and
+    /// the name is taken, so the update fails. The name as written.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub same_name: Option<String>,
     /// Data store, UpdateReplacePolicy (what a replacement does to the old one).
     #[serde(skip)]
     keeps_replaced: Option<bool>,
@@ -77,16 +83,45 @@ pub struct ResourceChange {
 pub struct Verdict {
     pub logical_id: String,
     pub resource_type: String,
-    /// `True`, `False` or `Conditional`.
-    pub replacement: String,
+    /// `True`, `False` or `Conditional`; `None` when the change set does
+    /// not say (the template's own account stands then).
+    pub replacement: Option<String>,
     /// Properties that change through a parameter or another resource:
     /// (property path, recreates: `Always`/`Conditionally`/`Never`, cause).
     pub via: Vec<(String, String, String)>,
 }
 
 impl ResourceChange {
+    /// A resource the template does not change but something it refers to
+    /// does (`propagate`) or a change set modifies: no property changes
+    /// yet; its UpdateReplacePolicy from `resource` (the new template's).
+    pub(super) fn modified(logical_id: &str, resource_type: &str, resource: &Value) -> Self {
+        ResourceChange {
+            keeps_replaced: keeps_replaced(resource),
+            ..ResourceChange::bare(logical_id, resource_type, Action::Modify)
+        }
+    }
+
+    /// A change with nothing known about it yet but what and which way.
+    fn bare(logical_id: &str, resource_type: &str, action: Action) -> Self {
+        ResourceChange {
+            logical_id: logical_id.to_string(),
+            resource_type: resource_type.to_string(),
+            action,
+            requires_replacement: false,
+            conditional: false,
+            properties: Vec::new(),
+            retained: false,
+            snapshot: false,
+            loses_data: false,
+            via: Vec::new(),
+            same_name: None,
+            keeps_replaced: None,
+        }
+    }
+
     /// Recompute `loses_data` from the replacement verdict.
-    fn judge_data_loss(&mut self) {
+    pub(super) fn judge_data_loss(&mut self) {
         self.loses_data = match (self.action, self.keeps_replaced) {
             (Action::Modify, Some(keeps)) => self.requires_replacement && !keeps,
             _ => self.loses_data,
@@ -94,11 +129,19 @@ impl ResourceChange {
     }
 }
 
+/// Whether a resource holds data of its own: a data-store type, except an
+/// Aurora instance (its cluster holds the data).
+fn holds_data(resource: &Value) -> bool {
+    let ty = resource["Type"].as_str().unwrap_or_default();
+    DATA_STORE_TYPES.contains(&ty)
+        && !(ty == "AWS::RDS::DBInstance"
+            && resource["Properties"].get("DBClusterIdentifier").is_some())
+}
+
 /// For a data store: whether a replacement keeps the old one (its
 /// UpdateReplacePolicy is `Retain` or `Snapshot`); `None` for other types.
 fn keeps_replaced(resource: &Value) -> Option<bool> {
-    let ty = resource["Type"].as_str().unwrap_or_default();
-    DATA_STORE_TYPES.contains(&ty).then(|| {
+    holds_data(resource).then(|| {
         matches!(
             resource["UpdateReplacePolicy"].as_str(),
             Some("Retain" | "Snapshot")
@@ -291,38 +334,19 @@ pub fn diff_stack(
     for rid in ids {
         let ty = |r: &Value| r["Type"].as_str().unwrap_or_default().to_string();
         match (old_r.get(rid), new_r.get(rid)) {
-            (None, Some(n)) => resources.push(ResourceChange {
-                logical_id: rid.into(),
-                resource_type: ty(n),
-                action: Action::Add,
-                requires_replacement: false,
-                conditional: false,
-                properties: Vec::new(),
-                retained: false,
-                snapshot: false,
-                loses_data: false,
-                via: Vec::new(),
-                keeps_replaced: None,
-            }),
+            (None, Some(n)) => resources.push(ResourceChange::bare(rid, &ty(n), Action::Add)),
             (Some(o), None) => resources.push(ResourceChange {
-                logical_id: rid.into(),
-                resource_type: ty(o),
-                action: Action::Remove,
-                requires_replacement: false,
-                properties: Vec::new(),
-                conditional: false,
                 retained: matches!(
                     o["DeletionPolicy"].as_str(),
                     Some("Retain" | "RetainExceptOnCreate")
                 ),
                 snapshot: o["DeletionPolicy"].as_str() == Some("Snapshot"),
-                loses_data: DATA_STORE_TYPES.contains(&ty(o).as_str())
+                loses_data: holds_data(o)
                     && !matches!(
                         o["DeletionPolicy"].as_str(),
                         Some("Retain" | "RetainExceptOnCreate" | "Snapshot")
                     ),
-                via: Vec::new(),
-                keeps_replaced: None,
+                ..ResourceChange::bare(rid, &ty(o), Action::Remove)
             }),
             (Some(o), Some(n)) if o != n => {
                 let mut raw = Vec::new();
@@ -344,17 +368,9 @@ pub fn diff_stack(
                     })
                     .collect();
                 let mut change = ResourceChange {
-                    logical_id: rid.into(),
-                    resource_type: new_ty,
-                    action: Action::Modify,
                     requires_replacement: properties.iter().any(|p| p.requires_replacement),
-                    conditional: false,
                     properties,
-                    retained: false,
-                    snapshot: false,
-                    loses_data: false,
-                    via: Vec::new(),
-                    keeps_replaced: keeps_replaced(n),
+                    ..ResourceChange::modified(rid, &new_ty, n)
                 };
                 change.judge_data_loss();
                 resources.push(change);
@@ -404,7 +420,7 @@ pub fn diff_stack(
         }
         _ => StackAction::Update,
     };
-    StackDiff {
+    let mut diff = StackDiff {
         id: id.into(),
         stack_name: stack_name.into(),
         action,
@@ -413,6 +429,76 @@ pub fn diff_stack(
         outputs: outputs_changed,
         tags: Vec::new(),
         security,
+    };
+    if let (Some(_), Some(new_t)) = (old_t, new_t) {
+        super::propagate::through_references(&mut diff, new_t);
+        mark_same_names(&mut diff, new_t);
+    }
+    diff
+}
+
+/// The property that names a resource of `ty` when set (and must then be
+/// unique in the account and region): replacing such a resource without
+/// changing it fails.
+fn name_property(ty: &str) -> Option<&'static str> {
+    Some(match ty {
+        "AWS::KafkaConnect::Connector" => "ConnectorName",
+        "AWS::KafkaConnect::CustomPlugin" => "Name",
+        "AWS::S3::Bucket" => "BucketName",
+        "AWS::Kinesis::Stream" => "Name",
+        "AWS::KinesisFirehose::DeliveryStream" => "DeliveryStreamName",
+        "AWS::DynamoDB::Table" => "TableName",
+        "AWS::IAM::Role" => "RoleName",
+        "AWS::IAM::InstanceProfile" => "InstanceProfileName",
+        "AWS::IAM::ManagedPolicy" => "ManagedPolicyName",
+        "AWS::RDS::DBCluster" => "DBClusterIdentifier",
+        "AWS::RDS::DBInstance" => "DBInstanceIdentifier",
+        "AWS::RDS::DBSubnetGroup" => "DBSubnetGroupName",
+        "AWS::RDS::DBClusterParameterGroup" => "DBClusterParameterGroupName",
+        "AWS::RDS::DBParameterGroup" => "DBParameterGroupName",
+        "AWS::SecretsManager::Secret" => "Name",
+        "AWS::MSK::Cluster" => "ClusterName",
+        "AWS::MSK::Configuration" => "Name",
+        "AWS::SNS::Topic" => "TopicName",
+        "AWS::SQS::Queue" => "QueueName",
+        "AWS::Logs::LogGroup" => "LogGroupName",
+        "AWS::StepFunctions::StateMachine" => "StateMachineName",
+        "AWS::Events::Rule" => "Name",
+        "AWS::Scheduler::Schedule" => "Name",
+        "AWS::EC2::LaunchTemplate" => "LaunchTemplateName",
+        "AWS::EC2::SecurityGroup" => "GroupName",
+        "AWS::AutoScaling::AutoScalingGroup" => "AutoScalingGroupName",
+        "AWS::CloudWatch::Alarm" => "AlarmName",
+        "AWS::Lambda::Function" => "FunctionName",
+        "AWS::KMS::Alias" => "AliasName",
+        "AWS::Glue::Database" => "DatabaseName",
+        _ => return None,
+    })
+}
+
+/// Mark replacements that keep a custom name (`same_name`).
+pub(super) fn mark_same_names(diff: &mut StackDiff, new: &Value) {
+    for r in diff
+        .resources
+        .iter_mut()
+        .filter(|r| r.action == Action::Modify)
+    {
+        r.same_name = None;
+        let Some(prop) = name_property(&r.resource_type) else {
+            continue;
+        };
+        let path = format!("Properties.{prop}");
+        let renamed = r
+            .properties
+            .iter()
+            .any(|p| p.path == path && (p.old.is_some() || p.new.is_some()));
+        let name = &new["Resources"][r.logical_id.as_str()]["Properties"][prop];
+        if r.requires_replacement && !renamed && !name.is_null() {
+            r.same_name = Some(match name {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            });
+        }
     }
 }
 
@@ -434,42 +520,35 @@ pub fn set_tag_changes(
 
 /// Refine replacement marks with CloudFormation's own verdict from a change
 /// set (its Modify changes): `True` and `Conditional` mark the resource as
-/// replaced, `False` clears the mark the create-only table set
-/// (CloudFormation knows the resource better). A resource the template diff
-/// does not show, but the change set modifies through a parameter or
-/// another resource (a new upstream output, an artifact hash), is added,
-/// with the properties and their causes.
-pub fn refine_replacement(diff: &mut StackDiff, verdicts: &[Verdict]) {
+/// replaced, `False` clears the mark the create-only table or a reference
+/// set (CloudFormation knows the resource better); no verdict keeps them.
+/// A resource the plan does not show but the change set modifies (through
+/// a parameter, another resource or one of its attributes, or for a reason
+/// the change set does not give) is added, with its properties and causes;
+/// `new` (the rendered template) gives its UpdateReplacePolicy.
+pub fn refine_replacement(diff: &mut StackDiff, verdicts: &[Verdict], new: &Value) {
     for v in verdicts {
-        let known = diff.resources.iter().any(|r| r.logical_id == v.logical_id);
-        if !known && !v.via.is_empty() {
-            diff.resources.push(ResourceChange {
-                logical_id: v.logical_id.clone(),
-                resource_type: v.resource_type.clone(),
-                action: Action::Modify,
-                requires_replacement: false,
-                conditional: false,
-                properties: v
-                    .via
-                    .iter()
-                    .map(|(path, recreates, _)| PropertyChange {
-                        path: path.clone(),
-                        old: None,
-                        new: None,
-                        requires_replacement: recreates == "Always" || recreates == "Conditionally",
-                    })
-                    .collect(),
-                retained: false,
-                snapshot: false,
-                loses_data: false,
-                via: Vec::new(),
-                // Its UpdateReplacePolicy is in the template, not here:
-                // the protected-environment guard at execution judges it.
-                keeps_replaced: None,
-            });
-            if diff.action == StackAction::Unchanged {
-                diff.action = StackAction::Update;
-            }
+        if diff.resources.iter().any(|r| r.logical_id == v.logical_id) {
+            continue;
+        }
+        let resource = &new["Resources"][v.logical_id.as_str()];
+        let mut change = ResourceChange::modified(&v.logical_id, &v.resource_type, resource);
+        change.properties = v
+            .via
+            .iter()
+            .map(|(path, recreates, _)| PropertyChange {
+                path: path.clone(),
+                old: None,
+                new: None,
+                requires_replacement: recreates == "Always" || recreates == "Conditionally",
+            })
+            .collect();
+        if change.properties.is_empty() {
+            change.via.push("change set (no cause given)".into());
+        }
+        diff.resources.push(change);
+        if diff.action == StackAction::Unchanged {
+            diff.action = StackAction::Update;
         }
     }
     diff.resources
@@ -482,18 +561,54 @@ pub fn refine_replacement(diff: &mut StackDiff, verdicts: &[Verdict]) {
         let Some(v) = verdicts.iter().find(|v| v.logical_id == r.logical_id) else {
             continue;
         };
-        r.requires_replacement = v.replacement != "False";
-        r.conditional = v.replacement == "Conditional";
-        if !r.requires_replacement {
-            r.properties
-                .iter_mut()
-                .for_each(|p| p.requires_replacement = false);
+        match v.replacement.as_deref() {
+            Some("False") => {
+                r.requires_replacement = false;
+                r.conditional = false;
+                r.properties
+                    .iter_mut()
+                    .for_each(|p| p.requires_replacement = false);
+            }
+            Some("Conditional") => {
+                r.requires_replacement = true;
+                r.conditional = true;
+            }
+            Some(_) => {
+                r.requires_replacement = true;
+                r.conditional = false;
+            }
+            None => {}
         }
-        r.via = v.via.iter().map(|(_, _, cause)| cause.clone()).collect();
+        // The change set's properties, where the plan did not have them
+        // (a reference found deeper, `VPCZoneIdentifier.0`, is the same one).
+        for (path, recreates, _) in &v.via {
+            let recreates = recreates == "Always" || recreates == "Conditionally";
+            let prefix = format!("{path}.");
+            let mut seen = false;
+            for p in r
+                .properties
+                .iter_mut()
+                .filter(|p| p.path == *path || p.path.starts_with(&prefix))
+            {
+                p.requires_replacement |= recreates && r.requires_replacement;
+                seen = true;
+            }
+            if !seen {
+                r.properties.push(PropertyChange {
+                    path: path.clone(),
+                    old: None,
+                    new: None,
+                    requires_replacement: recreates && r.requires_replacement,
+                });
+            }
+        }
+        r.via
+            .extend(v.via.iter().map(|(_, _, cause)| cause.clone()));
         r.via.sort();
         r.via.dedup();
         r.judge_data_loss();
     }
+    mark_same_names(diff, new);
 }
 
 fn value_changes(a: &BTreeMap<String, String>, b: &BTreeMap<String, String>) -> Vec<ValueChange> {
@@ -523,7 +638,7 @@ mod tests {
     fn verdict(id: &str, replacement: &str) -> Verdict {
         Verdict {
             logical_id: id.into(),
-            replacement: replacement.into(),
+            replacement: Some(replacement.into()),
             ..Verdict::default()
         }
     }
@@ -535,7 +650,11 @@ mod tests {
         let empty = BTreeMap::new();
         let mut d = diff_stack("x", "lake-x", Some((&old, &empty)), Some((&new, &empty)));
         // CloudFormation's verdicts: the stream surely, the table Conditionally.
-        refine_replacement(&mut d, &[verdict("S", "True"), verdict("Q", "Conditional")]);
+        refine_replacement(
+            &mut d,
+            &[verdict("S", "True"), verdict("Q", "Conditional")],
+            &new,
+        );
         insta::assert_snapshot!(crate::plan::report::text(&[d.clone()]), @r#"
         Stack lake-x (x): update
           - B AWS::S3::Bucket  (DeletionPolicy Delete: its data is deleted)
@@ -718,6 +837,7 @@ mod tests {
         refine_replacement(
             &mut d,
             &[verdict("S", "False"), verdict("B", "Conditional")],
+            &new,
         );
         assert!(!marked(&d, "S"));
         assert!(
@@ -729,5 +849,70 @@ mod tests {
                 .requires_replacement
         );
         assert!(marked(&d, "B"));
+    }
+
+    #[test]
+    fn a_change_set_without_a_verdict_keeps_the_table_and_adds_what_it_modifies() {
+        // moto's change sets carry no `Replacement`: the create-only table's
+        // mark must stay (a VPC's new CIDR replaces it).
+        let old = t("Parameters: {D: {Type: String}}\nResources:\n  V: {Type: AWS::EC2::VPC, Properties: {CidrBlock: 10.0.0.0/16}}\n  T:\n    Type: AWS::DynamoDB::Table\n    Properties: {TableName: !Ref D, BillingMode: PAY_PER_REQUEST}\n");
+        let new = t("Parameters: {D: {Type: String}}\nResources:\n  V: {Type: AWS::EC2::VPC, Properties: {CidrBlock: 10.1.0.0/16}}\n  T:\n    Type: AWS::DynamoDB::Table\n    Properties: {TableName: !Ref D, BillingMode: PAY_PER_REQUEST}\n");
+        let params = BTreeMap::new();
+        let mut d = diff_stack("s", "s", Some((&old, &params)), Some((&new, &params)));
+        let unsaid = Verdict {
+            logical_id: "V".into(),
+            ..Verdict::default()
+        };
+        // The table changes through parameter D, CloudFormation says it is
+        // replaced: its data goes with it (no UpdateReplacePolicy).
+        let table = Verdict {
+            logical_id: "T".into(),
+            resource_type: "AWS::DynamoDB::Table".into(),
+            replacement: Some("True".into()),
+            via: vec![(
+                "Properties.TableName".into(),
+                "Always".into(),
+                "parameter D".into(),
+            )],
+        };
+        refine_replacement(&mut d, &[unsaid, table], &new);
+        let v = d.resources.iter().find(|r| r.logical_id == "V").unwrap();
+        assert!(v.requires_replacement && !v.conditional);
+        let t = d.resources.iter().find(|r| r.logical_id == "T").unwrap();
+        assert!(t.requires_replacement && t.loses_data, "{t:?}");
+        assert_eq!(t.via, ["parameter D"]);
+        let approval =
+            crate::deploy::up::approvals_needed(&[d], crate::deploy::up::Approval::Broadening);
+        assert_eq!(approval, ["s: replacing T deletes its data"]);
+    }
+
+    #[test]
+    fn a_replacement_under_the_same_custom_name_is_said_to_fail() {
+        // A new plugin (create-only) replaces the connector, whose name stays.
+        let t = |plugin: &str, name: &str| {
+            normalize(&format!("Resources:\n  Bridge:\n    Type: AWS::KafkaConnect::Connector\n    Properties:\n      ConnectorName: {name}\n      Plugins: [{{CustomPlugin: {{CustomPluginArn: {plugin}, Revision: 1}}}}]\n")).unwrap()
+        };
+        let p = BTreeMap::new();
+        let (old, new) = (t("arn:a", "lake-bridge"), t("arn:b", "lake-bridge"));
+        let d = diff_stack("kafka", "lake-kafka", Some((&old, &p)), Some((&new, &p)));
+        let bridge = &d.resources[0];
+        assert!(bridge.requires_replacement);
+        assert_eq!(bridge.same_name.as_deref(), Some("lake-bridge"));
+        assert!(crate::plan::report::text(std::slice::from_ref(&d)).contains(
+            "FAILS: it keeps its custom name lake-bridge, and CloudFormation creates the replacement before deleting the old one"
+        ));
+        assert_eq!(
+            crate::deploy::up::same_name_replacements(&[d]),
+            ["lake-kafka: Bridge (AWS::KafkaConnect::Connector, named lake-bridge)"]
+        );
+        // Renamed in the same update: both can exist.
+        let renamed = t("arn:b", "lake-bridge-2");
+        let d = diff_stack(
+            "kafka",
+            "lake-kafka",
+            Some((&old, &p)),
+            Some((&renamed, &p)),
+        );
+        assert_eq!(d.resources[0].same_name, None);
     }
 }

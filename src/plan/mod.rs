@@ -8,10 +8,11 @@
 
 pub mod diff;
 pub mod normalize;
+pub mod propagate;
 pub mod report;
 pub mod security;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use crate::render::{ParamSource, RenderedEnv, RenderedStack};
@@ -77,12 +78,28 @@ pub fn compare(
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     let mut diffs = Vec::new();
+    // Outputs that change when their stack applies, by stack id: the
+    // parameters downstream stacks take from them are not known before.
+    // Rendered stacks come in deploy order, so upstream is planned first.
+    let mut moving: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for stack in &rendered.stacks {
         let new = normalize::normalize(&stack.template).map_err(|source| PlanError::Template {
             path: format!("{} (rendered)", stack.id),
             source,
         })?;
-        let params = new_params(stack);
+        let mut params = new_params(stack);
+        for (name, source) in &stack.parameters {
+            let ParamSource::Output { stack: up, output } = source else {
+                continue;
+            };
+            let known = params.get(name).is_some_and(|v| !propagate::is_unknown(v));
+            if known && moving.get(up).is_some_and(|o| o.contains(output)) {
+                params.insert(
+                    name.clone(),
+                    propagate::known_after_upstream(&parameter_text(source)),
+                );
+            }
+        }
         let old = earlier.get(&stack.id).map(parse).transpose()?;
         let old_params = earlier.get(&stack.id).map(|e| &e.parameters);
         let mut d = diff::diff_stack(
@@ -93,6 +110,9 @@ pub fn compare(
         );
         if let Some(old_tags) = earlier.get(&stack.id).and_then(|e| e.tags.as_ref()) {
             diff::set_tag_changes(&mut d, old_tags, &new_tags);
+        }
+        if old.is_some() {
+            moving.insert(stack.id.clone(), propagate::changing_outputs(&d, &new));
         }
         diffs.push(d);
     }

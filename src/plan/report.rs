@@ -117,6 +117,12 @@ pub fn text(diffs: &[StackDiff]) -> String {
                             "; UpdateReplacePolicy Delete: the old one and its data are deleted",
                         );
                     }
+                    if let Some(name) = &r.same_name {
+                        note.push_str(&format!(
+                            "; FAILS: it keeps its custom name {name}, and CloudFormation \
+                             creates the replacement before deleting the old one"
+                        ));
+                    }
                     if !r.via.is_empty() {
                         note = format!("  (via {}){note}", r.via.join(", "));
                     }

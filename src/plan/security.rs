@@ -4,7 +4,9 @@
 //! Owns: reducing policies to permission atoms (effect, principal, action,
 //! resource, condition; `Not*` elements kept apart, `Fn::If` statements with
 //! both branches, attachments of policies, instance profiles, permission
-//! boundaries, endpoint policies and Lambda permissions) and security groups
+//! boundaries, endpoint policies, Lambda permissions, resource policies of
+//! every type that has one, S3 public access blocks, MSK unauthenticated
+//! access, public RDS instances) and security groups
 //! to rule atoms (EC2's implicit allow-all egress included), and
 //! classifying their differences. Must not: diff anything else.
 
@@ -275,6 +277,53 @@ pub fn permissions(template: &Value) -> BTreeSet<PermissionAtom> {
                 });
             }
             "AWS::S3::BucketPolicy" => add_policy(id, &props["PolicyDocument"], &mut out),
+            // Resource policies: who else may act on the resource.
+            "AWS::SNS::TopicPolicy" | "AWS::SQS::QueuePolicy" | "AWS::Logs::ResourcePolicy" => {
+                add_policy(id, &document(&props["PolicyDocument"]), &mut out)
+            }
+            "AWS::Kinesis::ResourcePolicy" | "AWS::SecretsManager::ResourcePolicy" => {
+                add_policy(id, &document(&props["ResourcePolicy"]), &mut out)
+            }
+            "AWS::MSK::ClusterPolicy" | "AWS::S3::AccessPoint" => {
+                add_policy(id, &document(&props["Policy"]), &mut out);
+                public_access_block(id, props, &mut out);
+            }
+            "AWS::ECR::Repository" => add_policy(
+                &format!("{id}/repository policy"),
+                &document(&props["RepositoryPolicyText"]),
+                &mut out,
+            ),
+            "AWS::DynamoDB::Table" => add_policy(
+                &format!("{id}/resource policy"),
+                &document(&props["ResourcePolicy"]["PolicyDocument"]),
+                &mut out,
+            ),
+            "AWS::IAM::RolePolicy" => add_policy(
+                &format!("{id} (attached to role {})", attachment(&props["RoleName"])),
+                &props["PolicyDocument"],
+                &mut out,
+            ),
+            "AWS::S3::Bucket" => public_access_block(id, props, &mut out),
+            "AWS::MSK::Cluster" => {
+                let open = &props["ClientAuthentication"]["Unauthenticated"]["Enabled"];
+                if open == true || open == "true" {
+                    out.insert(switch(
+                        id,
+                        "Allow",
+                        "clients without authentication to connect",
+                    ));
+                }
+            }
+            "AWS::RDS::DBInstance" => {
+                let open = &props["PubliclyAccessible"];
+                if open == true || open == "true" {
+                    out.insert(switch(
+                        id,
+                        "Allow",
+                        "connections from the internet (PubliclyAccessible)",
+                    ));
+                }
+            }
             "AWS::KMS::Key" => {
                 add_policy(&format!("{id}/key policy"), &props["KeyPolicy"], &mut out)
             }
@@ -282,6 +331,54 @@ pub fn permissions(template: &Value) -> BTreeSet<PermissionAtom> {
         }
     }
     out
+}
+
+/// A policy document as the template gives it: an object, or (CloudWatch
+/// Logs, ECR) JSON text.
+fn document(v: &Value) -> Value {
+    match v {
+        Value::String(text) => serde_json::from_str(text).unwrap_or_else(|_| v.clone()),
+        other => other.clone(),
+    }
+}
+
+/// An atom for a switch on a resource (public access, authentication).
+fn switch(id: &str, effect: &str, what: &str) -> PermissionAtom {
+    PermissionAtom {
+        source: id.to_string(),
+        effect: effect.into(),
+        principal: String::new(),
+        action: what.into(),
+        resource: String::new(),
+        condition: String::new(),
+    }
+}
+
+/// Where an atom comes from a bucket's (or access point's) own public
+/// access block: removing the resource removes no protection of others.
+const PUBLIC_ACCESS_BLOCK: &str = "/public access block";
+
+/// S3 Block Public Access flags: each one on is a deny of public access
+/// (turning it off, or dropping the block, broadens); each one written off
+/// allows it.
+fn public_access_block(id: &str, props: &Value, out: &mut BTreeSet<PermissionAtom>) {
+    let block = &props["PublicAccessBlockConfiguration"];
+    for flag in [
+        "BlockPublicAcls",
+        "BlockPublicPolicy",
+        "IgnorePublicAcls",
+        "RestrictPublicBuckets",
+    ] {
+        let on = &block[flag];
+        let (effect, what) = if on == true || on == "true" {
+            ("Deny", format!("public access ({flag} on)"))
+        } else if on == false || on == "false" {
+            ("Allow", format!("public access ({flag} off)"))
+        } else {
+            continue;
+        };
+        out.insert(switch(&format!("{id}{PUBLIC_ACCESS_BLOCK}"), effect, &what));
+    }
 }
 
 /// A resource named by reference: the logical id of a `Ref`, else its text.
@@ -419,7 +516,7 @@ pub fn changes(old: &Value, new: &Value) -> Vec<SecurityChange> {
         out.push(SecurityChange {
             sign: '-',
             description: describe_permission(a),
-            broadening: a.effect == "Deny",
+            broadening: a.effect == "Deny" && !gone_with_its_resource(a, new),
         });
     }
     let (or, nr) = (rules(old), rules(new));
@@ -440,6 +537,14 @@ pub fn changes(old: &Value, new: &Value) -> Vec<SecurityChange> {
         });
     }
     out
+}
+
+/// A public access block removed together with its bucket protects
+/// nothing any more: no broadening.
+fn gone_with_its_resource(a: &PermissionAtom, new: &Value) -> bool {
+    a.source
+        .strip_suffix(PUBLIC_ACCESS_BLOCK)
+        .is_some_and(|id| new["Resources"].get(id).is_none())
 }
 
 fn describe_permission(a: &PermissionAtom) -> String {
@@ -484,6 +589,51 @@ mod tests {
             "Resources:\n  R:\n    Type: AWS::IAM::Role\n    Properties:\n      AssumeRolePolicyDocument:\n        Statement:\n          - {{Effect: Allow, Principal: {{Service: ec2.amazonaws.com}}, Action: sts:AssumeRole}}\n      Policies:\n        - PolicyName: p\n          PolicyDocument:\n            Statement:\n              - {{Effect: Allow, Action: [{actions}], Resource: arn:aws:s3:::b/*}}\n"
         ))
         .unwrap()
+    }
+
+    #[test]
+    fn resource_policies_and_public_access_switches_are_security_changes() {
+        // The storage stack's alert topic opened to everyone with its
+        // account condition dropped, and a bucket's BlockPublicPolicy
+        // turned off: both broadening (issue 32, item 3).
+        let storage = |principal: &str, condition: &str, block: &str| {
+            normalize(&format!(
+                "Resources:\n  AlertTopicPolicy:\n    Type: AWS::SNS::TopicPolicy\n    Properties:\n      Topics: [!Ref AlertTopic]\n      PolicyDocument:\n        Statement:\n          - {{Effect: Allow, Principal: {principal}, Action: sns:Publish, Resource: !Ref AlertTopic{condition}}}\n  Data:\n    Type: AWS::S3::Bucket\n    Properties:\n      PublicAccessBlockConfiguration: {{BlockPublicAcls: true, BlockPublicPolicy: {block}, IgnorePublicAcls: true, RestrictPublicBuckets: true}}\n  Cluster:\n    Type: AWS::MSK::Cluster\n    Properties:\n      ClientAuthentication: {{Unauthenticated: {{Enabled: {open}}}}}\n",
+                open = block == "false"
+            ))
+            .unwrap()
+        };
+        let before = storage(
+            "{Service: cloudwatch.amazonaws.com}",
+            ", Condition: {StringEquals: {aws:SourceAccount: '1'}}",
+            "true",
+        );
+        let after = storage("'*'", "", "false");
+        let c = changes(&before, &after);
+        let broadening: Vec<&str> = c
+            .iter()
+            .filter(|c| c.broadening)
+            .map(|c| c.description.as_str())
+            .collect();
+        assert_eq!(
+            broadening,
+            [
+                "AlertTopicPolicy: Allow sns:Publish on {\"Ref\":\"AlertTopic\"} for *",
+                "Cluster: Allow clients without authentication to connect",
+                "Data/public access block: Allow public access (BlockPublicPolicy off)",
+                "Data/public access block: Deny public access (BlockPublicPolicy on)",
+            ],
+            "{c:#?}"
+        );
+        // A bucket removed with its block broadens nothing.
+        let gone = normalize("Resources: {}\n").unwrap();
+        assert!(
+            !changes(&before, &gone)
+                .iter()
+                .any(|c| c.broadening && c.description.contains("public access")),
+            "{:#?}",
+            changes(&before, &gone)
+        );
     }
 
     #[test]

@@ -3,8 +3,9 @@
 //!
 //! Owns: where the binaries come from (`--artifacts DIR` or a release build
 //! of this workspace), their sha256, and the object layout
-//! `bin/<name>/<sha256>/<name>` the templates fetch from; EMR's TLS material
-//! (`tls`). Must not: decide when to deploy or read stack state (the
+//! `bin/<name>/<sha256>/<name>` the templates fetch from; the files a spec
+//! names (the bridge plugin: required to deploy, planned as known after
+//! deploy by a read-only `diff` when missing); EMR's TLS material (`tls`). Must not: decide when to deploy or read stack state (the
 //! deployer hands in the bucket).
 
 use std::collections::BTreeMap;
@@ -157,9 +158,16 @@ impl Artifact {
     /// A file given in the spec (the bridge's plugin), by its content.
     pub fn file(name: &str, path: &Path) -> Result<Artifact, PublishError> {
         if !path.is_file() {
+            let how = if name == BRIDGE_PLUGIN {
+                ": spec field kafka.bridge.plugin. Build it from awslabs/kinesis-kafka-connector \
+                 (`mvn package`, then zip the jar under that name), or point kafka.bridge.plugin \
+                 at an s3:// object you own; `validate`, `render`, `graph` and `diff` work without it"
+            } else {
+                ""
+            };
             return Err(PublishError::File {
                 path: path.display().to_string(),
-                message: format!("no such file (the spec names it for {name})"),
+                message: format!("no such file (the spec names it for {name}){how}"),
             });
         }
         Ok(Artifact {
@@ -196,15 +204,46 @@ pub fn locate_for(
     rendered: &crate::render::RenderedEnv,
     binaries: Binaries<'_>,
 ) -> Result<BTreeMap<String, Artifact>, PublishError> {
-    let mut found = match (needs_binaries(rendered), binaries) {
-        (false, _) | (true, Binaries::NotBuilt) => BTreeMap::new(),
-        (true, Binaries::Dir(dir)) => locate(Some(dir))?,
-        (true, Binaries::Build) => locate(None)?,
-    };
+    let mut found = binaries_for(rendered, binaries)?;
     for (name, path) in &rendered.files {
         found.insert(name.clone(), Artifact::file(name, path)?);
     }
     Ok(found)
+}
+
+/// The data-plane binaries, if any stack takes their hash.
+fn binaries_for(
+    rendered: &crate::render::RenderedEnv,
+    binaries: Binaries<'_>,
+) -> Result<BTreeMap<String, Artifact>, PublishError> {
+    Ok(match (needs_binaries(rendered), binaries) {
+        (false, _) | (true, Binaries::NotBuilt) => BTreeMap::new(),
+        (true, Binaries::Dir(dir)) => locate(Some(dir))?,
+        (true, Binaries::Build) => locate(None)?,
+    })
+}
+
+/// As [`locate_for`], for a read-only plan: a file the spec names that is
+/// not at hand is planned as known after deploy (a note says which, and
+/// where it comes from) instead of failing the plan.
+pub fn locate_for_plan(
+    rendered: &crate::render::RenderedEnv,
+    binaries: Binaries<'_>,
+) -> Result<(BTreeMap<String, Artifact>, Vec<String>), PublishError> {
+    let mut found = binaries_for(rendered, binaries)?;
+    let mut notes = Vec::new();
+    for (name, path) in &rendered.files {
+        match Artifact::file(name, path) {
+            Ok(a) => {
+                found.insert(name.clone(), a);
+            }
+            Err(PublishError::File { path, message }) => notes.push(format!(
+                "{path}: {message}; its hash is planned as known after deploy (`up` needs it)"
+            )),
+            Err(other) => return Err(other),
+        }
+    }
+    Ok((found, notes))
 }
 
 /// The sha256 of a file, streamed.
