@@ -64,9 +64,9 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let Cli { global, command } = Cli::parse();
+    let Cli { global, command } = lake_contract::cli::parse();
     let g = &global;
-    let out = g.output;
+    let out = g.style();
     let done = match &command {
         Command::Validate(a) => a.run(g).map(|r| emit(&r, out)),
         Command::Render(a) => a.run(g).map(|r| emit(&r, out)),

@@ -52,7 +52,28 @@ fn bad_specs_give_pinned_messages() {
         (
             "wrong type",
             "datasets:\n  orders:\n    stream:\n      shards: many\n",
-            &["case.yaml:6:7: datasets.orders.stream.shards: invalid type: string \"many\", expected u32"],
+            &["case.yaml:6:7: datasets.orders.stream.shards: invalid type: string \"many\", expected a whole number"],
+        ),
+        (
+            "five mistakes, one run (each at its place)",
+            "network:\n  mode: new\n  cidr: 5\n  nat_gateways: yes\n  bogus: 1\ningest:\n  fleet_size: lots\nmetastor: {}\n",
+            &[
+                "case.yaml:5:3: network.cidr: invalid type: integer `5`, expected a string",
+                "case.yaml:6:3: network.nat_gateways: unknown variant `yes`, expected one of `single`, `per-az`, `none`",
+                "case.yaml:7:3: unknown key `network.bogus`; expected one of: cidr, availability_zones, public_subnets, private_subnets, subnet_prefix, nat_gateways, endpoints",
+                "case.yaml:9:3: ingest.fleet_size: invalid type: string \"lots\", expected a whole number",
+                "case.yaml:10:1: unknown key `metastor`; did you mean `metastore`?",
+            ],
+        ),
+        (
+            "a region with a typo",
+            "region: eu-westt-1\n",
+            &["case.yaml:3:1: region `eu-westt-1` is not an AWS region name (area-direction-number, such as `us-east-1` or `eu-central-2`)"],
+        ),
+        (
+            "a duplicate key, where it repeats",
+            "ingest:\n  fleet_size: 2\ningest:\n  fleet_size: 3\n",
+            &["case.yaml:5:1: YAML syntax: duplicate entry with key \"ingest\""],
         ),
         (
             "unknown enum value",
@@ -103,7 +124,9 @@ fn bad_specs_give_pinned_messages() {
             "self-managed Kafka: partitions below brokers",
             "kafka:\n  mode: self-managed\n  self_managed:\n    default_partitions: 2\n",
             &[
-                "case.yaml:6:5: default_partitions 2 is below broker_count 3: some brokers would hold no partition (seed 002)",
+                "case.yaml:6:5: default_partitions 2 is below broker_count 3: some brokers would hold no partition of a new topic and sit idle",
+                // `mode:` changed: the base's kafka section, bridge included, is replaced whole.
+                "case.yaml:3:1: warning: no bridge: nothing copies Kafka's topics to the datasets' streams, so every dataset reads its stream directly and the cluster feeds nothing. A `kafka:` whose `mode:` differs from the base's replaces the base's section whole, `bridge` included: write `bridge:` here again, or remove `kafka:`",
                 "case.yaml:4:3: warning: self-managed brokers speak plaintext inside the VPC (security group limited to the VPC CIDR); use `mode: msk` for TLS and IAM",
             ],
         ),
@@ -120,7 +143,7 @@ fn bad_specs_give_pinned_messages() {
         (
             "time field that cannot hold a time",
             "datasets:\n  orders:\n    schema:\n      type: record\n      name: o\n      fields:\n        - {name: ordertime, type: boolean}\n",
-            &["_base.yaml:{time_field}:5: time_field `ordertime` is a Boolean column; a record's time must be epoch seconds or milliseconds (int, long, double) or an ISO-8601 string"],
+            &["_base.yaml:{time_field}:5: time_field `ordertime` is a boolean column; a record's time must be epoch seconds or milliseconds (int, long, double) or an ISO-8601 string"],
         ),
         (
             "column names Hive cannot take",
@@ -331,6 +354,15 @@ fn cli_exit_codes_and_output() {
         String::from_utf8_lossy(&ok.stdout),
         "local: ok\npoc: ok\nprod: ok\n"
     );
+
+    // A misspelt flag is a usage error (64), never a meaningful code.
+    let typo = Command::new(bin)
+        .current_dir(repo_root())
+        .args(["validate", "--outptu", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(typo.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&typo.stderr).contains("--output"));
 
     let dir = env_dir_with("datasets:\n  orders:\n    stream:\n      shard: 4\n");
     let bad = Command::new(bin)

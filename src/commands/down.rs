@@ -56,7 +56,7 @@ impl DownArgs {
             ..
         } = session;
         let protected = down::protected(&rendered, spec.protection.deletion_protection);
-        let progress = Arc::new(Progress::new(global.output == Output::Json));
+        let progress = Arc::new(Progress::new(global.output == Output::Json).quiet(global.quiet));
         let deleted = runtime.block_on(down::down(
             aws,
             &rendered,

@@ -5,7 +5,8 @@
 //!
 //! Owns: the global flags (`Global`), what every AWS-facing command starts
 //! with (`Session`: the spec, its rendering and connected clients), asking a
-//! person on the terminal, printing a report (`emit`), `CommandError`.
+//! person on the terminal, printing a report (`emit`: text or JSON, colour
+//! only on a terminal, `-q`), `CommandError`.
 //! Must not: hold platform logic (the library rooms do: `spec`, `render`,
 //! `plan`, `deploy`, `inspect`, `operate`).
 
@@ -56,12 +57,38 @@ pub struct Global {
     pub endpoint_url: Option<String>,
     #[arg(long, global = true, value_enum, default_value_t = Output::Text)]
     pub output: Output,
-    /// No colours in output.
+    /// No colours (also NO_COLOR); colour is used only on a terminal.
     #[arg(long, global = true)]
     pub no_color: bool,
-    /// More detail (repeat for more).
+    /// Show every AWS call made (service, operation, status, duration,
+    /// attempts); -vv also each attempt.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// Only the result and errors: no progress lines, notes or warnings.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+}
+
+/// How a report prints: its format, in colour or not, with notes or not.
+#[derive(Debug, Clone, Copy)]
+pub struct Style {
+    pub output: Output,
+    pub color: bool,
+    pub quiet: bool,
+}
+
+impl Global {
+    /// The style the flags and the terminal ask for: colour only on a
+    /// terminal, never with --no-color or a non-empty NO_COLOR.
+    pub fn style(&self) -> Style {
+        use std::io::IsTerminal;
+        let no_color_env = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        Style {
+            output: self.output,
+            color: !self.no_color && !no_color_env && std::io::stdout().is_terminal(),
+            quiet: self.quiet,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -83,21 +110,52 @@ pub trait Report: std::fmt::Display + serde::Serialize {
     }
 }
 
-/// Print `report` as `output` asks; its exit code.
-pub fn emit(report: &impl Report, output: Output) -> ExitCode {
-    match output {
+/// Print `report` as `style` asks; its exit code.
+pub fn emit(report: &impl Report, style: Style) -> ExitCode {
+    match style.output {
         Output::Json => println!(
             "{}",
             serde_json::to_string_pretty(report).expect("reports are plain data")
         ),
         Output::Text => {
-            for note in report.notes() {
-                eprintln!("{note}");
+            if !style.quiet {
+                for note in report.notes() {
+                    eprintln!("{note}");
+                }
             }
-            print!("{report}");
+            let text = report.to_string();
+            print!("{}", if style.color { paint(&text) } else { text });
         }
     }
     ExitCode::from(report.exit_code())
+}
+
+/// Plan markers in colour, as Terraform and CDK show them: a line whose
+/// marker is `+` green, `~` yellow, `-` red; `[broadening]` bold red.
+pub fn paint(text: &str) -> String {
+    const GREEN: &str = "\x1b[32m";
+    const YELLOW: &str = "\x1b[33m";
+    const RED: &str = "\x1b[31m";
+    const RESET: &str = "\x1b[0m";
+    let mut out = String::with_capacity(text.len() + text.len() / 8);
+    for line in text.split_inclusive('\n') {
+        let (body, end) = match line.strip_suffix('\n') {
+            Some(body) => (body, "\n"),
+            None => (line, ""),
+        };
+        let colour = match body.trim_start().get(..2) {
+            Some("+ ") => Some(GREEN),
+            Some("~ ") => Some(YELLOW),
+            Some("- ") => Some(RED),
+            _ => None,
+        };
+        let body = body.replace("[broadening]", &format!("\x1b[1;31m[broadening]{RESET}"));
+        match colour {
+            Some(c) => out.push_str(&format!("{c}{body}{RESET}{end}")),
+            None => out.push_str(&format!("{body}{end}")),
+        }
+    }
+    out
 }
 
 /// Why a command failed; each kind keeps its cause.
@@ -138,7 +196,9 @@ pub fn load_and_render(
 ) -> Result<(spec::LoadedSpec, RenderedEnv), CommandError> {
     match spec::load_valid(&global.env_dir, env) {
         Ok((loaded, warnings)) => {
-            print_diagnostics(&warnings);
+            if !global.quiet {
+                print_diagnostics(&warnings);
+            }
             let rendered = crate::render::render_with(&loaded, global.templates.as_deref())?;
             Ok((loaded, rendered))
         }
@@ -185,6 +245,7 @@ impl Session {
             profile: global.profile.clone(),
             region: global.region.clone(),
             endpoint_url: global.endpoint_url.clone(),
+            verbose: global.verbose,
         };
         let aws = runtime.block_on(Aws::connect(
             &connection,
@@ -221,5 +282,27 @@ pub(crate) fn detailed(detailed: bool, changed: bool) -> u8 {
         2
     } else {
         0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plan_markers_are_painted_and_nothing_else_changes() {
+        let text = "Stack a (a): update\n  + New T\n  ~ Old T\n  - Gone T\n  + R/p: Allow x  [broadening]\nno marker\n";
+        let painted = paint(text);
+        assert!(painted.contains("\x1b[32m  + New T\x1b[0m\n"));
+        assert!(painted.contains("\x1b[33m  ~ Old T\x1b[0m\n"));
+        assert!(painted.contains("\x1b[31m  - Gone T\x1b[0m\n"));
+        assert!(painted.contains("\x1b[1;31m[broadening]\x1b[0m"));
+        let plain: String = painted
+            .replace("\x1b[32m", "")
+            .replace("\x1b[33m", "")
+            .replace("\x1b[1;31m", "")
+            .replace("\x1b[31m", "")
+            .replace("\x1b[0m", "");
+        assert_eq!(plain, text);
     }
 }

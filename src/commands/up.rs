@@ -89,8 +89,11 @@ impl UpArgs {
                 &session.rendered.region,
                 &session.rendered.files,
             ));
-            eprint!("{report}");
             let errors = report.count(Severity::Error);
+            // -q: the preflight report only when it stops the deploy.
+            if !global.quiet || errors > 0 {
+                eprint!("{report}");
+            }
             if errors > 0 {
                 return Err(CommandError::Preflight { errors });
             }
@@ -104,7 +107,7 @@ impl UpArgs {
             allow_replace: self.allow_replace.clone(),
             plan,
         };
-        let progress = Arc::new(Progress::new(global.output == Output::Json));
+        let progress = Arc::new(Progress::new(global.output == Output::Json).quiet(global.quiet));
         let Session {
             runtime,
             aws,

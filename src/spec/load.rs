@@ -98,7 +98,8 @@ fn io_diagnostic(path: &Path, e: &std::io::Error) -> Diagnostic {
 /// Parse one file and, recursively, its bases; the overlay wins key by key.
 fn load_merged(file: &Path, depth: usize) -> Result<(Value, Locator), Vec<Diagnostic>> {
     let text = std::fs::read_to_string(file).map_err(|e| vec![io_diagnostic(file, &e)])?;
-    let value: Value = serde_yaml::from_str(&text).map_err(|e| vec![yaml_syntax(file, &e)])?;
+    let value: Value =
+        serde_yaml::from_str(&text).map_err(|e| vec![yaml_syntax(file, &text, &e)])?;
     let value = match value {
         Value::Null => Value::Mapping(Mapping::new()),
         v @ Value::Mapping(_) => v,
@@ -274,11 +275,34 @@ fn read_schema_files(spec: &mut EnvSpec, locator: &Locator) -> Result<(), Vec<Di
     }
 }
 
-fn yaml_syntax(file: &Path, e: &serde_yaml::Error) -> Diagnostic {
-    let (line, col) = e
+fn yaml_syntax(file: &Path, text: &str, e: &serde_yaml::Error) -> Diagnostic {
+    let (mut line, mut col) = e
         .location()
         .map(|l| (l.line(), l.column()))
         .unwrap_or((1, 1));
+    // serde_yaml places a duplicate key at the start of its mapping: point
+    // at the second occurrence instead (the one to remove or merge).
+    let message = e.to_string();
+    if let Some(key) = message
+        .strip_prefix("duplicate entry with key \"")
+        .and_then(|rest| rest.split('"').next())
+    {
+        let indent = " ".repeat(col.saturating_sub(1));
+        let second = text
+            .lines()
+            .enumerate()
+            .skip(line.saturating_sub(1))
+            .filter(|(_, l)| {
+                l.strip_prefix(&indent).is_some_and(|rest| {
+                    rest.strip_prefix(key)
+                        .is_some_and(|after| after.trim_start().starts_with(':'))
+                })
+            })
+            .nth(1);
+        if let Some((at, _)) = second {
+            (line, col) = (at + 1, indent.len() + 1);
+        }
+    }
     Diagnostic {
         severity: Severity::Error,
         position: Position {
@@ -299,10 +323,29 @@ fn strip_location(msg: &str) -> String {
     }
 }
 
+/// The typed spec, or every structural problem of it at once: after each
+/// error the offending key is set aside and the spec is read again, so a
+/// spec with five mistakes takes one run, not five. A required key missing
+/// only because a bad value under it was set aside is not reported twice.
 fn deserialize(value: Value, locator: &Locator) -> Result<EnvSpec, Vec<Diagnostic>> {
-    serde_path_to_error::deserialize::<_, EnvSpec>(value).map_err(|err| {
+    let mut value = value;
+    let mut found: Vec<Diagnostic> = Vec::new();
+    let mut set_aside: Vec<String> = Vec::new();
+    // Bounded: each round removes one key, and a spec has few.
+    for _ in 0..200 {
+        let err = match serde_path_to_error::deserialize::<_, EnvSpec>(value.clone()) {
+            Ok(spec) if found.is_empty() => return Ok(spec),
+            Ok(_) => return Err(found),
+            Err(err) => err,
+        };
         let mut path = path_string(err.path());
-        let inner = strip_location(&err.inner().to_string());
+        let mut inner = strip_location(&err.inner().to_string());
+        if path == "network" && parse_unknown_field(&inner).is_none() {
+            if let Some((at, message)) = inside_network(&value) {
+                (path, inner) = (at, message);
+            }
+        }
+        let missing = inner.starts_with("missing field");
         let message = match parse_unknown_field(&inner) {
             Some((key, expected)) => {
                 // The path usually ends at the unknown key already; make sure it does.
@@ -319,11 +362,127 @@ fn deserialize(value: Value, locator: &Locator) -> Result<EnvSpec, Vec<Diagnosti
                 };
                 format!("unknown key `{path}`{hint}")
             }
-            None if path.is_empty() => inner,
-            None => format!("{path}: {inner}"),
+            None => {
+                let inner = in_user_terms(&inner);
+                if path.is_empty() {
+                    inner
+                } else {
+                    format!("{path}: {inner}")
+                }
+            }
         };
-        vec![locator.error(&path, message)]
-    })
+        if set_aside.contains(&path) {
+            // Its removal did not help (a list item set to null): stop.
+            break;
+        }
+        let consequence = missing
+            && set_aside
+                .iter()
+                .any(|p| path.is_empty() || p.starts_with(&format!("{path}.")));
+        if !consequence {
+            found.push(locator.error(&path, message));
+        }
+        // A section missing a key is set aside whole: serde reports a
+        // missing key only after reading every key beside it, so the
+        // sections after it are still read. The whole spec cannot be set
+        // aside.
+        if path.is_empty() || !remove_at(&mut value, &path) {
+            break;
+        }
+        set_aside.push(path);
+    }
+    Err(found)
+}
+
+/// `network` is read as a whole (its `mode` picks the variant), so an
+/// error inside it has no place of its own: read the chosen variant's
+/// fields alone to find it (`network.cidr`).
+fn inside_network(spec: &Value) -> Option<(String, String)> {
+    use super::model::{ExistingNetwork, NewNetwork};
+    let Value::Mapping(section) = spec.get("network")? else {
+        return None;
+    };
+    let mode = section.get("mode").and_then(Value::as_str);
+    let mut fields = section.clone();
+    fields.remove("mode");
+    let fields = Value::Mapping(fields);
+    fn probe<T: serde::de::DeserializeOwned>(v: Value) -> Option<(String, String)> {
+        serde_path_to_error::deserialize::<_, T>(v).err().map(|e| {
+            let inner = path_string(e.path());
+            (
+                if inner.is_empty() {
+                    "network".to_string()
+                } else {
+                    format!("network.{inner}")
+                },
+                strip_location(&e.inner().to_string()),
+            )
+        })
+    }
+    match mode {
+        Some("new") => probe::<NewNetwork>(fields),
+        Some("existing") => probe::<ExistingNetwork>(fields),
+        _ => None,
+    }
+}
+
+/// Remove the node at dotted `path` (map keys, list indices); whether it
+/// was there.
+fn remove_at(value: &mut Value, path: &str) -> bool {
+    let mut parts: Vec<&str> = path.split('.').collect();
+    let Some(last) = parts.pop() else {
+        return false;
+    };
+    let mut node = value;
+    for part in parts {
+        let next = match node {
+            Value::Mapping(m) => m.get_mut(part),
+            Value::Sequence(items) => part.parse::<usize>().ok().and_then(|i| items.get_mut(i)),
+            _ => None,
+        };
+        match next {
+            Some(n) => node = n,
+            None => return false,
+        }
+    }
+    match node {
+        Value::Mapping(m) => m.remove(last).is_some(),
+        Value::Sequence(items) => match last.parse::<usize>() {
+            // An item becomes null rather than shifting its siblings'
+            // indices (and their positions in the messages).
+            Ok(i) if i < items.len() => {
+                items[i] = Value::Null;
+                true
+            }
+            _ => false,
+        },
+        _ => false,
+    }
+}
+
+/// serde's words for a type, in the words of someone writing YAML.
+fn in_user_terms(message: &str) -> String {
+    let mut m = message.to_string();
+    for (rust, user) in [
+        ("expected u8", "expected a whole number"),
+        ("expected u16", "expected a whole number"),
+        ("expected u32", "expected a whole number"),
+        ("expected u64", "expected a whole number"),
+        ("expected usize", "expected a whole number"),
+        ("expected i32", "expected a whole number"),
+        ("expected i64", "expected a whole number"),
+        ("expected f64", "expected a number"),
+        ("expected f32", "expected a number"),
+        ("expected a sequence", "expected a list"),
+        ("expected a map", "expected a mapping (key: value lines)"),
+    ] {
+        m = m.replace(rust, user);
+    }
+    if let Some(at) = m.find("expected struct ") {
+        m.truncate(at);
+        m.push_str("expected a mapping (key: value lines)");
+    }
+    m
 }
 
 fn path_string(path: &serde_path_to_error::Path) -> String {

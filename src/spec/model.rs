@@ -243,7 +243,7 @@ impl Default for Storage {
 pub enum KafkaMode {
     /// Amazon MSK (provisioned).
     Msk,
-    /// ZooKeeper ensemble and Kafka brokers on EC2 (seed 002's layout).
+    /// ZooKeeper ensemble and Kafka brokers on EC2 instances of their own.
     SelfManaged,
 }
 
@@ -307,7 +307,7 @@ pub enum MskClientAuth {
     Scram,
 }
 
-/// Self-managed Kafka, tuned as seed 002 recommends.
+/// Self-managed Kafka: ZooKeeper and brokers on EC2, with their tuning.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct SelfManagedKafka {
@@ -410,10 +410,10 @@ pub struct Dataset {
     /// needed to partition by `record-time`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time_field: Option<String>,
-    /// Partition by the record's own time (`record-time`: backfills land in
-    /// their hours, seed 000's scenario B) or by when it arrived
-    /// (`arrival-time`: steady streams, scenario A). Default: record time
-    /// with a `time_field`, arrival time without.
+    /// Partition by the record's own time (`record-time`: late records and
+    /// backfills land in the hours they belong to) or by when it arrived
+    /// (`arrival-time`: steady streams). Default: record time with a
+    /// `time_field`, arrival time without.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub partition_by: Option<PartitionBy>,
     /// `hour` (`dt=YYYY-MM-DD/hr=HH`) or `day` (`dt=YYYY-MM-DD`): the
@@ -721,7 +721,8 @@ pub enum Capacity {
     Serverless {
         /// Minimum Aurora capacity units (0 to 256, steps of 0.5).
         min_acu: f64,
-        /// Maximum Aurora capacity units (0.5 to 256, steps of 0.5).
+        /// Maximum Aurora capacity units (1 to 256, steps of 0.5; Aurora
+        /// Serverless v2 takes no maximum below 1).
         max_acu: f64,
         /// Instances in the cluster (1 writer + readers).
         #[serde(default = "one")]

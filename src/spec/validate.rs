@@ -91,20 +91,24 @@ impl Validator<'_> {
                 ),
             );
         }
-        let parts: Vec<&str> = spec.region.split('-').collect();
-        let region_ok = parts.len() >= 3
-            && parts[..parts.len() - 1]
-                .iter()
-                .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase()))
-            && parts[parts.len() - 1].parse::<u8>().is_ok();
-        if !region_ok {
-            self.error(
+        match region_problem(&spec.region) {
+            Some(RegionProblem::NotARegion) => self.error(
                 "region",
                 format!(
-                    "region `{}` is not an AWS region name such as `us-east-1`",
+                    "region `{}` is not an AWS region name (area-direction-number, such as \
+                     `us-east-1` or `eu-central-2`)",
                     spec.region
                 ),
-            );
+            ),
+            Some(RegionProblem::Unknown(hint)) => self.warning(
+                "region",
+                format!(
+                    "region `{}` is not one lakectl knows{hint}; if it is new, `lakectl \
+                     preflight` asks AWS",
+                    spec.region
+                ),
+            ),
+            None => {}
         }
         if let Some(account) = &spec.account_id {
             if account.len() != 12 || !account.chars().all(|c| c.is_ascii_digit()) {
@@ -351,6 +355,26 @@ impl Validator<'_> {
             }
             KafkaMode::SelfManaged => {
                 let s = &k.self_managed;
+                for (path, ty) in [
+                    (
+                        "kafka.self_managed.broker_instance_type",
+                        &s.broker_instance_type,
+                    ),
+                    (
+                        "kafka.self_managed.zookeeper_instance_type",
+                        &s.zookeeper_instance_type,
+                    ),
+                ] {
+                    if let Some(ec2) = ty.strip_prefix("kafka.") {
+                        self.error(
+                            path,
+                            format!(
+                                "`{ty}` is an MSK broker type; self-managed brokers are EC2 \
+                                 instances: write `{ec2}`"
+                            ),
+                        );
+                    }
+                }
                 if s.zookeeper_nodes.is_multiple_of(2) || s.zookeeper_nodes == 0 {
                     self.error(
                         "kafka.self_managed.zookeeper_nodes",
@@ -370,7 +394,7 @@ impl Validator<'_> {
                     self.error(
                         "kafka.self_managed.default_partitions",
                         format!(
-                            "default_partitions {} is below broker_count {}: some brokers would hold no partition (seed 002)",
+                            "default_partitions {} is below broker_count {}: some brokers would hold no partition of a new topic and sit idle",
                             s.default_partitions, s.broker_count
                         ),
                     );
@@ -412,6 +436,15 @@ impl Validator<'_> {
                 s.broker_count
             }
         };
+        if k.bridge.is_none() {
+            self.warning(
+                "kafka.bridge",
+                "no bridge: nothing copies Kafka's topics to the datasets' streams, so every \
+                 dataset reads its stream directly and the cluster feeds nothing. A `kafka:` whose \
+                 `mode:` differs from the base's replaces the base's section whole, `bridge` \
+                 included: write `bridge:` here again, or remove `kafka:`",
+            );
+        }
         if let Some(b) = &k.bridge {
             let s3_ok = b
                 .plugin
@@ -682,31 +715,18 @@ impl Validator<'_> {
         }
         // The partition directories' keys are never columns: every reader
         // that discovers Hive-style partitions reads the key's value.
-        for key in d.partition_keys() {
-            if seen.contains_key(key.as_str()) {
-                self.error(
-                    &format!("{at}.schema"),
-                    format!("column `{key}` is also a partition key of the lake's directories ({}): readers that discover partitions (Spark, DuckDB, pyarrow, Athena) would read the directory's value instead of the column's; rename the field", d.layout()),
-                );
-            }
+        if let Some(key) =
+            lake_contract::schema::column_shadowed_by_partition(&columns, &d.partition_keys())
+        {
+            self.error(
+                &format!("{at}.schema"),
+                format!("column `{key}` is also a partition key of the lake's directories ({}): readers that discover partitions (Spark, DuckDB, pyarrow, Athena) would read the directory's value instead of the column's; rename the field", d.layout()),
+            );
         }
         if d.effective_partition_by() == PartitionBy::RecordTime {
             if let Some(field) = &d.time_field {
-                match columns.iter().find(|(n, _)| n == field) {
-                    None => self.error(
-                        &format!("{at}.time_field"),
-                        format!(
-                            "time_field `{field}` is not a column of the schema (its columns: {}); every record would be dead-lettered",
-                            columns.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ")
-                        ),
-                    ),
-                    Some((_, ColumnType::Int32 | ColumnType::Int64 | ColumnType::Float | ColumnType::Double | ColumnType::String)) => {}
-                    Some((_, ty)) => self.error(
-                        &format!("{at}.time_field"),
-                        format!(
-                            "time_field `{field}` is a {ty:?} column; a record's time must be epoch seconds or milliseconds (int, long, double) or an ISO-8601 string"
-                        ),
-                    ),
+                if let Some(problem) = lake_contract::schema::time_field_problem(&columns, field) {
+                    self.error(&format!("{at}.time_field"), format!("time_field {problem}"));
                 }
             }
         }
@@ -1433,6 +1453,92 @@ fn check_cron_field(field: &str, rule: &CronField) -> Result<(), CronFieldError>
     Ok(())
 }
 
+/// Why a region name cannot be used.
+#[derive(Debug, PartialEq)]
+enum RegionProblem {
+    /// Not shaped like one (`eu-westt-1`).
+    NotARegion,
+    /// Shaped like one, but not a region lakectl knows (with a hint).
+    Unknown(String),
+}
+
+/// AWS's commercial, GovCloud and China regions as of 2026.
+const KNOWN_REGIONS: &[&str] = &[
+    "af-south-1",
+    "ap-east-1",
+    "ap-east-2",
+    "ap-northeast-1",
+    "ap-northeast-2",
+    "ap-northeast-3",
+    "ap-south-1",
+    "ap-south-2",
+    "ap-southeast-1",
+    "ap-southeast-2",
+    "ap-southeast-3",
+    "ap-southeast-4",
+    "ap-southeast-5",
+    "ap-southeast-6",
+    "ap-southeast-7",
+    "ca-central-1",
+    "ca-west-1",
+    "cn-north-1",
+    "cn-northwest-1",
+    "eu-central-1",
+    "eu-central-2",
+    "eu-north-1",
+    "eu-south-1",
+    "eu-south-2",
+    "eu-west-1",
+    "eu-west-2",
+    "eu-west-3",
+    "il-central-1",
+    "me-central-1",
+    "me-south-1",
+    "mx-central-1",
+    "sa-east-1",
+    "us-east-1",
+    "us-east-2",
+    "us-gov-east-1",
+    "us-gov-west-1",
+    "us-west-1",
+    "us-west-2",
+];
+
+/// `area[-gov]-direction-N`, the direction one of AWS's.
+fn region_problem(region: &str) -> Option<RegionProblem> {
+    if KNOWN_REGIONS.contains(&region) {
+        return None;
+    }
+    const DIRECTIONS: &[&str] = &[
+        "north",
+        "south",
+        "east",
+        "west",
+        "central",
+        "northeast",
+        "northwest",
+        "southeast",
+        "southwest",
+    ];
+    let parts: Vec<&str> = region.split('-').collect();
+    let shaped = match parts.as_slice() {
+        [area, direction, n] | [area, "gov", direction, n] => {
+            area.len() == 2
+                && area.chars().all(|c| c.is_ascii_lowercase())
+                && DIRECTIONS.contains(direction)
+                && n.parse::<u8>().is_ok_and(|n| n >= 1)
+        }
+        _ => false,
+    };
+    if !shaped {
+        return Some(RegionProblem::NotARegion);
+    }
+    let hint = crate::spec::diagnostic::suggest(region, KNOWN_REGIONS.iter().copied())
+        .map(|s| format!("; did you mean `{s}`?"))
+        .unwrap_or_default();
+    Some(RegionProblem::Unknown(hint))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1482,5 +1588,19 @@ mod tests {
         assert_eq!(parse_emr_release("emr-6.15.0"), Some((6, 15, 0)));
         assert_eq!(parse_emr_release("emr-6.15"), None);
         assert_eq!(parse_emr_release("6.15.0"), None);
+    }
+
+    #[test]
+    fn region_names_are_checked_by_shape_and_known_ones() {
+        assert_eq!(region_problem("us-east-1"), None);
+        assert_eq!(region_problem("us-gov-west-1"), None);
+        assert_eq!(
+            region_problem("eu-westt-1"),
+            Some(RegionProblem::NotARegion)
+        );
+        assert_eq!(region_problem("useast1"), Some(RegionProblem::NotARegion));
+        assert!(
+            matches!(region_problem("eu-west-9"), Some(RegionProblem::Unknown(h)) if h.contains("eu-west-"))
+        );
     }
 }

@@ -52,10 +52,13 @@ pub async fn aws_config_for(target: &AwsTarget) -> aws_config::SdkConfig {
 /// An S3 client from a shared configuration; path-style addressing with a
 /// custom endpoint (emulators need it).
 pub fn s3_client_from(shared: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
+    aws_sdk_s3::Client::from_conf(s3_config_from(shared).build())
+}
+
+/// The S3 client configuration [`s3_client_from`] builds, for a caller
+/// that adds to it (an interceptor).
+pub fn s3_config_from(shared: &aws_config::SdkConfig) -> aws_sdk_s3::config::Builder {
     let path_style =
         shared.endpoint_url().is_some() || std::env::var_os("AWS_ENDPOINT_URL").is_some();
-    let config = aws_sdk_s3::config::Builder::from(shared)
-        .force_path_style(path_style)
-        .build();
-    aws_sdk_s3::Client::from_conf(config)
+    aws_sdk_s3::config::Builder::from(shared).force_path_style(path_style)
 }

@@ -9,10 +9,12 @@
 //! `lakectl status` and `lake-compact --lease-table`), `aws` (the one SDK
 //! configuration loader and S3 client of the workspace), `ingest` (the
 //! options both planes size and check the same way), `layout` (the lake's
-//! partition directories and their keys).
+//! partition directories and their keys), `cli` (the usage-error exit code
+//! of every binary).
 //! Must not: flatten, write files, render templates or call CloudFormation.
 
 pub mod aws;
+pub mod cli;
 pub mod ingest;
 pub mod layout;
 pub mod lease;

@@ -31,6 +31,19 @@ pub enum ColumnType {
 }
 
 impl ColumnType {
+    /// The Avro type a user wrote for a column of this type.
+    pub fn avro_name(self) -> &'static str {
+        match self {
+            ColumnType::Boolean => "boolean",
+            ColumnType::Int32 => "int",
+            ColumnType::Int64 => "long",
+            ColumnType::Float => "float",
+            ColumnType::Double => "double",
+            ColumnType::String => "string",
+            ColumnType::Json => "complex (array, map, bytes or union)",
+        }
+    }
+
     fn from_avro(ty: &Value) -> ColumnType {
         let name = ty
             .as_str()
@@ -84,6 +97,50 @@ impl std::fmt::Display for SchemaError {
             write!(f, "{}: {}", self.path, self.message)
         }
     }
+}
+
+/// Why `field` cannot be a record's own time among `columns`, or `None`:
+/// it must be a column, and a number (epoch seconds or milliseconds) or a
+/// string (ISO-8601). `lakectl validate` (a dataset's `time_field`) and
+/// `lake-ingest` (`--time-field`) ask this one question.
+pub fn time_field_problem(columns: &[(String, ColumnType)], field: &str) -> Option<String> {
+    match columns.iter().find(|(n, _)| n == field) {
+        None => Some(format!(
+            "`{field}` is not a column of the schema (its columns: {}); every record would be \
+             dead-lettered",
+            columns
+                .iter()
+                .map(|(n, _)| n.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+        Some((
+            _,
+            ColumnType::Int32
+            | ColumnType::Int64
+            | ColumnType::Float
+            | ColumnType::Double
+            | ColumnType::String,
+        )) => None,
+        Some((_, ty)) => Some(format!(
+            "`{field}` is a {} column; a record's time must be epoch seconds or milliseconds \
+             (int, long, double) or an ISO-8601 string",
+            ty.avro_name()
+        )),
+    }
+}
+
+/// The first column that is also one of the partition `keys` (Hive
+/// ignores case): readers that discover partitions would read the
+/// directory's value for it.
+pub fn column_shadowed_by_partition<'a>(
+    columns: &'a [(String, ColumnType)],
+    keys: &[String],
+) -> Option<&'a str> {
+    columns
+        .iter()
+        .map(|(c, _)| c.as_str())
+        .find(|c| keys.iter().any(|k| k.eq_ignore_ascii_case(c)))
 }
 
 /// `typed_columns_from_avro` on a parsed schema, with the error's place.

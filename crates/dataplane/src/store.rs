@@ -82,12 +82,58 @@ impl Location {
         Ok(Location::Local(PathBuf::from(url)))
     }
 
+    /// Whether one location lies inside the other (or they are the same):
+    /// a job that reads one and writes the other would read its own output.
+    pub fn overlaps(&self, other: &Location) -> bool {
+        match (self, other) {
+            (Location::Local(a), Location::Local(b)) => {
+                let (a, b) = (resolved(a), resolved(b));
+                a.starts_with(&b) || b.starts_with(&a)
+            }
+            (
+                Location::S3 {
+                    bucket: a,
+                    prefix: pa,
+                },
+                Location::S3 {
+                    bucket: b,
+                    prefix: pb,
+                },
+            ) => {
+                let inside = |outer: &str, inner: &str| {
+                    outer.is_empty() || inner == outer || inner.starts_with(&format!("{outer}/"))
+                };
+                a == b && (inside(pa, pb) || inside(pb, pa))
+            }
+            _ => false,
+        }
+    }
+
     /// The URL of `key` under this location, as written in manifests.
     pub fn url_of(&self, key: &str) -> String {
         match self {
             Location::Local(root) => format!("file://{}", absolute(root).join(key).display()),
             Location::S3 { bucket, prefix } if prefix.is_empty() => format!("s3://{bucket}/{key}"),
             Location::S3 { bucket, prefix } => format!("s3://{bucket}/{prefix}/{key}"),
+        }
+    }
+}
+
+/// A local path with symbolic links and `..` resolved as far as it exists.
+fn resolved(p: &Path) -> PathBuf {
+    let abs = absolute(p);
+    let mut existing = abs.as_path();
+    let mut rest = Vec::new();
+    loop {
+        if let Ok(real) = existing.canonicalize() {
+            return rest.iter().rev().fold(real, |acc, part| acc.join(part));
+        }
+        match (existing.parent(), existing.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name.to_os_string());
+                existing = parent;
+            }
+            _ => return abs,
         }
     }
 }
@@ -260,10 +306,12 @@ impl Store {
             Store::Local { root } => {
                 let path = Self::local(root, key);
                 let tmp = path.with_extension("partial");
-                std::fs::create_dir_all(path.parent().expect("keys have a parent"))?;
-                std::fs::write(&tmp, &bytes)?;
+                let writing = || format!("writing {}", path.display());
+                std::fs::create_dir_all(path.parent().expect("keys have a parent"))
+                    .with_context(writing)?;
+                std::fs::write(&tmp, &bytes).with_context(writing)?;
                 sync_file(&tmp)?;
-                std::fs::rename(&tmp, &path)?;
+                std::fs::rename(&tmp, &path).with_context(writing)?;
                 sync_dir(path.parent().expect("keys have a parent"))
             }
             Store::S3 {
@@ -291,11 +339,13 @@ impl Store {
         match self {
             Store::Local { root } => {
                 let path = Self::local(root, key);
-                std::fs::create_dir_all(path.parent().expect("keys have a parent"))?;
+                let writing = || format!("writing {}", path.display());
+                std::fs::create_dir_all(path.parent().expect("keys have a parent"))
+                    .with_context(writing)?;
                 sync_file(file)?;
                 if std::fs::rename(file, &path).is_err() {
                     // Another filesystem: copy, then sync.
-                    std::fs::copy(file, &path)?;
+                    std::fs::copy(file, &path).with_context(writing)?;
                     sync_file(&path)?;
                 }
                 sync_dir(path.parent().expect("keys have a parent"))
@@ -558,8 +608,10 @@ impl Store {
         match self {
             Store::Local { root } => {
                 let target = Self::local(root, to);
-                std::fs::create_dir_all(target.parent().expect("keys have a parent"))?;
-                std::fs::rename(Self::local(root, from), &target)?;
+                let writing = || format!("writing {}", target.display());
+                std::fs::create_dir_all(target.parent().expect("keys have a parent"))
+                    .with_context(writing)?;
+                std::fs::rename(Self::local(root, from), &target).with_context(writing)?;
                 sync_dir(target.parent().expect("keys have a parent"))
             }
             Store::S3 {
@@ -761,5 +813,26 @@ mod tests {
             encode_copy_source("p/ordertime=2019 x.csv"),
             "p/ordertime%3D2019%20x.csv"
         );
+    }
+
+    #[test]
+    fn locations_overlap_when_one_holds_the_other() {
+        let l = |u: &str| Location::parse(u).unwrap();
+        assert!(l("s3://b/raw").overlaps(&l("s3://b/raw/lake")));
+        assert!(l("s3://b/raw/lake").overlaps(&l("s3://b/raw")));
+        assert!(l("s3://b").overlaps(&l("s3://b/anything")));
+        assert!(l("s3://b/raw").overlaps(&l("s3://b/raw/")));
+        assert!(!l("s3://b/raw").overlaps(&l("s3://b/raw2")));
+        assert!(!l("s3://b/raw").overlaps(&l("s3://c/raw")));
+        let dir = tempfile::tempdir().unwrap();
+        let raw = dir.path().join("raw2");
+        std::fs::create_dir(&raw).unwrap();
+        let (a, b) = (
+            raw.display().to_string(),
+            raw.join("../raw2/lake").display().to_string(),
+        );
+        assert!(l(&a).overlaps(&l(&b)), "{a} {b}");
+        assert!(!l(&a).overlaps(&l(&dir.path().join("raw").display().to_string())));
+        assert!(!l(&a).overlaps(&l("s3://b/raw2")));
     }
 }

@@ -240,6 +240,57 @@ fn csv_in_place_with_manifest_and_delete_on_success() {
 }
 
 #[test]
+fn to_another_destination_every_partition_arrives_single_files_too() {
+    // Six partitions, one file each but the first: s3-dist-cp copies them
+    // all; a destination that received 1 of 6 lost five partitions' rows.
+    let dir = tempdir();
+    let (src, dest) = (dir.path().join("src"), dir.path().join("dest"));
+    for p in 0..6 {
+        write_partition(
+            &src,
+            &format!("dt=2024-01-0{}", p + 1),
+            if p == 0 { 3 } else { 1 },
+            20,
+            "csv",
+            p,
+        );
+    }
+    let (s, d) = (src.to_str().unwrap(), dest.to_str().unwrap());
+    ok(&compact(&["--src", s, "--dest", d]));
+    assert_same_rows(
+        &rows_under(&dest),
+        &rows_under(&src),
+        "every source row in dest",
+    );
+    for p in 0..6 {
+        assert!(
+            dest.join(format!("dt=2024-01-0{}", p + 1)).is_dir(),
+            "partition {p} missing"
+        );
+    }
+    // In place a lone file stays as it is (nothing to merge).
+    let before = rows_under(&src);
+    ok(&compact(&["--src", s, "--dest", s, "--delete-on-success"]));
+    assert_same_rows(&rows_under(&src), &before, "in place");
+    assert!(src.join("dt=2024-01-02/part-1-0000.csv").exists());
+}
+
+#[test]
+fn a_misspelt_flag_is_a_usage_error_never_a_result() {
+    // 2 means "some groups failed": a typo must not read as that.
+    let out = compact(&["--src", "a", "--dest", "b", "--delete-on-succes"]);
+    assert_eq!(
+        out.status.code(),
+        Some(64),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--delete-on-success"));
+    let help = compact(&["--help"]);
+    assert_eq!(help.status.code(), Some(0));
+}
+
+#[test]
 fn gzip_ndjson_to_another_destination_and_previous_manifest() {
     let dir = tempdir();
     let (src, dest) = (dir.path().join("src"), dir.path().join("dest"));
@@ -800,6 +851,15 @@ fn missing_sources_and_escaping_manifests_are_errors_that_name_them() {
     assert!(!outside.exists(), "nothing written outside --dest");
     // Nothing was touched by the refused runs.
     assert_eq!(files_under(&root).len(), 2);
+
+    // A destination that cannot be written: the error names where.
+    let out = compact(&["--src", lake, "--dest", "/proc/lake-compact-test"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("/proc/lake-compact-test"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]

@@ -2,7 +2,8 @@
 //! spellings) and dispatches to `lake_dataplane::compact`.
 //!
 //! Exit codes: 0 every group compacted, 2 some groups failed (their files
-//! untouched), 1 a fatal error.
+//! untouched), 1 a fatal error, 64 a usage error
+//! (`lake_contract::cli::USAGE_EXIT`).
 
 use std::process::ExitCode;
 
@@ -79,7 +80,7 @@ enum CsvHeaderArg {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli: Cli = lake_contract::cli::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -7,7 +7,8 @@
 //! systemd's specifier (`%`) and quoting rules.
 //!
 //! Exit codes of `flatten` and `backfill`: 0 every record written (or
-//! blank), 2 some went to the dead-letter output, 1 a fatal error.
+//! blank), 2 some went to the dead-letter output, 1 a fatal error; every
+//! command: 64 a usage error (`lake_contract::cli::USAGE_EXIT`).
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
@@ -115,7 +116,7 @@ impl LakeArgs {
 /// stream's or archive's dataset).
 #[derive(clap::Args)]
 struct RecordArgs {
-    /// Lake file format [default: csv].
+    /// Lake file format [default: parquet, as a spec's dataset].
     #[arg(long, value_enum)]
     format: Option<OutFormat>,
     /// Avro record schema of the CSV or Parquet columns (required with
@@ -184,7 +185,7 @@ impl RecordArgs {
             name: stream.to_string(),
             stream: stream.to_string(),
             prefix: String::new(),
-            format: match self.format.unwrap_or(OutFormat::Csv) {
+            format: match self.format.unwrap_or(OutFormat::Parquet) {
                 OutFormat::Ndjson => FormatName::Ndjson,
                 OutFormat::Csv => FormatName::Csv,
                 OutFormat::Parquet => FormatName::Parquet,
@@ -211,14 +212,23 @@ impl RecordArgs {
                 .map_err(|e| anyhow::anyhow!("--partition-format: {e}"))?;
             let columns = lake_contract::schema::typed_columns(schema, "_")
                 .map_err(|e| anyhow::anyhow!("--schema: {e}"))?;
-            if let Some((column, _)) = columns
-                .iter()
-                .find(|(c, _)| keys.iter().any(|k| k.eq_ignore_ascii_case(c)))
+            if let Some(column) =
+                lake_contract::schema::column_shadowed_by_partition(&columns, &keys)
             {
                 bail!(
                     "--partition-format {}: its key `{column}` is also a column of --schema: readers that discover partitions (Spark, DuckDB, pyarrow) would read the directory's value for it; pick another key",
                     entry.layout
                 );
+            }
+            // The check `lakectl validate` makes of a dataset's time_field.
+            if entry.partition_by == PartitionByName::RecordTime {
+                if let Some(field) = &entry.time_field {
+                    if let Some(problem) =
+                        lake_contract::schema::time_field_problem(&columns, field)
+                    {
+                        bail!("--time-field {problem}; name the field holding each record's own time, or use --partition-by arrival-time");
+                    }
+                }
             }
         }
         Ok(entry)
@@ -450,7 +460,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match run(Cli::parse_from(args)) {
+    match run(lake_contract::cli::parse_from(args)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("lake-ingest: error: {e:#}");

@@ -213,6 +213,7 @@ pub async fn run(opts: &Options) -> Result<Report> {
             target_size: opts.target_size,
             worker_index: opts.worker_index,
             worker_count: opts.worker_count,
+            copy_single_files: !in_place,
         },
         &existing,
     )?;

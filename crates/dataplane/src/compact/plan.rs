@@ -100,6 +100,10 @@ pub struct PlanOptions<'a> {
     pub target_size: u64,
     pub worker_index: u32,
     pub worker_count: u32,
+    /// A group of one file is planned too (a copy): with a destination
+    /// other than the source, every source row must arrive there. In
+    /// place, one file is already as merged as it gets.
+    pub copy_single_files: bool,
 }
 
 /// What planning skipped, for the report.
@@ -164,7 +168,7 @@ pub fn plan(
         }
         for ((_, gz), files) in by_format {
             let (format, _) = detect(&files[0].key).expect("filtered above");
-            if files.len() < 2 {
+            if files.len() < 2 && !opts.copy_single_files {
                 skipped.single_file_groups += 1;
                 continue;
             }
@@ -310,6 +314,7 @@ mod tests {
             target_size: target,
             worker_index: 0,
             worker_count: 1,
+            copy_single_files: false,
         }
     }
 

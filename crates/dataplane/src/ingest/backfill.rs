@@ -58,6 +58,15 @@ pub async fn run(opts: &BackfillOptions) -> Result<BackfillReport> {
         Location::parse(&opts.from).context("--from")?,
         Location::parse(&opts.sink).context("--sink")?,
     );
+    if from.overlaps(&sink) {
+        bail!(
+            "--sink {} and --from {} overlap: the lake would be written among the raw objects, and \
+             the next replay would read it back as input (every row again). Write the lake to a \
+             location outside the source",
+            opts.sink,
+            opts.from
+        );
+    }
     let needs_s3 = matches!(from, Location::S3 { .. }) || matches!(sink, Location::S3 { .. });
     let client = if needs_s3 {
         Some(crate::store::s3_client(opts.endpoint_url.as_deref(), opts.region.as_deref()).await)

@@ -78,6 +78,8 @@ fn archive_objects_land_partitioned_with_dead_letters_and_reruns_change_nothing(
         lake.to_str().unwrap(),
         "--schema",
         &schema(),
+        "--format",
+        "csv",
     ];
     let out = backfill(&args, &[]);
     assert_eq!(
@@ -311,7 +313,79 @@ fn arrival_time_needs_firehose_keys_and_csv_needs_a_schema() {
         ],
         &[],
     );
-    assert!(String::from_utf8_lossy(&out.stderr).contains("format csv needs an Avro record schema"));
+    // Parquet by default, as a spec's dataset: it needs the schema.
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("format parquet needs an Avro record schema"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn flags_are_checked_like_the_spec_and_a_sink_inside_the_source_is_refused() {
+    let dir = tempdir();
+    write_archive(dir.path());
+    let from = dir.path().join("raw");
+    let refused = |args: &[&str], why: &str, code: i32| {
+        let out = backfill(args, &[]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{stderr}");
+        assert!(stderr.contains(why), "{stderr}");
+    };
+    let sink = dir.path().join("lake");
+    let (from_s, sink_s, schema) = (from.to_str().unwrap(), sink.to_str().unwrap(), schema());
+    // A time field the schema does not have: refused before any record is
+    // read (validate's words), not 300 dead letters.
+    refused(
+        &[
+            "--from",
+            from_s,
+            "--sink",
+            sink_s,
+            "--schema",
+            &schema,
+            "--time-field",
+            "nope",
+        ],
+        "--time-field `nope` is not a column of the schema (its columns: ordertime, orderid",
+        1,
+    );
+    // A token lakectl refuses is refused here too.
+    refused(
+        &[
+            "--from",
+            from_s,
+            "--sink",
+            sink_s,
+            "--schema",
+            &schema,
+            "--partition-format",
+            "x=%Q",
+        ],
+        "--partition-format: layout `x=%Q` has unknown token %Q",
+        1,
+    );
+    // The lake inside the raw objects: a second run would read it back.
+    let inside = from.join("lake");
+    refused(
+        &[
+            "--from",
+            from_s,
+            "--sink",
+            inside.to_str().unwrap(),
+            "--schema",
+            &schema,
+        ],
+        "overlap: the lake would be written among the raw objects",
+        1,
+    );
+    assert!(!inside.exists(), "nothing written");
+    // A misspelt flag: a usage error, never 2 ("records dead-lettered").
+    refused(
+        &["--from", from_s, "--sink", sink_s, "--bogus"],
+        "--bogus",
+        64,
+    );
 }
 
 #[test]
