@@ -66,6 +66,11 @@ fn bad_specs_give_pinned_messages() {
             ],
         ),
         (
+            "self-managed Kafka in a protected environment",
+            "protection:\n  termination_protection: true\nkafka:\n  mode: self-managed\n  bridge: {plugin: plugins/kinesis-kafka-connector-0.0.9.zip}\n",
+            &["case.yaml:6:3: self-managed Kafka is for proofs of concept only: its brokers speak PLAINTEXT to the whole VPC without authentication, run as root, and download Kafka without a checksum. This environment is protected (`protection`), so it is refused; use `mode: msk` (TLS and IAM)"],
+        ),
+        (
             "a region with a typo",
             "region: eu-westt-1\n",
             &["case.yaml:3:1: region `eu-westt-1` is not an AWS region name (area-direction-number, such as `us-east-1` or `eu-central-2`)"],

@@ -21,7 +21,9 @@ pub fn validate(spec: &EnvSpec, loc: &Locator) -> Vec<Diagnostic> {
     v.storage(&spec.storage);
     if let Some(kafka) = &spec.kafka {
         v.kafka(kafka, spec.network.az_count());
-        v.kafka_fits_platform(kafka, &spec.network);
+        let protected =
+            spec.protection.termination_protection || spec.protection.deletion_protection;
+        v.kafka_fits_platform(kafka, &spec.network, protected);
     }
     v.datasets(spec);
     v.archive(&spec.archive);
@@ -478,7 +480,7 @@ impl Validator<'_> {
     }
 
     /// Rules that tie Kafka to the rest of the platform.
-    fn kafka_fits_platform(&mut self, k: &Kafka, network: &Network) {
+    fn kafka_fits_platform(&mut self, k: &Kafka, network: &Network, protected: bool) {
         if k.mode == KafkaMode::SelfManaged && matches!(network, Network::Existing(_)) {
             self.error(
                 "kafka.mode",
@@ -486,10 +488,19 @@ impl Validator<'_> {
             );
         }
         if k.mode == KafkaMode::SelfManaged {
-            self.warning(
-                "kafka.mode",
-                "self-managed brokers speak plaintext inside the VPC (security group limited to the VPC CIDR); use `mode: msk` for TLS and IAM",
-            );
+            // Not secure by default (docs/security.md, "Self-managed Kafka"):
+            // a proof of concept's choice, never a protected environment's.
+            if protected {
+                self.error(
+                    "kafka.mode",
+                    "self-managed Kafka is for proofs of concept only: its brokers speak PLAINTEXT to the whole VPC without authentication, run as root, and download Kafka without a checksum. This environment is protected (`protection`), so it is refused; use `mode: msk` (TLS and IAM)",
+                );
+            } else {
+                self.warning(
+                    "kafka.mode",
+                    "self-managed brokers speak plaintext inside the VPC (security group limited to the VPC CIDR); use `mode: msk` for TLS and IAM",
+                );
+            }
         }
         if k.bridge.is_some()
             && k.mode == KafkaMode::Msk
