@@ -52,7 +52,7 @@ fn bad_specs_give_pinned_messages() {
         (
             "wrong type",
             "datasets:\n  orders:\n    stream:\n      shards: many\n",
-            &["case.yaml:6:7: datasets.orders.stream.shards: invalid type: string \"many\", expected a whole number"],
+            &["case.yaml:6:7: datasets.orders.stream.shards: invalid type: string \"many\", expected a whole number from 0 to 4294967295"],
         ),
         (
             "five mistakes, one run (each at its place)",
@@ -61,7 +61,7 @@ fn bad_specs_give_pinned_messages() {
                 "case.yaml:5:3: network.cidr: invalid type: integer `5`, expected a string",
                 "case.yaml:6:3: network.nat_gateways: unknown variant `yes`, expected one of `single`, `per-az`, `none`",
                 "case.yaml:7:3: unknown key `network.bogus`; expected one of: cidr, availability_zones, public_subnets, private_subnets, subnet_prefix, nat_gateways, endpoints",
-                "case.yaml:9:3: ingest.fleet_size: invalid type: string \"lots\", expected a whole number",
+                "case.yaml:9:3: ingest.fleet_size: invalid type: string \"lots\", expected a whole number from 0 to 4294967295",
                 "case.yaml:10:1: unknown key `metastor`; did you mean `metastore`?",
             ],
         ),

@@ -23,8 +23,8 @@ use sha2::{Digest, Sha256};
 
 use super::cfn::{self, ChangeSetOutcome, Deployed};
 use super::up::{
-    approvals_needed, artifact_hashes, change_set_outcome, normalized, plan_against_deployed,
-    resolve, verdicts, Approval, Planned,
+    approvals_needed, artifact_hashes, change_set_outcome, discard_change_sets, normalized,
+    plan_against_deployed, resolve, stuck_hint, verdicts, Approval, Planned,
 };
 use super::{outputs_by_id, DeployError};
 use crate::aws::Aws;
@@ -245,18 +245,23 @@ impl SavedPlan {
             path: path.to_path_buf(),
             source,
         })?;
-        let plan: SavedPlan =
-            serde_json::from_str(&text).map_err(|source| PlanFileError::Parse {
-                path: path.to_path_buf(),
-                source,
-            })?;
-        if plan.format != FORMAT {
-            return Err(PlanFileError::Format {
-                path: path.to_path_buf(),
-                found: plan.format,
-            });
+        let parse = |source| PlanFileError::Parse {
+            path: path.to_path_buf(),
+            source,
+        };
+        let value: serde_json::Value = serde_json::from_str(&text).map_err(parse)?;
+        // The format first: a plan of another lakectl is said to be one.
+        match value["format"].as_str() {
+            Some(FORMAT) => {}
+            Some(found) => {
+                return Err(PlanFileError::Format {
+                    path: path.to_path_buf(),
+                    found: found.to_string(),
+                })
+            }
+            None => {}
         }
-        Ok(plan)
+        serde_json::from_value(value).map_err(parse)
     }
 
     pub fn stack(&self, id: &str) -> Option<&PlannedStack> {
@@ -404,6 +409,7 @@ pub async fn save(
     let mut planned =
         plan_against_deployed(aws, rendered, artifacts, false, refresh_images).await?;
     let serial = new_serial();
+    let mut kept_sets: Vec<(String, String)> = Vec::new();
     let hashes = artifact_hashes(artifacts);
     let outputs = outputs_by_id(&planned.deployed);
     let mut stacks: Vec<PlannedStack> = Vec::new();
@@ -426,8 +432,24 @@ pub async fn save(
             .filter(|(_, v)| propagate::is_unknown(v))
             .map(|(k, _)| k.clone())
             .collect();
+        if let Some(d) = deployed {
+            if let Some(hint) = stuck_hint(d) {
+                discard_change_sets(aws, &kept_sets).await;
+                return Err(DeployError::Stuck {
+                    stack: d.name.clone(),
+                    status: d.status.to_string(),
+                    hint,
+                });
+            }
+        }
+        // A stack whose first create rolled back, or whose only change set
+        // never ran, holds nothing: it is created (`up` deletes it first).
+        let holds_resources = deployed.filter(|d| {
+            !(d.never_executed()
+                || d.status == aws_sdk_cloudformation::types::StackStatus::RollbackComplete)
+        });
         let has_changes = planned.diffs[diff_at].has_changes();
-        let mut action = match (deployed, unknown.is_empty(), has_changes) {
+        let mut action = match (holds_resources, unknown.is_empty(), has_changes) {
             (_, false, _) => PlannedAction::AfterUpstream,
             (None, true, _) => PlannedAction::Create,
             (Some(_), true, true) => PlannedAction::Update,
@@ -435,10 +457,23 @@ pub async fn save(
         };
         let (mut change_set, mut change_set_sha256) = (None, None);
         if action == PlannedAction::Update {
-            let params = resolve(stack, &outputs, &values)?;
             let name = change_set_name(&rendered.environment, id, &serial);
             let kept = "lakectl plan, kept for `lakectl up --plan`";
-            match change_set_outcome(aws, rendered, stack, &params, &name, kept, true).await? {
+            let outcome = match resolve(stack, &outputs, &values) {
+                Ok(params) => {
+                    change_set_outcome(aws, rendered, stack, &params, &name, kept, true).await
+                }
+                Err(e) => Err(e),
+            };
+            // A plan that cannot be made leaves no change set behind.
+            let outcome = match outcome {
+                Ok(outcome) => outcome,
+                Err(e) => {
+                    discard_change_sets(aws, &kept_sets).await;
+                    return Err(e);
+                }
+            };
+            match outcome {
                 ChangeSetOutcome::Empty => {
                     aws.cfn.delete_change_set(&stack.stack_name, &name).await?;
                     action = PlannedAction::Unchanged;
@@ -450,6 +485,7 @@ pub async fn save(
                         &verdicts(changes),
                         &normalized(stack)?,
                     );
+                    kept_sets.push((stack.stack_name.clone(), name.clone()));
                     change_set = Some(name);
                 }
             }

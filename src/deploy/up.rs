@@ -102,7 +102,7 @@ pub struct UpReport {
 }
 
 /// States from which a stack needs a hand before it can be deployed.
-fn stuck_hint(d: &Deployed) -> Option<String> {
+pub(super) fn stuck_hint(d: &Deployed) -> Option<String> {
     let name = &d.name;
     match d.status {
         StackStatus::UpdateRollbackFailed => Some(format!(
@@ -193,6 +193,17 @@ pub async fn plan_against_deployed(
             else {
                 continue;
             };
+            // A value an upstream change of this plan moves is not known:
+            // a change set made with today's would answer another question
+            // (its "no replacement" would hide a possible one). Planned
+            // after upstream, as `diff --out` plans it.
+            let after_upstream = diff
+                .parameters
+                .iter()
+                .any(|p| p.new.as_deref().is_some_and(propagate::is_unknown));
+            if after_upstream {
+                continue;
+            }
             let Ok(params) = resolve(stack, &outputs, &values_for(&stack.id)) else {
                 continue;
             };
@@ -676,7 +687,7 @@ pub fn same_name_replacements(diffs: &[StackDiff]) -> Vec<String> {
 }
 
 /// Delete change sets, ignoring those already gone.
-async fn discard_change_sets(aws: &Aws, change_sets: &[(String, String)]) {
+pub(super) async fn discard_change_sets(aws: &Aws, change_sets: &[(String, String)]) {
     for (stack, name) in change_sets {
         let _ = aws.cfn.delete_change_set(stack, name).await;
     }
@@ -989,6 +1000,10 @@ async fn deploy_stack(shared: &Shared, id: &str) -> Result<Outcome, DeployError>
         normalize(&aws.cfn.template(name).await?).ok() == normalize(&stack.template).ok();
     let deployed_params = comparable_parameters(&d.parameters, &parameter_types(&stack.template));
     if same_template && deployed_params == params && d.tags == tags {
+        if let Some(kept) = saved.and_then(|p| p.change_set.as_deref()) {
+            // Nothing to run after all: the plan's change set goes.
+            let _ = aws.cfn.delete_change_set(name, kept).await;
+        }
         protect_stack(shared, stack, &d).await?;
         record_outputs(shared, id, &d);
         progress.finish(name, Outcome::Unchanged.text());

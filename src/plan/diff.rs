@@ -487,13 +487,17 @@ pub(super) fn mark_same_names(diff: &mut StackDiff, new: &Value) {
         let Some(prop) = name_property(&r.resource_type) else {
             continue;
         };
+        // Any change to the name (its text, or a value it is made of that
+        // changes through a reference) gives the replacement a new name.
         let path = format!("Properties.{prop}");
+        let under = format!("{path}.");
         let renamed = r
             .properties
             .iter()
-            .any(|p| p.path == path && (p.old.is_some() || p.new.is_some()));
+            .any(|p| p.path == path || p.path.starts_with(&under));
         let name = &new["Resources"][r.logical_id.as_str()]["Properties"][prop];
-        if r.requires_replacement && !renamed && !name.is_null() {
+        // Only a sure replacement: a Conditional one may happen in place.
+        if r.requires_replacement && !r.conditional && !renamed && !name.is_null() {
             r.same_name = Some(match name {
                 Value::String(s) => s.clone(),
                 other => other.to_string(),
@@ -913,6 +917,34 @@ mod tests {
             Some((&old, &p)),
             Some((&renamed, &p)),
         );
+        assert_eq!(d.resources[0].same_name, None);
+    }
+
+    #[test]
+    fn a_name_made_of_a_changing_value_is_a_new_name() {
+        // The plugin's name carries its content hash: a new plugin is a new
+        // name, never a clash (the review's false positive).
+        let t = "Parameters: {Sha: {Type: String}}\nResources:\n  Plugin:\n    Type: AWS::KafkaConnect::CustomPlugin\n    Properties:\n      Name: !Sub 'lake-plugin-${Sha}'\n      ContentType: ZIP\n      Location: {S3Location: {BucketArn: b, FileKey: !Sub 'plugins/${Sha}.zip'}}\n";
+        let t = normalize(t).unwrap();
+        let params = |v: &str| {
+            [("Sha".to_string(), v.to_string())]
+                .into_iter()
+                .collect::<BTreeMap<_, _>>()
+        };
+        let d = diff_stack(
+            "kafka",
+            "lake-kafka",
+            Some((&t, &params("a"))),
+            Some((&t, &params("b"))),
+        );
+        let plugin = &d.resources[0];
+        assert!(plugin.requires_replacement, "{plugin:?}");
+        assert_eq!(plugin.same_name, None, "{plugin:?}");
+        // Its text edited: a new name too.
+        let p = params("a");
+        let moved = normalize("Parameters: {Sha: {Type: String}}\nResources:\n  Plugin:\n    Type: AWS::KafkaConnect::CustomPlugin\n    Properties:\n      Name: !Sub 'lake-plugin2-${Sha}'\n      ContentType: ZIP\n      Location: {S3Location: {BucketArn: c, FileKey: !Sub 'plugins/${Sha}.zip'}}\n").unwrap();
+        let d = diff_stack("kafka", "lake-kafka", Some((&t, &p)), Some((&moved, &p)));
+        assert!(d.resources[0].requires_replacement);
         assert_eq!(d.resources[0].same_name, None);
     }
 }

@@ -149,9 +149,10 @@ fn sub_names(body: &str) -> Vec<&str> {
 }
 
 /// Attributes of a resource updated in place that change with the update
-/// (a launch template's new version number). Identifiers and ARNs stay.
+/// (a launch template's new version number, an MSK configuration's latest
+/// revision). Identifiers and ARNs stay.
 fn moves_in_place(attribute: &str) -> bool {
-    attribute.contains("Version")
+    attribute.contains("Version") || attribute.contains("Revision")
 }
 
 /// What one reference carries, if anything changes through it: (cause as

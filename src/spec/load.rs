@@ -340,7 +340,7 @@ fn deserialize(value: Value, locator: &Locator) -> Result<EnvSpec, Vec<Diagnosti
         };
         let mut path = path_string(err.path());
         let mut inner = strip_location(&err.inner().to_string());
-        if path == "network" && parse_unknown_field(&inner).is_none() {
+        if path == "network" {
             if let Some((at, message)) = inside_network(&value) {
                 (path, inner) = (at, message);
             }
@@ -375,10 +375,19 @@ fn deserialize(value: Value, locator: &Locator) -> Result<EnvSpec, Vec<Diagnosti
             // Its removal did not help (a list item set to null): stop.
             break;
         }
+        // "missing field `x`" where x (or something inside it) was set
+        // aside: a consequence of an error already reported.
         let consequence = missing
-            && set_aside
-                .iter()
-                .any(|p| path.is_empty() || p.starts_with(&format!("{path}.")));
+            && inner.split('`').nth(1).is_some_and(|field| {
+                let full = if path.is_empty() {
+                    field.to_string()
+                } else {
+                    format!("{path}.{field}")
+                };
+                set_aside
+                    .iter()
+                    .any(|p| *p == full || p.starts_with(&format!("{full}.")))
+            });
         if !consequence {
             found.push(locator.error(&path, message));
         }
@@ -464,11 +473,14 @@ fn remove_at(value: &mut Value, path: &str) -> bool {
 fn in_user_terms(message: &str) -> String {
     let mut m = message.to_string();
     for (rust, user) in [
-        ("expected u8", "expected a whole number"),
-        ("expected u16", "expected a whole number"),
-        ("expected u32", "expected a whole number"),
-        ("expected u64", "expected a whole number"),
-        ("expected usize", "expected a whole number"),
+        ("expected u8", "expected a whole number from 0 to 255"),
+        ("expected u16", "expected a whole number from 0 to 65535"),
+        (
+            "expected u32",
+            "expected a whole number from 0 to 4294967295",
+        ),
+        ("expected u64", "expected a whole number of 0 or more"),
+        ("expected usize", "expected a whole number of 0 or more"),
         ("expected i32", "expected a whole number"),
         ("expected i64", "expected a whole number"),
         ("expected f64", "expected a number"),

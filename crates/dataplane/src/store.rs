@@ -82,6 +82,15 @@ impl Location {
         Ok(Location::Local(PathBuf::from(url)))
     }
 
+    /// Whether both name the same place (local paths resolved: `./lake`,
+    /// `lake/` and a link to it are one).
+    pub fn is_same(&self, other: &Location) -> bool {
+        match (self, other) {
+            (Location::Local(a), Location::Local(b)) => resolved(a) == resolved(b),
+            _ => self == other,
+        }
+    }
+
     /// Whether one location lies inside the other (or they are the same):
     /// a job that reads one and writes the other would read its own output.
     pub fn overlaps(&self, other: &Location) -> bool {

@@ -273,6 +273,25 @@ fn to_another_destination_every_partition_arrives_single_files_too() {
     ok(&compact(&["--src", s, "--dest", s, "--delete-on-success"]));
     assert_same_rows(&rows_under(&src), &before, "in place");
     assert!(src.join("dt=2024-01-02/part-1-0000.csv").exists());
+    // A lake compacted in place, copied elsewhere: its compacted files are
+    // rows like any others.
+    let again = dir.path().join("again");
+    ok(&compact(&["--src", s, "--dest", again.to_str().unwrap()]));
+    assert_same_rows(
+        &rows_under(&again),
+        &rows_under(&src),
+        "compacted files copied too",
+    );
+    // `src/.` is the same place as `src` (so --delete-on-success is needed);
+    // a destination inside the source is refused.
+    let dotted = format!("{s}/.");
+    let out = compact(&["--src", s, "--dest", &dotted]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("are the same place"));
+    let inside = format!("{s}/copy");
+    let out = compact(&["--src", s, "--dest", &inside]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("overlap (one inside the other)"));
 }
 
 #[test]

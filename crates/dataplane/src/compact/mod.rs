@@ -123,7 +123,15 @@ pub async fn run(opts: &Options) -> Result<Report> {
     }
     let src_loc = Location::parse(&opts.src).context("--src")?;
     let dest_loc = Location::parse(&opts.dest).context("--dest")?;
-    let in_place = src_loc == dest_loc;
+    // `./lake`, `lake/` and a link to it are one place.
+    let in_place = src_loc.is_same(&dest_loc);
+    if !in_place && src_loc.overlaps(&dest_loc) {
+        bail!(
+            "--dest {} and --src {} overlap (one inside the other): outputs would be read back as sources; use the same place (with --delete-on-success) or one outside the other",
+            opts.dest,
+            opts.src
+        );
+    }
     if in_place && !opts.delete_on_success && !opts.dry_run {
         bail!(
             "--src and --dest are the same place: without --delete-on-success every row would be there twice (sources and outputs); add --delete-on-success or write to another --dest"
@@ -213,7 +221,7 @@ pub async fn run(opts: &Options) -> Result<Report> {
             target_size: opts.target_size,
             worker_index: opts.worker_index,
             worker_count: opts.worker_count,
-            copy_single_files: !in_place,
+            to_elsewhere: !in_place,
         },
         &existing,
     )?;

@@ -100,10 +100,11 @@ pub struct PlanOptions<'a> {
     pub target_size: u64,
     pub worker_index: u32,
     pub worker_count: u32,
-    /// A group of one file is planned too (a copy): with a destination
-    /// other than the source, every source row must arrive there. In
-    /// place, one file is already as merged as it gets.
-    pub copy_single_files: bool,
+    /// The destination is another place than the source: every source
+    /// row must arrive there, so a group of one file is planned too (a
+    /// copy) and earlier outputs (`compacted*`) are sources like any file.
+    /// In place, one file is already as merged as it gets.
+    pub to_elsewhere: bool,
 }
 
 /// What planning skipped, for the report.
@@ -146,7 +147,7 @@ pub fn plan(
                 }
                 (String::new(), name)
             }
-            None if is_default_output(&o.key) => continue,
+            None if is_default_output(&o.key) && !opts.to_elsewhere => continue,
             None => {
                 let dir = o
                     .key
@@ -168,7 +169,7 @@ pub fn plan(
         }
         for ((_, gz), files) in by_format {
             let (format, _) = detect(&files[0].key).expect("filtered above");
-            if files.len() < 2 && !opts.copy_single_files {
+            if files.len() < 2 && !opts.to_elsewhere {
                 skipped.single_file_groups += 1;
                 continue;
             }
@@ -314,7 +315,7 @@ mod tests {
             target_size: target,
             worker_index: 0,
             worker_count: 1,
-            copy_single_files: false,
+            to_elsewhere: false,
         }
     }
 
