@@ -89,6 +89,13 @@ impl Deployed {
     pub fn never_executed(&self) -> bool {
         self.status == StackStatus::ReviewInProgress
     }
+
+    /// Whether the stack holds resources: not one that never ran its first
+    /// change set, nor one whose first create rolled back. Planning treats
+    /// the others as absent (`up` deletes and creates them).
+    pub fn holds_resources(&self) -> bool {
+        !(self.never_executed() || self.status == StackStatus::RollbackComplete)
+    }
 }
 
 /// One resource event, in the terms the progress view prints.

@@ -442,12 +442,8 @@ pub async fn save(
                 });
             }
         }
-        // A stack whose first create rolled back, or whose only change set
-        // never ran, holds nothing: it is created (`up` deletes it first).
-        let holds_resources = deployed.filter(|d| {
-            !(d.never_executed()
-                || d.status == aws_sdk_cloudformation::types::StackStatus::RollbackComplete)
-        });
+        // A stack holding nothing is created (`up` deletes it first).
+        let holds_resources = deployed.filter(|d| d.holds_resources());
         let has_changes = planned.diffs[diff_at].has_changes();
         let mut action = match (holds_resources, unknown.is_empty(), has_changes) {
             (_, false, _) => PlannedAction::AfterUpstream,

@@ -119,9 +119,7 @@ pub(super) fn stuck_hint(d: &Deployed) -> Option<String> {
 
 /// The stack's template and parameters as deployed, when it has resources.
 async fn earlier_of(aws: &Aws, d: &Deployed) -> Result<Option<Earlier>, DeployError> {
-    // A stack that never ran its first change set, or whose first create
-    // rolled back, holds no resources: planning treats it as absent.
-    if d.never_executed() || d.status == StackStatus::RollbackComplete {
+    if !d.holds_resources() {
         return Ok(None);
     }
     Ok(Some(Earlier {
