@@ -943,9 +943,37 @@ fn preflight_finds_what_would_fail_half_way_and_up_runs_it_first() {
     // The demo spec fits us-east-1. What the endpoint cannot answer (moto:
     // EMR's DescribeReleaseLabel, RDS's orderable MySQL options, IAM's
     // policy simulation) is a warning that says so, never a silent pass.
+    // Another workload's instance draws on the vCPU quota; this
+    // environment's own (tagged by its stacks) is in the spec's figure.
+    let aws = |args: &[&str]| lake_testkit::aws(&lab.moto, args);
+    aws(&[
+        "ec2",
+        "run-instances",
+        "--image-id",
+        "ami-12c6146b",
+        "--instance-type",
+        "m5.large",
+    ]);
+    aws(&[
+        "ec2",
+        "run-instances",
+        "--image-id",
+        "ami-12c6146b",
+        "--instance-type",
+        "m5.4xlarge",
+        "--tag-specifications",
+        "ResourceType=instance,Tags=[{Key=aws:cloudformation:stack-name,Value=lake-local-ingest}]",
+    ]);
     let (code, report) = preflight(&lab, &[]);
     assert_eq!(code, 0, "{report}");
     insta::assert_snapshot!("preflight_local_ok", report);
+    // The quota itself is unread on moto (GetServiceQuota answers 500 for
+    // ec2): the figures are still reported, the verdict is unit-tested
+    // (inspect::vcpu_quota) and docs/verification.md says so.
+    assert!(
+        report.contains("the spec starts 12 on-demand standard vCPUs, and 2 are in use"),
+        "{report}"
+    );
 
     // A region with three zones asked for four, an instance type the region
     // does not offer, and an EMR node type the release does not run on.

@@ -1,7 +1,8 @@
 //! `lakectl preflight`: what would make a deploy fail half-way, found
 //! before anything is created, with read-only calls.
 //!
-//! Owns: the checks (zones, instance type offerings, EMR release and
+//! Owns: the checks (zones, instance type offerings, vCPU quotas (in
+//! `vcpu_quota`), EMR release and
 //! applications, the metastore engine, the MSK Kafka version, an existing
 //! VPC and its subnets, the caller's permissions) and their findings, each
 //! pinned to the spec field to change. Must not: create or change anything,
@@ -89,6 +90,7 @@ pub async fn preflight(
     let (zones_check, zones) = zones(aws, spec, loc, region).await;
     let mut checks = vec![zones_check];
     checks.push(ec2_instance_types(aws, spec, loc, &zones).await);
+    checks.push(super::vcpu_quota::check(aws, spec, loc).await);
     checks.push(emr(aws, spec, loc).await);
     checks.push(metastore(aws, spec, loc).await);
     if let Some(check) = kafka_version(aws, spec, loc).await {
