@@ -727,7 +727,10 @@ fn read_request(stream: &mut std::net::TcpStream) -> std::io::Result<Option<(Vec
     while rest.len() < length {
         let n = stream.read(&mut buf)?;
         if n == 0 {
-            break;
+            // The client went away mid-body (killed): the request never
+            // arrived whole, and S3 would refuse it (IncompleteBody); it
+            // must not reach moto as a short object.
+            return Ok(None);
         }
         rest.extend_from_slice(&buf[..n]);
     }

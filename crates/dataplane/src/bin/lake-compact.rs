@@ -1,6 +1,9 @@
 //! `lake-compact` command line: parses arguments (also s3-dist-cp's
 //! spellings) and dispatches to `lake_dataplane::compact`.
 //!
+//! `--output json` prints one report object on stdout (the Spark
+//! compaction job's driver and executors read it).
+//!
 //! Exit codes: 0 every group compacted, 2 some groups failed (their files
 //! untouched), 1 a fatal error, 64 a usage error
 //! (`lake_contract::cli::USAGE_EXIT`).
@@ -33,7 +36,9 @@ struct Cli {
     /// Delete sources once their outputs and the manifest are durable.
     #[arg(long = "delete-on-success", alias = "deleteOnSuccess")]
     delete_on_success: bool,
-    /// Add the compacted source files to the gzip list DEST/NAME (created if absent).
+    /// Add the compacted source files to the gzip list DEST/NAME (created if
+    /// absent). With --worker-count above 1, each worker keeps its own:
+    /// NAME with `-INDEX` before its extension (`manifest-3.gz`).
     #[arg(long = "output-manifest", alias = "outputManifest")]
     output_manifest: Option<String>,
     /// Skip source files listed in this manifest (URL).
@@ -66,11 +71,22 @@ struct Cli {
     /// table holds the leases of every dataset's stream).
     #[arg(long, requires = "lease_table")]
     lease_stream: Option<String>,
+    /// `text` (a summary on stderr, the plan on stdout) or `json` (one
+    /// report object on stdout, for a driver fanning work out: the Spark
+    /// compaction job).
+    #[arg(long, value_enum, default_value_t = OutputArg::Text)]
+    output: OutputArg,
     /// AWS API endpoint (also AWS_ENDPOINT_URL), e.g. a local moto server.
     #[arg(long, env = "AWS_ENDPOINT_URL")]
     endpoint_url: Option<String>,
     #[arg(long)]
     region: Option<String>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum OutputArg {
+    Text,
+    Json,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -130,6 +146,15 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         region: cli.region,
     };
     let report = compact::run(&opts).await?;
+    let exit = if report.failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    };
+    if cli.output == OutputArg::Json {
+        println!("{}", json_report(&report, opts.dry_run));
+        return Ok(exit);
+    }
     if opts.dry_run {
         for g in &report.plan {
             let bytes: u64 = g.sources.iter().map(|s| s.size).sum();
@@ -173,9 +198,45 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         s.other_workers,
         s.uncommitted
     );
-    Ok(if report.failed.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(2)
+    Ok(exit)
+}
+
+/// The report as one JSON object (`--output json`); with `dry_run`, the
+/// planned groups instead of what was done.
+fn json_report(report: &compact::Report, dry_run: bool) -> serde_json::Value {
+    let s = &report.skipped;
+    let plan: Vec<serde_json::Value> = report
+        .plan
+        .iter()
+        .map(|g| {
+            serde_json::json!({
+                "id": g.id,
+                "shard": g.shard,
+                "format": g.format,
+                "files": g.sources.len(),
+                "bytes": g.sources.iter().map(|s| s.size).sum::<u64>(),
+                "outputs": g.outputs.iter().map(|o| o.key.as_str()).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "dry_run": dry_run,
+        "groups": report.groups,
+        "recovered": report.recovered,
+        "files_compacted": report.files_compacted,
+        "outputs": report.outputs.len(),
+        "rows": report.rows,
+        "bytes_in": report.bytes_in,
+        "bytes_out": report.bytes_out,
+        "failed": report.failed.iter().map(|(id, e)| serde_json::json!({"group": id, "error": e})).collect::<Vec<_>>(),
+        "skipped": {
+            "single_file_groups": s.single_file_groups,
+            "unmatched": s.unmatched,
+            "unknown_format": s.unknown_format,
+            "other_workers": s.other_workers,
+            "uncommitted": s.uncommitted,
+        },
+        "empty_source": report.empty_source,
+        "plan": if dry_run { plan } else { Vec::new() },
     })
 }

@@ -14,6 +14,11 @@
 //! out of fresh planning and each journaled group is rolled forward from
 //! its state, so a crash at any point loses no row and duplicates none.
 //!
+//! Workers (`--worker-index/--worker-count`, the Spark compaction job's
+//! executors) split the groups by their shard key (`plan::worker_of`):
+//! each worker plans, journals and rolls forward only its own groups, and
+//! every worker's journals keep their files out of the others' plans.
+//!
 //! Owns: the protocol and running groups concurrently. Must not: parse
 //! formats (`merge`) or decide grouping (`plan`).
 
@@ -84,6 +89,10 @@ pub struct Report {
     pub recovered: usize,
     pub files_compacted: usize,
     pub rows: u64,
+    /// Bytes of the sources compacted, and of the outputs written (an
+    /// output a crashed run had published already counts its stored size).
+    pub bytes_in: u64,
+    pub bytes_out: u64,
     pub outputs: Vec<String>,
     pub failed: Vec<(String, String)>,
     pub plan: Vec<GroupPlan>,
@@ -116,7 +125,11 @@ pub async fn run(opts: &Options) -> Result<Report> {
     if opts.target_size == 0 {
         bail!("--target-size must be at least 1 MiB");
     }
-    if let Some(name) = &opts.output_manifest {
+    let output_manifest = opts
+        .output_manifest
+        .as_deref()
+        .map(|name| worker_manifest(name, opts.worker_index, opts.worker_count));
+    if let Some(name) = &output_manifest {
         crate::store::check_key(name).with_context(|| {
             format!("--output-manifest {name}: the manifest is written inside --dest (e.g. _compaction/manifest.gz)")
         })?;
@@ -158,19 +171,28 @@ pub async fn run(opts: &Options) -> Result<Report> {
         if !meta.key.ends_with(".json") {
             continue;
         }
-        let bytes = ctx.dest.get_bytes(&meta.key).await?.unwrap_or_default();
+        // Gone since the listing: another worker finished that group (its
+        // sources went before its journal).
+        let Some(bytes) = ctx.dest.get_bytes(&meta.key).await? else {
+            continue;
+        };
         let journal: Journal = serde_json::from_slice(&bytes)
             .with_context(|| format!("reading journal {}", meta.key))?;
         journals.push(journal);
     }
-    let claimed_sources: BTreeSet<&str> = journals
+    let claimed_sources: BTreeSet<String> = journals
         .iter()
-        .flat_map(|j| j.group.sources.iter().map(|s| s.key.as_str()))
+        .flat_map(|j| j.group.sources.iter().map(|s| s.key.clone()))
         .collect();
-    let claimed_outputs: BTreeSet<&str> = journals
+    let claimed_outputs: BTreeSet<String> = journals
         .iter()
-        .flat_map(|j| j.group.outputs.iter().map(|o| o.key.as_str()))
+        .flat_map(|j| j.group.outputs.iter().map(|o| o.key.clone()))
         .collect();
+    // Every worker's journals claim their files; each worker rolls forward
+    // only its own (two workers finishing one group would race).
+    let (journals, others): (Vec<Journal>, Vec<Journal>) = journals
+        .into_iter()
+        .partition(|j| j.group.worker(opts.worker_count) == opts.worker_index);
 
     // 2. Fresh plan over what is left.
     let previous: BTreeSet<String> = match &opts.previous_manifest {
@@ -201,8 +223,8 @@ pub async fn run(opts: &Options) -> Result<Report> {
         .collect::<Vec<_>>()
         .into_iter()
         .filter(|o| !crate::layout::is_hidden(&o.key))
-        .filter(|o| !claimed_sources.contains(o.key.as_str()))
-        .filter(|o| !(in_place && claimed_outputs.contains(o.key.as_str())))
+        .filter(|o| !claimed_sources.contains(&o.key))
+        .filter(|o| !(in_place && claimed_outputs.contains(&o.key)))
         .filter(|o| !previous.contains(&src_loc.url_of(&o.key)))
         .collect();
     let existing: BTreeSet<String> = ctx
@@ -229,6 +251,7 @@ pub async fn run(opts: &Options) -> Result<Report> {
         recovered: journals.len(),
         skipped: plan::Skipped {
             uncommitted: uncommitted.len(),
+            other_workers: skipped.other_workers + others.len(),
             ..skipped
         },
         empty_source: listed.is_empty(),
@@ -278,8 +301,9 @@ pub async fn run(opts: &Options) -> Result<Report> {
     while let Some(joined) = tasks.join_next().await {
         let (id, result) = joined?;
         match result {
-            Ok((group, rows)) => {
+            Ok((group, rows, bytes)) => {
                 report.rows += rows;
+                report.bytes_out += bytes;
                 published.push(group);
             }
             Err(e) => report.failed.push((id, format!("{e:#}"))),
@@ -290,7 +314,7 @@ pub async fn run(opts: &Options) -> Result<Report> {
     // 4. Manifest of everything compacted, durable before any source goes.
     // It accumulates: groups finished by an interrupted run stay listed, and
     // `--previous-manifest` with the same name skips everything ever compacted.
-    if let Some(name) = &opts.output_manifest {
+    if let Some(name) = &output_manifest {
         let mut urls = match ctx.dest.get_bytes(name).await? {
             Some(bytes) => {
                 plan::read_manifest(&bytes).with_context(|| format!("existing manifest {name}"))?
@@ -316,6 +340,7 @@ pub async fn run(opts: &Options) -> Result<Report> {
         }
         ctx.dest.delete(&journal_key(&group.id)).await?;
         report.files_compacted += group.sources.len();
+        report.bytes_in += group.sources.iter().map(|s| s.size).sum::<u64>();
         report
             .outputs
             .extend(group.outputs.iter().map(|o| o.key.clone()));
@@ -323,6 +348,27 @@ pub async fn run(opts: &Options) -> Result<Report> {
     report.outputs.sort();
     report.plan = published;
     Ok(report)
+}
+
+/// The manifest a worker writes: with several workers each keeps its own
+/// (`manifest.gz` -> `manifest-3.gz`), since one shared object rewritten
+/// by all of them at once would lose lines.
+pub fn worker_manifest(name: &str, index: u32, count: u32) -> String {
+    if count <= 1 {
+        return name.to_string();
+    }
+    let (dir, file) = name.rsplit_once('/').map_or(("", name), |(d, f)| (d, f));
+    let (stem, ext) = file.split_once('.').map_or((file, ""), |(s, e)| (s, e));
+    let file = if ext.is_empty() {
+        format!("{stem}-{index}")
+    } else {
+        format!("{stem}-{index}.{ext}")
+    };
+    if dir.is_empty() {
+        file
+    } else {
+        format!("{dir}/{file}")
+    }
 }
 
 /// Keys of `listed` that `lake-ingest run` wrote for windows not yet
@@ -399,21 +445,25 @@ async fn read_manifest_url(
 }
 
 /// Steps 2-3 for one group (blocking: runs on a blocking thread).
-fn publish_group(ctx: &Ctx, mut journal: Journal) -> Result<(GroupPlan, u64)> {
+fn publish_group(ctx: &Ctx, mut journal: Journal) -> Result<(GroupPlan, u64, u64)> {
     let group = journal.group.clone();
     let rt = &ctx.runtime;
     if journal.state == State::Published {
-        return Ok((group, 0));
+        let mut bytes = 0;
+        for o in &group.outputs {
+            bytes += rt.block_on(ctx.dest.size(&o.key))?.unwrap_or(0);
+        }
+        return Ok((group, 0, bytes));
     }
     let result = write_outputs(ctx, &group);
     match result {
-        Ok(rows) => {
+        Ok((rows, bytes)) => {
             journal.state = State::Published;
             rt.block_on(ctx.dest.put_bytes(
                 &journal_key(&group.id),
                 serde_json::to_vec_pretty(&journal)?,
             ))?;
-            Ok((group, rows))
+            Ok((group, rows, bytes))
         }
         Err(e) => {
             // Nothing was published; leave the sources as they are.
@@ -445,11 +495,13 @@ fn partial_name(group: &GroupPlan, n: usize) -> String {
     format!("{}-{n}.partial", group.id)
 }
 
-fn write_outputs(ctx: &Ctx, group: &GroupPlan) -> Result<u64> {
+/// Rows and bytes written.
+fn write_outputs(ctx: &Ctx, group: &GroupPlan) -> Result<(u64, u64)> {
     let rt = &ctx.runtime;
     let spool = tempfile::Builder::new().prefix("lake-compact-").tempdir()?;
     let scratch = ctx.dest.scratch_dir(TEMP_DIR, spool.path())?;
     let mut total = 0u64;
+    let mut bytes = 0u64;
     for (n, output) in group.outputs.iter().enumerate() {
         // Sources as local files (downloads when they live on S3).
         let mut paths = Vec::with_capacity(output.sources.len());
@@ -506,6 +558,29 @@ fn write_outputs(ctx: &Ctx, group: &GroupPlan) -> Result<u64> {
             }
         }
         total += rows_out;
+        bytes += written.bytes;
     }
-    Ok(total)
+    Ok((total, bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::worker_manifest;
+
+    #[test]
+    fn several_workers_each_keep_a_manifest_of_their_own() {
+        assert_eq!(
+            worker_manifest("_compaction/manifest.gz", 0, 1),
+            "_compaction/manifest.gz"
+        );
+        assert_eq!(
+            worker_manifest("_compaction/manifest.gz", 3, 4),
+            "_compaction/manifest-3.gz"
+        );
+        assert_eq!(worker_manifest("m", 1, 2), "m-1");
+        assert_eq!(
+            worker_manifest("a.b/list.txt.gz", 1, 2),
+            "a.b/list-1.txt.gz"
+        );
+    }
 }

@@ -83,6 +83,27 @@ pub struct GroupPlan {
     pub gzip: bool,
     pub sources: Vec<Source>,
     pub outputs: Vec<OutputPlan>,
+    /// What decides the worker: the output directory and name (or the
+    /// `--group-by` name), which files arriving between two workers'
+    /// listings do not change (the id does). Empty in journals written
+    /// before it existed; those go by their id.
+    #[serde(default)]
+    pub shard: String,
+}
+
+impl GroupPlan {
+    /// The worker (of `count`) that owns this group, for a fresh plan and
+    /// for an interrupted run's journal alike.
+    pub fn worker(&self, count: u32) -> u32 {
+        worker_of(
+            if self.shard.is_empty() {
+                &self.id
+            } else {
+                &self.shard
+            },
+            count,
+        )
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -181,7 +202,12 @@ pub fn plan(
                 })
                 .collect();
             let id = group_id(&sources);
-            if worker_of(&id, opts.worker_count) != opts.worker_index {
+            let shard = if dir.is_empty() {
+                name.clone()
+            } else {
+                format!("{dir}/{name}")
+            };
+            if worker_of(&shard, opts.worker_count) != opts.worker_index {
                 skipped.other_workers += 1;
                 continue;
             }
@@ -198,6 +224,7 @@ pub fn plan(
                 gzip: gz,
                 sources,
                 outputs,
+                shard,
             });
         }
     }
@@ -217,9 +244,11 @@ pub fn group_id(sources: &[Source]) -> String {
 }
 
 /// Deterministic worker assignment: several machines share a backlog
-/// without coordination.
-pub fn worker_of(group_id: &str, count: u32) -> u32 {
-    let n = u64::from_str_radix(&group_id[..12], 16).unwrap_or(0);
+/// without coordination. `key` is a group's shard key: one directory's
+/// files always go to one worker, whatever each worker's listing held.
+pub fn worker_of(key: &str, count: u32) -> u32 {
+    let digest = Sha256::digest(key.as_bytes());
+    let n = u64::from_le_bytes(digest[..8].try_into().expect("8 bytes"));
     (n % u64::from(count.max(1))) as u32
 }
 
@@ -426,6 +455,31 @@ mod tests {
             }
         }
         assert_eq!(seen.len(), 40);
+
+        // A file that lands between two workers' listings changes the
+        // group's id, never its owner: no directory is merged twice.
+        let mut later = files.clone();
+        later.extend((0..40).map(|p| obj(&format!("p={p}/late.csv"), 1)));
+        for w in 0..3 {
+            let o = PlanOptions {
+                worker_index: w,
+                worker_count: 3,
+                ..opts(None, 100)
+            };
+            let before: Vec<String> = plan(&files, &o, &BTreeSet::new())
+                .unwrap()
+                .0
+                .into_iter()
+                .map(|g| g.shard)
+                .collect();
+            let after: Vec<String> = plan(&later, &o, &BTreeSet::new())
+                .unwrap()
+                .0
+                .into_iter()
+                .map(|g| g.shard)
+                .collect();
+            assert_eq!(before, after, "worker {w}");
+        }
     }
 
     #[test]
