@@ -434,6 +434,50 @@ fn up_creates_every_stack_and_a_second_up_changes_nothing() {
         std::fs::read(lab.artifacts().join("lake-ingest")).unwrap()
     );
 
+    // The last compaction run, from the summary the Spark job writes next
+    // to the dataset's journals: none yet, then one with a failed group.
+    let (_, _, components) = lab.status();
+    assert!(
+        row(&components)["summary"]
+            .as_str()
+            .unwrap()
+            .contains("no compaction run yet"),
+        "{components}"
+    );
+    let data_bucket = outputs["storage"]["DataBucketName"].as_str().unwrap();
+    let run = serde_json::json!({
+        "started": "2026-12-05T03:00:00Z", "seconds": 74.4, "planned_groups": 120,
+        "workers": 8, "groups_done": 119, "groups_failed": 1, "files_compacted": 4000,
+        "rows": 1000000, "bytes_in": 3221225472u64, "bytes_out": 3006477107u64,
+        "uncommitted_files_left": 0, "retried_workers": [3], "per_worker": [],
+        "failed": [{"group": "ab12", "error": "different Parquet schema", "worker": 2}]
+    });
+    lab.block_on(
+        s3.put_object()
+            .bucket(data_bucket)
+            .key("lake/orders/_compaction/last-run.json")
+            .body(run.to_string().into_bytes().into())
+            .send(),
+    )
+    .unwrap();
+    let (_, _, components) = lab.status();
+    let orders = row(&components);
+    assert_eq!(orders["verdict"], "degraded", "{orders}");
+    assert!(
+        orders["summary"].as_str().unwrap().contains(
+            "last compaction 2026-12-05T03:00:00Z: 119 groups done, 1 failed, 3.0 GiB -> 2.8 GiB in 74 s"
+        ),
+        "{orders}"
+    );
+    assert_eq!(orders["facts"]["compaction_workers"], "8", "{orders}");
+    lab.block_on(
+        s3.delete_object()
+            .bucket(data_bucket)
+            .key("lake/orders/_compaction/last-run.json")
+            .send(),
+    )
+    .unwrap();
+
     // EMR's in-transit encryption material is in place, as EMR reads it.
     let (tls_etag, zip_bytes) = lab.block_on(async {
         let tls = s3

@@ -105,6 +105,9 @@ impl Lab {
             .map(|(k, v)| (k.to_string(), v))
             .collect();
         env.extend(SqlEngine::shared().script_env(&self.db));
+        // The compaction job's Spark: local, two executor threads, a task
+        // run again once after a failure (YARN's executors on EMR).
+        env.push(("LAKE_SPARK_MASTER".into(), "local[2,2]".into()));
         env
     }
 
@@ -220,6 +223,17 @@ impl Lab {
             ],
         );
     }
+}
+
+/// The compaction job's run summary: the JSON line it prints (and writes
+/// to `_compaction/last-run.json`).
+fn job_summary(out: &Output) -> Value {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    stdout
+        .lines()
+        .filter(|l| l.starts_with("{\"started\""))
+        .find_map(|l| serde_json::from_str(l).ok())
+        .unwrap_or_else(|| panic!("no run summary in the job's output:\n{stdout}"))
 }
 
 fn assert_ok(out: &Output, what: &str) {
@@ -444,10 +458,24 @@ fn an_empty_lake_gets_its_table_and_the_steps_succeed() {
     // A whole-lake compaction run on an empty lake is a no-op, not a failure.
     let compacted = lab.compact(None);
     assert_ok(&compacted, "compaction of an empty lake");
-    assert!(
-        String::from_utf8_lossy(&compacted.stderr).contains("holds no files: nothing to do"),
-        "{}",
+    // spark-submit passes the Python driver's stderr to its stdout.
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&compacted.stdout),
         String::from_utf8_lossy(&compacted.stderr)
+    );
+    assert!(
+        said.contains("the source holds no files: nothing to do"),
+        "{said}"
+    );
+    let summary = job_summary(&compacted);
+    assert_eq!(
+        (
+            summary["planned_groups"].as_u64(),
+            summary["workers"].as_u64()
+        ),
+        (Some(0), Some(0)),
+        "{summary}"
     );
     // A misspelt partition is an error that names it.
     let typo = lab.compact(Some("dt=2019-11-13/hr=99"));
@@ -533,7 +561,11 @@ fn round_trip(format: &'static str) {
     assert_ok(&lab.compact(Some(busiest)), "compaction of one partition");
     assert_eq!(lab.lake_files()[busiest], 1, "{busiest} is one file now");
     assert_table_holds(&lab, &want, "after compacting one partition");
-    assert_ok(&lab.compact(None), "compaction of the whole lake");
+    let whole = lab.compact(None);
+    assert_ok(&whole, "compaction of the whole lake");
+    let summary = job_summary(&whole);
+    assert_eq!(summary["groups_failed"], 0, "{summary}");
+    assert!(summary["groups_done"].as_u64() > Some(0), "{summary}");
     let after = lab.lake_files();
     assert!(after.values().all(|n| *n == 1), "{after:?}");
     // The manifest lives under _compaction/, never inside a partition as a file the table reads.
@@ -545,7 +577,11 @@ fn round_trip(format: &'static str) {
             &format!("s3://{BUCKET}/lake/orders/_compaction/"),
         ],
     );
-    assert!(manifest.contains("manifest.gz"), "{manifest}");
+    // One manifest per worker of the Spark job, and the run's summary.
+    assert!(
+        manifest.contains("manifest-0.gz") && manifest.contains("last-run.json"),
+        "{manifest}"
+    );
     lab.register();
     assert_table_holds(&lab, &want, "after compaction and registration");
     if format == "parquet" {
@@ -848,12 +884,9 @@ fn crash_between_publish_and_checkpoint(format: &'static str) {
     // Compaction runs now: it takes window 1's files, leaves window 2's.
     let out = lab.compact(None);
     assert_ok(&out, "compaction between publish and checkpoint");
-    let report = String::from_utf8_lossy(&out.stderr);
-    let uncommitted: usize = report
-        .split(", ")
-        .find_map(|p| p.trim().strip_suffix(" not yet checkpointed by ingest"))
-        .and_then(|n| n.trim().parse().ok())
-        .unwrap_or_else(|| panic!("{report}"));
+    // Every executor's lake-compact checked the lease table.
+    let report = job_summary(&out);
+    let uncommitted = report["uncommitted_files_left"].as_u64().unwrap();
     assert!(uncommitted > 0, "window 2's files are left alone: {report}");
     // The worker comes back (same id: its own lease once the failover shows
     // the old process gone) and replays window 2.

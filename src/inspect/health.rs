@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use crate::aws::{aws_error, Aws, AwsError};
 use crate::deploy::DeployError;
+use crate::render::datasets::lake_prefix;
 use crate::render::RenderedEnv;
 use crate::spec::EnvSpec;
 use lake_contract::lease::{self, Lease, SHARD_END};
@@ -329,6 +330,17 @@ async fn dataset(
             c = c.fact(&format!("{metric}_24h"), sum);
         }
     }
+    if spec.datasets.get(&d.name).is_some_and(|ds| ds.compacts()) {
+        if let Some(bucket) = output(outputs, "storage", "DataBucketName") {
+            let (v, text, facts) =
+                last_compaction(aws, bucket, &lake_prefix(spec, &d.name)).await?;
+            worse(v);
+            parts.push(text);
+            for (k, value) in facts {
+                c = c.fact(&k, value);
+            }
+        }
+    }
     c.verdict = verdict;
     c.summary = parts.join("; ");
     Ok(
@@ -336,6 +348,93 @@ async fn dataset(
             .fact("shards_leased", owned)
             .fact("shards_open", open.len()),
     )
+}
+
+/// The last whole-dataset compaction run, from the summary the Spark job
+/// writes to `<lake prefix>/_compaction/last-run.json`: groups done and
+/// failed, bytes in and out, duration. A run with failed groups or an
+/// error is degraded (its files are untouched; the next run tries again).
+async fn last_compaction(
+    aws: &Aws,
+    bucket: &str,
+    prefix: &str,
+) -> Result<(Verdict, String, Vec<(String, String)>), DeployError> {
+    let key = format!("{prefix}/_compaction/last-run.json");
+    let got = aws.s3.get_object().bucket(bucket).key(&key).send().await;
+    let body = match got {
+        Ok(o) => match o.body.collect().await {
+            Ok(b) => b.into_bytes(),
+            Err(e) => {
+                return Ok((
+                    Verdict::Degraded,
+                    format!("last compaction: reading s3://{bucket}/{key} broke off: {e}"),
+                    Vec::new(),
+                ))
+            }
+        },
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => {
+            return Ok((Verdict::Ok, "no compaction run yet".into(), Vec::new()));
+        }
+        Err(e) => return Err(aws_error(format!("reading s3://{bucket}/{key}"), e).into()),
+    };
+    let Ok(run) = serde_json::from_slice::<serde_json::Value>(&body) else {
+        return Ok((
+            Verdict::Degraded,
+            format!("last compaction: s3://{bucket}/{key} is not a run summary"),
+            Vec::new(),
+        ));
+    };
+    let n = |k: &str| run[k].as_u64().unwrap_or(0);
+    let (done, failed) = (n("groups_done"), n("groups_failed"));
+    let mut text = format!(
+        "last compaction {}: {done} groups done, {failed} failed, {} -> {} in {:.0} s",
+        run["started"].as_str().unwrap_or("?"),
+        human_bytes(n("bytes_in")),
+        human_bytes(n("bytes_out")),
+        run["seconds"].as_f64().unwrap_or(0.0),
+    );
+    let error = run["error"]
+        .as_str()
+        .map(|e| e.lines().next().unwrap_or(e).to_string());
+    if let Some(e) = &error {
+        text.push_str(&format!(" (failed: {e})"));
+    }
+    let verdict = if failed > 0 || error.is_some() {
+        Verdict::Degraded
+    } else {
+        Verdict::Ok
+    };
+    let facts = [
+        (
+            "compaction_started",
+            run["started"].as_str().unwrap_or("").to_string(),
+        ),
+        ("compaction_groups_done", done.to_string()),
+        ("compaction_groups_failed", failed.to_string()),
+        ("compaction_bytes_in", n("bytes_in").to_string()),
+        ("compaction_bytes_out", n("bytes_out").to_string()),
+        ("compaction_seconds", run["seconds"].to_string()),
+        ("compaction_workers", n("workers").to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    Ok((verdict, text, facts))
+}
+
+fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
 }
 
 /// The sum of the fleet's `metric` for `stream` over the last 24 hours;

@@ -12,8 +12,11 @@
 //! adds the columns a grown schema brings, and brings the metastore's
 //! partitions in line with the lake's directories (one listing of common
 //! prefixes per partition level; new ones added, gone ones dropped, in
-//! batched statements). `compact` fetches `lake-compact` by its hash and
-//! merges one dataset's files (one partition, or all of them).
+//! batched statements). `compact` merges one dataset's files: one
+//! partition with `lake-compact` (fetched by its hash) in the step's own
+//! process, or all of them as a Spark job (`templates/lake_compact_job.py`,
+//! written out by the script) whose executors each run `lake-compact` as
+//! one worker of the run.
 //!
 //! Owns: the script. Must not: know the templates around it (they pass the
 //! arguments) or talk to AWS.
@@ -22,6 +25,10 @@ use sha2::{Digest, Sha256};
 
 use super::hive;
 use crate::spec::model::{EnvSpec, FileFormat};
+
+/// The Spark application a whole dataset's compaction runs as
+/// (`spark-submit` on the EMR master; YARN places its executors).
+pub const COMPACT_JOB: &str = include_str!("../../templates/lake_compact_job.py");
 
 /// Partitions per `ALTER TABLE` statement when registering.
 const BATCH: usize = 100;
@@ -180,8 +187,10 @@ table() {{
   echo "lake table $storage: $(wc -l < "$work/new") partitions added, $(wc -l < "$work/gone") dropped, $(wc -l < "$work/lake") in the lake"
 }}
 
-# compact PREFIX ARGS...: lake-compact (by its hash) over the dataset's
-# folder or one of its partitions.
+# compact PREFIX ARGS...: lake-compact (by its hash) over one partition of
+# the dataset's folder, in this step's process; or over the whole folder as
+# a Spark job on the cluster (lake_compact_job.py), its groups spread over
+# the core and task nodes' executors.
 compact() {{
   local prefix="$1"
   shift
@@ -189,18 +198,29 @@ compact() {{
     echo "lake-steps: '$partition' is not a partition directory of the lake" >&2
     exit 2
   fi
-  local bin="$work/lake-compact"
-  aws s3 cp --only-show-errors "s3://$artifacts/bin/lake-compact/$sha/lake-compact" "$bin"
-  echo "$sha  $bin" | sha256sum --check --quiet -
-  chmod 0755 "$bin"
   local url="s3://$bucket/$prefix" args=("$@" --region "$region")
+  local binary="s3://$artifacts/bin/lake-compact/$sha/lake-compact"
   if [ -n "$partition" ]; then
+    # One partition: one process, no Spark application to start.
+    local bin="$work/lake-compact"
+    aws s3 cp --only-show-errors "$binary" "$bin"
+    echo "$sha  $bin" | sha256sum --check --quiet -
+    chmod 0755 "$bin"
     url="$url/${{partition%/}}"
-  else
-    # A dataset's folder may be empty (a fresh environment): nothing to do.
-    args+=(--allow-empty-src)
+    "$bin" --src "$url" --dest "$url" "${{args[@]}}"
+    return
   fi
-  "$bin" --src "$url" --dest "$url" "${{args[@]}}"
+  cat > "$work/lake_compact_job.py" <<'LAKE_COMPACT_JOB'
+{job}LAKE_COMPACT_JOB
+  # Speculation off: two attempts of one worker at once would race on its
+  # journals. A lost task is run again (maxFailures) and rolls them forward.
+  # A dataset's folder may be empty (a fresh environment): nothing to do.
+  spark-submit --master "${{LAKE_SPARK_MASTER:-yarn}}" --deploy-mode client \
+    --name "lake-compact {env} $dataset" \
+    --conf spark.speculation=false --conf spark.task.maxFailures=4 --conf spark.log.level=WARN \
+    "$work/lake_compact_job.py" --binary-url "$binary" --sha256 "$sha" \
+    --summary "$url/_compaction/last-run.json" \
+    -- --src "$url" --dest "$url" "${{args[@]}}" --allow-empty-src
 }}
 
 case "$action" in
@@ -230,6 +250,7 @@ esac
         // Not indented: the heredocs' bodies and ends stay at column 0.
         tables = tables,
         compacts = indent(&compacts, 2),
+        job = COMPACT_JOB,
     )
 }
 

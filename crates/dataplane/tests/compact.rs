@@ -910,3 +910,360 @@ fn an_s3_prefix_without_objects_is_an_error_unless_allowed() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+// The compaction job (templates/lake_compact_job.py): lake-compact fanned
+// out over Spark executors, run here by spark-submit (pyspark from PyPI)
+// with a local master: two executor threads, a failed task run once more
+// (`local[2,2]`; YARN's executors and maxFailures on EMR).
+
+/// `spark-submit` of the job over `src` (in place, deleting sources), with
+/// `env` (moto's, or a proxy's endpoint); its output.
+fn spark_job(env: &[(&str, String)], src: &str, parallelism: u32, summary: &str) -> Output {
+    let spark = lake_testkit::require_tool(
+        "spark-submit",
+        "pip install pyspark==3.5.2 (scripts/setup-tools.sh installs tools/requirements-engine.txt)",
+    );
+    let bin = env!("CARGO_BIN_EXE_lake-compact");
+    let sha = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(std::fs::read(bin).unwrap()))
+    };
+    let mut cmd = Command::new(spark);
+    cmd.args([
+        "--master",
+        "local[2,2]",
+        "--conf",
+        "spark.log.level=WARN",
+        "--conf",
+        "spark.ui.enabled=false",
+    ])
+    .arg(lake_testkit::repo_root().join("templates/lake_compact_job.py"))
+    .args(["--binary-url", bin, "--sha256", &sha])
+    .args([
+        "--parallelism",
+        &parallelism.to_string(),
+        "--summary",
+        summary,
+    ])
+    .args(["--", "--src", src, "--dest", src, "--delete-on-success"])
+    .args(["--output-manifest", "_compaction/manifest.gz"]);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+/// The summary line the job prints (spark-submit passes the driver's
+/// stderr to stdout, so the whole output is searched).
+fn job_summary(out: &Output) -> serde_json::Value {
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .filter(|l| l.starts_with("{\"started\""))
+        .find_map(|l| serde_json::from_str(l).ok())
+        .unwrap_or_else(|| {
+            panic!(
+                "no run summary; stdout:\n{text}\nstderr:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
+}
+
+/// Relative path -> bytes of every file under `dir` that is lake data
+/// (`_compaction/` bookkeeping excluded).
+fn lake_tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    files_under(dir)
+        .into_iter()
+        .map(|p| {
+            let rel = p.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
+            (rel, p)
+        })
+        .filter(|(rel, _)| !rel.split('/').any(|s| s.starts_with('_')))
+        .map(|(rel, p)| (rel, std::fs::read(p).unwrap()))
+        .collect()
+}
+
+/// Twelve hourly partitions of six small CSV files each.
+fn backlog(dir: &Path) -> Vec<String> {
+    let mut keys = Vec::new();
+    for h in 0..12u64 {
+        keys.extend(write_partition(
+            dir,
+            &format!("dt=2019-11-13/hr={h:02}"),
+            6,
+            40,
+            "csv",
+            h,
+        ));
+    }
+    keys
+}
+
+/// Every file under `dir` to the S3 `url` (a prefix ending in `/`).
+fn upload(moto: &Moto, dir: &Path, url: &str) {
+    lake_testkit::aws(
+        moto,
+        &[
+            "s3",
+            "cp",
+            "--recursive",
+            "--only-show-errors",
+            dir.to_str().unwrap(),
+            url,
+        ],
+    );
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    for p in files_under(from) {
+        let rel = p.strip_prefix(from).unwrap();
+        std::fs::create_dir_all(to.join(rel).parent().unwrap()).unwrap();
+        std::fs::copy(&p, to.join(rel)).unwrap();
+    }
+}
+
+#[test]
+fn the_spark_job_leaves_the_lake_a_single_process_leaves_on_disk_and_on_moto() {
+    let staging = tempdir();
+    let keys = backlog(staging.path());
+    let rows = rows_under(staging.path());
+    let bytes_in: u64 = keys
+        .iter()
+        .map(|k| std::fs::metadata(staging.path().join(k)).unwrap().len())
+        .sum();
+
+    // On disk: one process, and the job with two workers.
+    let (one, job) = (tempdir(), tempdir());
+    copy_tree(staging.path(), one.path());
+    copy_tree(staging.path(), job.path());
+    ok(&compact(&[
+        "--src",
+        one.path().to_str().unwrap(),
+        "--dest",
+        one.path().to_str().unwrap(),
+        "--delete-on-success",
+    ]));
+    let summary_path = job.path().join("_compaction/last-run.json");
+    let out = spark_job(
+        &[],
+        job.path().to_str().unwrap(),
+        2,
+        summary_path.to_str().unwrap(),
+    );
+    let summary = job_summary(&out);
+    assert_eq!(out.status.code(), Some(0), "{summary}");
+    let single = lake_tree(one.path());
+    assert_eq!(single.len(), 12, "one file per partition");
+    assert_eq!(
+        lake_tree(job.path()),
+        single,
+        "the same files, byte for byte"
+    );
+    assert_same_rows(&rows_under(job.path()), &rows, "the job's lake on disk");
+    assert_eq!(summary["planned_groups"], 12, "{summary}");
+    assert_eq!(summary["groups_done"], 12, "{summary}");
+    assert_eq!(summary["groups_failed"], 0, "{summary}");
+    assert_eq!(summary["workers"], 2, "{summary}");
+    assert_eq!(summary["files_compacted"], 72, "{summary}");
+    assert_eq!(summary["bytes_in"], bytes_in, "{summary}");
+    assert_eq!(
+        summary["bytes_out"], bytes_in,
+        "CSV merges keep every byte: {summary}"
+    );
+    assert_eq!(summary["retried_workers"], serde_json::json!([]));
+    let per_worker = summary["per_worker"].as_array().unwrap();
+    assert_eq!(per_worker.len(), 2, "{summary}");
+    assert!(
+        per_worker.iter().all(|w| w["groups"].as_u64() > Some(0)),
+        "both workers had groups: {summary}"
+    );
+    let written: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&summary_path).unwrap()).unwrap();
+    assert_eq!(written["groups_done"], 12, "the summary status reads");
+    // Each worker kept a manifest of its own; together they list every source.
+    let mut listed = BTreeSet::new();
+    for w in 0..2 {
+        let m = job.path().join(format!("_compaction/manifest-{w}.gz"));
+        listed.extend(read_manifest(&std::fs::read(m).unwrap()).unwrap());
+    }
+    assert_eq!(listed.len(), 72);
+
+    // On the moto server: the same, through S3.
+    let moto = Moto::start();
+    let aws = |args: &[&str]| lake_testkit::aws(&moto, args);
+    aws(&["s3", "mb", "s3://lake"]);
+    for prefix in ["one", "job"] {
+        upload(&moto, staging.path(), &format!("s3://lake/{prefix}/"));
+    }
+    let env = moto.aws_env();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_lake-compact"));
+    cmd.args([
+        "--src",
+        "s3://lake/one",
+        "--dest",
+        "s3://lake/one",
+        "--delete-on-success",
+    ]);
+    for (k, v) in &env {
+        cmd.env(k, v);
+    }
+    ok(&cmd.output().unwrap());
+    let out = spark_job(
+        &env,
+        "s3://lake/job",
+        2,
+        "s3://lake/job/_compaction/last-run.json",
+    );
+    let summary = job_summary(&out);
+    assert_eq!(out.status.code(), Some(0), "{summary}");
+    assert_eq!(summary["groups_done"], 12, "{summary}");
+    let (one, job) = (tempdir(), tempdir());
+    for (prefix, dir) in [("one", &one), ("job", &job)] {
+        aws(&[
+            "s3",
+            "cp",
+            "--recursive",
+            "--only-show-errors",
+            &format!("s3://lake/{prefix}/"),
+            dir.path().to_str().unwrap(),
+        ]);
+    }
+    assert_eq!(lake_tree(job.path()), lake_tree(one.path()));
+    assert_eq!(lake_tree(job.path()), single, "S3 and disk agree");
+    assert_same_rows(&rows_under(job.path()), &rows, "the job's lake on moto");
+    let written: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(job.path().join("_compaction/last-run.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(written["groups_done"], 12);
+}
+
+#[test]
+fn an_executor_killed_mid_group_is_run_again_once_and_the_lake_stays_exactly_once() {
+    let staging = tempdir();
+    backlog(staging.path());
+    let rows = rows_under(staging.path());
+    let moto = Moto::start();
+    let aws = |args: &[&str]| lake_testkit::aws(&moto, args);
+    aws(&["s3", "mb", "s3://lake"]);
+    upload(&moto, staging.path(), "s3://lake/k/");
+    // The first temp object a worker uploads is held at the proxy: that
+    // worker is mid-group (journal written, nothing published).
+    let proxy = lake_testkit::FaultProxy::start(&moto.endpoint);
+    let hold = proxy.add(
+        "PutObject",
+        Some("/lake/k/_compaction/tmp/"),
+        lake_testkit::Fault::Hold,
+        Some(1),
+    );
+    let env: Vec<(&str, String)> = moto
+        .aws_env()
+        .into_iter()
+        .map(|(k, v)| {
+            if k == "AWS_ENDPOINT_URL" {
+                (k, proxy.endpoint.clone())
+            } else {
+                (k, v)
+            }
+        })
+        .collect();
+    let job = {
+        let env = env.clone();
+        std::thread::spawn(move || {
+            spark_job(
+                &env,
+                "s3://lake/k",
+                2,
+                "s3://lake/k/_compaction/last-run.json",
+            )
+        })
+    };
+    assert!(
+        proxy.wait_held(hold, 1, Duration::from_secs(180)),
+        "no worker reached a temp upload"
+    );
+    // Which worker it is: its group's journal names the shard.
+    let held = proxy
+        .calls()
+        .into_iter()
+        .find(|c| c.rule == Some(hold))
+        .expect("the held call");
+    let group = held
+        .target
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .split('-')
+        .next()
+        .unwrap()
+        .to_string();
+    let journal: serde_json::Value = serde_json::from_str(&aws(&[
+        "s3",
+        "cp",
+        &format!("s3://lake/k/_compaction/journal/{group}.json"),
+        "-",
+    ]))
+    .unwrap();
+    let shard = journal["group"]["shard"].as_str().unwrap();
+    let worker = lake_dataplane::compact::plan::worker_of(shard, 2);
+    // SIGKILL that worker's lake-compact: its executor task fails.
+    let needle = format!("--worker-index\0{worker}\0--worker-count\02");
+    let mut killed = 0;
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let cmdline = String::from_utf8_lossy(&cmdline);
+        if cmdline.contains("s3://lake/k") && cmdline.contains(&needle) {
+            let pid = entry.file_name().to_string_lossy().into_owned();
+            assert!(Command::new("kill")
+                .args(["-KILL", &pid])
+                .status()
+                .unwrap()
+                .success());
+            killed += 1;
+        }
+    }
+    assert_eq!(killed, 1, "one lake-compact process of worker {worker}");
+    // Its upload reaches S3 after it died, as a dead process's request can.
+    proxy.release_and_settle(hold, Duration::from_secs(30));
+    let out = job.join().unwrap();
+    let summary = job_summary(&out);
+    assert_eq!(out.status.code(), Some(0), "{summary}");
+    assert_eq!(
+        summary["retried_workers"],
+        serde_json::json!([worker]),
+        "{summary}"
+    );
+    for w in summary["per_worker"].as_array().unwrap() {
+        let want = if w["worker"] == worker { 1 } else { 0 };
+        assert_eq!(w["attempt"], want, "run again exactly once: {summary}");
+    }
+    assert_eq!(summary["groups_failed"], 0, "{summary}");
+    let lake = tempdir();
+    aws(&[
+        "s3",
+        "cp",
+        "--recursive",
+        "--only-show-errors",
+        "s3://lake/k/",
+        lake.path().to_str().unwrap(),
+    ]);
+    assert_same_rows(
+        &rows_under(lake.path()),
+        &rows,
+        "after the kill and the retry",
+    );
+    let tree = lake_tree(lake.path());
+    assert_eq!(tree.len(), 12, "one file per partition: {:?}", tree.keys());
+    let left: Vec<String> = files_under(&lake.path().join("_compaction"))
+        .into_iter()
+        .map(|p| {
+            p.strip_prefix(lake.path())
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .filter(|p| p.contains("/journal/") || p.contains("/tmp/"))
+        .collect();
+    assert!(left.is_empty(), "no journal or temp object left: {left:?}");
+}
