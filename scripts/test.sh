@@ -8,5 +8,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup-tools.sh
-cargo test --release --workspace --all-targets --no-fail-fast "$@"
+# Build every test target once, then run the binaries in two lanes
+# (tools/test_lanes.py): they mostly wait on moto, Spark and lease
+# failovers, so two at a time take about the longest lane, not the sum.
+mkdir -p target
+cargo test --release --workspace --all-targets --no-run --message-format=json-render-diagnostics "$@" \
+  > target/test-binaries.json
+python3 tools/test_lanes.py target/test-binaries.json
 cargo test --release --workspace --doc

@@ -2,8 +2,9 @@
 
 The driver fetches lake-compact by its content address, has it plan the
 run (`--dry-run --output json`), and starts one task per worker (at most
-one per group, at most the cluster's default parallelism or
---parallelism). Each task fetches the same binary and runs
+one per group, at most --parallelism, which the lake steps script sets
+from the spec's core and task nodes; else the cluster's default
+parallelism). Each task fetches the same binary and runs
 `lake-compact --worker-index I --worker-count N`: the worker compacts the
 groups whose shard key (a partition directory) is its own, with the
 crash-safe journal protocol, and checks the ingest lease table itself. A
@@ -66,6 +67,15 @@ def fetch(url, sha256):
     return path
 
 
+def _die_with_parent():
+    # lake-compact dies with the Python worker that started it (a task
+    # Spark kills must not leave its lake-compact running beside the retry).
+    import ctypes
+    import signal
+
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
 def worker(index, count, url, sha256, args):
     """One task: lake-compact for worker `index` of `count`."""
     from pyspark import TaskContext
@@ -76,7 +86,9 @@ def worker(index, count, url, sha256, args):
     cmd = [binary] + list(args)
     cmd += ["--worker-index", str(index), "--worker-count", str(count), "--output", "json"]
     started = time.time()
-    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
+    proc = subprocess.run(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, preexec_fn=_die_with_parent
+    )
     sys.stderr.write(proc.stderr)
     if proc.returncode not in (0, 2):
         # Killed (a negative code) or a fatal error: Spark runs the task
@@ -152,7 +164,7 @@ def main(argv):
     split = argv.index("--")
     opts = parser.parse_args(argv[:split])
     args = argv[split + 1 :]
-    if any(a in ("--worker-index", "--worker-count", "--output", "--dry-run") for a in args):
+    if any(a.split("=")[0] in ("--worker-index", "--worker-count", "--output", "--dry-run") for a in args):
         parser.error("--worker-index, --worker-count, --output and --dry-run are the job's to set")
     if opts.parallelism < 0:
         parser.error("--parallelism must be 0 (the cluster's) or more")

@@ -375,7 +375,16 @@ async fn last_compaction(
         Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => {
             return Ok((Verdict::Ok, "no compaction run yet".into(), Vec::new()));
         }
-        Err(e) => return Err(aws_error(format!("reading s3://{bucket}/{key}"), e).into()),
+        Err(e) => {
+            // AccessDenied is also what S3 answers for a missing key without
+            // s3:ListBucket: say so on the row, keep the dataset's verdict.
+            let e = aws_error(format!("reading s3://{bucket}/{key}"), e);
+            return Ok((
+                Verdict::Degraded,
+                format!("last compaction: cannot tell: {e}"),
+                Vec::new(),
+            ));
+        }
     };
     let Ok(run) = serde_json::from_slice::<serde_json::Value>(&body) else {
         return Ok((

@@ -212,7 +212,11 @@ pub async fn check(aws: &Aws, spec: &EnvSpec, loc: &Locator) -> Check {
             findings,
         };
     }
-    let others = match running_elsewhere(aws, &format!("{}-", spec.name)).await {
+    let own_stacks: BTreeSet<String> = crate::render::catalog::stack_kinds()
+        .iter()
+        .map(|k| format!("{}-{}", spec.name, k.id))
+        .collect();
+    let others = match running_elsewhere(aws, &spec.name, &own_stacks).await {
         Ok(o) => o,
         Err(e) => {
             findings.push(loc.warning("", format!("not checked: {e}")));
@@ -322,8 +326,14 @@ struct Running {
 }
 
 /// Running and pending standard instances in the region that are not this
-/// environment's (its own are in the spec's figures already).
-async fn running_elsewhere(aws: &Aws, own_prefix: &str) -> Result<Vec<Running>, String> {
+/// environment's (its own are in the spec's figures already): neither made
+/// by one of its stacks nor tagged `lake-environment` with its name (EMR's
+/// nodes carry the cluster's tags).
+async fn running_elsewhere(
+    aws: &Aws,
+    env: &str,
+    own_stacks: &BTreeSet<String>,
+) -> Result<Vec<Running>, String> {
     let mut out = Vec::new();
     let mut pages = aws
         .ec2
@@ -341,9 +351,10 @@ async fn running_elsewhere(aws: &Aws, own_prefix: &str) -> Result<Vec<Running>, 
         let page = page.map_err(|e| aws_error("listing running instances", e).to_string())?;
         for i in page.reservations().iter().flat_map(|r| r.instances()) {
             let t = i.instance_type().map(|t| t.as_str()).unwrap_or_default();
-            let own = i.tags().iter().any(|tag| {
-                tag.key() == Some("aws:cloudformation:stack-name")
-                    && tag.value().is_some_and(|v| v.starts_with(own_prefix))
+            let own = i.tags().iter().any(|tag| match (tag.key(), tag.value()) {
+                (Some("aws:cloudformation:stack-name"), Some(v)) => own_stacks.contains(v),
+                (Some("lake-environment"), Some(v)) => v == env,
+                _ => false,
             });
             if own || !is_standard(t) {
                 continue;

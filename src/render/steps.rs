@@ -201,13 +201,14 @@ compact() {{
   local url="s3://$bucket/$prefix" args=("$@" --region "$region")
   local binary="s3://$artifacts/bin/lake-compact/$sha/lake-compact"
   if [ -n "$partition" ]; then
-    # One partition: one process, no Spark application to start.
+    # One partition: one process, no Spark application to start; its
+    # journals stay with the dataset's (a whole run sees them, and it
+    # sees a whole run's).
     local bin="$work/lake-compact"
     aws s3 cp --only-show-errors "$binary" "$bin"
     echo "$sha  $bin" | sha256sum --check --quiet -
     chmod 0755 "$bin"
-    url="$url/${{partition%/}}"
-    "$bin" --src "$url" --dest "$url" "${{args[@]}}"
+    "$bin" --src "$url" --dest "$url" --partition "${{partition%/}}" "${{args[@]}}"
     return
   fi
   cat > "$work/lake_compact_job.py" <<'LAKE_COMPACT_JOB'
@@ -218,7 +219,7 @@ compact() {{
   spark-submit --master "${{LAKE_SPARK_MASTER:-yarn}}" --deploy-mode client \
     --name "lake-compact {env} $dataset" \
     --conf spark.speculation=false --conf spark.task.maxFailures=4 --conf spark.log.level=WARN \
-    "$work/lake_compact_job.py" --binary-url "$binary" --sha256 "$sha" \
+    "$work/lake_compact_job.py" --binary-url "$binary" --sha256 "$sha" --parallelism {workers} \
     --summary "$url/_compaction/last-run.json" \
     -- --src "$url" --dest "$url" "${{args[@]}}" --allow-empty-src
 }}
@@ -251,7 +252,15 @@ esac
         tables = tables,
         compacts = indent(&compacts, 2),
         job = COMPACT_JOB,
+        workers = compaction_workers(spec),
     )
+}
+
+/// Workers of a whole-dataset compaction job at most: four per core and
+/// task node (each runs four groups at once; they wait on S3, not CPU).
+/// With EMR's dynamic allocation, YARN grows the executors to the tasks.
+pub fn compaction_workers(spec: &EnvSpec) -> u32 {
+    (4 * (spec.emr.core.count + spec.emr.task.count)).max(1)
 }
 
 fn indent(text: &str, by: usize) -> String {

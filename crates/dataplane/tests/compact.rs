@@ -1267,3 +1267,69 @@ fn an_executor_killed_mid_group_is_run_again_once_and_the_lake_stays_exactly_onc
         .collect();
     assert!(left.is_empty(), "no journal or temp object left: {left:?}");
 }
+
+/// An unfinished group (its journal says `writing`) and files that landed
+/// after it in the same directory: the run rolls the journal forward and
+/// plans the new files as a group of their own, under another output name
+/// (the journal's outputs are reserved), here through `--partition`, which
+/// reads the journals a whole-lake run keeps.
+#[test]
+fn a_new_group_never_takes_the_name_an_unfinished_one_will_publish() {
+    let dir = tempdir();
+    let old = write_partition(dir.path(), "p=1", 2, 30, "csv", 1);
+    let sizes: Vec<u64> = old
+        .iter()
+        .map(|k| std::fs::metadata(dir.path().join(k)).unwrap().len())
+        .collect();
+    write_partition(dir.path(), "p=1", 2, 30, "csv", 2);
+    write_partition(dir.path(), "p=2", 2, 30, "csv", 3);
+    let rows = rows_under(dir.path());
+    let journal = serde_json::json!({
+        "version": 1,
+        "state": "writing",
+        "group": {
+            "id": "0123456789abcdef0123",
+            "format": "csv",
+            "gzip": false,
+            "sources": old.iter().zip(&sizes).map(|(k, s)| serde_json::json!({"key": k, "size": s})).collect::<Vec<_>>(),
+            "outputs": [{"key": "p=1/compacted0.csv", "sources": [0, 1]}],
+            "shard": "p=1/compacted"
+        }
+    });
+    let journals = dir.path().join("_compaction/journal");
+    std::fs::create_dir_all(&journals).unwrap();
+    std::fs::write(
+        journals.join("0123456789abcdef0123.json"),
+        journal.to_string(),
+    )
+    .unwrap();
+    let root = dir.path().to_str().unwrap();
+    let out = compact(&[
+        "--src",
+        root,
+        "--dest",
+        root,
+        "--delete-on-success",
+        "--partition",
+        "p=1",
+        "--output",
+        "json",
+    ]);
+    ok(&out);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["recovered"], 1, "{report}");
+    assert_eq!(report["groups"], 2, "{report}");
+    let tree = lake_tree(dir.path());
+    let names: Vec<&str> = tree.keys().map(String::as_str).collect();
+    assert!(
+        names.contains(&"p=1/compacted0.csv") && names.contains(&"p=1/compacted1.csv"),
+        "{names:?}"
+    );
+    assert_eq!(
+        names.iter().filter(|n| n.starts_with("p=2/")).count(),
+        2,
+        "another partition is left alone: {names:?}"
+    );
+    assert_same_rows(&rows_under(dir.path()), &rows, "after the roll-forward");
+    assert!(files_under(&journals).is_empty(), "journal finished");
+}

@@ -49,6 +49,10 @@ struct Cli {
     worker_index: u32,
     #[arg(long, default_value_t = 1)]
     worker_count: u32,
+    /// Only this directory under --src (e.g. dt=2019-11-13/hr=15); journals
+    /// and the manifest stay under --dest, where a whole run keeps them.
+    #[arg(long)]
+    partition: Option<String>,
     /// Print the plan, change nothing.
     #[arg(long)]
     dry_run: bool,
@@ -133,6 +137,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         previous_manifest: cli.previous_manifest,
         worker_index: cli.worker_index,
         worker_count: cli.worker_count,
+        partition: cli.partition,
         dry_run: cli.dry_run,
         concurrency: cli.concurrency,
         csv_header: match cli.csv_header {

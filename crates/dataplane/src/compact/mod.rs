@@ -50,6 +50,11 @@ pub struct Options {
     pub previous_manifest: Option<String>,
     pub worker_index: u32,
     pub worker_count: u32,
+    /// Only this directory under `src` (`dt=…/hr=…`): its files are
+    /// planned and its groups' journals rolled forward, while the journals
+    /// stay where a whole-`src` run keeps them (`<dest>/_compaction/`), so
+    /// the two kinds of run see each other's unfinished groups.
+    pub partition: Option<String>,
     pub dry_run: bool,
     pub concurrency: usize,
     /// Whether CSV sources start with a header line.
@@ -134,6 +139,14 @@ pub async fn run(opts: &Options) -> Result<Report> {
             format!("--output-manifest {name}: the manifest is written inside --dest (e.g. _compaction/manifest.gz)")
         })?;
     }
+    let partition = match &opts.partition {
+        Some(p) => {
+            let p = p.trim_end_matches('/');
+            crate::store::check_key(p).with_context(|| format!("--partition {p}"))?;
+            Some(p.to_string())
+        }
+        None => None,
+    };
     let src_loc = Location::parse(&opts.src).context("--src")?;
     let dest_loc = Location::parse(&opts.dest).context("--dest")?;
     // `./lake`, `lake/` and a link to it are one place.
@@ -190,17 +203,32 @@ pub async fn run(opts: &Options) -> Result<Report> {
         .collect();
     // Every worker's journals claim their files; each worker rolls forward
     // only its own (two workers finishing one group would race).
+    // With --partition, only that partition's groups are this run's.
+    let inside = |j: &Journal| match &partition {
+        Some(p) => j
+            .group
+            .outputs
+            .iter()
+            .all(|o| o.key.starts_with(&format!("{p}/"))),
+        None => true,
+    };
     let (journals, others): (Vec<Journal>, Vec<Journal>) = journals
         .into_iter()
-        .partition(|j| j.group.worker(opts.worker_count) == opts.worker_index);
+        .partition(|j| j.group.worker(opts.worker_count) == opts.worker_index && inside(j));
 
     // 2. Fresh plan over what is left.
     let previous: BTreeSet<String> = match &opts.previous_manifest {
         Some(url) => read_manifest_url(url, client.as_ref()).await?,
         None => BTreeSet::new(),
     };
-    let listed = ctx.src.list("").await?;
+    let listed = ctx.src.list(partition.as_deref().unwrap_or("")).await?;
     if listed.is_empty() {
+        if let (Some(p), false) = (&partition, opts.allow_empty_src) {
+            bail!(
+                "--partition {p}: no objects under this prefix of --src {} (misspelt? a partition is a directory of the lake, like dt=2019-11-13/hr=15)",
+                opts.src
+            );
+        }
         match &src_loc {
             Location::Local(path) if !path.is_dir() => {
                 bail!("--src {}: no such directory", opts.src)
@@ -227,12 +255,16 @@ pub async fn run(opts: &Options) -> Result<Report> {
         .filter(|o| !(in_place && claimed_outputs.contains(&o.key)))
         .filter(|o| !previous.contains(&src_loc.url_of(&o.key)))
         .collect();
+    // Output names avoid what the destination holds and what unfinished
+    // groups will publish (their journals' outputs): a new group in the
+    // same directory must not take a name a rolled-forward one writes.
     let existing: BTreeSet<String> = ctx
         .dest
-        .list("")
+        .list(partition.as_deref().unwrap_or(""))
         .await?
         .into_iter()
         .map(|o| o.key)
+        .chain(claimed_outputs.iter().cloned())
         .collect();
     let src_url = src_loc.url_of("");
     let (fresh, skipped) = plan::plan(
