@@ -989,25 +989,26 @@ fn preflight_finds_what_would_fail_half_way_and_up_runs_it_first() {
     // policy simulation) is a warning that says so, never a silent pass.
     // Another workload's instance draws on the vCPU quota; this
     // environment's own (tagged by its stacks) is in the spec's figure.
-    let aws = |args: &[&str]| lake_testkit::aws(&lab.moto, args);
-    aws(&[
-        "ec2",
-        "run-instances",
-        "--image-id",
-        "ami-12c6146b",
-        "--instance-type",
-        "m5.large",
-    ]);
-    aws(&[
-        "ec2",
-        "run-instances",
-        "--image-id",
-        "ami-12c6146b",
-        "--instance-type",
+    let run_instance = |instance_type: &str, extra: &[&str]| {
+        let mut args = vec![
+            "ec2",
+            "run-instances",
+            "--image-id",
+            "ami-12c6146b",
+            "--instance-type",
+            instance_type,
+        ];
+        args.extend_from_slice(extra);
+        lake_testkit::aws(&lab.moto, &args)
+    };
+    run_instance("m5.large", &[]);
+    run_instance(
         "m5.4xlarge",
-        "--tag-specifications",
-        "ResourceType=instance,Tags=[{Key=aws:cloudformation:stack-name,Value=lake-local-ingest}]",
-    ]);
+        &[
+            "--tag-specifications",
+            "ResourceType=instance,Tags=[{Key=aws:cloudformation:stack-name,Value=lake-local-ingest}]",
+        ],
+    );
     let (code, report) = preflight(&lab, &[]);
     assert_eq!(code, 0, "{report}");
     insta::assert_snapshot!("preflight_local_ok", report);

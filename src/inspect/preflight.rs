@@ -16,7 +16,7 @@ use serde::Serialize;
 use aws_sdk_ec2::error::ProvideErrorMetadata;
 
 use crate::aws::{aws_error, Aws, AwsError};
-use crate::spec::model::{Capacity, InstanceCollection, KafkaMode, Network};
+use crate::spec::model::{Capacity, KafkaMode, Network};
 use crate::spec::{Diagnostic, EnvSpec, Locator, Severity};
 
 /// One check and what it found.
@@ -350,67 +350,20 @@ struct WantedType {
 }
 
 fn wanted_types(spec: &EnvSpec) -> Vec<WantedType> {
-    let mut wanted = Vec::new();
-    let mut want = |field: String, instance_type: &str, everywhere: bool, proxy: bool| {
-        wanted.push(WantedType {
-            field,
-            instance_type: instance_type.to_string(),
-            everywhere,
-            proxy,
+    super::vcpu_quota::demands(spec)
+        .into_iter()
+        .flat_map(|d| {
+            let (everywhere, proxy) = (d.everywhere, d.pool.is_none());
+            d.instance_types
+                .into_iter()
+                .map(move |(field, instance_type)| WantedType {
+                    field,
+                    instance_type,
+                    everywhere,
+                    proxy,
+                })
         })
-    };
-    if spec.ingest.fleet_size > 0 {
-        want(
-            "ingest.instance_type".into(),
-            &spec.ingest.instance_type,
-            true,
-            false,
-        );
-    }
-    if let Some(kafka) = &spec.kafka {
-        match kafka.mode {
-            KafkaMode::Msk => {
-                if let Some(ec2_type) = kafka.msk.instance_type.strip_prefix("kafka.") {
-                    want("kafka.msk.instance_type".into(), ec2_type, true, true);
-                }
-            }
-            KafkaMode::SelfManaged => {
-                let sm = &kafka.self_managed;
-                want(
-                    "kafka.self_managed.broker_instance_type".into(),
-                    &sm.broker_instance_type,
-                    true,
-                    false,
-                );
-                want(
-                    "kafka.self_managed.zookeeper_instance_type".into(),
-                    &sm.zookeeper_instance_type,
-                    true,
-                    false,
-                );
-            }
-        }
-    }
-    for (role, group) in [
-        ("master", &spec.emr.master),
-        ("core", &spec.emr.core),
-        ("task", &spec.emr.task),
-    ] {
-        if group.count == 0 {
-            continue;
-        }
-        // Instance groups use the first type; fleets may use any of them.
-        let types = match spec.emr.collection {
-            InstanceCollection::Groups => {
-                &group.instance_types[..1.min(group.instance_types.len())]
-            }
-            InstanceCollection::Fleets => &group.instance_types[..],
-        };
-        for (i, t) in types.iter().enumerate() {
-            want(format!("emr.{role}.instance_types.{i}"), t, false, false);
-        }
-    }
-    wanted
+        .collect()
 }
 
 async fn ec2_instance_types(aws: &Aws, spec: &EnvSpec, loc: &Locator, zones: &[String]) -> Check {

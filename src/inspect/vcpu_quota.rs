@@ -3,7 +3,8 @@
 //! needs, and EC2 refuses the launch half-way through `up` (the ingest
 //! fleet's or EMR's stack then rolls back).
 //!
-//! Owns: what the spec starts on EC2 (per field, market and vCPUs), the
+//! Owns: what the spec starts on EC2 (`demands`: per field, type, market;
+//! the offerings check reads it too) and its vCPUs, the
 //! two quotas it draws on (Service Quotas `L-1216C47A`, running on-demand
 //! standard instances, and `L-34B43A08`, standard spot requests), what
 //! other instances in the region already use of them, and the verdict.
@@ -48,46 +49,75 @@ pub struct Demand {
     /// The spec field to change (its count).
     pub field: String,
     pub count: u32,
-    /// Instance fleets may launch any of these; the largest is counted.
-    pub instance_types: Vec<String>,
-    pub pool: Pool,
+    /// The types it may launch (fleets: any of them, the largest counted;
+    /// instance groups: the first), each with its spec field.
+    pub instance_types: Vec<(String, String)>,
+    /// Spread over every zone used (fleets, brokers), not one of them.
+    pub everywhere: bool,
+    /// The quota it draws on; None for MSK brokers, which are not EC2
+    /// instances of the account (their types mirror EC2's).
+    pub pool: Option<Pool>,
 }
 
-/// What the spec starts on EC2 at its full size. MSK brokers are not EC2
-/// instances of the account and draw on no EC2 quota.
+/// What the spec starts on EC2 (and MSK) at its full size: the one account
+/// of it, which the instance-type offerings check reads as well.
 pub fn demands(spec: &EnvSpec) -> Vec<Demand> {
     let mut out = Vec::new();
-    let mut push = |field: &str, count: u32, types: &[String], pool: Pool| {
+    let mut push = |field: &str, count: u32, types: Vec<(String, String)>, everywhere, pool| {
         if count > 0 && !types.is_empty() {
             out.push(Demand {
                 field: field.to_string(),
                 count,
-                instance_types: types.to_vec(),
+                instance_types: types,
+                everywhere,
                 pool,
             });
         }
     };
+    let one = |field: &str, t: &str| vec![(field.to_string(), t.to_string())];
     push(
         "ingest.fleet_size",
         spec.ingest.fleet_size,
-        std::slice::from_ref(&spec.ingest.instance_type),
-        Pool::OnDemand,
+        one("ingest.instance_type", &spec.ingest.instance_type),
+        true,
+        Some(Pool::OnDemand),
     );
     if let Some(kafka) = &spec.kafka {
-        if kafka.mode == KafkaMode::SelfManaged {
-            let sm = &kafka.self_managed;
-            push(
-                "kafka.self_managed.broker_count",
-                sm.broker_count,
-                std::slice::from_ref(&sm.broker_instance_type),
-                Pool::OnDemand,
-            );
-            push(
-                "kafka.self_managed.zookeeper_nodes",
-                sm.zookeeper_nodes,
-                std::slice::from_ref(&sm.zookeeper_instance_type),
-                Pool::OnDemand,
-            );
+        match kafka.mode {
+            KafkaMode::Msk => {
+                if let Some(ec2_type) = kafka.msk.instance_type.strip_prefix("kafka.") {
+                    push(
+                        "kafka.msk.broker_count",
+                        kafka.msk.broker_count,
+                        one("kafka.msk.instance_type", ec2_type),
+                        true,
+                        None,
+                    );
+                }
+            }
+            KafkaMode::SelfManaged => {
+                let sm = &kafka.self_managed;
+                push(
+                    "kafka.self_managed.broker_count",
+                    sm.broker_count,
+                    one(
+                        "kafka.self_managed.broker_instance_type",
+                        &sm.broker_instance_type,
+                    ),
+                    true,
+                    Some(Pool::OnDemand),
+                );
+                push(
+                    "kafka.self_managed.zookeeper_nodes",
+                    sm.zookeeper_nodes,
+                    one(
+                        "kafka.self_managed.zookeeper_instance_type",
+                        &sm.zookeeper_instance_type,
+                    ),
+                    true,
+                    Some(Pool::OnDemand),
+                );
+            }
         }
     }
     for (role, group) in [
@@ -95,17 +125,29 @@ pub fn demands(spec: &EnvSpec) -> Vec<Demand> {
         ("core", &spec.emr.core),
         ("task", &spec.emr.task),
     ] {
+        // Instance groups use the first type; fleets may use any of them.
         let types = match spec.emr.collection {
             InstanceCollection::Groups => {
                 &group.instance_types[..1.min(group.instance_types.len())]
             }
             InstanceCollection::Fleets => &group.instance_types[..],
         };
+        let types = types
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (format!("emr.{role}.instance_types.{i}"), t.clone()))
+            .collect();
         let pool = match group.market {
             Market::OnDemand => Pool::OnDemand,
             Market::Spot => Pool::Spot,
         };
-        push(&format!("emr.{role}.count"), group.count, types, pool);
+        push(
+            &format!("emr.{role}.count"),
+            group.count,
+            types,
+            false,
+            Some(pool),
+        );
     }
     out
 }
@@ -138,15 +180,17 @@ pub struct Need {
 pub fn needs(demands: &[Demand], vcpus: &BTreeMap<String, u32>) -> Vec<Need> {
     let mut by_pool: BTreeMap<Pool, Need> = BTreeMap::new();
     for d in demands {
+        let Some(pool) = d.pool else { continue };
         let per = d
             .instance_types
             .iter()
+            .map(|(_, t)| t)
             .filter(|t| is_standard(t))
             .filter_map(|t| vcpus.get(t))
             .max();
         let Some(per) = per else { continue };
-        let need = by_pool.entry(d.pool).or_insert_with(|| Need {
-            pool: d.pool,
+        let need = by_pool.entry(pool).or_insert_with(|| Need {
+            pool,
             vcpus: 0,
             parts: Vec::new(),
         });
@@ -203,7 +247,10 @@ pub fn judge(
 /// The check, as `preflight` runs it.
 pub async fn check(aws: &Aws, spec: &EnvSpec, loc: &Locator) -> Check {
     let name = "EC2 vCPU quotas";
-    let demands = demands(spec);
+    let demands: Vec<Demand> = demands(spec)
+        .into_iter()
+        .filter(|d| d.pool.is_some())
+        .collect();
     let mut findings = Vec::new();
     if demands.is_empty() {
         return Check {
@@ -225,7 +272,7 @@ pub async fn check(aws: &Aws, spec: &EnvSpec, loc: &Locator) -> Check {
     };
     let types: BTreeSet<String> = demands
         .iter()
-        .flat_map(|d| d.instance_types.iter().cloned())
+        .flat_map(|d| d.instance_types.iter().map(|(_, t)| t.clone()))
         .chain(
             others
                 .iter()
@@ -485,19 +532,31 @@ mod tests {
     }
 
     #[test]
-    fn fleets_count_their_largest_type_and_unknown_types_are_left_to_the_offerings_check() {
+    fn fleets_count_their_largest_type_and_unknown_types_and_msk_brokers_are_left_out() {
         let d = [
             Demand {
                 field: "emr.core.count".into(),
                 count: 2,
-                instance_types: vec!["c5.large".into(), "m5.2xlarge".into()],
-                pool: Pool::OnDemand,
+                instance_types: vec![
+                    ("emr.core.instance_types.0".into(), "c5.large".into()),
+                    ("emr.core.instance_types.1".into(), "m5.2xlarge".into()),
+                ],
+                everywhere: false,
+                pool: Some(Pool::OnDemand),
             },
             Demand {
                 field: "ingest.fleet_size".into(),
                 count: 3,
-                instance_types: vec!["m9.nonsense".into()],
-                pool: Pool::OnDemand,
+                instance_types: vec![("ingest.instance_type".into(), "m9.nonsense".into())],
+                everywhere: true,
+                pool: Some(Pool::OnDemand),
+            },
+            Demand {
+                field: "kafka.msk.broker_count".into(),
+                count: 3,
+                instance_types: vec![("kafka.msk.instance_type".into(), "m5.2xlarge".into())],
+                everywhere: true,
+                pool: None,
             },
         ];
         let n = needs(&d, &table());
