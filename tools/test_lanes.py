@@ -7,8 +7,10 @@ failovers), so two lanes on two cores finish in about the time of the
 longest lane instead of the sum. Input: the JSON messages of
 `cargo test --no-run --message-format=json-render-diagnostics`. Each binary
 runs as cargo would run it (its package's folder as working directory,
-CARGO_MANIFEST_DIR set), its output kept in a log printed whole when it
-fails. Heaviest first onto the first free lane; the binaries in ALONE
+CARGO_MANIFEST_DIR set), its output kept in a log and printed whole, as
+cargo prints it ("Running ...", each test's line, "test result: ..."),
+once it ends, so lanes never interleave and a failure's output is also
+repeated at the end. Heaviest first onto the first free lane; the binaries in ALONE
 (timing-sensitive) run by themselves after the lanes.
 
     python3 tools/test_lanes.py MESSAGES.json [--lanes N]
@@ -86,6 +88,13 @@ def run(binary, logs):
     binary.update(passed=passed, failed=failed)
 
 
+def show(binary):
+    """Print a finished binary's whole libtest output as `cargo test` would."""
+    print("     Running %s (%s)" % (binary["label"], binary["exe"]), flush=True)
+    sys.stdout.write(open(binary["log"], encoding="utf-8", errors="replace").read())
+    sys.stdout.flush()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("messages")
@@ -108,6 +117,7 @@ def main():
                 binary = queue.pop(0)
             run(binary, logs)
             with lock:
+                show(binary)
                 print(
                     "  lane %d: %-4s %6.1f s  %3d passed  %s"
                     % (n, "ok" if binary["code"] == 0 else "FAIL", binary["seconds"], binary["passed"], binary["label"]),
@@ -122,6 +132,7 @@ def main():
         t.join()
     for binary in alone:
         run(binary, logs)
+        show(binary)
         print(
             "  alone:  %-4s %6.1f s  %3d passed  %s"
             % ("ok" if binary["code"] == 0 else "FAIL", binary["seconds"], binary["passed"], binary["label"]),
