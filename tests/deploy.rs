@@ -1890,3 +1890,267 @@ fn a_replacement_is_the_same_in_diff_and_up_and_reaches_downstream() {
     assert_eq!(summary(&refused), summary(&with_sets));
     lab.diff(2);
 }
+
+/// lakectl asks EC2 through its own Query-protocol client (src/aws/ec2.rs,
+/// no aws-sdk-ec2 in the build): what it reads is what the AWS CLI reads
+/// from the same endpoint, a revoke removes exactly the rule, errors keep
+/// EC2's code, and requests carry SigV4 signatures that moto verifies once
+/// its authentication is on (a wrong secret is refused).
+#[test]
+fn ec2_reads_what_the_cli_reads_and_signs_requests_aws_can_verify() {
+    use lakectl::aws::ec2::{Ec2, Filter, Permission};
+    // The first three requests create the user; moto checks every later
+    // one's signature and policy, as AWS does.
+    let moto = Moto::start_with_env(&[("INITIAL_NO_AUTH_ACTION_COUNT", "3")]);
+    let json = |s: String| -> Value { serde_json::from_str(&s).unwrap_or(Value::Null) };
+    lake_testkit::aws(&moto, &["iam", "create-user", "--user-name", "lake"]);
+    let key = json(lake_testkit::aws(
+        &moto,
+        &["iam", "create-access-key", "--user-name", "lake"],
+    ));
+    let (id, secret) = (
+        key["AccessKey"]["AccessKeyId"]
+            .as_str()
+            .unwrap()
+            .to_string(),
+        key["AccessKey"]["SecretAccessKey"]
+            .as_str()
+            .unwrap()
+            .to_string(),
+    );
+    lake_testkit::aws(
+        &moto,
+        &[
+            "iam",
+            "put-user-policy",
+            "--user-name",
+            "lake",
+            "--policy-name",
+            "all",
+            "--policy-document",
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#,
+        ],
+    );
+    let as_lake = [
+        ("AWS_ACCESS_KEY_ID", id.as_str()),
+        ("AWS_SECRET_ACCESS_KEY", secret.as_str()),
+    ];
+    let cli = |args: &[&str]| json(lake_testkit::moto::aws_with_env(&moto, &as_lake, args));
+    let vpc = cli(&["ec2", "create-vpc", "--cidr-block", "10.9.0.0/16"])["Vpc"]["VpcId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let subnet = cli(&[
+        "ec2",
+        "create-subnet",
+        "--vpc-id",
+        &vpc,
+        "--cidr-block",
+        "10.9.1.0/24",
+        "--availability-zone",
+        "us-east-1b",
+    ])["Subnet"]["SubnetId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    cli(&[
+        "ec2",
+        "create-tags",
+        "--resources",
+        &subnet,
+        "--tags",
+        "Key=for-use-with-amazon-emr-managed-policies,Value=true",
+    ]);
+    for (instance_type, extra) in [
+        (
+            "m5.large",
+            "--tag-specifications=ResourceType=instance,Tags=[{Key=lake-environment,Value=other}]",
+        ),
+        ("c5.xlarge", "--instance-market-options=MarketType=spot"),
+    ] {
+        cli(&[
+            "ec2",
+            "run-instances",
+            "--image-id",
+            "ami-12c6146b",
+            "--instance-type",
+            instance_type,
+            extra,
+        ]);
+    }
+    let group = |name: &str| {
+        cli(&[
+            "ec2",
+            "create-security-group",
+            "--group-name",
+            name,
+            "--description",
+            name,
+            "--vpc-id",
+            &vpc,
+        ])["GroupId"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let (a, b) = (group("a"), group("b"));
+    cli(&[
+        "ec2",
+        "authorize-security-group-ingress",
+        "--group-id",
+        &a,
+        "--protocol",
+        "tcp",
+        "--port",
+        "8443",
+        "--source-group",
+        &b,
+    ]);
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let config = |secret: &str| {
+        let endpoint = moto.endpoint.clone();
+        let credentials = aws_sdk_cloudformation::config::Credentials::new(
+            id.clone(),
+            secret.to_string(),
+            None,
+            None,
+            "test",
+        );
+        rt.block_on(async move {
+            aws_config::defaults(aws_config::BehaviorVersion::latest())
+                .endpoint_url(endpoint)
+                .region(aws_config::Region::new("us-east-1"))
+                .credentials_provider(credentials)
+                .load()
+                .await
+        })
+    };
+    let ec2 = Ec2::new(
+        &config(&secret),
+        aws_config::retry::RetryConfig::standard().with_max_attempts(1),
+        None,
+    );
+
+    // Zones, VPC, subnet: as the CLI reads them.
+    let zones = rt.block_on(ec2.availability_zones()).unwrap();
+    let cli_zones = cli(&["ec2", "describe-availability-zones"]);
+    let names = |v: &Value| -> Vec<String> {
+        v["AvailabilityZones"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|z| z["ZoneName"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(
+        zones.iter().map(|z| z.name.clone()).collect::<Vec<_>>(),
+        names(&cli_zones)
+    );
+    assert!(zones.iter().all(|z| z.state == "available"), "{zones:?}");
+    let vpcs = rt.block_on(ec2.vpcs(&[vpc.as_str()])).unwrap();
+    assert_eq!(vpcs.len(), 1);
+    assert_eq!(
+        (vpcs[0].id.as_str(), vpcs[0].cidr_block.as_deref()),
+        (vpc.as_str(), Some("10.9.0.0/16"))
+    );
+    let subnets = rt.block_on(ec2.subnets(&[subnet.as_str()])).unwrap();
+    assert_eq!(subnets[0].vpc_id.as_deref(), Some(vpc.as_str()));
+    assert_eq!(subnets[0].availability_zone.as_deref(), Some("us-east-1b"));
+    assert!(subnets[0].tags.contains(&(
+        "for-use-with-amazon-emr-managed-policies".into(),
+        "true".into()
+    )));
+
+    // Instances: type, state, market and tags.
+    let mut instances = rt
+        .block_on(ec2.instances(&[Filter::new("instance-state-name", ["pending", "running"])]))
+        .unwrap();
+    instances.sort_by(|x, y| x.instance_type.cmp(&y.instance_type));
+    let seen: Vec<(&str, Option<&str>, Option<&str>, bool)> = instances
+        .iter()
+        .map(|i| {
+            (
+                i.instance_type.as_str(),
+                i.state.as_deref(),
+                i.lifecycle.as_deref(),
+                i.tags
+                    .contains(&("lake-environment".into(), "other".into())),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("c5.xlarge", Some("running"), Some("spot"), false),
+            ("m5.large", Some("running"), None, true)
+        ]
+    );
+    let tagged = rt
+        .block_on(ec2.instances(&[Filter::new("tag:lake-environment", ["other"])]))
+        .unwrap();
+    assert_eq!(tagged.len(), 1, "{tagged:?}");
+
+    // Instance types and offerings.
+    let vcpus = rt.block_on(ec2.instance_type_vcpus(&["m5.large"])).unwrap();
+    let cli_vcpus = cli(&[
+        "ec2",
+        "describe-instance-types",
+        "--instance-types",
+        "m5.large",
+    ])["InstanceTypes"][0]["VCpuInfo"]["DefaultVCpus"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(vcpus, [("m5.large".to_string(), cli_vcpus as u32)]);
+    let offered = rt
+        .block_on(ec2.instance_type_offerings(&["m5.large"], &["us-east-1a", "us-east-1b"]))
+        .unwrap();
+    assert_eq!(
+        offered,
+        [
+            ("m5.large".to_string(), "us-east-1a".to_string()),
+            ("m5.large".to_string(), "us-east-1b".to_string())
+        ]
+    );
+
+    // Security groups: read the rule, revoke exactly it.
+    let groups = rt
+        .block_on(ec2.security_groups(&[a.as_str(), b.as_str()]))
+        .unwrap();
+    let rule = Permission {
+        protocol: Some("tcp".into()),
+        from_port: Some(8443),
+        to_port: Some(8443),
+        groups: vec![b.clone()],
+    };
+    let on_a = groups.iter().find(|g| g.id == a).unwrap();
+    assert_eq!(on_a.ingress, std::slice::from_ref(&rule));
+    rt.block_on(ec2.revoke(&a, false, &[rule])).unwrap();
+    let after = cli(&["ec2", "describe-security-groups", "--group-ids", &a]);
+    assert_eq!(
+        after["SecurityGroups"][0]["IpPermissions"],
+        serde_json::json!([]),
+        "{after}"
+    );
+
+    // Errors keep EC2's code; a wrong secret fails moto's signature check.
+    let missing = rt.block_on(ec2.vpcs(&["vpc-00000000"])).unwrap_err();
+    let missing = lakectl::aws::aws_error("describing VPC vpc-00000000", missing);
+    assert_eq!(
+        missing.code.as_deref(),
+        Some("InvalidVpcID.NotFound"),
+        "{missing}"
+    );
+    let forged = Ec2::new(
+        &config("not-the-secret"),
+        aws_config::retry::RetryConfig::standard().with_max_attempts(1),
+        None,
+    );
+    let refused = rt.block_on(forged.availability_zones()).unwrap_err();
+    let refused = lakectl::aws::aws_error("listing availability zones", refused);
+    assert!(
+        refused.code.as_deref() == Some("SignatureDoesNotMatch")
+            || refused.code.as_deref() == Some("AuthFailure"),
+        "{refused}"
+    );
+}

@@ -1,14 +1,22 @@
 //! Reaching AWS: the credential chain, profile, region and endpoint (the
 //! CLI's flags over the spec's settings), the account guard, and one client
 //! per service every command shares (each logging its calls with `-v`,
-//! `call_log`); `error` turns any SDK failure into one typed `AwsError`.
+//! `call_log`); `error` turns any SDK failure into one typed `AwsError`;
+//! `query` speaks the Query protocol for `ec2`, `rds` and `iam`, and JSON
+//! for `ssm`, without their SDK crates (compile time; docs/benchmarks.md,
+//! "CI").
 //!
 //! Owns: building clients and the account check. Must not: call services
 //! beyond the guard's GetCallerIdentity (the rooms that need a service call
 //! it).
 
 pub mod call_log;
+pub mod ec2;
 pub mod error;
+pub mod iam;
+pub mod query;
+pub mod rds;
+pub mod ssm;
 
 use std::time::Duration;
 
@@ -55,16 +63,20 @@ pub struct Aws {
     pub kinesis: aws_sdk_kinesis::Client,
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub emr: aws_sdk_emr::Client,
-    pub rds: aws_sdk_rds::Client,
+    /// RDS over the Query protocol (`rds.rs`).
+    pub rds: rds::Rds,
     pub firehose: aws_sdk_firehose::Client,
     pub kafka: aws_sdk_kafka::Client,
     pub autoscaling: aws_sdk_autoscaling::Client,
-    pub ec2: aws_sdk_ec2::Client,
-    pub iam: aws_sdk_iam::Client,
+    /// EC2 over the Query protocol (`ec2.rs`): no aws-sdk-ec2 in the build.
+    pub ec2: ec2::Ec2,
+    /// IAM over the Query protocol (`iam.rs`).
+    pub iam: iam::Iam,
     pub quotas: aws_sdk_servicequotas::Client,
     pub rdsdata: aws_sdk_rdsdata::Client,
     pub secrets: aws_sdk_secretsmanager::Client,
-    pub ssm: aws_sdk_ssm::Client,
+    /// SSM over JSON 1.1 (`ssm.rs`).
+    pub ssm: ssm::Ssm,
     pub cloudwatch: aws_sdk_cloudwatch::Client,
     pub account: String,
     /// The region every client talks to (`--region` over the spec's).
@@ -159,16 +171,16 @@ impl Aws {
             kinesis: client!(aws_sdk_kinesis),
             dynamodb: client!(aws_sdk_dynamodb),
             emr: reading_client!(aws_sdk_emr),
-            rds: reading_client!(aws_sdk_rds),
+            rds: rds::Rds::new(&shared, reading.clone(), log),
             firehose: reading_client!(aws_sdk_firehose),
             kafka: reading_client!(aws_sdk_kafka),
             autoscaling: reading_client!(aws_sdk_autoscaling),
-            ec2: reading_client!(aws_sdk_ec2),
-            iam: reading_client!(aws_sdk_iam),
+            ec2: ec2::Ec2::new(&shared, reading.clone(), log),
+            iam: iam::Iam::new(&shared, reading.clone(), log),
             quotas: reading_client!(aws_sdk_servicequotas),
             rdsdata: client!(aws_sdk_rdsdata),
             secrets: client!(aws_sdk_secretsmanager),
-            ssm: client!(aws_sdk_ssm),
+            ssm: ssm::Ssm::new(&shared, aws_config::retry::RetryConfig::standard(), log),
             cloudwatch: reading_client!(aws_sdk_cloudwatch),
             account,
             region,
@@ -194,16 +206,16 @@ impl Aws {
             kinesis: aws_sdk_kinesis::Client::new(&shared),
             dynamodb: aws_sdk_dynamodb::Client::new(&shared),
             emr: aws_sdk_emr::Client::new(&shared),
-            rds: aws_sdk_rds::Client::new(&shared),
+            rds: rds::Rds::new(&shared, aws_config::retry::RetryConfig::standard(), None),
             firehose: aws_sdk_firehose::Client::new(&shared),
             kafka: aws_sdk_kafka::Client::new(&shared),
             autoscaling: aws_sdk_autoscaling::Client::new(&shared),
-            ec2: aws_sdk_ec2::Client::new(&shared),
-            iam: aws_sdk_iam::Client::new(&shared),
+            ec2: ec2::Ec2::new(&shared, aws_config::retry::RetryConfig::standard(), None),
+            iam: iam::Iam::new(&shared, aws_config::retry::RetryConfig::standard(), None),
             quotas: aws_sdk_servicequotas::Client::new(&shared),
             rdsdata: aws_sdk_rdsdata::Client::new(&shared),
             secrets: aws_sdk_secretsmanager::Client::new(&shared),
-            ssm: aws_sdk_ssm::Client::new(&shared),
+            ssm: ssm::Ssm::new(&shared, aws_config::retry::RetryConfig::standard(), None),
             cloudwatch: aws_sdk_cloudwatch::Client::new(&shared),
             account: "123456789012".into(),
             region: "us-east-1".into(),

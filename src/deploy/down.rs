@@ -15,6 +15,7 @@ use super::progress::Progress;
 use super::schedule::{self, Job};
 use super::watch::watch_from;
 use super::{deployed_stacks, DeployError};
+use crate::aws::ec2::Permission;
 use crate::aws::Aws;
 use crate::render::RenderedEnv;
 
@@ -186,70 +187,35 @@ async fn release_emr_security_groups(
     if groups.is_empty() {
         return Ok(());
     }
+    let ids: Vec<&str> = groups.iter().map(String::as_str).collect();
     let described = aws
         .ec2
-        .describe_security_groups()
-        .set_group_ids(Some(groups.clone()))
-        .send()
+        .security_groups(&ids)
         .await
         .map_err(|e| crate::aws::aws_error("describing EMR's security groups", e))?;
-    let among = |pair: &aws_sdk_ec2::types::UserIdGroupPair| {
-        pair.group_id()
-            .is_some_and(|g| groups.iter().any(|x| x == g))
-    };
+    let among = |g: &String| groups.contains(g);
     let mut revoked = 0;
-    for sg in described.security_groups() {
-        let id = sg.group_id().unwrap_or_default();
-        for (egress, perms) in [
-            (false, sg.ip_permissions()),
-            (true, sg.ip_permissions_egress()),
-        ] {
-            let mine: Vec<aws_sdk_ec2::types::IpPermission> = perms
+    for sg in &described {
+        for (egress, rules) in [(false, &sg.ingress), (true, &sg.egress)] {
+            // Each rule narrowed to its peers among EMR's groups.
+            let mine: Vec<Permission> = rules
                 .iter()
-                .filter(|p| p.user_id_group_pairs().iter().any(among))
-                .map(|p| {
-                    aws_sdk_ec2::types::IpPermission::builder()
-                        .set_ip_protocol(p.ip_protocol().map(String::from))
-                        .set_from_port(p.from_port())
-                        .set_to_port(p.to_port())
-                        .set_user_id_group_pairs(Some(
-                            p.user_id_group_pairs()
-                                .iter()
-                                .filter(|x| among(x))
-                                .map(|x| {
-                                    aws_sdk_ec2::types::UserIdGroupPair::builder()
-                                        .set_group_id(x.group_id().map(String::from))
-                                        .build()
-                                })
-                                .collect(),
-                        ))
-                        .build()
+                .filter(|p| p.groups.iter().any(among))
+                .map(|p| Permission {
+                    groups: p.groups.iter().filter(|g| among(g)).cloned().collect(),
+                    ..p.clone()
                 })
                 .collect();
             if mine.is_empty() {
                 continue;
             }
             revoked += mine.len();
-            let what = format!("revoking rules between EMR's security groups on {id}");
-            if egress {
-                aws.ec2
-                    .revoke_security_group_egress()
-                    .group_id(id)
-                    .set_ip_permissions(Some(mine))
-                    .send()
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| crate::aws::aws_error(what, e))?;
-            } else {
-                aws.ec2
-                    .revoke_security_group_ingress()
-                    .group_id(id)
-                    .set_ip_permissions(Some(mine))
-                    .send()
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| crate::aws::aws_error(what, e))?;
-            }
+            aws.ec2.revoke(&sg.id, egress, &mine).await.map_err(|e| {
+                crate::aws::aws_error(
+                    format!("revoking rules between EMR's security groups on {}", sg.id),
+                    e,
+                )
+            })?;
         }
     }
     if revoked > 0 {

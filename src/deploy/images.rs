@@ -44,14 +44,9 @@ pub async fn pin(
         };
         let latest = aws
             .ssm
-            .get_parameter()
-            .name(ssm_parameter)
-            .send()
+            .parameter(ssm_parameter)
             .await
             .map_err(|e| crate::aws::aws_error(format!("resolving {ssm_parameter} (SSM)"), e))?
-            .parameter()
-            .and_then(|p| p.value())
-            .map(String::from)
             .ok_or_else(|| {
                 AwsError::service(
                     format!("resolving {ssm_parameter} (SSM)"),

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use crate::aws::ec2::Filter;
 use crate::aws::{aws_error, Aws, AwsError};
 use crate::deploy::DeployError;
 use crate::render::datasets::lake_prefix;
@@ -498,22 +499,15 @@ async fn kafka(
         .unwrap_or_default();
     let found = aws
         .ec2
-        .describe_instances()
-        .filters(
-            aws_sdk_ec2::types::Filter::builder()
-                .name("tag:aws:cloudformation:stack-name")
-                .values(&stack)
-                .build(),
-        )
-        .send()
+        .instances(&[Filter::new(
+            "tag:aws:cloudformation:stack-name",
+            [stack.as_str()],
+        )])
         .await
         .map_err(|e| aws_error(format!("listing the instances of {stack}"), e))?;
     let states: Vec<String> = found
-        .reservations()
-        .iter()
-        .flat_map(|r| r.instances())
-        .filter_map(|i| i.state().and_then(|s| s.name()))
-        .map(|s| s.as_str().to_string())
+        .into_iter()
+        .filter_map(|i| i.state)
         .filter(|s| s != "terminated")
         .collect();
     let running = states.iter().filter(|s| *s == "running").count();
@@ -847,50 +841,47 @@ async fn metastore(aws: &Aws, outputs: &Outputs) -> Result<Component, DeployErro
     // Aurora: the cluster whose endpoint the stack output names.
     let clusters = aws
         .rds
-        .describe_db_clusters()
-        .send()
+        .clusters()
         .await
         .map_err(|e| aws_error("listing Aurora clusters", e))?;
     if let Some(c) = clusters
-        .db_clusters()
         .iter()
-        .find(|c| c.endpoint() == Some(endpoint))
+        .find(|c| c.endpoint.as_deref() == Some(endpoint))
     {
-        let status = c.status().unwrap_or("unknown");
+        let status = c.status.as_str();
+        let reader = c.reader_endpoint.as_deref();
         return Ok(Component::new(
             "metastore",
             verdict_of(status),
             format!(
                 "Aurora {}: {status}; writer {endpoint}, reader {}; credentials in secret {secret}",
-                c.db_cluster_identifier().unwrap_or_default(),
-                c.reader_endpoint().unwrap_or("-")
+                c.id,
+                reader.unwrap_or("-")
             ),
         )
         .fact("status", status)
         .fact("writer", endpoint)
-        .fact("reader", c.reader_endpoint().unwrap_or_default())
+        .fact("reader", reader.unwrap_or_default())
         .fact("secret", secret));
     }
     // A single instance.
     let instances = aws
         .rds
-        .describe_db_instances()
-        .send()
+        .instances()
         .await
         .map_err(|e| aws_error("listing DB instances", e))?;
     match instances
-        .db_instances()
         .iter()
-        .find(|i| i.endpoint().and_then(|e| e.address()) == Some(endpoint))
+        .find(|i| i.address.as_deref() == Some(endpoint))
     {
         Some(i) => {
-            let status = i.db_instance_status().unwrap_or("unknown");
+            let status = i.status.as_str();
             Ok(Component::new(
                 "metastore",
                 verdict_of(status),
                 format!(
                     "RDS {}: {status}; endpoint {endpoint}; credentials in secret {secret}",
-                    i.db_instance_identifier().unwrap_or_default()
+                    i.id
                 ),
             )
             .fact("status", status)

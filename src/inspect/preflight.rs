@@ -13,7 +13,7 @@ use std::fmt::Write;
 
 use serde::Serialize;
 
-use aws_sdk_ec2::error::ProvideErrorMetadata;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 use crate::aws::{aws_error, Aws, AwsError};
 use crate::spec::model::{Capacity, KafkaMode, Network};
@@ -165,13 +165,12 @@ async fn bridge_plugin(
 /// lists them, or the existing subnets' zones), and whether they exist.
 async fn zones(aws: &Aws, spec: &EnvSpec, loc: &Locator, region: &str) -> (Check, Vec<String>) {
     let mut findings = Vec::new();
-    let available: Vec<String> = match aws.ec2.describe_availability_zones().send().await {
+    let available: Vec<String> = match aws.ec2.availability_zones().await {
         Ok(out) => {
             let mut z: Vec<String> = out
-                .availability_zones()
-                .iter()
-                .filter(|z| z.state().map(|s| s.as_str()) == Some("available"))
-                .filter_map(|z| z.zone_name().map(String::from))
+                .into_iter()
+                .filter(|z| z.state == "available")
+                .map(|z| z.name)
                 .collect();
             z.sort();
             z
@@ -255,17 +254,19 @@ async fn existing_network(
     loc: &Locator,
     findings: &mut Vec<Diagnostic>,
 ) -> Vec<String> {
-    match aws.ec2.describe_vpcs().vpc_ids(&e.vpc_id).send().await {
-        Ok(out) => match out.vpcs().first() {
-            Some(vpc) if vpc.cidr_block() != Some(e.vpc_cidr.as_str()) => findings.push(loc.error(
-                "network.vpc_cidr",
-                format!(
-                    "VPC {} has CIDR {}, not {}; security-group rules would be scoped wrongly",
-                    e.vpc_id,
-                    vpc.cidr_block().unwrap_or("?"),
-                    e.vpc_cidr
-                ),
-            )),
+    match aws.ec2.vpcs(&[&e.vpc_id]).await {
+        Ok(out) => match out.first() {
+            Some(vpc) if vpc.cidr_block.as_deref() != Some(e.vpc_cidr.as_str()) => {
+                findings.push(loc.error(
+                    "network.vpc_cidr",
+                    format!(
+                        "VPC {} has CIDR {}, not {}; security-group rules would be scoped wrongly",
+                        e.vpc_id,
+                        vpc.cidr_block.as_deref().unwrap_or("?"),
+                        e.vpc_cidr
+                    ),
+                ))
+            }
             Some(_) => {}
             None => findings.push(loc.error(
                 "network.vpc_id",
@@ -285,27 +286,27 @@ async fn existing_network(
     let mut zones = BTreeSet::new();
     for (i, id) in e.private_subnet_ids.iter().enumerate() {
         let field = format!("network.private_subnet_ids.{i}");
-        match aws.ec2.describe_subnets().subnet_ids(id).send().await {
-            Ok(out) => match out.subnets().first() {
+        match aws.ec2.subnets(&[id]).await {
+            Ok(out) => match out.first() {
                 Some(s) => {
-                    if s.vpc_id() != Some(e.vpc_id.as_str()) {
+                    if s.vpc_id.as_deref() != Some(e.vpc_id.as_str()) {
                         findings.push(loc.error(
                             &field,
                             format!(
                                 "subnet {id} is in VPC {}, not {}",
-                                s.vpc_id().unwrap_or("?"),
+                                s.vpc_id.as_deref().unwrap_or("?"),
                                 e.vpc_id
                             ),
                         ));
                     }
-                    zones.extend(s.availability_zone().map(String::from));
+                    zones.extend(s.availability_zone.clone());
                     // AmazonEMRServicePolicy_v2 launches nodes only into
                     // subnets carrying this tag; a subnet lakectl does not
                     // own cannot be tagged by its stacks.
                     let tagged = s
-                        .tags()
+                        .tags
                         .iter()
-                        .any(|t| t.key() == Some(EMR_MANAGED_TAG) && t.value() == Some("true"));
+                        .any(|(k, v)| k == EMR_MANAGED_TAG && v == "true");
                     if !tagged {
                         findings.push(loc.error(
                             &field,
@@ -378,48 +379,29 @@ async fn ec2_instance_types(aws: &Aws, spec: &EnvSpec, loc: &Locator, zones: &[S
     }
     let types: BTreeSet<&str> = wanted.iter().map(|w| w.instance_type.as_str()).collect();
     let mut offered: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    let mut pages = aws
+    let type_list: Vec<&str> = types.iter().copied().collect();
+    let zone_list: Vec<&str> = zones.iter().map(String::as_str).collect();
+    match aws
         .ec2
-        .describe_instance_type_offerings()
-        .location_type(aws_sdk_ec2::types::LocationType::AvailabilityZone)
-        .filters(
-            aws_sdk_ec2::types::Filter::builder()
-                .name("instance-type")
-                .set_values(Some(types.iter().map(|t| t.to_string()).collect()))
-                .build(),
-        )
-        .filters(
-            aws_sdk_ec2::types::Filter::builder()
-                .name("location")
-                .set_values(Some(zones.to_vec()))
-                .build(),
-        )
-        .into_paginator()
-        .send();
-    while let Some(page) = pages.next().await {
-        match page {
-            Ok(out) => {
-                for o in out.instance_type_offerings() {
-                    if let (Some(t), Some(zone)) = (o.instance_type(), o.location()) {
-                        offered
-                            .entry(t.as_str().to_string())
-                            .or_default()
-                            .insert(zone.to_string());
-                    }
-                }
+        .instance_type_offerings(&type_list, &zone_list)
+        .await
+    {
+        Ok(offers) => {
+            for (t, zone) in offers {
+                offered.entry(t).or_default().insert(zone);
             }
-            Err(e) => {
-                findings.push(could_not(
-                    loc,
-                    "",
-                    &aws_error("listing instance type offerings", e),
-                ));
-                return Check {
-                    name: "EC2 instance types",
-                    detail: "not checked".into(),
-                    findings,
-                };
-            }
+        }
+        Err(e) => {
+            findings.push(could_not(
+                loc,
+                "",
+                &aws_error("listing instance type offerings", e),
+            ));
+            return Check {
+                name: "EC2 instance types",
+                detail: "not checked".into(),
+                findings,
+            };
         }
     }
     for w in &wanted {
@@ -617,17 +599,9 @@ async fn metastore(aws: &Aws, spec: &EnvSpec, loc: &Locator) -> Check {
     let detail = format!("{engine} {version} on {class}");
     let mut findings = Vec::new();
     // Narrowest question first; widen only to say what is wrong.
-    let ask = |version: Option<&str>, class: Option<&str>| {
-        aws.rds
-            .describe_orderable_db_instance_options()
-            .engine(engine)
-            .set_engine_version(version.map(String::from))
-            .set_db_instance_class(class.map(String::from))
-            .max_records(100)
-            .send()
-    };
+    let ask = |version, class| aws.rds.orderable(engine, version, class);
     let exact = match ask(Some(version), Some(class)).await {
-        Ok(out) => out.orderable_db_instance_options().len(),
+        Ok(out) => out.len(),
         Err(e) => {
             findings.push(could_not(
                 loc,
@@ -642,15 +616,12 @@ async fn metastore(aws: &Aws, spec: &EnvSpec, loc: &Locator) -> Check {
         }
     };
     if exact == 0 {
-        let for_version = ask(Some(version), None)
-            .await
-            .map(|o| o.orderable_db_instance_options().to_vec())
-            .unwrap_or_default();
+        let for_version = ask(Some(version), None).await.unwrap_or_default();
         if !for_version.is_empty() {
             // The version exists: the class is what is wrong.
             let classes: BTreeSet<&str> = for_version
                 .iter()
-                .filter_map(|o| o.db_instance_class())
+                .filter_map(|o| o.instance_class.as_deref())
                 .collect();
             findings.push(loc.error(
                 class_field,
@@ -660,10 +631,7 @@ async fn metastore(aws: &Aws, spec: &EnvSpec, loc: &Locator) -> Check {
                 ),
             ));
         } else {
-            let for_engine = ask(None, None)
-                .await
-                .map(|o| o.orderable_db_instance_options().to_vec())
-                .unwrap_or_default();
+            let for_engine = ask(None, None).await.unwrap_or_default();
             if for_engine.is_empty() {
                 findings.push(loc.warning(
                     "metastore",
@@ -674,7 +642,7 @@ async fn metastore(aws: &Aws, spec: &EnvSpec, loc: &Locator) -> Check {
             } else {
                 let versions: BTreeSet<&str> = for_engine
                     .iter()
-                    .filter_map(|o| o.engine_version())
+                    .filter_map(|o| o.engine_version.as_deref())
                     .collect();
                 findings.push(loc.error(
                     version_field,
@@ -763,20 +731,12 @@ async fn permissions(aws: &Aws, loc: &Locator) -> Check {
             findings,
         };
     };
-    let mut request = aws
-        .iam
-        .simulate_principal_policy()
-        .policy_source_arn(&principal);
-    for action in UP_ACTIONS {
-        request = request.action_names(*action);
-    }
-    match request.send().await {
+    match aws.iam.simulate(&principal, UP_ACTIONS).await {
         Ok(out) => {
             let denied: Vec<&str> = out
-                .evaluation_results()
                 .iter()
-                .filter(|r| r.eval_decision().as_str() != "allowed")
-                .map(|r| r.eval_action_name())
+                .filter(|(_, decision)| decision != "allowed")
+                .map(|(action, _)| action.as_str())
                 .collect();
             if !denied.is_empty() {
                 findings.push(loc.error(

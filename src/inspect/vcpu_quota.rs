@@ -13,9 +13,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use aws_sdk_ec2::error::ProvideErrorMetadata;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 use super::preflight::Check;
+use crate::aws::ec2::Filter;
 use crate::aws::{aws_error, Aws};
 use crate::spec::model::{InstanceCollection, KafkaMode, Market};
 use crate::spec::{Diagnostic, EnvSpec, Locator};
@@ -343,18 +344,10 @@ async fn vcpus_of(aws: &Aws, types: &BTreeSet<String>) -> Result<BTreeMap<String
     // Asking for an unknown type fails the whole call; ask one at a time
     // so a misspelt type (reported by the offerings check) costs only itself.
     for t in types {
-        let answer = aws
-            .ec2
-            .describe_instance_types()
-            .instance_types(aws_sdk_ec2::types::InstanceType::from(t.as_str()))
-            .send()
-            .await;
-        match answer {
+        match aws.ec2.instance_type_vcpus(&[t.as_str()]).await {
             Ok(o) => {
-                for it in o.instance_types() {
-                    if let Some(v) = it.v_cpu_info().and_then(|c| c.default_v_cpus()) {
-                        out.insert(t.clone(), u32::try_from(v).unwrap_or(0));
-                    }
+                for (_, v) in o {
+                    out.insert(t.clone(), v);
                 }
             }
             Err(e) if e.code() == Some("InvalidInstanceType") => {}
@@ -382,42 +375,28 @@ async fn running_elsewhere(
     own_stacks: &BTreeSet<String>,
 ) -> Result<Vec<Running>, String> {
     let mut out = Vec::new();
-    let mut pages = aws
+    let instances = aws
         .ec2
-        .describe_instances()
-        .filters(
-            aws_sdk_ec2::types::Filter::builder()
-                .name("instance-state-name")
-                .values("pending")
-                .values("running")
-                .build(),
-        )
-        .into_paginator()
-        .send();
-    while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| aws_error("listing running instances", e).to_string())?;
-        for i in page.reservations().iter().flat_map(|r| r.instances()) {
-            let t = i.instance_type().map(|t| t.as_str()).unwrap_or_default();
-            let own = i.tags().iter().any(|tag| match (tag.key(), tag.value()) {
-                (Some("aws:cloudformation:stack-name"), Some(v)) => own_stacks.contains(v),
-                (Some("lake-environment"), Some(v)) => v == env,
-                _ => false,
-            });
-            if own || !is_standard(t) {
-                continue;
-            }
-            out.push(Running {
-                instance_type: t.to_string(),
-                vcpus: i
-                    .cpu_options()
-                    .and_then(|c| Some(c.core_count()? * c.threads_per_core()?))
-                    .and_then(|v| u32::try_from(v).ok()),
-                pool: match i.instance_lifecycle().map(|l| l.as_str()) {
-                    Some("spot") => Pool::Spot,
-                    _ => Pool::OnDemand,
-                },
-            });
+        .instances(&[Filter::new("instance-state-name", ["pending", "running"])])
+        .await
+        .map_err(|e| aws_error("listing running instances", e).to_string())?;
+    for i in instances {
+        let own = i.tags.iter().any(|(k, v)| match k.as_str() {
+            "aws:cloudformation:stack-name" => own_stacks.contains(v),
+            "lake-environment" => v == env,
+            _ => false,
+        });
+        if own || !is_standard(&i.instance_type) {
+            continue;
         }
+        out.push(Running {
+            instance_type: i.instance_type,
+            vcpus: i.vcpus,
+            pool: match i.lifecycle.as_deref() {
+                Some("spot") => Pool::Spot,
+                _ => Pool::OnDemand,
+            },
+        });
     }
     Ok(out)
 }

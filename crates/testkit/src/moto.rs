@@ -26,6 +26,13 @@ pub struct Moto {
 
 impl Moto {
     pub fn start() -> Moto {
+        Moto::start_with_env(&[])
+    }
+
+    /// A server with extra environment, e.g. `INITIAL_NO_AUTH_ACTION_COUNT`
+    /// (after that many requests moto checks each one's SigV4 signature
+    /// and IAM policy, as AWS does).
+    pub fn start_with_env(env: &[(&str, &str)]) -> Moto {
         let tool = require_tool("moto_server", "pip install 'moto[server]'");
         let port = free_port();
         // LAKE_TEST_MOTO_LOG=DIR keeps each server's log (its tracebacks
@@ -40,6 +47,7 @@ impl Moto {
         };
         let child = Command::new(tool)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .envs(env.iter().copied())
             .stdout(log(()))
             .stderr(log(()))
             .spawn()
@@ -97,6 +105,11 @@ impl Drop for Moto {
 /// The AWS CLI (the real one, from PyPI) against `moto`; panics with its
 /// output unless it exits 0.
 pub fn aws(moto: &Moto, args: &[&str]) -> String {
+    aws_with_env(moto, &[], args)
+}
+
+/// `aws` with environment over the emulator's (other credentials, say).
+pub fn aws_with_env(moto: &Moto, env: &[(&str, &str)], args: &[&str]) -> String {
     let tool = require_tool(
         "aws",
         "pip install awscli (scripts/setup-tools.sh installs the pinned one)",
@@ -104,6 +117,7 @@ pub fn aws(moto: &Moto, args: &[&str]) -> String {
     let out = Command::new(tool)
         .args(args)
         .envs(moto.aws_env())
+        .envs(env.iter().copied())
         .output()
         .expect("run aws");
     assert!(
