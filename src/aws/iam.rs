@@ -116,6 +116,30 @@ mod tests {
     }
 
     #[test]
+    fn a_chosen_endpoint_is_signed_for_the_configured_region() {
+        let config = |endpoint: Option<&str>| {
+            let mut b = aws_config::SdkConfig::builder()
+                .behavior_version(aws_config::BehaviorVersion::latest())
+                .region(aws_config::Region::new("eu-west-1"));
+            if let Some(e) = endpoint {
+                b = b.endpoint_url(e);
+            }
+            b.build()
+        };
+        let retry = RetryConfig::standard();
+        let aws = Iam::new(&config(None), retry.clone(), None);
+        assert_eq!(
+            (aws.query.endpoint(), aws.query.region()),
+            ("https://iam.amazonaws.com", "us-east-1")
+        );
+        let chosen = Iam::new(&config(Some("http://127.0.0.1:5000")), retry, None);
+        assert_eq!(
+            (chosen.query.endpoint(), chosen.query.region()),
+            ("http://127.0.0.1:5000", "eu-west-1")
+        );
+    }
+
+    #[test]
     fn iam_is_signed_for_its_partition_home() {
         assert_eq!(global_endpoint("eu-west-1").1, "us-east-1");
         assert_eq!(global_endpoint("cn-northwest-1").1, "cn-north-1");

@@ -180,7 +180,15 @@ impl Aws {
             quotas: reading_client!(aws_sdk_servicequotas),
             rdsdata: client!(aws_sdk_rdsdata),
             secrets: client!(aws_sdk_secretsmanager),
-            ssm: ssm::Ssm::new(&shared, aws_config::retry::RetryConfig::standard(), log),
+            // Resolving images is part of `up`: the shared (adaptive) retries.
+            ssm: ssm::Ssm::new(
+                &shared,
+                shared
+                    .retry_config()
+                    .cloned()
+                    .unwrap_or_else(aws_config::retry::RetryConfig::standard),
+                log,
+            ),
             cloudwatch: reading_client!(aws_sdk_cloudwatch),
             account,
             region,

@@ -19,7 +19,13 @@
 use aws_config::SdkConfig;
 use aws_runtime::auth::sigv4::{SigV4AuthScheme, SCHEME_ID};
 use aws_runtime::auth::SigV4OperationSigningConfig;
+use aws_runtime::invocation_id::InvocationIdInterceptor;
+use aws_runtime::recursion_detection::RecursionDetectionInterceptor;
+use aws_runtime::request_info::RequestInfoInterceptor;
 use aws_runtime::retries::classifiers::AwsErrorCodeClassifier;
+use aws_runtime::service_clock_skew::{ServiceClockSkewClassifier, ServiceClockSkewInterceptor};
+use aws_runtime::user_agent::{ApiMetadata, UserAgentInterceptor};
+use aws_smithy_runtime::client::defaults::default_http_client_plugin_v2;
 use aws_smithy_runtime::client::orchestrator::operation::{Operation, OperationBuilder};
 use aws_smithy_runtime::client::retries::classifiers::{
     HttpStatusCodeClassifier, TransientErrorClassifier,
@@ -27,16 +33,18 @@ use aws_smithy_runtime::client::retries::classifiers::{
 use aws_smithy_runtime_api::client::auth::static_resolver::StaticAuthSchemeOptionResolver;
 use aws_smithy_runtime_api::client::auth::AuthSchemeOptionResolverParams;
 use aws_smithy_runtime_api::client::behavior_version::BehaviorVersion;
+use aws_smithy_runtime_api::client::interceptors::SharedInterceptor;
 use aws_smithy_runtime_api::client::orchestrator::{HttpRequest, HttpResponse, OrchestratorError};
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponentsBuilder;
-use aws_smithy_runtime_api::client::runtime_plugin::StaticRuntimePlugin;
+use aws_smithy_runtime_api::client::runtime_plugin::{SharedRuntimePlugin, StaticRuntimePlugin};
 use aws_smithy_types::body::SdkBody;
 use aws_smithy_types::config_bag::Layer;
 use aws_smithy_types::error::metadata::{ErrorMetadata, ProvideErrorMetadata};
 use aws_smithy_types::error::operation::BuildError;
 use aws_smithy_types::retry::RetryConfig;
 use aws_types::region::SigningRegion;
+use aws_types::service_config::ServiceConfigKey;
 use aws_types::SigningName;
 
 use super::call_log::CallLog;
@@ -83,10 +91,19 @@ pub struct QueryClient {
     /// JSON 1.1 service, its target prefix (`AmazonSSM`).
     version: &'static str,
     endpoint: String,
+    /// An endpoint the user chose (`--endpoint-url`, `AWS_ENDPOINT_URL`,
+    /// `AWS_ENDPOINT_URL_<SERVICE>`): signed for the configured region.
+    endpoint_chosen: bool,
     shared: SdkConfig,
     region: String,
     retry: RetryConfig,
     log: Option<CallLog>,
+    /// One connection pool for every call of this client, as a generated
+    /// client keeps one: the shared config's HTTP client, else the SDK's
+    /// default one made once here.
+    http: Option<SharedRuntimePlugin>,
+    /// Corrects the signing clock by the service's, across calls.
+    clock_skew: Option<SharedInterceptor>,
 }
 
 impl std::fmt::Debug for QueryClient {
@@ -99,9 +116,11 @@ impl std::fmt::Debug for QueryClient {
 }
 
 impl QueryClient {
-    /// `service` in `region`, at the shared `--endpoint-url` when one is
-    /// set, else at `https://SERVICE.REGION.amazonaws.com` (`.com.cn` in
-    /// the China regions).
+    /// `service` in the shared region, at the endpoint the user chose for
+    /// it (as a generated client finds it: `AWS_ENDPOINT_URL_<SERVICE>` or
+    /// the profile's, else `--endpoint-url`/`AWS_ENDPOINT_URL`), else at
+    /// `https://SERVICE.REGION.amazonaws.com` (`.com.cn` in the China
+    /// regions). Retries as `retry` says.
     pub fn new(
         shared: &SdkConfig,
         service: &'static str,
@@ -113,18 +132,35 @@ impl QueryClient {
             .region()
             .map(|r| r.to_string())
             .unwrap_or_else(|| "us-east-1".into());
-        let endpoint = match shared.endpoint_url() {
-            Some(url) => url.to_string(),
-            None => regional_endpoint(service, &region),
+        let chosen = chosen_endpoint(shared, service);
+        let endpoint = chosen
+            .clone()
+            .unwrap_or_else(|| regional_endpoint(service, &region));
+        let behavior = shared
+            .behavior_version()
+            .unwrap_or_else(BehaviorVersion::latest);
+        let http = match shared.http_client() {
+            Some(client) => Some(SharedRuntimePlugin::new(
+                StaticRuntimePlugin::new().with_runtime_components(
+                    RuntimeComponentsBuilder::new("lakectl shared http client")
+                        .with_http_client(Some(client)),
+                ),
+            )),
+            None => default_http_client_plugin_v2(behavior),
         };
+        let clock_skew = (shared.disable_clock_skew_correction() != Some(true))
+            .then(|| SharedInterceptor::new(ServiceClockSkewInterceptor::new()));
         QueryClient {
             service,
             version,
             endpoint,
+            endpoint_chosen: chosen.is_some(),
             shared: shared.clone(),
             region,
             retry,
             log,
+            http,
+            clock_skew,
         }
     }
 
@@ -192,12 +228,21 @@ impl QueryClient {
             .retry_classifier(HttpStatusCodeClassifier::default())
             .retry_classifier(TransientErrorClassifier::<QueryError>::new())
             .retry_classifier(AwsErrorCodeClassifier::<QueryError>::new())
+            .retry_classifier(ServiceClockSkewClassifier::<QueryError>::new())
+            .with_connection_poisoning()
+            .interceptor(RequestInfoInterceptor::new())
+            .interceptor(UserAgentInterceptor::new())
+            .interceptor(InvocationIdInterceptor::new())
+            .interceptor(RecursionDetectionInterceptor::new())
             .runtime_plugin(self.signing());
         if let Some(timeouts) = self.shared.timeout_config() {
             builder = builder.timeout_config(timeouts.clone());
         }
-        if let Some(client) = self.shared.http_client() {
-            builder = builder.http_client(client);
+        if let Some(client) = &self.http {
+            builder = builder.runtime_plugin(client.clone());
+        }
+        if let Some(skew) = &self.clock_skew {
+            builder = builder.interceptor(skew.clone());
         }
         if let Some(sleep) = self.shared.sleep_impl() {
             builder = builder.sleep_impl(sleep);
@@ -209,18 +254,24 @@ impl QueryClient {
     }
 
     /// A global service (IAM): one endpoint per partition, signed for its
-    /// home region; the shared `--endpoint-url` still wins.
+    /// home region; an endpoint the user chose still wins, signed for the
+    /// configured region (as the SDK's endpoint rules do).
     pub fn global(mut self, endpoint: &str, signing_region: &str) -> QueryClient {
-        if self.shared.endpoint_url().is_none() {
+        if !self.endpoint_chosen {
             self.endpoint = endpoint.to_string();
+            self.region = signing_region.to_string();
         }
-        self.region = signing_region.to_string();
         self
     }
 
     /// The region requests are signed for.
     pub fn region(&self) -> &str {
         &self.region
+    }
+
+    /// Where requests go.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
     }
 
     /// Every page of a paginated call: `parse` returns a page's items and
@@ -267,6 +318,8 @@ impl QueryClient {
         });
         layer.store_put(name);
         layer.store_put(region);
+        // The user agent names lakectl's client for this service.
+        layer.store_put(ApiMetadata::new(self.service, env!("CARGO_PKG_VERSION")));
         layer.store_put(AuthSchemeOptionResolverParams::new(()));
         let mut components = RuntimeComponentsBuilder::new("lakectl query signing")
             .with_auth_scheme(SigV4AuthScheme::new())
@@ -283,6 +336,23 @@ impl QueryClient {
             .with_config(layer.freeze())
             .with_runtime_components(components)
     }
+}
+
+/// The endpoint the user chose for `service`, as a generated client reads
+/// it: the service's own setting (`AWS_ENDPOINT_URL_EC2`, a profile's
+/// `services` section) over the general one.
+fn chosen_endpoint(shared: &SdkConfig, service: &str) -> Option<String> {
+    let id = service.to_ascii_uppercase();
+    let own = shared.service_config().and_then(|conf| {
+        ServiceConfigKey::builder()
+            .service_id(&id)
+            .env("AWS_ENDPOINT_URL")
+            .profile("endpoint_url")
+            .build()
+            .ok()
+            .and_then(|key| conf.load_config(key))
+    });
+    own.or_else(|| shared.endpoint_url().map(String::from))
 }
 
 fn regional_endpoint(service: &str, region: &str) -> String {
@@ -349,11 +419,16 @@ fn json_answer(
         return doc.ok_or_else(|| OrchestratorError::response("the answer is not JSON".into()));
     }
     let mut meta = ErrorMetadata::builder();
+    // The code: the `x-amzn-errortype` header, else the body's `__type`;
+    // either may carry a namespace (`com.amazonaws.ssm#ParameterNotFound`)
+    // and a suffix after `:`.
+    let header = response.headers().get("x-amzn-errortype");
+    let typed = doc.as_ref().and_then(|d| d["__type"].as_str());
+    if let Some(code) = header.or(typed) {
+        let code = code.rsplit('#').next().unwrap_or(code);
+        meta = meta.code(code.split(':').next().unwrap_or(code));
+    }
     if let Some(doc) = &doc {
-        // `__type` may be namespaced: `com.amazonaws.ssm#ParameterNotFound`.
-        if let Some(code) = doc["__type"].as_str() {
-            meta = meta.code(code.rsplit('#').next().unwrap_or(code));
-        }
         if let Some(message) = doc["message"].as_str().or(doc["Message"].as_str()) {
             meta = meta.message(message);
         }
@@ -474,6 +549,16 @@ mod tests {
         );
         let ok = json_answer(&response(200, r#"{"Parameter":{"Value":"ami-1"}}"#)).unwrap();
         assert_eq!(ok["Parameter"]["Value"], "ami-1");
+        let mut headed = response(400, r#"{"message":"slow down"}"#);
+        headed.headers_mut().insert(
+            "x-amzn-errortype",
+            "ThrottlingException:http://internal.amazon.com/coral/com.amazon.coral.availability/",
+        );
+        let headed = json_answer(&headed).unwrap_err();
+        assert_eq!(
+            headed.as_operation_error().unwrap().code(),
+            Some("ThrottlingException")
+        );
         let bare = json_answer(&response(502, "bad gateway")).unwrap_err();
         assert_eq!(bare.as_operation_error().unwrap().code(), None);
     }

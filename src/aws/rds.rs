@@ -57,7 +57,7 @@ impl Rds {
                     members(r, "DBClusters", "DBCluster")
                         .map(|c| DbCluster {
                             id: text(c, "DBClusterIdentifier"),
-                            status: text(c, "Status"),
+                            status: status(c, "Status"),
                             endpoint: child_text(c, "Endpoint").map(String::from),
                             reader_endpoint: child_text(c, "ReaderEndpoint").map(String::from),
                         })
@@ -77,7 +77,7 @@ impl Rds {
                     members(r, "DBInstances", "DBInstance")
                         .map(|i| DbInstance {
                             id: text(i, "DBInstanceIdentifier"),
-                            status: text(i, "DBInstanceStatus"),
+                            status: status(i, "DBInstanceStatus"),
                             address: child(i, "Endpoint")
                                 .and_then(|e| child_text(e, "Address"))
                                 .map(String::from),
@@ -111,6 +111,11 @@ impl Rds {
             .call("DescribeOrderableDBInstanceOptions", params, orderable_page)
             .await
     }
+}
+
+/// A status, `unknown` when the answer has none.
+fn status(node: roxmltree::Node<'_, '_>, name: &str) -> String {
+    child_text(node, name).unwrap_or("unknown").to_string()
 }
 
 fn orderable_page(root: roxmltree::Node<'_, '_>) -> Result<Vec<Orderable>, String> {
