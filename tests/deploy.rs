@@ -973,6 +973,21 @@ fn compact_starts_a_run_of_the_deployed_state_machine_for_one_partition() {
 
 /// `lakectl preflight` on this lab's spec: exit code and text, with the
 /// lab's temporary folder written as `<envs>` so snapshots are stable.
+/// One instance launched in moto through the AWS CLI (with `env` over the
+/// emulator's credentials).
+fn run_instance(moto: &Moto, env: &[(&str, &str)], instance_type: &str, extra: &[&str]) -> String {
+    let mut args = vec![
+        "ec2",
+        "run-instances",
+        "--image-id",
+        "ami-12c6146b",
+        "--instance-type",
+        instance_type,
+    ];
+    args.extend_from_slice(extra);
+    lake_testkit::moto::aws_with_env(moto, env, &args)
+}
+
 fn preflight(lab: &Lab, extra: &[&str]) -> (i32, String) {
     let mut args = vec!["preflight", "local"];
     args.extend_from_slice(extra);
@@ -989,18 +1004,8 @@ fn preflight_finds_what_would_fail_half_way_and_up_runs_it_first() {
     // policy simulation) is a warning that says so, never a silent pass.
     // Another workload's instance draws on the vCPU quota; this
     // environment's own (tagged by its stacks) is in the spec's figure.
-    let run_instance = |instance_type: &str, extra: &[&str]| {
-        let mut args = vec![
-            "ec2",
-            "run-instances",
-            "--image-id",
-            "ami-12c6146b",
-            "--instance-type",
-            instance_type,
-        ];
-        args.extend_from_slice(extra);
-        lake_testkit::aws(&lab.moto, &args)
-    };
+    let run_instance =
+        |instance_type: &str, extra: &[&str]| run_instance(&lab.moto, &[], instance_type, extra);
     run_instance("m5.large", &[]);
     run_instance(
         "m5.4xlarge",
@@ -1968,15 +1973,7 @@ fn ec2_reads_what_the_cli_reads_and_signs_requests_aws_can_verify() {
         ),
         ("c5.xlarge", "--instance-market-options=MarketType=spot"),
     ] {
-        cli(&[
-            "ec2",
-            "run-instances",
-            "--image-id",
-            "ami-12c6146b",
-            "--instance-type",
-            instance_type,
-            extra,
-        ]);
+        run_instance(&moto, &as_lake, instance_type, &[extra]);
     }
     let group = |name: &str| {
         cli(&[

@@ -268,9 +268,7 @@ fn instances_page(
 }
 
 fn next_token(root: roxmltree::Node<'_, '_>) -> Option<String> {
-    child_text(root, "nextToken")
-        .filter(|t| !t.is_empty())
-        .map(String::from)
+    child_text(root, "nextToken").map(String::from)
 }
 
 fn tags(node: roxmltree::Node<'_, '_>) -> Vec<(String, String)> {

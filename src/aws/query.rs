@@ -104,6 +104,9 @@ pub struct QueryClient {
     http: Option<SharedRuntimePlugin>,
     /// Corrects the signing clock by the service's, across calls.
     clock_skew: Option<SharedInterceptor>,
+    behavior: BehaviorVersion,
+    /// SigV4 for this service and `region`, made once (`signing`).
+    signing: SharedRuntimePlugin,
 }
 
 impl std::fmt::Debug for QueryClient {
@@ -155,12 +158,14 @@ impl QueryClient {
             version,
             endpoint,
             endpoint_chosen: chosen.is_some(),
+            signing: signing(shared, service, &region),
             shared: shared.clone(),
             region,
             retry,
             log,
             http,
             clock_skew,
+            behavior,
         }
     }
 
@@ -198,12 +203,7 @@ impl QueryClient {
         let operation = self
             .operation(action)
             .serializer(move |input: serde_json::Value| {
-                let mut request = HttpRequest::new(SdkBody::from(input.to_string()));
-                request.set_method("POST").map_err(BuildError::other)?;
-                request.set_uri("/").map_err(BuildError::other)?;
-                request
-                    .headers_mut()
-                    .insert("content-type", "application/x-amz-json-1.1");
+                let mut request = post(input.to_string(), "application/x-amz-json-1.1")?;
                 request.headers_mut().insert("x-amz-target", target.clone());
                 Ok(request)
             })
@@ -218,11 +218,7 @@ impl QueryClient {
         let mut builder = Operation::builder()
             .service_name(self.service)
             .operation_name(action)
-            .behavior_version(
-                self.shared
-                    .behavior_version()
-                    .unwrap_or_else(BehaviorVersion::latest),
-            )
+            .behavior_version(self.behavior)
             .endpoint_url(&self.endpoint)
             .standard_retry(&self.retry)
             .retry_classifier(HttpStatusCodeClassifier::default())
@@ -234,7 +230,7 @@ impl QueryClient {
             .interceptor(UserAgentInterceptor::new())
             .interceptor(InvocationIdInterceptor::new())
             .interceptor(RecursionDetectionInterceptor::new())
-            .runtime_plugin(self.signing());
+            .runtime_plugin(self.signing.clone());
         if let Some(timeouts) = self.shared.timeout_config() {
             builder = builder.timeout_config(timeouts.clone());
         }
@@ -260,6 +256,7 @@ impl QueryClient {
         if !self.endpoint_chosen {
             self.endpoint = endpoint.to_string();
             self.region = signing_region.to_string();
+            self.signing = signing(&self.shared, self.service, &self.region);
         }
         self
     }
@@ -305,37 +302,39 @@ impl QueryClient {
             }
         }
     }
+}
 
-    /// SigV4 with the shared credential chain, for this service and region.
-    fn signing(&self) -> StaticRuntimePlugin {
-        let mut layer = Layer::new("lakectl query signing");
-        let name = SigningName::from_static(self.service);
-        let region = SigningRegion::from(aws_types::region::Region::new(self.region.clone()));
-        layer.store_put(SigV4OperationSigningConfig {
-            region: Some(region.clone()),
-            name: Some(name.clone()),
-            ..Default::default()
-        });
-        layer.store_put(name);
-        layer.store_put(region);
-        // The user agent names lakectl's client for this service.
-        layer.store_put(ApiMetadata::new(self.service, env!("CARGO_PKG_VERSION")));
-        layer.store_put(AuthSchemeOptionResolverParams::new(()));
-        let mut components = RuntimeComponentsBuilder::new("lakectl query signing")
-            .with_auth_scheme(SigV4AuthScheme::new())
-            .with_auth_scheme_option_resolver(Some(StaticAuthSchemeOptionResolver::new(vec![
-                SCHEME_ID,
-            ])));
-        if let Some(credentials) = self.shared.credentials_provider() {
-            components = components.with_identity_resolver(SCHEME_ID, credentials);
-        }
-        if let Some(cache) = self.shared.identity_cache() {
-            components = components.with_identity_cache(Some(cache));
-        }
+/// SigV4 with the shared credential chain, for `service` in `region`.
+fn signing(shared: &SdkConfig, service: &'static str, region: &str) -> SharedRuntimePlugin {
+    let mut layer = Layer::new("lakectl query signing");
+    let name = SigningName::from_static(service);
+    let region = SigningRegion::from(aws_types::region::Region::new(region.to_string()));
+    layer.store_put(SigV4OperationSigningConfig {
+        region: Some(region.clone()),
+        name: Some(name.clone()),
+        ..Default::default()
+    });
+    layer.store_put(name);
+    layer.store_put(region);
+    // The user agent names lakectl's client for this service.
+    layer.store_put(ApiMetadata::new(service, env!("CARGO_PKG_VERSION")));
+    layer.store_put(AuthSchemeOptionResolverParams::new(()));
+    let mut components = RuntimeComponentsBuilder::new("lakectl query signing")
+        .with_auth_scheme(SigV4AuthScheme::new())
+        .with_auth_scheme_option_resolver(Some(StaticAuthSchemeOptionResolver::new(vec![
+            SCHEME_ID,
+        ])));
+    if let Some(credentials) = shared.credentials_provider() {
+        components = components.with_identity_resolver(SCHEME_ID, credentials);
+    }
+    if let Some(cache) = shared.identity_cache() {
+        components = components.with_identity_cache(Some(cache));
+    }
+    SharedRuntimePlugin::new(
         StaticRuntimePlugin::new()
             .with_config(layer.freeze())
-            .with_runtime_components(components)
-    }
+            .with_runtime_components(components),
+    )
 }
 
 /// The endpoint the user chose for `service`, as a generated client reads
@@ -376,14 +375,18 @@ fn request(
     for (k, v) in params {
         body.append_pair(k, v);
     }
-    let body = body.finish();
+    post(
+        body.finish(),
+        "application/x-www-form-urlencoded; charset=utf-8",
+    )
+}
+
+/// A POST of `body` to the endpoint's root, as both protocols send.
+fn post(body: String, content_type: &'static str) -> Result<HttpRequest, BuildError> {
     let mut request = HttpRequest::new(SdkBody::from(body));
     request.set_method("POST").map_err(BuildError::other)?;
     request.set_uri("/").map_err(BuildError::other)?;
-    request.headers_mut().insert(
-        "content-type",
-        "application/x-www-form-urlencoded; charset=utf-8",
-    );
+    request.headers_mut().insert("content-type", content_type);
     Ok(request)
 }
 
