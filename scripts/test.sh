@@ -8,9 +8,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup-tools.sh
-# Build every test target once, then run the binaries in two lanes
+# Build every test target once, then run the binaries in lanes
 # (tools/test_lanes.py): they mostly wait on moto, Spark and lease
-# failovers, so two at a time take about the longest lane, not the sum.
+# failovers, so the whole takes about the longest lane, not the sum. The
+# ingest tests (lease failovers timed in seconds) have a lane of their own
+# at normal priority; the two shared lanes run at nice +10.
 mkdir -p target
 cargo test --release --workspace --all-targets --no-run --message-format=json-render-diagnostics "$@" \
   > target/test-binaries.json
