@@ -8,9 +8,12 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 what=${1:-all}
 
+# --no-compile: pip byte-compiles every module it installs (botocore,
+# pyspark, checkov's dependencies: CPU a CI build would wait on); Python
+# compiles and caches the ones a tool imports on first use instead.
 pip_install() {  # requirements file
   echo "setup-tools: installing $(grep -v '^#' "$1" | xargs)" >&2
-  python3 -m pip install --quiet --disable-pip-version-check -r "$1"
+  python3 -m pip install --quiet --disable-pip-version-check --no-compile -r "$1"
 }
 
 need=0
@@ -38,7 +41,7 @@ if ! "$venv/bin/checkov" --version 2>/dev/null | grep -qx "3.3.30"; then
     echo "setup-tools: python3 -m venv failed; on Debian: apt-get install -y python3-venv" >&2
     exit 1
   }
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$here/tools/requirements-checkov.txt"
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-compile -r "$here/tools/requirements-checkov.txt"
 fi
 
 # Debian packages: Java for Spark; shellcheck and systemd's own verifier

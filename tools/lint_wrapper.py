@@ -10,8 +10,8 @@ bins under test, integration tests, benches: what `--all-targets` lints),
 so only the workspace's own code is checked twice:
 
 1. rustc builds the unit with cargo's arguments, untouched: the binaries
-   tested, demonstrated and published are rustc's, byte for byte (clippy's
-   driver compiles with MIR optimisations off, so it is never the compiler);
+   tested, demonstrated and published are rustc's (clippy's driver
+   compiles with MIR optimisations off, so it is never the compiler);
 2. then clippy's driver checks the same unit (`--emit=metadata` into a
    scratch folder, against the dependencies rustc just built) with
    `-D warnings`, as `cargo clippy ... -- -D warnings` does. A lint fails
@@ -19,8 +19,13 @@ so only the workspace's own code is checked twice:
 
 Anything that is not a compile of a crate (cargo's `-vV` and `--print`
 probes) goes to rustc alone. Set it for a whole run (`.ci/run` exports
-it): cargo fingerprints the wrapper, so a later build without it would
-rebuild the workspace.
+it): cargo hashes the wrapper's path into the workspace units' metadata,
+so a later build without it would rebuild the workspace, and the binaries
+of a wrapped build are not the bytes of an unwrapped one (same code, other
+symbol hashes: their content addresses differ). Cargo tracks the path
+only: a target folder that is already fresh is not linted again after an
+edit of this file or of the lint flags (a fresh clone, as CI builds, always
+is).
 
     RUSTC_WORKSPACE_WRAPPER=$PWD/tools/lint_wrapper.py cargo test --release ...
 
@@ -37,15 +42,35 @@ import tempfile
 CLIPPY_ARGS = "-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__"
 
 
+def expanded(args):
+    """The arguments with `@file` response files (one argument per line,
+    which cargo writes when a command line is too long) read in."""
+    out = []
+    for a in args:
+        if a.startswith("@"):
+            with open(a[1:], encoding="utf-8") as f:
+                out += f.read().splitlines()
+        else:
+            out.append(a)
+    return out
+
+
 def lint_args(args, scratch):
     """cargo's rustc arguments, turned into a check into `scratch`."""
     out = []
     i = 0
     while i < len(args):
         a = args[i]
-        if a == "--out-dir" or a == "-o":
+        if a in ("--out-dir", "-o"):
             out += ["--out-dir", scratch]
             i += 2
+            continue
+        # rustc's incremental cache is rustc's alone
+        if a == "-C" and i + 1 < len(args) and args[i + 1].startswith("incremental="):
+            i += 2
+            continue
+        if a.startswith("-Cincremental="):
+            i += 1
             continue
         if a.startswith("--out-dir="):
             out.append("--out-dir=" + scratch)
@@ -65,13 +90,16 @@ def lint_args(args, scratch):
 
 def main():
     rustc, args = sys.argv[1], sys.argv[2:]
+    # close_fds=False: both inherit cargo's jobserver pipe (CARGO_MAKEFLAGS).
+    built = subprocess.call([rustc] + args, close_fds=False)
+    if built != 0:
+        sys.exit(built)
+    args = expanded(args)
     compiles = "--crate-name" in args and not any(
         a == "-" or a.startswith("--print") or a in ("-vV", "-V", "--version") for a in args
     )
-    # close_fds=False: both inherit cargo's jobserver pipe (CARGO_MAKEFLAGS).
-    built = subprocess.call([rustc] + args, close_fds=False)
-    if built != 0 or not compiles:
-        sys.exit(built)
+    if not compiles:
+        sys.exit(0)
     scratch = tempfile.mkdtemp(prefix="lint-")
     try:
         env = dict(os.environ, CLIPPY_ARGS=CLIPPY_ARGS)

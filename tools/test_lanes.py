@@ -88,9 +88,11 @@ def run(binary, logs, nice=0):
         argv = (["nice", "-n", str(nice)] if nice else []) + [binary["exe"]]
         child = subprocess.Popen(argv, cwd=binary["dir"], env=env, stdout=out, stderr=subprocess.STDOUT)
         # wait4: the CPU time of the binary and of every process it waited
-        # for (moto servers, Spark JVMs, the workers it ran).
+        # for (its moto servers, the workers and step scripts it ran; not the
+        # test binary's shared Spark engine, which is never waited for).
         _, status, usage = os.wait4(child.pid, 0)
     code = os.waitstatus_to_exitcode(status)
+    child.returncode = code  # reaped here: Popen must not wait for the pid again
     binary.update(
         seconds=time.monotonic() - start,
         cpu=usage.ru_utime + usage.ru_stime,
@@ -156,8 +158,8 @@ def main():
         finished("own lane", binary)
 
     print(
-        "test_lanes: %d binaries in %d shared lanes (nice +%d) and %d of their own"
-        % (len(todo), args.lanes, SHARED_NICE, len(own)),
+        "test_lanes: %d binaries, %d in %d shared lanes (nice +%d), %d in lanes of their own"
+        % (len(todo), len(queue), args.lanes, SHARED_NICE, len(own)),
         flush=True,
     )
     threads = [threading.Thread(target=own_lane, args=(b,)) for b in own]

@@ -946,7 +946,8 @@ fn spark_job(env: &[(&str, String)], src: &str, parallelism: u32, summary: &str)
         summary,
     ])
     .args(["--", "--src", src, "--dest", src, "--delete-on-success"])
-    .args(["--output-manifest", "_compaction/manifest.gz"]);
+    .args(["--output-manifest", "_compaction/manifest.gz"])
+    .envs(lake_testkit::SPARK_JVM_ENV);
     for (k, v) in env {
         cmd.env(k, v);
     }

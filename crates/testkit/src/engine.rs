@@ -11,6 +11,26 @@ use std::time::{Duration, Instant};
 use crate::moto::Moto;
 use crate::{repo_root, require_tool, tempdir};
 
+/// JVM options for every local Spark a test starts (the engine below, the
+/// step scripts' and the compaction tests' `spark-submit`): the client JIT
+/// only and the serial collector. Their JVMs live seconds to minutes on two
+/// cores, where C2's compile threads and the parallel collector's workers
+/// cost more CPU than they win back: the lake tests alone took 420 s of the
+/// machine's CPU with the defaults and 315 s with these (issue 36,
+/// docs/benchmarks.md "CI"). Spark and the queries are the same.
+pub const SPARK_JVM_ENV: [(&str, &str); 2] = [
+    // the driver JVM spark-submit starts (client mode, local master)
+    (
+        "SPARK_SUBMIT_OPTS",
+        "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC",
+    ),
+    // the small launcher JVM spark-class starts first
+    (
+        "SPARK_LAUNCHER_OPTS",
+        "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC",
+    ),
+];
+
 /// The test tier's query engine: Spark SQL with Hive support (pyspark from
 /// PyPI, Java from Debian) serving the `hive` command the lake's step
 /// scripts run (`engine/spark_hive.py`). One per test binary, shared by its
@@ -61,6 +81,7 @@ impl SqlEngine {
                 ("AWS_SECRET_ACCESS_KEY", "testing"),
                 ("AWS_DEFAULT_REGION", "us-east-1"),
             ])
+            .envs(SPARK_JVM_ENV)
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
             .spawn()
@@ -121,14 +142,16 @@ impl SqlEngine {
     }
 
     /// Environment for a step script: `hive` first on PATH, served by this
-    /// engine in `database`.
+    /// engine in `database`; its `spark-submit` with `SPARK_JVM_ENV`.
     pub fn script_env(&self, database: &str) -> Vec<(String, String)> {
         let path = std::env::var("PATH").unwrap_or_default();
-        vec![
+        let mut env = vec![
             ("PATH".into(), format!("{}:{path}", self.bin_dir.display())),
             ("LAKE_SQL_SOCKET".into(), self.socket.display().to_string()),
             ("LAKE_SQL_DATABASE".into(), database.into()),
-        ]
+        ];
+        env.extend(SPARK_JVM_ENV.map(|(k, v)| (k.into(), v.into())));
+        env
     }
 
     /// Run `sql` in `database` (its `s3://` paths read from `moto`); the

@@ -19,7 +19,7 @@ pub mod metric_filter;
 pub mod moto;
 pub mod proxy;
 
-pub use engine::SqlEngine;
+pub use engine::{SqlEngine, SPARK_JVM_ENV};
 pub use moto::{aws, free_port, Moto};
 pub use proxy::{Fault, FaultProxy, FlakyProxy, ShardEndProxy};
 
