@@ -971,8 +971,6 @@ fn compact_starts_a_run_of_the_deployed_state_machine_for_one_partition() {
     );
 }
 
-/// `lakectl preflight` on this lab's spec: exit code and text, with the
-/// lab's temporary folder written as `<envs>` so snapshots are stable.
 /// One instance launched in moto through the AWS CLI (with `env` over the
 /// emulator's credentials).
 fn run_instance(moto: &Moto, env: &[(&str, &str)], instance_type: &str, extra: &[&str]) -> String {
@@ -988,6 +986,8 @@ fn run_instance(moto: &Moto, env: &[(&str, &str)], instance_type: &str, extra: &
     lake_testkit::moto::aws_with_env(moto, env, &args)
 }
 
+/// `lakectl preflight` on this lab's spec: exit code and text, with the
+/// lab's temporary folder written as `<envs>` so snapshots are stable.
 fn preflight(lab: &Lab, extra: &[&str]) -> (i32, String) {
     let mut args = vec!["preflight", "local"];
     args.extend_from_slice(extra);

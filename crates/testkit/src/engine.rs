@@ -20,16 +20,11 @@ use crate::{repo_root, require_tool, tempdir};
 /// docs/benchmarks.md "CI"). Spark and the queries are the same.
 pub const SPARK_JVM_ENV: [(&str, &str); 2] = [
     // the driver JVM spark-submit starts (client mode, local master)
-    (
-        "SPARK_SUBMIT_OPTS",
-        "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC",
-    ),
+    ("SPARK_SUBMIT_OPTS", JVM_OPTIONS),
     // the small launcher JVM spark-class starts first
-    (
-        "SPARK_LAUNCHER_OPTS",
-        "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC",
-    ),
+    ("SPARK_LAUNCHER_OPTS", JVM_OPTIONS),
 ];
+const JVM_OPTIONS: &str = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC";
 
 /// The test tier's query engine: Spark SQL with Hive support (pyspark from
 /// PyPI, Java from Debian) serving the `hive` command the lake's step
